@@ -1,0 +1,190 @@
+//! ModelPack media types: five file categories times four encodings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Manifest `artifactType` of a ModelPack artifact.
+pub const ARTIFACT_TYPE_MODEL: &str = "application/vnd.cncf.model.manifest.v1+json";
+/// Media type of the ModelPack config blob.
+pub const MEDIA_TYPE_MODEL_CONFIG: &str = "application/vnd.cncf.model.config.v1+json";
+/// The OCI image manifest media type.
+pub const MEDIA_TYPE_IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The OCI image index media type.
+pub const MEDIA_TYPE_IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// The OCI empty descriptor media type (content `{}`).
+pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+const PREFIX: &str = "application/vnd.cncf.model.";
+/// modctl before v0.2.0 wrote this prefix; readers accept it.
+const LEGACY_PREFIX: &str = "application/vnd.cnai.model.";
+
+/// The five ModelPack file categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Model weights (`.safetensors`, `.gguf`, ...).
+    Weight,
+    /// Configuration needed to use the weights: `config.json`, tokenizers.
+    #[serde(rename = "config")]
+    WeightConfig,
+    /// Documentation: README, LICENSE, model card.
+    Doc,
+    /// Code: Python, scripts, notebooks.
+    Code,
+    /// Datasets.
+    Dataset,
+}
+
+impl Category {
+    /// Every category, in the order ferry places layers in a manifest.
+    pub const ALL: [Category; 5] = [
+        Category::WeightConfig,
+        Category::Weight,
+        Category::Code,
+        Category::Doc,
+        Category::Dataset,
+    ];
+
+    /// The media-type segment: `weight`, `weight.config`, `doc`, `code`, `dataset`.
+    pub fn media_segment(self) -> &'static str {
+        match self {
+            Category::Weight => "weight",
+            Category::WeightConfig => "weight.config",
+            Category::Doc => "doc",
+            Category::Code => "code",
+            Category::Dataset => "dataset",
+        }
+    }
+
+    /// The short name used on the command line and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Weight => "weight",
+            Category::WeightConfig => "config",
+            Category::Doc => "doc",
+            Category::Code => "code",
+            Category::Dataset => "dataset",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Category {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "weight" | "weights" | "model" => Ok(Category::Weight),
+            "config" | "weight.config" | "weight-config" => Ok(Category::WeightConfig),
+            "doc" | "docs" => Ok(Category::Doc),
+            "code" => Ok(Category::Code),
+            "dataset" | "datasets" => Ok(Category::Dataset),
+            other => Err(format!(
+                "unknown category {other:?} (expected weight, config, doc, code or dataset)"
+            )),
+        }
+    }
+}
+
+/// How a layer's bytes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Encoding {
+    /// The file's bytes, unarchived and uncompressed.
+    Raw,
+    /// An uncompressed tar archive.
+    Tar,
+    /// A gzip-compressed tar archive.
+    TarGzip,
+    /// A zstd-compressed tar archive.
+    TarZstd,
+}
+
+impl Encoding {
+    /// The media-type suffix: `raw`, `tar`, `tar+gzip`, `tar+zstd`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Encoding::Raw => "raw",
+            Encoding::Tar => "tar",
+            Encoding::TarGzip => "tar+gzip",
+            Encoding::TarZstd => "tar+zstd",
+        }
+    }
+
+    /// True for the three tar encodings.
+    pub fn is_tar(self) -> bool {
+        !matches!(self, Encoding::Raw)
+    }
+
+    fn from_suffix(s: &str) -> Option<Self> {
+        match s {
+            "raw" => Some(Encoding::Raw),
+            "tar" => Some(Encoding::Tar),
+            "tar+gzip" => Some(Encoding::TarGzip),
+            "tar+zstd" => Some(Encoding::TarZstd),
+            _ => None,
+        }
+    }
+}
+
+/// The media type of a ModelPack layer, e.g. `application/vnd.cncf.model.weight.v1.raw`.
+pub fn layer_media_type(category: Category, encoding: Encoding) -> String {
+    format!("{PREFIX}{}.v1.{}", category.media_segment(), encoding.suffix())
+}
+
+/// Parses a ModelPack layer media type (current or legacy `vnd.cnai` prefix).
+pub fn parse_layer_media_type(media_type: &str) -> Option<(Category, Encoding)> {
+    let rest = media_type
+        .strip_prefix(PREFIX)
+        .or_else(|| media_type.strip_prefix(LEGACY_PREFIX))?;
+    let (segment, suffix) = rest.split_once(".v1.")?;
+    let category = match segment {
+        "weight" => Category::Weight,
+        "weight.config" => Category::WeightConfig,
+        "doc" => Category::Doc,
+        "code" => Category::Code,
+        "dataset" => Category::Dataset,
+        _ => return None,
+    };
+    Some((category, Encoding::from_suffix(suffix)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_round_trip_for_every_category_and_encoding() {
+        for category in Category::ALL {
+            for encoding in [
+                Encoding::Raw,
+                Encoding::Tar,
+                Encoding::TarGzip,
+                Encoding::TarZstd,
+            ] {
+                let mt = layer_media_type(category, encoding);
+                assert_eq!(parse_layer_media_type(&mt), Some((category, encoding)));
+            }
+        }
+        assert_eq!(
+            layer_media_type(Category::WeightConfig, Encoding::Raw),
+            "application/vnd.cncf.model.weight.config.v1.raw"
+        );
+    }
+
+    #[test]
+    fn legacy_prefix_is_accepted_and_garbage_rejected() {
+        assert_eq!(
+            parse_layer_media_type("application/vnd.cnai.model.weight.v1.tar"),
+            Some((Category::Weight, Encoding::Tar))
+        );
+        assert_eq!(parse_layer_media_type("application/vnd.cncf.model.weight.v2.raw"), None);
+        assert_eq!(parse_layer_media_type("application/vnd.cncf.model.foo.v1.raw"), None);
+        assert_eq!(parse_layer_media_type("application/octet-stream"), None);
+    }
+}
