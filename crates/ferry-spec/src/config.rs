@@ -205,7 +205,10 @@ impl ModelPackConfig {
             }
         }
         if self.modelfs.diff_ids.is_empty() {
-            return Err(value_error("modelfs.diffIds", "must list at least one layer"));
+            return Err(value_error(
+                "modelfs.diffIds",
+                "must list at least one layer",
+            ));
         }
         Ok(())
     }

@@ -134,7 +134,11 @@ impl Encoding {
 
 /// The media type of a ModelPack layer, e.g. `application/vnd.cncf.model.weight.v1.raw`.
 pub fn layer_media_type(category: Category, encoding: Encoding) -> String {
-    format!("{PREFIX}{}.v1.{}", category.media_segment(), encoding.suffix())
+    format!(
+        "{PREFIX}{}.v1.{}",
+        category.media_segment(),
+        encoding.suffix()
+    )
 }
 
 /// Parses a ModelPack layer media type (current or legacy `vnd.cnai` prefix).
@@ -183,8 +187,14 @@ mod tests {
             parse_layer_media_type("application/vnd.cnai.model.weight.v1.tar"),
             Some((Category::Weight, Encoding::Tar))
         );
-        assert_eq!(parse_layer_media_type("application/vnd.cncf.model.weight.v2.raw"), None);
-        assert_eq!(parse_layer_media_type("application/vnd.cncf.model.foo.v1.raw"), None);
+        assert_eq!(
+            parse_layer_media_type("application/vnd.cncf.model.weight.v2.raw"),
+            None
+        );
+        assert_eq!(
+            parse_layer_media_type("application/vnd.cncf.model.foo.v1.raw"),
+            None
+        );
         assert_eq!(parse_layer_media_type("application/octet-stream"), None);
     }
 }

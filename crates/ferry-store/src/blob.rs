@@ -1,0 +1,134 @@
+//! Writing a blob safely: temp file, hash on the way, verify, fsync, rename.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use ferry_spec::digest::HashingWriter;
+use ferry_spec::oci::Digest;
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::store::Store;
+
+/// A blob being written. Dropping it without [`BlobWriter::commit`] deletes
+/// the temporary file, so a failed write leaves nothing behind.
+pub struct BlobWriter {
+    store: Store,
+    temp: Option<tempfile::TempPath>,
+    writer: HashingWriter<io::BufWriter<File>>,
+}
+
+impl BlobWriter {
+    pub(crate) fn create(store: &Store) -> Result<BlobWriter> {
+        let dir = store.tmp_dir();
+        let named = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&dir)
+            .ctx("creating temporary file in", &dir)?;
+        let (file, path) = named.into_parts();
+        Ok(BlobWriter {
+            store: store.clone(),
+            temp: Some(path),
+            writer: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// The temporary file's path.
+    pub fn temp_path(&self) -> &Path {
+        self.temp.as_deref().unwrap_or_else(|| Path::new(""))
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.writer.written()
+    }
+
+    /// Writes bytes, naming the temp file in errors.
+    pub fn write_all_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let path = self.temp_path().to_path_buf();
+        self.writer.write_all(bytes).ctx("writing", path)
+    }
+
+    /// Verifies the digest (when one is expected), fsyncs and renames the
+    /// blob into place. Returns the digest of what was written.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<Digest> {
+        let temp_path = self.temp_path().to_path_buf();
+        self.writer.flush().ctx("writing", &temp_path)?;
+        let temp = self.temp.take();
+        let (buffered, digest, _) = self.writer.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx("writing", &temp_path)?;
+        if let Some(expected) = expected
+            && expected != &digest
+        {
+            return Err(StoreError::DigestMismatch {
+                digest: expected.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        let Some(temp) = temp else {
+            return Err(StoreError::Rejected("blob writer used after commit".into()));
+        };
+        let target = self.store.blob_path(&digest);
+        if target.is_file() {
+            // Same content already stored: the temp file is dropped and deleted.
+            return Ok(digest);
+        }
+        file.sync_all().ctx("syncing", &temp_path)?;
+        drop(file);
+        temp.persist(&target)
+            .map_err(|e| e.error)
+            .ctx("renaming blob to", &target)?;
+        sync_dir(target.parent().unwrap_or(Path::new(".")))?;
+        Ok(digest)
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Makes a rename durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("syncing directory", dir)
+}
+
+/// Moves an already-verified file into the store under `digest`: used for
+/// reflinked and hardlinked blobs that were hashed from their source.
+pub(crate) fn install_verified_file(store: &Store, temp: &Path, digest: &Digest) -> Result<()> {
+    let target = store.blob_path(digest);
+    if target.is_file() {
+        fs::remove_file(temp).ctx("removing", temp)?;
+        return Ok(());
+    }
+    File::open(temp)
+        .and_then(|f| f.sync_all())
+        .ctx("syncing", temp)?;
+    fs::rename(temp, &target).ctx("renaming blob to", &target)?;
+    sync_dir(target.parent().unwrap_or(Path::new(".")))
+}
+
+/// A path in the store's tmp directory that nothing else uses, for a reflink
+/// or hardlink target.
+pub(crate) fn fresh_temp_path(store: &Store) -> Result<PathBuf> {
+    let dir = store.tmp_dir();
+    let named = tempfile::Builder::new()
+        .prefix("blob-")
+        .tempfile_in(&dir)
+        .ctx("creating temporary file in", &dir)?;
+    let path = named.into_temp_path();
+    let keep = path.to_path_buf();
+    // The name is reserved by deleting the empty file only now; the caller
+    // creates the link immediately after.
+    path.close().ctx("removing", &keep)?;
+    Ok(keep)
+}

@@ -1,0 +1,437 @@
+//! `ferry extract`: an artifact becomes files again, safely.
+//!
+//! Everything is unpacked into a staging directory next to the target and
+//! moved into place only when every layer has been written and its digest
+//! verified, so a hostile or corrupt layer leaves nothing behind. Tar entries
+//! are checked before anything is created: no absolute paths, no `..`, no
+//! symlink or hardlink leaving the root, no device nodes or fifos, no path
+//! that passes through a symlink.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use ferry_spec::annotations::{self as ann, FileMetadata};
+use ferry_spec::digest::HashingReader;
+use ferry_spec::media::{self, Encoding};
+use ferry_spec::oci::{Descriptor, Digest};
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::store::Store;
+
+/// Options of `ferry extract`.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// Write into a non-empty directory, replacing files.
+    pub force: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct Extracted {
+    /// Files, links and directories created.
+    pub entries: usize,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// How a layer becomes files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerPlacement {
+    /// The blob is one file at this relative path.
+    File(String),
+    /// The blob is a tar archive to unpack at the root.
+    Tar(Encoding),
+}
+
+/// Decides how a layer is placed: ModelPack media types first, then OCI
+/// tar layers, then any blob with a title (ORAS-style files).
+pub fn placement(layer: &Descriptor) -> Result<LayerPlacement> {
+    let media_type = layer.media_type().to_string();
+    let annotations = layer.annotations().clone().unwrap_or_default();
+    let path_annotation = annotations
+        .get(ann::FILEPATH)
+        .or_else(|| annotations.get(ann::FILEPATH_LEGACY))
+        .or_else(|| annotations.get(ann::TITLE))
+        .cloned();
+    let encoding = media::parse_layer_media_type(&media_type)
+        .map(|(_, encoding)| encoding)
+        .or_else(|| oci_tar_encoding(&media_type));
+    match encoding {
+        Some(Encoding::Raw) | None => match path_annotation {
+            Some(path) if encoding.is_some() || !path.is_empty() => Ok(LayerPlacement::File(path)),
+            _ => Err(StoreError::Rejected(format!(
+                "layer {} ({media_type}) has no file path annotation",
+                layer.digest()
+            ))),
+        },
+        Some(Encoding::Tar) => Ok(LayerPlacement::Tar(Encoding::Tar)),
+        Some(other) => Err(StoreError::Rejected(format!(
+            "layer {} is {}: compressed layers are not supported by this version of ferry",
+            layer.digest(),
+            other.suffix()
+        ))),
+    }
+}
+
+fn oci_tar_encoding(media_type: &str) -> Option<Encoding> {
+    match media_type {
+        "application/vnd.oci.image.layer.v1.tar"
+        | "application/vnd.docker.image.rootfs.diff.tar" => Some(Encoding::Tar),
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(Encoding::TarGzip),
+        "application/vnd.oci.image.layer.v1.tar+zstd" => Some(Encoding::TarZstd),
+        _ => None,
+    }
+}
+
+/// Extracts the artifact named `input` into `dir`.
+pub fn extract(
+    store: &Store,
+    input: &str,
+    dir: &Path,
+    options: &ExtractOptions,
+) -> Result<Extracted> {
+    let resolved = store.resolve(input)?;
+    let manifest = store.read_manifest(resolved.descriptor.digest())?;
+    if dir.exists() && !options.force && !is_empty_dir(dir)? {
+        return Err(StoreError::Rejected(format!(
+            "{} is not empty (use --force to overwrite)",
+            dir.display()
+        )));
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).ctx("creating", &parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".ferry-extract-")
+        .tempdir_in(&parent)
+        .ctx("creating staging directory in", &parent)?;
+    let mut total = Extracted::default();
+    for layer in manifest.layers() {
+        let placed = place_layer(store, layer, staging.path())?;
+        total.entries += placed.entries;
+        total.bytes += placed.bytes;
+    }
+    move_into_place(staging.path(), dir)?;
+    Ok(total)
+}
+
+fn is_empty_dir(dir: &Path) -> Result<bool> {
+    if !dir.is_dir() {
+        return Err(StoreError::Rejected(format!(
+            "{} exists and is not a directory",
+            dir.display()
+        )));
+    }
+    Ok(fs::read_dir(dir).ctx("reading", dir)?.next().is_none())
+}
+
+/// Writes one layer into `root`, verifying the blob's digest on the way.
+pub fn place_layer(store: &Store, layer: &Descriptor, root: &Path) -> Result<Extracted> {
+    let blob = store.open_blob(layer.digest())?;
+    let mut reader = HashingReader::new(blob);
+    let placed = match placement(layer)? {
+        LayerPlacement::File(path) => {
+            let mode = layer
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(ann::FILE_METADATA))
+                .and_then(|json| serde_json::from_str::<FileMetadata>(json).ok())
+                .map(|m| m.mode & 0o777)
+                .unwrap_or(0o644);
+            let bytes = write_file(root, &path, mode, &mut reader)?;
+            Extracted { entries: 1, bytes }
+        }
+        LayerPlacement::Tar(_) => unpack_tar(root, &mut reader)?,
+    };
+    io::copy(&mut reader, &mut io::sink()).ctx("reading blob", layer.digest().to_string())?;
+    let (digest, size) = reader.finish();
+    verify(layer, &digest, size)?;
+    Ok(placed)
+}
+
+fn verify(layer: &Descriptor, digest: &Digest, size: u64) -> Result<()> {
+    if digest != layer.digest() {
+        return Err(StoreError::DigestMismatch {
+            digest: layer.digest().to_string(),
+            actual: digest.to_string(),
+        });
+    }
+    if size != layer.size() {
+        return Err(StoreError::Rejected(format!(
+            "blob {} is {size} bytes, the manifest says {}",
+            layer.digest(),
+            layer.size()
+        )));
+    }
+    Ok(())
+}
+
+/// Splits a relative path into safe components or refuses it.
+pub fn safe_components(path: &str) -> Result<Vec<String>> {
+    let trimmed = path.trim_start_matches("./");
+    let mut parts = Vec::new();
+    for component in Path::new(trimmed).components() {
+        match component {
+            Component::Normal(part) => parts.push(
+                part.to_str()
+                    .ok_or_else(|| StoreError::Rejected(format!("path {path:?} is not UTF-8")))?
+                    .to_string(),
+            ),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(StoreError::Rejected(format!(
+                    "refusing path {path:?}: contains '..'"
+                )));
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(StoreError::Rejected(format!(
+                    "refusing absolute path {path:?}"
+                )));
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(StoreError::Rejected(format!(
+            "refusing empty path {path:?}"
+        )));
+    }
+    Ok(parts)
+}
+
+/// Creates the parent directories of `parts` under `root`, refusing to pass
+/// through anything that is not a real directory; returns the full path.
+fn prepare_parent(root: &Path, parts: &[String]) -> Result<PathBuf> {
+    let mut current = root.to_path_buf();
+    for part in &parts[..parts.len() - 1] {
+        current.push(part);
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::Rejected(format!(
+                    "refusing path {}: {} is not a directory",
+                    parts.join("/"),
+                    part
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&current).ctx("creating", &current)?;
+            }
+            Err(e) => return Err(e).ctx("reading", &current),
+        }
+    }
+    current.push(&parts[parts.len() - 1]);
+    Ok(current)
+}
+
+/// Removes whatever is at `path` (a later layer's file wins).
+fn clear(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).ctx("replacing", path),
+        Ok(_) => fs::remove_file(path).ctx("replacing", path),
+        Err(_) => Ok(()),
+    }
+}
+
+fn write_file(root: &Path, rel: &str, mode: u32, content: &mut dyn Read) -> Result<u64> {
+    let parts = safe_components(rel)?;
+    let path = prepare_parent(root, &parts)?;
+    clear(&path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .ctx("creating", &path)?;
+    let bytes = io::copy(content, &mut file).ctx("writing", &path)?;
+    file.set_permissions(fs::Permissions::from_mode(mode & 0o777))
+        .ctx("setting mode of", &path)?;
+    Ok(bytes)
+}
+
+/// Unpacks a tar stream into `root` after checking every entry.
+pub fn unpack_tar(root: &Path, reader: &mut dyn Read) -> Result<Extracted> {
+    let mut archive = tar::Archive::new(reader);
+    let mut out = Extracted::default();
+    let entries = archive
+        .entries()
+        .map_err(|e| StoreError::Rejected(format!("invalid tar layer: {e}")))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| StoreError::Rejected(format!("invalid tar layer: {e}")))?;
+        let raw_path = entry
+            .path()
+            .map_err(|e| StoreError::Rejected(format!("invalid tar entry path: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        let kind = entry.header().entry_type();
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        if kind.is_dir()
+            && raw_path
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .is_empty()
+        {
+            continue; // the root itself
+        }
+        let parts = safe_components(&raw_path)?;
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                out.bytes += write_file(root, &raw_path, mode, &mut entry)?;
+            }
+            tar::EntryType::Directory => {
+                let path = prepare_parent(root, &parts)?;
+                match fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.is_dir() => {}
+                    Ok(_) => {
+                        clear(&path)?;
+                        fs::create_dir(&path).ctx("creating", &path)?;
+                    }
+                    Err(_) => fs::create_dir(&path).ctx("creating", &path)?,
+                }
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o700))
+                    .ctx("setting mode of", &path)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = link_name(&entry, &raw_path)?;
+                check_symlink_target(&parts, &target, &raw_path)?;
+                let path = prepare_parent(root, &parts)?;
+                clear(&path)?;
+                std::os::unix::fs::symlink(&target, &path).ctx("creating symlink", &path)?;
+            }
+            tar::EntryType::Link => {
+                let target = link_name(&entry, &raw_path)?;
+                let target_parts = safe_components(&target).map_err(|_| {
+                    StoreError::Rejected(format!(
+                        "refusing hardlink {raw_path:?}: target {target:?} escapes the root"
+                    ))
+                })?;
+                let target_path = root.join(target_parts.join("/"));
+                let meta = fs::symlink_metadata(&target_path).map_err(|_| {
+                    StoreError::Rejected(format!(
+                        "refusing hardlink {raw_path:?}: target {target:?} does not exist"
+                    ))
+                })?;
+                if !meta.is_file() {
+                    return Err(StoreError::Rejected(format!(
+                        "refusing hardlink {raw_path:?}: target {target:?} is not a regular file"
+                    )));
+                }
+                // The target's parents must be real directories as well.
+                prepare_parent(root, &target_parts)?;
+                let path = prepare_parent(root, &parts)?;
+                clear(&path)?;
+                fs::hard_link(&target_path, &path).ctx("creating hardlink", &path)?;
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
+            other => {
+                return Err(StoreError::Rejected(format!(
+                    "refusing tar entry {raw_path:?}: unsupported type {other:?} (device nodes, fifos and sockets are not allowed)"
+                )));
+            }
+        }
+        out.entries += 1;
+    }
+    Ok(out)
+}
+
+fn link_name<R: Read>(entry: &tar::Entry<R>, raw_path: &str) -> Result<String> {
+    entry
+        .link_name()
+        .map_err(|e| StoreError::Rejected(format!("invalid link in {raw_path:?}: {e}")))?
+        .map(|p| p.to_string_lossy().into_owned())
+        .ok_or_else(|| StoreError::Rejected(format!("link {raw_path:?} has no target")))
+}
+
+/// A symlink may only point inside the root, judged lexically from its directory.
+fn check_symlink_target(parts: &[String], target: &str, raw_path: &str) -> Result<()> {
+    if target.starts_with('/') {
+        return Err(StoreError::Rejected(format!(
+            "refusing symlink {raw_path:?}: absolute target {target:?}"
+        )));
+    }
+    let mut depth: Vec<&str> = parts[..parts.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let mut descended = false;
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                // `..` after a name could climb out through a symlinked
+                // directory (`a -> .` makes `a/..` the root's parent).
+                if descended || depth.pop().is_none() {
+                    return Err(StoreError::Rejected(format!(
+                        "refusing symlink {raw_path:?}: target {target:?} escapes the root"
+                    )));
+                }
+            }
+            other => {
+                descended = true;
+                depth.push(other);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves the staged tree into `dir`: a rename when `dir` does not exist,
+/// else a merge that replaces existing entries.
+fn move_into_place(staging: &Path, dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        fs::rename(staging, dir).ctx("moving extracted files to", dir)?;
+        // Keep the TempDir drop from failing loudly: recreate an empty dir for it.
+        let _ = fs::create_dir(staging);
+        return Ok(());
+    }
+    merge(staging, dir)
+}
+
+fn merge(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from).ctx("reading", from)? {
+        let entry = entry.ctx("reading", from)?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let source_is_dir = entry.file_type().ctx("reading", &source)?.is_dir();
+        let target_meta = fs::symlink_metadata(&target).ok();
+        match target_meta {
+            Some(meta) if meta.is_dir() && source_is_dir => merge(&source, &target)?,
+            Some(_) => {
+                clear(&target)?;
+                fs::rename(&source, &target).ctx("moving extracted file to", &target)?;
+            }
+            None => fs::rename(&source, &target).ctx("moving extracted file to", &target)?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        assert!(safe_components("../x").is_err());
+        assert!(safe_components("/etc/passwd").is_err());
+        assert!(safe_components("a/../../x").is_err());
+        assert!(safe_components("").is_err());
+        assert_eq!(safe_components("./a/b").unwrap(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn symlink_targets_are_judged_from_their_directory() {
+        let parts = |s: &str| s.split('/').map(String::from).collect::<Vec<_>>();
+        assert!(check_symlink_target(&parts("a/b/link"), "../c", "l").is_ok());
+        assert!(check_symlink_target(&parts("a/link"), "../c", "l").is_ok());
+        assert!(check_symlink_target(&parts("link"), "../c", "l").is_err());
+        assert!(check_symlink_target(&parts("a/link"), "../../c", "l").is_err());
+        assert!(check_symlink_target(&parts("link"), "/etc", "l").is_err());
+        assert!(check_symlink_target(&parts("a/link"), "b/../../c", "l").is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! `index.json`: the names of the manifests in the store.
+//!
+//! Each entry is a manifest descriptor whose `org.opencontainers.image.ref.name`
+//! holds the full normalized reference (`docker.io/library/m:latest`), as
+//! CRI-O and Podman expect. Updates hold the index lock and replace the file
+//! atomically, so concurrent processes never lose an entry and a crash never
+//! leaves a torn file.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use ferry_spec::Reference;
+use ferry_spec::annotations::REF_NAME;
+use ferry_spec::oci::{Descriptor, Digest, ImageIndex};
+
+use crate::blob::sync_dir;
+use crate::error::{IoContext, Result, StoreError};
+use crate::store::Store;
+
+/// The index of an empty store.
+pub const EMPTY_INDEX: &str =
+    r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+
+/// Writes `bytes` to `path` through a temp file in the same directory: fsync, rename, fsync dir.
+pub fn write_atomically(store: &Store, path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(store.root());
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .ctx("creating temporary file in", dir)?;
+    temp.write_all(bytes)
+        .ctx("writing", temp.path().to_path_buf())?;
+    temp.as_file().sync_all().ctx("syncing", path)?;
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .ctx("replacing", path)?;
+    sync_dir(dir)
+}
+
+/// The reference name recorded on an index entry, if any.
+pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+    descriptor
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME))
+        .map(String::as_str)
+}
+
+/// What a user's reference resolved to.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The normalized name, when the lookup was by name.
+    pub reference: Option<String>,
+    /// The manifest descriptor.
+    pub descriptor: Descriptor,
+}
+
+/// Parses a user reference and returns its normalized full form.
+pub fn normalize_reference(input: &str) -> Result<Reference> {
+    input
+        .parse::<Reference>()
+        .map_err(|e| StoreError::InvalidReference {
+            input: input.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+impl Store {
+    /// Reads and parses `index.json`.
+    pub fn read_index(&self) -> Result<ImageIndex> {
+        let path = self.index_path();
+        let bytes = fs::read(&path).ctx("reading", &path)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptIndex {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Every manifest descriptor in the index, in index order.
+    pub fn entries(&self) -> Result<Vec<Descriptor>> {
+        Ok(self.read_index()?.manifests().clone())
+    }
+
+    fn update_index<T>(&self, change: impl FnOnce(&mut Vec<Descriptor>) -> T) -> Result<T> {
+        let _guard = self.lock_index()?;
+        let mut index = self.read_index()?;
+        let mut manifests = index.manifests().clone();
+        let out = change(&mut manifests);
+        index.set_manifests(manifests);
+        let bytes = ferry_spec::json::canonical_json(&index)
+            .map_err(|e| StoreError::Rejected(format!("cannot serialize index.json: {e}")))?;
+        write_atomically(self, &self.index_path(), &bytes)?;
+        Ok(out)
+    }
+
+    /// Names `descriptor` as `reference`, replacing what that name pointed to.
+    pub fn set_reference(&self, reference: &Reference, descriptor: &Descriptor) -> Result<()> {
+        let name = reference.whole();
+        let mut entry = descriptor.clone();
+        let mut annotations = entry.annotations().clone().unwrap_or_default();
+        annotations.insert(REF_NAME.to_string(), name.clone());
+        entry.set_annotations(Some(annotations));
+        self.update_index(|manifests| {
+            manifests.retain(|d| ref_name(d) != Some(name.as_str()));
+            manifests.push(entry);
+        })
+    }
+
+    /// Removes the entry named `reference`; returns its descriptor.
+    pub fn remove_reference(&self, reference: &Reference) -> Result<Option<Descriptor>> {
+        let name = reference.whole();
+        self.update_index(|manifests| {
+            let position = manifests
+                .iter()
+                .position(|d| ref_name(d) == Some(name.as_str()))?;
+            Some(manifests.remove(position))
+        })
+    }
+
+    /// Removes every entry pointing at `digest`; returns how many there were.
+    pub fn remove_digest(&self, digest: &Digest) -> Result<usize> {
+        self.update_index(|manifests| {
+            let before = manifests.len();
+            manifests.retain(|d| d.digest() != digest);
+            before - manifests.len()
+        })
+    }
+
+    /// Resolves a name (`m`, `host/m:v1`), `name@sha256:...` or a bare
+    /// `sha256:...` digest to a manifest descriptor in the index.
+    pub fn resolve(&self, input: &str) -> Result<Resolved> {
+        let entries = self.entries()?;
+        if input.starts_with("sha256:") {
+            let digest = parse_digest(input)?;
+            return entries
+                .into_iter()
+                .find(|d| d.digest() == &digest)
+                .map(|descriptor| Resolved {
+                    reference: None,
+                    descriptor,
+                })
+                .ok_or_else(|| StoreError::NotFound(input.to_string()));
+        }
+        let reference = normalize_reference(input)?;
+        if let Some(digest) = reference.digest() {
+            let digest = parse_digest(digest)?;
+            return entries
+                .into_iter()
+                .find(|d| d.digest() == &digest)
+                .map(|descriptor| Resolved {
+                    reference: None,
+                    descriptor,
+                })
+                .ok_or_else(|| StoreError::NotFound(input.to_string()));
+        }
+        let name = reference.whole();
+        entries
+            .into_iter()
+            .find(|d| ref_name(d) == Some(name.as_str()))
+            .map(|descriptor| Resolved {
+                reference: Some(name.clone()),
+                descriptor,
+            })
+            .ok_or(StoreError::NotFound(name))
+    }
+
+    /// Every blob reachable from the index: manifests, configs, layers,
+    /// subjects' referrers (all by digest), for GC and fsck.
+    pub fn reachable_blobs(&self) -> Result<HashMap<Digest, Reach>> {
+        let mut reach = HashMap::new();
+        let mut stack: Vec<Descriptor> = self.entries()?;
+        while let Some(descriptor) = stack.pop() {
+            let digest = descriptor.digest().clone();
+            if reach.contains_key(&digest) {
+                continue;
+            }
+            let media_type = descriptor.media_type().to_string();
+            reach.insert(
+                digest.clone(),
+                Reach {
+                    size: descriptor.size(),
+                },
+            );
+            let is_manifest = media_type == ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST
+                || media_type == "application/vnd.docker.distribution.manifest.v2+json";
+            let is_index = media_type == ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX
+                || media_type == "application/vnd.docker.distribution.manifest.list.v2+json";
+            if !(is_manifest || is_index) || !self.has_blob(&digest) {
+                continue;
+            }
+            let Ok(bytes) = self.read_document(&digest) else {
+                continue;
+            };
+            if is_manifest {
+                if let Ok(manifest) =
+                    serde_json::from_slice::<ferry_spec::oci::ImageManifest>(&bytes)
+                {
+                    stack.push(manifest.config().clone());
+                    stack.extend(manifest.layers().iter().cloned());
+                }
+            } else if let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) {
+                stack.extend(index.manifests().iter().cloned());
+            }
+        }
+        Ok(reach)
+    }
+}
+
+/// What the index says about a reachable blob.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach {
+    /// The size the referencing descriptor declares.
+    pub size: u64,
+}
+
+/// Parses a digest string with a clear error.
+pub fn parse_digest(input: &str) -> Result<Digest> {
+    Digest::try_from(input).map_err(|e| StoreError::InvalidReference {
+        input: input.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Confirms a file is a readable index (used by fsck to report corruption).
+pub fn check_index_file(path: &Path) -> Result<()> {
+    let file = File::open(path).ctx("reading", path)?;
+    serde_json::from_reader::<_, ImageIndex>(std::io::BufReader::new(file)).map_err(|e| {
+        StoreError::CorruptIndex {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(())
+}

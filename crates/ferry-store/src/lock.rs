@@ -1,0 +1,47 @@
+//! Advisory file locks that serialize writers across processes.
+//!
+//! Two locks: `index.lock` guards read-modify-write of `index.json`;
+//! `gc.lock` is held shared by anything that adds blobs (pack, pull) and
+//! exclusive by anything that deletes them (rm, prune), so a blob written but
+//! not yet named in the index is never collected.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// A held lock; released on drop (the kernel also drops it if the process dies).
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .ctx("opening lock file", path)
+}
+
+/// Blocks until the exclusive lock at `path` is held.
+pub fn exclusive(path: &Path) -> Result<LockGuard> {
+    let file = open_lock_file(path)?;
+    file.lock().ctx("locking", path)?;
+    Ok(LockGuard { file })
+}
+
+/// Blocks until a shared lock at `path` is held.
+pub fn shared(path: &Path) -> Result<LockGuard> {
+    let file = open_lock_file(path)?;
+    file.lock_shared().ctx("locking", path)?;
+    Ok(LockGuard { file })
+}

@@ -1,0 +1,222 @@
+//! Keeping the store healthy: `rm`, `prune` and `fsck`.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use ferry_spec::digest::HashingReader;
+use ferry_spec::oci::Digest;
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::index::{normalize_reference, parse_digest};
+use crate::store::Store;
+
+/// What `ferry rm` did.
+#[derive(Debug, Clone, Default)]
+pub struct Removed {
+    /// Index entries removed.
+    pub entries: usize,
+    /// Blobs deleted because nothing else needs them.
+    pub blobs: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// Removes a tag (`name:tag`) or, for a digest, every entry of that manifest,
+/// then deletes the blobs no remaining entry reaches.
+pub fn remove(store: &Store, input: &str) -> Result<Removed> {
+    let _collect = store.lock_collect()?;
+    let entries = if input.starts_with("sha256:") {
+        store.remove_digest(&parse_digest(input)?)?
+    } else {
+        let reference = normalize_reference(input)?;
+        match reference.digest() {
+            Some(digest) => store.remove_digest(&parse_digest(digest)?)?,
+            None => usize::from(store.remove_reference(&reference)?.is_some()),
+        }
+    };
+    if entries == 0 {
+        return Err(StoreError::NotFound(input.to_string()));
+    }
+    let (blobs, bytes) = delete_unreachable(store, false)?;
+    Ok(Removed {
+        entries,
+        blobs: blobs.len(),
+        bytes,
+    })
+}
+
+/// What `ferry prune` removed (or would remove).
+#[derive(Debug, Clone, Default)]
+pub struct Pruned {
+    /// Unreferenced blobs.
+    pub blobs: Vec<String>,
+    /// Leftover temporary files of interrupted writes.
+    pub temp_files: Vec<PathBuf>,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// Deletes blobs that no index entry reaches and leftovers in `tmp/`.
+pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
+    let _collect = store.lock_collect()?;
+    let (blobs, mut bytes) = delete_unreachable(store, dry_run)?;
+    let mut temp_files = Vec::new();
+    // Holding the collect lock means no writer is active: all of tmp/ is debris.
+    let tmp = store.tmp_dir();
+    if tmp.is_dir() {
+        for entry in fs::read_dir(&tmp).ctx("reading", &tmp)? {
+            let entry = entry.ctx("reading", &tmp)?;
+            let path = entry.path();
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if !dry_run {
+                let removed = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                removed.ctx("removing", &path)?;
+            }
+            temp_files.push(path);
+        }
+    }
+    Ok(Pruned {
+        blobs,
+        temp_files,
+        bytes,
+    })
+}
+
+/// Blob files present in the store, by digest.
+fn stored_blobs(store: &Store) -> Result<Vec<(String, PathBuf)>> {
+    let dir = store.blobs_dir("sha256");
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in fs::read_dir(&dir).ctx("reading", &dir)? {
+        let entry = entry.ctx("reading", &dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        out.push((format!("sha256:{name}"), entry.path()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn delete_unreachable(store: &Store, dry_run: bool) -> Result<(Vec<String>, u64)> {
+    let reachable: HashSet<String> = store
+        .reachable_blobs()?
+        .into_keys()
+        .map(|d| d.to_string())
+        .collect();
+    let mut deleted = Vec::new();
+    let mut bytes = 0;
+    for (digest, path) in stored_blobs(store)? {
+        if reachable.contains(&digest) {
+            continue;
+        }
+        bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if !dry_run {
+            fs::remove_file(&path).ctx("removing", &path)?;
+        }
+        deleted.push(digest);
+    }
+    Ok((deleted, bytes))
+}
+
+/// What `ferry fsck` found.
+#[derive(Debug, Clone, Default)]
+pub struct FsckReport {
+    /// Blobs re-hashed.
+    pub checked: usize,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// Blobs whose content does not match their name (deleted with repair).
+    pub corrupt: Vec<String>,
+    /// Blobs the index needs that are absent.
+    pub missing: Vec<String>,
+    /// Blobs nothing references (`prune` removes them).
+    pub unreferenced: Vec<String>,
+    /// Leftovers of interrupted writes in `tmp/` (`prune` removes them).
+    pub leftovers: usize,
+    /// Set when `index.json` cannot be read.
+    pub index_error: Option<String>,
+}
+
+impl FsckReport {
+    /// True when nothing is corrupt or missing and the index parses.
+    pub fn is_clean(&self) -> bool {
+        self.corrupt.is_empty() && self.missing.is_empty() && self.index_error.is_none()
+    }
+}
+
+/// Re-hashes every blob and checks that everything the index needs is there.
+pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
+    let mut report = FsckReport::default();
+    let reachable = match store.reachable_blobs() {
+        Ok(r) => Some(r),
+        Err(e @ StoreError::CorruptIndex { .. }) => {
+            report.index_error = Some(e.to_string());
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let stored = stored_blobs(store)?;
+    let results: Vec<(String, PathBuf, io::Result<(Digest, u64)>)> = stored
+        .into_par_iter()
+        .map(|(name, path)| {
+            let hashed = File::open(&path).and_then(|f| {
+                let mut reader = HashingReader::new(f);
+                io::copy(&mut reader, &mut io::sink())?;
+                Ok(reader.finish())
+            });
+            (name, path, hashed)
+        })
+        .collect();
+    let mut present = HashSet::new();
+    for (name, path, hashed) in results {
+        report.checked += 1;
+        let ok = match hashed {
+            Ok((digest, size)) => {
+                report.bytes += size;
+                let size_ok = reachable
+                    .as_ref()
+                    .and_then(|r| parse_digest(&name).ok().and_then(|d| r.get(&d).copied()))
+                    .is_none_or(|reach| reach.size == size);
+                digest.to_string() == name && size_ok
+            }
+            Err(_) => false,
+        };
+        if ok {
+            present.insert(name.clone());
+        } else {
+            if repair {
+                fs::remove_file(&path).ctx("removing corrupt blob", &path)?;
+            }
+            report.corrupt.push(name);
+            continue;
+        }
+        if let Some(reachable) = &reachable
+            && !reachable.keys().any(|d| d.to_string() == name)
+        {
+            report.unreferenced.push(name);
+        }
+    }
+    if let Some(reachable) = &reachable {
+        let mut missing: Vec<String> = reachable
+            .keys()
+            .map(|d| d.to_string())
+            .filter(|d| !present.contains(d) && !report.corrupt.contains(d))
+            .collect();
+        missing.sort();
+        report.missing = missing;
+    }
+    let tmp = store.tmp_dir();
+    if tmp.is_dir() {
+        report.leftovers = fs::read_dir(&tmp).ctx("reading", &tmp)?.count();
+    }
+    Ok(report)
+}

@@ -1,0 +1,265 @@
+//! Turning planned files into blobs: raw copies (or reflinks, or hardlinks)
+//! and deterministic tar archives, hashed while they are written.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use ferry_spec::digest::HashingReader;
+use ferry_spec::oci::Digest;
+
+use crate::blob::{fresh_temp_path, install_verified_file};
+use crate::error::{IoContext, Result, StoreError};
+use crate::pack::Progress;
+use crate::pack::walk::SourceFile;
+use crate::store::Store;
+
+/// Copy buffer: large enough to amortize syscalls, small enough to bound memory.
+const CHUNK: usize = 1 << 20;
+
+/// A blob written for one layer.
+#[derive(Debug, Clone)]
+pub struct WrittenBlob {
+    /// Blob digest (also the diffId: ferry writes no compressed layers here).
+    pub digest: Digest,
+    /// Blob size.
+    pub size: u64,
+}
+
+/// Fixed metadata for tar entries and annotations, unless preserved from disk.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryMetadata {
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl EntryMetadata {
+    /// The metadata ferry records for `metadata`.
+    pub fn of(metadata: &fs::Metadata, preserve: bool) -> EntryMetadata {
+        let mode = metadata.mode() & 0o777;
+        if preserve {
+            EntryMetadata {
+                mode,
+                uid: metadata.uid(),
+                gid: metadata.gid(),
+                mtime: metadata.mtime(),
+            }
+        } else {
+            EntryMetadata {
+                mode,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+            }
+        }
+    }
+}
+
+/// Fails when the file's size or mtime moved while ferry read it.
+fn ensure_unchanged(path: &Path, before: &fs::Metadata, after: &fs::Metadata) -> Result<()> {
+    if before.len() != after.len()
+        || before.mtime() != after.mtime()
+        || before.mtime_nsec() != after.mtime_nsec()
+    {
+        return Err(StoreError::Rejected(format!(
+            "{} changed while it was being packed",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// How raw file bytes get into the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawMethod {
+    /// Reflink when the filesystem can, else copy while hashing.
+    CopyOrReflink,
+    /// Hardlink the source into the store (it must not be modified later).
+    Hardlink,
+}
+
+/// Stores one file's bytes as a raw layer.
+pub fn write_raw(
+    store: &Store,
+    file: &SourceFile,
+    method: RawMethod,
+    progress: &dyn Progress,
+) -> Result<WrittenBlob> {
+    let path = &file.read_from;
+    let mut source = File::open(path).ctx("reading", path)?;
+    let before = source.metadata().ctx("reading", path)?;
+    let linked = match method {
+        RawMethod::Hardlink => {
+            let temp = fresh_temp_path(store)?;
+            fs::hard_link(path, &temp).map_err(|e| {
+                StoreError::Rejected(format!(
+                    "cannot hardlink {} into the store at {} (--link needs one filesystem): {e}",
+                    path.display(),
+                    store.root().display()
+                ))
+            })?;
+            Some(temp)
+        }
+        RawMethod::CopyOrReflink => {
+            let temp = fresh_temp_path(store)?;
+            match reflink_copy::reflink(path, &temp) {
+                Ok(()) => Some(temp),
+                Err(_) => {
+                    let _ = fs::remove_file(&temp);
+                    None
+                }
+            }
+        }
+    };
+    if let Some(temp) = linked {
+        // Hash the store's own copy: what is hashed is exactly what is kept.
+        let result = hash_file(&temp, progress).and_then(|(digest, size)| {
+            let after = fs::metadata(path).ctx("reading", path)?;
+            ensure_unchanged(path, &before, &after)?;
+            install_verified_file(store, &temp, &digest)?;
+            Ok(WrittenBlob { digest, size })
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        return result;
+    }
+    let mut writer = store.blob_writer()?;
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("reading", path),
+        };
+        writer
+            .write_all_bytes(&buffer[..n])
+            .map_err(|e| with_source_context(e, path))?;
+        progress.advance(n as u64);
+    }
+    let after = source.metadata().ctx("reading", path)?;
+    ensure_unchanged(path, &before, &after)?;
+    let size = writer.written();
+    if size != before.len() {
+        return Err(StoreError::Rejected(format!(
+            "{} changed while it was being packed",
+            path.display()
+        )));
+    }
+    let digest = writer.commit(None)?;
+    Ok(WrittenBlob { digest, size })
+}
+
+fn with_source_context(error: StoreError, source: &Path) -> StoreError {
+    match error {
+        StoreError::Io {
+            path, source: e, ..
+        } => StoreError::Rejected(format!(
+            "writing blob for {} to {}: {e}",
+            source.display(),
+            path.display()
+        )),
+        other => other,
+    }
+}
+
+fn hash_file(path: &Path, progress: &dyn Progress) -> Result<(Digest, u64)> {
+    let file = File::open(path).ctx("reading", path)?;
+    let mut reader = HashingReader::new(file);
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("reading", path),
+        };
+        progress.advance(n as u64);
+    }
+    Ok(reader.finish())
+}
+
+/// Writes a tar layer holding `files` (paths relative to the model root),
+/// with fixed ownership and times unless `preserve` is set.
+pub fn write_tar(
+    store: &Store,
+    files: &[&SourceFile],
+    preserve: bool,
+    progress: &dyn Progress,
+) -> Result<WrittenBlob> {
+    let writer = store.blob_writer()?;
+    let temp_path = writer.temp_path().to_path_buf();
+    let mut builder = tar::Builder::new(writer);
+    builder.mode(tar::HeaderMode::Deterministic);
+    for file in files {
+        let meta = EntryMetadata::of(&file.metadata, preserve);
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(meta.mode);
+        header.set_uid(meta.uid.into());
+        header.set_gid(meta.gid.into());
+        header.set_mtime(meta.mtime.max(0) as u64);
+        if let Some(target) = &file.link_target {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            builder
+                .append_link(&mut header, &file.rel, target)
+                .map_err(|e| tar_error(e, &file.rel, &temp_path))?;
+            continue;
+        }
+        let path = &file.read_from;
+        let source = File::open(path).ctx("reading", path)?;
+        let before = source.metadata().ctx("reading", path)?;
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(before.len());
+        let mut counted = ProgressReader {
+            inner: HashingReader::new(source.take(before.len())),
+            progress,
+        };
+        builder
+            .append_data(&mut header, &file.rel, &mut counted)
+            .map_err(|e| tar_error(e, &file.rel, &temp_path))?;
+        let (_, read) = counted.inner.finish();
+        let after = fs::metadata(path).ctx("reading", path)?;
+        ensure_unchanged(path, &before, &after)?;
+        if read != before.len() {
+            return Err(StoreError::Rejected(format!(
+                "{} changed while it was being packed",
+                path.display()
+            )));
+        }
+    }
+    let writer = builder
+        .into_inner()
+        .map_err(|e| tar_error(e, "end of archive", &temp_path))?;
+    let size = writer.written();
+    let digest = writer.commit(None)?;
+    Ok(WrittenBlob { digest, size })
+}
+
+fn tar_error(e: io::Error, entry: &str, temp: &Path) -> StoreError {
+    StoreError::Rejected(format!(
+        "writing tar entry {entry} to {}: {e}",
+        temp.display()
+    ))
+}
+
+struct ProgressReader<'a, R> {
+    inner: HashingReader<R>,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,493 @@
+//! `ferry pack`: a model directory becomes a ModelPack artifact in the store.
+//!
+//! Steps: walk and filter the directory; classify each file (Modelfile globs
+//! first, then the heuristic classifier); plan one layer per file (or one tar
+//! per category for small files with `bundle_small`); write the layers in
+//! parallel, hashing while copying; write the config and manifest as
+//! canonical JSON; name the manifest in `index.json`.
+
+pub mod layer;
+pub mod walk;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use ferry_spec::Reference;
+use ferry_spec::annotations::{self as ann, FileMetadata};
+use ferry_spec::config::{
+    ModelDescriptor, ModelFs, ModelFsType, ModelPackConfig, ModelProperties, rfc3339_from_unix,
+};
+use ferry_spec::media::{self, Category, Encoding};
+use ferry_spec::modelfile::Modelfile;
+use ferry_spec::oci::{Descriptor, Digest, ImageManifestBuilder, MediaType};
+
+use crate::detect;
+use crate::error::{IoContext, Result, StoreError};
+use crate::store::Store;
+use layer::{EntryMetadata, RawMethod, WrittenBlob};
+use walk::{Filter, SourceFile, SymlinkMode};
+
+/// Reports packing progress; the binary draws it, libraries stay quiet.
+pub trait Progress: Sync {
+    /// Called once with the total bytes and file count.
+    fn start(&self, _total_bytes: u64, _files: usize) {}
+    /// Called as bytes are read.
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Metadata given on the command line; each value overrides the Modelfile
+/// and what was detected.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    /// Model name.
+    pub name: Option<String>,
+    /// Family.
+    pub family: Option<String>,
+    /// Architecture.
+    pub arch: Option<String>,
+    /// Weight format.
+    pub format: Option<String>,
+    /// Parameter count.
+    pub param_size: Option<String>,
+    /// Precision.
+    pub precision: Option<String>,
+    /// Quantization.
+    pub quantization: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// SPDX licenses.
+    pub licenses: Vec<String>,
+    /// Authors.
+    pub authors: Vec<String>,
+}
+
+/// Everything `pack` can be told.
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    /// Extra include globs (override the default skips).
+    pub include: Vec<String>,
+    /// Exclude globs.
+    pub exclude: Vec<String>,
+    /// A Modelfile outside the directory (`-f`); else `DIR/Modelfile` if present.
+    pub modelfile: Option<PathBuf>,
+    /// Metadata overrides.
+    pub metadata: Metadata,
+    /// `Raw` (default) or `Tar` single-file layers.
+    pub layer_format: Encoding,
+    /// Files smaller than this are bundled into one tar layer per category.
+    pub bundle_small: Option<u64>,
+    /// Keep uid, gid and mtime from disk instead of fixed values.
+    pub preserve_metadata: bool,
+    /// Creation time (RFC 3339), only from `SOURCE_DATE_EPOCH` or `--created`.
+    pub created: Option<String>,
+    /// Hardlink raw files into the store instead of copying them.
+    pub link: bool,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        PackOptions {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            modelfile: None,
+            metadata: Metadata::default(),
+            layer_format: Encoding::Raw,
+            bundle_small: None,
+            preserve_metadata: false,
+            created: None,
+            link: false,
+        }
+    }
+}
+
+/// What a pack produced.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// The normalized reference it was stored under.
+    pub reference: String,
+    /// The manifest digest.
+    pub manifest_digest: Digest,
+    /// The manifest descriptor (as recorded in the index).
+    pub manifest: Descriptor,
+    /// Number of layers.
+    pub layers: usize,
+    /// Bytes of model content read.
+    pub content_bytes: u64,
+}
+
+/// One layer to build.
+struct PlannedLayer<'a> {
+    category: Category,
+    encoding: Encoding,
+    /// `org.cncf.model.filepath` of the layer.
+    filepath: String,
+    files: Vec<&'a SourceFile>,
+    untested: bool,
+}
+
+/// Packs `dir` into the store as `reference`.
+pub fn pack(
+    store: &Store,
+    dir: &Path,
+    reference: &Reference,
+    options: &PackOptions,
+) -> Result<Packed> {
+    pack_with_progress(store, dir, reference, options, &NoProgress)
+}
+
+/// [`pack`] with a progress reporter.
+pub fn pack_with_progress(
+    store: &Store,
+    dir: &Path,
+    reference: &Reference,
+    options: &PackOptions,
+    progress: &dyn Progress,
+) -> Result<Packed> {
+    if reference.digest().is_some() {
+        return Err(StoreError::InvalidReference {
+            input: reference.whole(),
+            reason: "pack needs a tag, not a digest".into(),
+        });
+    }
+    let (modelfile, modelfile_text, modelfile_rel) = load_modelfile(dir, options)?;
+    let filter = Filter::new(&options.include, &options.exclude)?;
+    let symlinks = if options.layer_format == Encoding::Raw {
+        SymlinkMode::Follow
+    } else {
+        SymlinkMode::Keep
+    };
+    let skip: Vec<String> = modelfile_rel.into_iter().collect();
+    let files = walk::collect_files(dir, &filter, &skip, symlinks)?;
+    if let Some(mf) = &modelfile
+        && let Some(glob) = mf
+            .unmatched_globs(files.iter().map(|f| f.rel.as_str()))
+            .first()
+    {
+        return Err(StoreError::Rejected(format!(
+            "modelfile line {}: glob {:?} matches no file",
+            glob.line, glob.pattern
+        )));
+    }
+    let plan = plan_layers(&files, modelfile.as_ref(), options);
+    let total: u64 = files.iter().map(|f| f.metadata.len()).sum();
+    progress.start(total, files.len());
+
+    let rel_paths: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
+    let detected = detect::detect_metadata(dir, &rel_paths).unwrap_or_else(|e| {
+        tracing::warn!("metadata detection skipped: {e}");
+        detect::Detected::default()
+    });
+
+    // Held for the whole pack so a concurrent prune never deletes blobs that
+    // are written but not yet named in the index.
+    let _ingest = store.lock_ingest()?;
+    let method = if options.link {
+        RawMethod::Hardlink
+    } else {
+        RawMethod::CopyOrReflink
+    };
+    let written: Vec<WrittenBlob> = plan
+        .par_iter()
+        .map(|layer| match layer.encoding {
+            Encoding::Raw => layer::write_raw(store, layer.files[0], method, progress),
+            _ => layer::write_tar(store, &layer.files, options.preserve_metadata, progress),
+        })
+        .collect::<Result<_>>()?;
+
+    let layers: Vec<Descriptor> = plan
+        .iter()
+        .zip(&written)
+        .map(|(layer, blob)| layer_descriptor(layer, blob, options.preserve_metadata))
+        .collect::<Result<_>>()?;
+    let config = build_config(
+        reference,
+        &detected,
+        modelfile.as_ref(),
+        options,
+        written.iter().map(|b| b.digest.clone()).collect(),
+    );
+    let config_bytes = serde_json::to_vec(&config)
+        .map_err(|e| StoreError::Rejected(format!("cannot serialize config: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let config_digest = store.put_document(&config_bytes)?;
+    let config_descriptor = Descriptor::new(
+        MediaType::Other(media::MEDIA_TYPE_MODEL_CONFIG.into()),
+        config_bytes.len() as u64,
+        config_digest,
+    );
+
+    let mut annotations = HashMap::new();
+    if let Some(text) = modelfile_text {
+        annotations.insert(ann::MODELFILE.to_string(), text);
+    }
+    if let Some(created) = &options.created {
+        annotations.insert(ann::CREATED.to_string(), created.clone());
+    }
+    let mut builder = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(MediaType::Other(media::ARTIFACT_TYPE_MODEL.into()))
+        .config(config_descriptor)
+        .layers(layers);
+    if !annotations.is_empty() {
+        builder = builder.annotations(annotations);
+    }
+    let manifest = builder
+        .build()
+        .map_err(|e| StoreError::Rejected(format!("cannot build manifest: {e}")))?;
+    let manifest_bytes = ferry_spec::json::canonical_json(&manifest)
+        .map_err(|e| StoreError::Rejected(format!("cannot serialize manifest: {e}")))?;
+    let manifest_digest = store.put_document(&manifest_bytes)?;
+    let mut descriptor = Descriptor::new(
+        MediaType::ImageManifest,
+        manifest_bytes.len() as u64,
+        manifest_digest.clone(),
+    );
+    descriptor.set_artifact_type(Some(MediaType::Other(media::ARTIFACT_TYPE_MODEL.into())));
+    store.set_reference(reference, &descriptor)?;
+    Ok(Packed {
+        reference: reference.whole(),
+        manifest_digest,
+        manifest: descriptor,
+        layers: plan.len(),
+        content_bytes: total,
+    })
+}
+
+fn load_modelfile(
+    dir: &Path,
+    options: &PackOptions,
+) -> Result<(Option<Modelfile>, Option<String>, Option<String>)> {
+    let (path, rel) = match &options.modelfile {
+        Some(path) => {
+            // A Modelfile given with -f that lives inside the directory is not packed.
+            let rel = path
+                .canonicalize()
+                .ok()
+                .zip(dir.canonicalize().ok())
+                .and_then(|(p, d)| {
+                    p.strip_prefix(&d)
+                        .ok()
+                        .map(|r| r.to_string_lossy().into_owned())
+                });
+            (path.clone(), rel)
+        }
+        None => {
+            let path = dir.join("Modelfile");
+            if !path.is_file() {
+                return Ok((None, None, None));
+            }
+            (path, Some("Modelfile".to_string()))
+        }
+    };
+    let text = std::fs::read_to_string(&path).ctx("reading modelfile", &path)?;
+    let modelfile = Modelfile::parse(&text)
+        .map_err(|e| StoreError::Rejected(format!("{}: {e}", path.display())))?;
+    Ok((Some(modelfile), Some(text), rel))
+}
+
+fn plan_layers<'a>(
+    files: &'a [SourceFile],
+    modelfile: Option<&Modelfile>,
+    options: &PackOptions,
+) -> Vec<PlannedLayer<'a>> {
+    let mut by_category: Vec<(Category, bool, &SourceFile)> = files
+        .iter()
+        .map(|f| match modelfile.and_then(|m| m.category_for(&f.rel)) {
+            Some(category) => (category, false, f),
+            None => (ferry_spec::classify::classify(&f.rel), true, f),
+        })
+        .collect();
+    by_category.sort_by(|a, b| {
+        let rank = |c: Category| Category::ALL.iter().position(|x| *x == c);
+        rank(a.0).cmp(&rank(b.0)).then(a.2.rel.cmp(&b.2.rel))
+    });
+    let mut plan = Vec::new();
+    for category in Category::ALL {
+        let in_category = by_category.iter().filter(|(c, _, _)| *c == category);
+        let (small, large): (Vec<_>, Vec<_>) = in_category.partition(|(_, _, f)| {
+            options
+                .bundle_small
+                .is_some_and(|limit| f.metadata.len() < limit && f.link_target.is_none())
+        });
+        if small.len() > 1 {
+            plan.push(PlannedLayer {
+                category,
+                encoding: Encoding::Tar,
+                filepath: common_dir(small.iter().map(|(_, _, f)| f.rel.as_str())),
+                files: small.iter().map(|(_, _, f)| *f).collect(),
+                untested: small.iter().any(|(_, untested, _)| *untested),
+            });
+        }
+        let singles = if small.len() == 1 {
+            small.into_iter().chain(large).collect::<Vec<_>>()
+        } else {
+            large
+        };
+        let mut singles = singles;
+        singles.sort_by(|a, b| a.2.rel.cmp(&b.2.rel));
+        for (_, untested, file) in singles {
+            let encoding = if file.link_target.is_some() {
+                Encoding::Tar
+            } else {
+                options.layer_format
+            };
+            plan.push(PlannedLayer {
+                category,
+                encoding,
+                filepath: file.rel.clone(),
+                files: vec![file],
+                untested,
+            });
+        }
+    }
+    plan
+}
+
+/// The deepest directory containing every path, `.` for the root.
+fn common_dir<'a>(paths: impl Iterator<Item = &'a str>) -> String {
+    let mut common: Option<Vec<&str>> = None;
+    for path in paths {
+        let dirs: Vec<&str> = path.split('/').collect();
+        let dirs = &dirs[..dirs.len() - 1];
+        common = Some(match common {
+            None => dirs.to_vec(),
+            Some(prev) => prev
+                .iter()
+                .zip(dirs)
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| *a)
+                .collect(),
+        });
+    }
+    match common {
+        Some(parts) if !parts.is_empty() => parts.join("/"),
+        _ => ".".to_string(),
+    }
+}
+
+fn layer_descriptor(
+    layer: &PlannedLayer,
+    blob: &WrittenBlob,
+    preserve: bool,
+) -> Result<Descriptor> {
+    let mut annotations = HashMap::new();
+    annotations.insert(ann::FILEPATH.to_string(), layer.filepath.clone());
+    annotations.insert(ann::TITLE.to_string(), layer.filepath.clone());
+    if layer.untested {
+        annotations.insert(ann::MEDIATYPE_UNTESTED.to_string(), "true".to_string());
+    }
+    let metadata = if let [file] = layer.files.as_slice() {
+        let entry = EntryMetadata::of(&file.metadata, preserve);
+        FileMetadata {
+            name: file.rel.rsplit('/').next().unwrap_or(&file.rel).to_string(),
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            size: if file.link_target.is_some() {
+                0
+            } else {
+                file.metadata.len()
+            },
+            mtime: rfc3339_from_unix(entry.mtime).unwrap_or_default(),
+            typeflag: if file.link_target.is_some() {
+                ann::TYPEFLAG_SYMLINK
+            } else {
+                ann::TYPEFLAG_REGULAR
+            },
+        }
+    } else {
+        FileMetadata {
+            name: layer.filepath.rsplit('/').next().unwrap_or(".").to_string(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: layer.files.iter().map(|f| f.metadata.len()).sum(),
+            mtime: rfc3339_from_unix(0).unwrap_or_default(),
+            typeflag: ann::TYPEFLAG_DIRECTORY,
+        }
+    };
+    let metadata_json = serde_json::to_string(&metadata)
+        .map_err(|e| StoreError::Rejected(format!("cannot serialize file metadata: {e}")))?;
+    annotations.insert(ann::FILE_METADATA.to_string(), metadata_json);
+    let mut descriptor = Descriptor::new(
+        MediaType::Other(media::layer_media_type(layer.category, layer.encoding)),
+        blob.size,
+        blob.digest.clone(),
+    );
+    descriptor.set_annotations(Some(annotations));
+    Ok(descriptor)
+}
+
+fn build_config(
+    reference: &Reference,
+    detected: &detect::Detected,
+    modelfile: Option<&Modelfile>,
+    options: &PackOptions,
+    diff_ids: Vec<Digest>,
+) -> ModelPackConfig {
+    let flags = &options.metadata;
+    let mf = |get: fn(&Modelfile) -> &Option<String>| modelfile.and_then(|m| get(m).clone());
+    let pick = |flag: &Option<String>, from_modelfile: Option<String>, found: &Option<String>| {
+        flag.clone()
+            .or(from_modelfile)
+            .or_else(|| found.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let default_name = reference
+        .repository()
+        .rsplit('/')
+        .next()
+        .map(str::to_string);
+    ModelPackConfig {
+        descriptor: ModelDescriptor {
+            created_at: options.created.clone(),
+            authors: (!flags.authors.is_empty()).then(|| flags.authors.clone()),
+            family: pick(&flags.family, mf(|m| &m.family), &detected.family),
+            name: pick(&flags.name, mf(|m| &m.name), &default_name),
+            version: flags.version.clone(),
+            licenses: (!flags.licenses.is_empty()).then(|| flags.licenses.clone()),
+            ..Default::default()
+        },
+        config: ModelProperties {
+            architecture: pick(&flags.arch, mf(|m| &m.arch), &detected.arch),
+            format: pick(&flags.format, mf(|m| &m.format), &detected.format),
+            param_size: pick(
+                &flags.param_size,
+                mf(|m| &m.param_size),
+                &detected.param_size,
+            ),
+            precision: pick(&flags.precision, mf(|m| &m.precision), &detected.precision),
+            quantization: pick(
+                &flags.quantization,
+                mf(|m| &m.quantization),
+                &detected.quantization,
+            ),
+            capabilities: None,
+        },
+        modelfs: ModelFs {
+            fs_type: ModelFsType::Layers,
+            diff_ids,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_dir;
+
+    #[test]
+    fn common_dir_of_nested_and_root_files() {
+        assert_eq!(common_dir(["a/b/c.txt", "a/b/d.txt"].into_iter()), "a/b");
+        assert_eq!(common_dir(["a/b/c.txt", "a/x.txt"].into_iter()), "a");
+        assert_eq!(common_dir(["c.txt", "a/x.txt"].into_iter()), ".");
+    }
+}

@@ -1,0 +1,279 @@
+//! Finding the files to pack: filters, symlinks, stable order.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use globset::{GlobSet, GlobSetBuilder};
+
+use crate::error::{IoContext, Result, StoreError};
+
+/// A file found under the model directory.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path relative to the model root, `/`-separated.
+    pub rel: String,
+    /// What to read: the file itself, or a symlink's resolved target.
+    pub read_from: PathBuf,
+    /// Set when the file is a symlink kept as a link (tar layers only).
+    pub link_target: Option<String>,
+    /// Metadata of the file whose bytes are packed.
+    pub metadata: fs::Metadata,
+}
+
+/// Include/exclude patterns, gitignore-style: a pattern without `/` matches a
+/// file name at any depth, one with `/` matches the whole relative path;
+/// `**` crosses directories.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    include: GlobSet,
+    exclude: GlobSet,
+}
+
+impl Filter {
+    /// Compiles the user's patterns.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Filter> {
+        Ok(Filter {
+            include: compile(include)?,
+            exclude: compile(exclude)?,
+        })
+    }
+
+    /// True when `rel` should be packed.
+    pub fn accepts(&self, rel: &str) -> bool {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        let hit = |set: &GlobSet| set.is_match(rel) || set.is_match(name);
+        if hit(&self.exclude) {
+            return false;
+        }
+        hit(&self.include) || !skipped_by_default(rel)
+    }
+}
+
+fn compile(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| StoreError::Rejected(format!("invalid glob {pattern:?}: {e}")))?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map_err(|e| StoreError::Rejected(format!("invalid glob set: {e}")))
+}
+
+/// Hidden files and directories (which covers `.git/`), `__pycache__/` and `*.pyc`.
+fn skipped_by_default(rel: &str) -> bool {
+    rel.split('/')
+        .any(|part| part.starts_with('.') || part == "__pycache__")
+        || rel.ends_with(".pyc")
+}
+
+/// Whether symlinks become links (tar layers) or their targets' bytes (raw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymlinkMode {
+    /// Read the target's bytes.
+    Follow,
+    /// Keep the link itself.
+    Keep,
+}
+
+/// Walks `root` and returns the files to pack, sorted by relative path.
+pub fn collect_files(
+    root: &Path,
+    filter: &Filter,
+    skip: &[String],
+    symlinks: SymlinkMode,
+) -> Result<Vec<SourceFile>> {
+    let meta = fs::metadata(root).ctx("reading model directory", root)?;
+    if !meta.is_dir() {
+        return Err(StoreError::Rejected(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    let canonical_root = fs::canonicalize(root).ctx("resolving", root)?;
+    let mut files = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            // Prune skipped directories early (.git can be huge).
+            let Ok(rel) = e.path().strip_prefix(root) else {
+                return true;
+            };
+            let rel = rel.to_string_lossy();
+            rel.is_empty() || !e.file_type().is_dir() || filter.accepts(&format!("{rel}/x"))
+        });
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.into());
+            match e.into_io_error() {
+                Some(source) => StoreError::Io {
+                    action: "reading",
+                    path,
+                    source,
+                },
+                None => StoreError::Rejected(format!("filesystem loop at {}", path.display())),
+            }
+        })?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let rel = relative_string(root, entry.path())?;
+        if !filter.accepts(&rel) || skip.iter().any(|s| s == &rel) {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().is_symlink() {
+            files.push(symlink_source(&canonical_root, path, rel, symlinks)?);
+        } else if entry.file_type().is_file() {
+            let metadata = fs::metadata(path).ctx("reading", path)?;
+            files.push(SourceFile {
+                rel,
+                read_from: path.to_path_buf(),
+                link_target: None,
+                metadata,
+            });
+        } else {
+            return Err(StoreError::Rejected(format!(
+                "{} is not a regular file, directory or symlink",
+                path.display()
+            )));
+        }
+    }
+    if files.is_empty() {
+        return Err(StoreError::Rejected(format!(
+            "{} contains no files to pack",
+            root.display()
+        )));
+    }
+    Ok(files)
+}
+
+fn relative_string(root: &Path, path: &Path) -> Result<String> {
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| StoreError::Rejected(format!("{} is outside the model", path.display())))?;
+    let mut parts = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().ok_or_else(|| {
+                StoreError::Rejected(format!("{} is not valid UTF-8", path.display()))
+            })?),
+            _ => {
+                return Err(StoreError::Rejected(format!(
+                    "unexpected path component in {}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn symlink_source(
+    canonical_root: &Path,
+    path: &Path,
+    rel: String,
+    mode: SymlinkMode,
+) -> Result<SourceFile> {
+    let target = fs::canonicalize(path).map_err(|e| {
+        StoreError::Rejected(format!(
+            "symlink {} cannot be resolved: {e}",
+            path.display()
+        ))
+    })?;
+    let Ok(target_rel) = target.strip_prefix(canonical_root) else {
+        return Err(StoreError::Rejected(format!(
+            "symlink {} points outside the model directory (to {})",
+            path.display(),
+            target.display()
+        )));
+    };
+    let metadata = fs::metadata(&target).ctx("reading", &target)?;
+    match mode {
+        SymlinkMode::Follow => {
+            if !metadata.is_file() {
+                return Err(StoreError::Rejected(format!(
+                    "symlink {} points to a directory; raw layers hold files only (use --layer-format tar)",
+                    path.display()
+                )));
+            }
+            Ok(SourceFile {
+                rel,
+                read_from: target,
+                link_target: None,
+                metadata,
+            })
+        }
+        SymlinkMode::Keep => {
+            let target_rel = target_rel.to_string_lossy().replace('\\', "/");
+            let link_parent = rel.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+            let link_metadata = fs::symlink_metadata(path).ctx("reading", path)?;
+            Ok(SourceFile {
+                link_target: Some(relative_link(link_parent, &target_rel)),
+                rel,
+                read_from: path.to_path_buf(),
+                metadata: link_metadata,
+            })
+        }
+    }
+}
+
+/// The relative link text that leads from directory `from_dir` to `to`,
+/// both relative to the model root.
+pub fn relative_link(from_dir: &str, to: &str) -> String {
+    let from: Vec<&str> = from_dir.split('/').filter(|s| !s.is_empty()).collect();
+    let to_parts: Vec<&str> = to.split('/').filter(|s| !s.is_empty()).collect();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut parts: Vec<&str> = vec![".."; from.len() - common];
+    parts.extend(&to_parts[common..]);
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_filter_skips_hidden_pycache_and_pyc() {
+        let f = Filter::new(&[], &[]).unwrap();
+        assert!(f.accepts("model.safetensors"));
+        assert!(f.accepts("1_Pooling/config.json"));
+        assert!(!f.accepts(".git/HEAD"));
+        assert!(!f.accepts("a/.hidden"));
+        assert!(!f.accepts("src/__pycache__/x.cpython-311.pyc"));
+        assert!(!f.accepts("x.pyc"));
+    }
+
+    #[test]
+    fn include_overrides_defaults_and_exclude_wins() {
+        let f = Filter::new(
+            &[".gitattributes".into()],
+            &["**/*.bin".into(), "*.onnx".into()],
+        )
+        .unwrap();
+        assert!(f.accepts(".gitattributes"));
+        assert!(!f.accepts("sub/pytorch_model.bin"));
+        assert!(!f.accepts("pytorch_model.bin"));
+        assert!(!f.accepts("deep/a/model.onnx"));
+        assert!(f.accepts("model.safetensors"));
+    }
+
+    #[test]
+    fn relative_links_climb_and_descend() {
+        assert_eq!(relative_link("", "a/b"), "a/b");
+        assert_eq!(relative_link("x/y", "x/z"), "../z");
+        assert_eq!(relative_link("x", "y/z"), "../y/z");
+    }
+}

@@ -1,0 +1,211 @@
+//! Command-line arguments, parsed into plain values.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ferry: pack, store, move and mount AI models as OCI artifacts (CNCF ModelPack).
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about)]
+pub struct Cli {
+    /// Store root (default: $FERRY_HOME, else $XDG_DATA_HOME/ferry, else ~/.local/share/ferry).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a Modelfile describing a model directory.
+    Init(InitArgs),
+    /// Pack a model directory into a ModelPack artifact in the store.
+    Pack(PackArgs),
+    /// List the artifacts in the store.
+    Ls(JsonFlag),
+    /// Show an artifact's layers, config or manifest.
+    Inspect(InspectArgs),
+    /// Give an artifact another name.
+    Tag(TagArgs),
+    /// Remove a name (a tag untags; a digest removes every name of that manifest).
+    Rm(RmArgs),
+    /// Delete blobs no name reaches and leftovers of interrupted writes.
+    Prune(PruneArgs),
+    /// Re-hash every blob and check that every referenced blob is present.
+    Fsck(FsckArgs),
+    /// Write an artifact's files into a directory.
+    Extract(ExtractArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The model directory.
+    pub dir: PathBuf,
+    /// Where to write the Modelfile (default: DIR/Modelfile).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing Modelfile.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LayerFormat {
+    /// The file's bytes (`*.v1.raw`); mountable without unpacking.
+    Raw,
+    /// A single-file tar archive (`*.v1.tar`).
+    Tar,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The model directory.
+    pub dir: PathBuf,
+    /// The reference to store the artifact under (e.g. `registry.example.com/org/model:v1`).
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    pub reference: String,
+    /// A Modelfile (default: DIR/Modelfile when present).
+    #[arg(short = 'f', long = "file", value_name = "MODELFILE")]
+    pub modelfile: Option<PathBuf>,
+    /// Also pack files matching GLOB that are skipped by default (`**` supported).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out files matching GLOB (`**` supported).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Layer encoding for single files.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub layer_format: LayerFormat,
+    /// Bundle files smaller than SIZE (e.g. 64KiB) into one tar layer per category.
+    #[arg(long, value_name = "SIZE")]
+    pub bundle_small: Option<String>,
+    /// Keep uid, gid and mtime from disk (not reproducible across machines).
+    #[arg(long)]
+    pub preserve_metadata: bool,
+    /// Creation time (RFC 3339); default: $SOURCE_DATE_EPOCH if set, else none.
+    #[arg(long, value_name = "RFC3339")]
+    pub created: Option<String>,
+    /// Hardlink weights into the store instead of copying (same filesystem;
+    /// the source must not be modified afterwards; `ferry fsck` detects it).
+    #[arg(long)]
+    pub link: bool,
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// Model name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Model family (e.g. llama).
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Architecture (e.g. transformer).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Weight format (e.g. safetensors).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Parameter count (e.g. 7B).
+    #[arg(long)]
+    pub param_size: Option<String>,
+    /// Precision (e.g. bfloat16).
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// Quantization (e.g. gptq).
+    #[arg(long)]
+    pub quantization: Option<String>,
+    /// Model version.
+    #[arg(long = "version", id = "model_version", value_name = "VERSION")]
+    pub model_version: Option<String>,
+    /// SPDX license (repeatable).
+    #[arg(long)]
+    pub license: Vec<String>,
+    /// Author (repeatable).
+    #[arg(long)]
+    pub author: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Reference or digest.
+    pub reference: String,
+    /// Print the raw config blob.
+    #[arg(long, conflicts_with = "manifest")]
+    pub config: bool,
+    /// Print the raw manifest blob.
+    #[arg(long)]
+    pub manifest: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Existing reference or digest.
+    pub source: String,
+    /// New reference.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// References or digests.
+    #[arg(required = true)]
+    pub references: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Delete corrupt blobs.
+    #[arg(long)]
+    pub repair: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Reference or digest.
+    pub reference: String,
+    /// Target directory.
+    pub dir: PathBuf,
+    /// Write into a non-empty directory, replacing files.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,204 @@
+//! `ferry ls` and `ferry inspect`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use ferry_spec::annotations as ann;
+use ferry_spec::config::ModelPackConfig;
+use ferry_spec::media;
+use ferry_spec::oci::{Descriptor, ImageManifest};
+use ferry_store::Store;
+use ferry_store::index::ref_name;
+
+use crate::cli::InspectArgs;
+use crate::output::{print_json, short_digest};
+use crate::size::human;
+
+struct Listed {
+    reference: String,
+    digest: String,
+    size: u64,
+    created: Option<String>,
+}
+
+fn describe(store: &Store, entry: &Descriptor) -> Listed {
+    let manifest = store.read_manifest(entry.digest()).ok();
+    let size = manifest
+        .as_ref()
+        .map(|m| {
+            entry.size() + m.config().size() + m.layers().iter().map(|l| l.size()).sum::<u64>()
+        })
+        .unwrap_or(entry.size());
+    let created = manifest.as_ref().and_then(|m| {
+        m.annotations()
+            .as_ref()
+            .and_then(|a| a.get(ann::CREATED).cloned())
+            .or_else(|| read_config(store, m).and_then(|c| c.descriptor.created_at))
+    });
+    Listed {
+        reference: ref_name(entry).unwrap_or("<none>").to_string(),
+        digest: entry.digest().to_string(),
+        size,
+        created,
+    }
+}
+
+fn read_config(store: &Store, manifest: &ImageManifest) -> Option<ModelPackConfig> {
+    let bytes = store.read_document(manifest.config().digest()).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub fn ls(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+    let listed: Vec<Listed> = store
+        .entries()?
+        .iter()
+        .map(|entry| describe(store, entry))
+        .collect();
+    if json {
+        let rows: Vec<_> = listed
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "reference": l.reference,
+                    "digest": l.digest,
+                    "size": l.size,
+                    "created": l.created,
+                })
+            })
+            .collect();
+        return print_json(&serde_json::Value::Array(rows)).map(|_| ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    let width = listed
+        .iter()
+        .map(|l| l.reference.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    writeln!(
+        out,
+        "{:width$}  {:12}  {:>10}  CREATED",
+        "REFERENCE", "DIGEST", "SIZE"
+    )?;
+    for l in &listed {
+        writeln!(
+            out,
+            "{:width$}  {:12}  {:>10}  {}",
+            l.reference,
+            short_digest(&l.digest),
+            human(l.size),
+            l.created.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One layer as `inspect` shows it.
+fn layer_row(layer: &Descriptor) -> serde_json::Value {
+    let annotations = layer.annotations().clone().unwrap_or_default();
+    let path = annotations
+        .get(ann::FILEPATH)
+        .or_else(|| annotations.get(ann::FILEPATH_LEGACY))
+        .or_else(|| annotations.get(ann::TITLE))
+        .cloned();
+    let media_type = layer.media_type().to_string();
+    let (category, encoding) = match media::parse_layer_media_type(&media_type) {
+        Some((c, e)) => (Some(c.name()), Some(e.suffix())),
+        None => (None, None),
+    };
+    serde_json::json!({
+        "path": path,
+        "category": category,
+        "encoding": encoding,
+        "mediaType": media_type,
+        "digest": layer.digest().to_string(),
+        "size": layer.size(),
+        "untested": annotations.get(ann::MEDIATYPE_UNTESTED).map(|v| v == "true").unwrap_or(false),
+    })
+}
+
+pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let resolved = store.resolve(&args.reference)?;
+    let digest = resolved.descriptor.digest().clone();
+    let manifest_bytes = store.read_document(&digest)?;
+    if args.manifest {
+        std::io::stdout().write_all(&manifest_bytes)?;
+        println!();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)?;
+    let config_bytes = store.read_document(manifest.config().digest())?;
+    if args.config {
+        std::io::stdout().write_all(&config_bytes)?;
+        println!();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or_default();
+    let layers: Vec<_> = manifest.layers().iter().map(layer_row).collect();
+    let artifact_type = manifest
+        .artifact_type()
+        .as_ref()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| manifest.config().media_type().to_string());
+    if args.json {
+        print_json(&serde_json::json!({
+            "reference": resolved.reference,
+            "digest": digest.to_string(),
+            "artifactType": artifact_type,
+            "config": config,
+            "layers": layers,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    if let Some(reference) = &resolved.reference {
+        writeln!(out, "Reference:    {reference}")?;
+    }
+    writeln!(out, "Digest:       {digest}")?;
+    writeln!(out, "ArtifactType: {artifact_type}")?;
+    let field = |section: &str, key: &str| {
+        config
+            .get(section)
+            .and_then(|s| s.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    for (label, section, key) in [
+        ("Name", "descriptor", "name"),
+        ("Family", "descriptor", "family"),
+        ("Version", "descriptor", "version"),
+        ("Created", "descriptor", "createdAt"),
+        ("Architecture", "config", "architecture"),
+        ("Format", "config", "format"),
+        ("ParamSize", "config", "paramSize"),
+        ("Precision", "config", "precision"),
+        ("Quantization", "config", "quantization"),
+    ] {
+        if let Some(value) = field(section, key) {
+            writeln!(out, "{:14}{value}", format!("{label}:"))?;
+        }
+    }
+    writeln!(out, "Layers:")?;
+    let width = layers
+        .iter()
+        .filter_map(|l| l["path"].as_str().map(str::len))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "  {:width$}  {:8}  {:>10}  MEDIA TYPE",
+        "PATH", "CATEGORY", "SIZE"
+    )?;
+    for layer in &layers {
+        writeln!(
+            out,
+            "  {:width$}  {:8}  {:>10}  {}",
+            layer["path"].as_str().unwrap_or("-"),
+            layer["category"].as_str().unwrap_or("-"),
+            human(layer["size"].as_u64().unwrap_or(0)),
+            layer["mediaType"].as_str().unwrap_or("-"),
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,43 @@
+//! One function per command; each turns arguments into library calls.
+
+mod init;
+mod inspect;
+mod maintain;
+mod pack;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ferry_store::Store;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = cli.store.clone().unwrap_or_else(Store::default_root);
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Init(args) => init::run(&args),
+        Command::Pack(args) => pack::run(&open_store(&root)?, &args, quiet),
+        Command::Ls(args) => inspect::ls(&read_store(&root)?, args.json),
+        Command::Inspect(args) => inspect::inspect(&read_store(&root)?, &args),
+        Command::Tag(args) => maintain::tag(&open_store(&root)?, &args),
+        Command::Rm(args) => maintain::rm(&open_store(&root)?, &args),
+        Command::Prune(args) => maintain::prune(&open_store(&root)?, &args),
+        Command::Fsck(args) => maintain::fsck(&read_store(&root)?, &args),
+        Command::Extract(args) => maintain::extract(&read_store(&root)?, &args),
+    }
+}
+
+/// Opens (creating if needed) a store that will be written.
+fn open_store(root: &std::path::Path) -> anyhow::Result<Store> {
+    Store::open(root).with_context(|| format!("cannot open store at {}", root.display()))
+}
+
+/// Opens an existing store for reading; an absent store reads as empty.
+fn read_store(root: &std::path::Path) -> anyhow::Result<Store> {
+    match Store::open_existing(root) {
+        Ok(store) => Ok(store),
+        Err(_) => open_store(root),
+    }
+}
