@@ -480,7 +480,7 @@ mod tests {
         header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
         let mut json = serde_json::to_vec(&header).unwrap();
         // Real writers pad the header with spaces to an 8-byte boundary.
-        while json.len() % 8 != 0 {
+        while !json.len().is_multiple_of(8) {
             json.push(b' ');
         }
         write_raw(path, json.len() as u64, &json, offset as usize);
@@ -640,7 +640,7 @@ mod tests {
                 &["Model.mlpackage/Data/com.apple.CoreML/weights/weight.bin"],
                 Some("coreml"),
             ),
-            (&["README.md", "config.json"], None),
+            (&["README.md", "generation_config.json"], None),
         ];
         for (list, want) in cases {
             let d = detect_metadata(&dir, &files(list)).unwrap();

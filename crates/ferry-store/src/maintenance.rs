@@ -153,6 +153,9 @@ impl FsckReport {
     }
 }
 
+/// A blob's name, path and what hashing its content gave.
+type Hashed = (String, PathBuf, io::Result<(Digest, u64)>);
+
 /// Re-hashes every blob and checks that everything the index needs is there.
 pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
     let mut report = FsckReport::default();
@@ -165,7 +168,7 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
         Err(e) => return Err(e),
     };
     let stored = stored_blobs(store)?;
-    let results: Vec<(String, PathBuf, io::Result<(Digest, u64)>)> = stored
+    let results: Vec<Hashed> = stored
         .into_par_iter()
         .map(|(name, path)| {
             let hashed = File::open(&path).and_then(|f| {

@@ -26,7 +26,7 @@ pub enum Command {
     /// Write a Modelfile describing a model directory.
     Init(InitArgs),
     /// Pack a model directory into a ModelPack artifact in the store.
-    Pack(PackArgs),
+    Pack(Box<PackArgs>),
     /// List the artifacts in the store.
     Ls(JsonFlag),
     /// Show an artifact's layers, config or manifest.

@@ -299,12 +299,15 @@ fn plan_layers<'a>(
     modelfile: Option<&Modelfile>,
     options: &PackOptions,
 ) -> Vec<PlannedLayer<'a>> {
+    let matcher = modelfile.map(Modelfile::matcher);
     let mut by_category: Vec<(Category, bool, &SourceFile)> = files
         .iter()
-        .map(|f| match modelfile.and_then(|m| m.category_for(&f.rel)) {
-            Some(category) => (category, false, f),
-            None => (ferry_spec::classify::classify(&f.rel), true, f),
-        })
+        .map(
+            |f| match matcher.as_ref().and_then(|m| m.category_for(&f.rel)) {
+                Some(category) => (category, false, f),
+                None => (ferry_spec::classify::classify(&f.rel), true, f),
+            },
+        )
         .collect();
     by_category.sort_by(|a, b| {
         let rank = |c: Category| Category::ALL.iter().position(|x| *x == c);
