@@ -1,0 +1,5 @@
+"""Placeholder modeling code for the demo model."""
+
+
+def load():
+    return None
