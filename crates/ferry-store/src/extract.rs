@@ -133,17 +133,16 @@ fn is_empty_dir(dir: &Path) -> Result<bool> {
 /// Writes one layer into `root`, verifying the blob's digest on the way.
 pub fn place_layer(store: &Store, layer: &Descriptor, root: &Path) -> Result<Extracted> {
     let blob = store.open_blob(layer.digest())?;
+    let placement = placement(layer)?;
+    if let LayerPlacement::File(path) = &placement
+        && let Some(bytes) = reflink_file(store, layer, root, path)?
+    {
+        return Ok(Extracted { entries: 1, bytes });
+    }
     let mut reader = HashingReader::new(blob);
-    let placed = match placement(layer)? {
+    let placed = match placement {
         LayerPlacement::File(path) => {
-            let mode = layer
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(ann::FILE_METADATA))
-                .and_then(|json| serde_json::from_str::<FileMetadata>(json).ok())
-                .map(|m| m.mode & 0o777)
-                .unwrap_or(0o644);
-            let bytes = write_file(root, &path, mode, &mut reader)?;
+            let bytes = write_file(root, &path, file_mode(layer), &mut reader)?;
             Extracted { entries: 1, bytes }
         }
         LayerPlacement::Tar(_) => unpack_tar(root, &mut reader)?,
@@ -152,6 +151,42 @@ pub fn place_layer(store: &Store, layer: &Descriptor, root: &Path) -> Result<Ext
     let (digest, size) = reader.finish();
     verify(layer, &digest, size)?;
     Ok(placed)
+}
+
+fn file_mode(layer: &Descriptor) -> u32 {
+    layer
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ann::FILE_METADATA))
+        .and_then(|json| serde_json::from_str::<FileMetadata>(json).ok())
+        .map(|m| m.mode & 0o777)
+        .unwrap_or(0o644)
+}
+
+/// Clones a raw blob into place where the filesystem supports reflinks (no
+/// data copied). The blob was verified when it entered the store and `fsck`
+/// re-verifies it at rest, so it is not re-hashed here. `None` when the
+/// filesystem cannot reflink; the caller then copies and verifies.
+fn reflink_file(store: &Store, layer: &Descriptor, root: &Path, rel: &str) -> Result<Option<u64>> {
+    let parts = safe_components(rel)?;
+    let path = prepare_parent(root, &parts)?;
+    clear(&path)?;
+    let blob = store.blob_path(layer.digest());
+    if reflink_copy::reflink(&blob, &path).is_err() {
+        let _ = fs::remove_file(&path);
+        return Ok(None);
+    }
+    let size = fs::metadata(&path).ctx("reading", &path)?.len();
+    if size != layer.size() {
+        return Err(StoreError::Rejected(format!(
+            "blob {} is {size} bytes, the manifest says {}",
+            layer.digest(),
+            layer.size()
+        )));
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(file_mode(layer)))
+        .ctx("setting mode of", &path)?;
+    Ok(Some(size))
 }
 
 fn verify(layer: &Descriptor, digest: &Digest, size: u64) -> Result<()> {

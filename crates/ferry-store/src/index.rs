@@ -26,10 +26,13 @@ pub const EMPTY_INDEX: &str =
 /// Writes `bytes` to `path` through a temp file in the same directory: fsync, rename, fsync dir.
 pub fn write_atomically(store: &Store, path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(store.root());
+    // The temp file lives in tmp/ (same filesystem), so a crash leaves debris
+    // only where prune looks for it.
+    let tmp = store.tmp_dir();
     let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .ctx("creating temporary file in", dir)?;
+        .prefix("index-")
+        .tempfile_in(&tmp)
+        .ctx("creating temporary file in", &tmp)?;
     temp.write_all(bytes)
         .ctx("writing", temp.path().to_path_buf())?;
     temp.as_file().sync_all().ctx("syncing", path)?;

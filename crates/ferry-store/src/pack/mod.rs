@@ -9,7 +9,9 @@
 pub mod layer;
 pub mod walk;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -25,6 +27,7 @@ use ferry_spec::oci::{Descriptor, Digest, ImageManifestBuilder, MediaType};
 
 use crate::detect;
 use crate::error::{IoContext, Result, StoreError};
+use crate::lock::LockGuard;
 use crate::store::Store;
 use layer::{EntryMetadata, RawMethod, WrittenBlob};
 use walk::{Filter, SourceFile, SymlinkMode};
@@ -184,9 +187,12 @@ pub fn pack_with_progress(
         detect::Detected::default()
     });
 
+    // A corrupt index.json fails the pack before any blob is written.
+    store.read_index()?;
     // Held for the whole pack so a concurrent prune never deletes blobs that
-    // are written but not yet named in the index.
-    let _ingest = store.lock_ingest()?;
+    // are written but not yet named in the index; a failed pack removes the
+    // blobs it added.
+    let ingest = Ingest::start(store)?;
     let method = if options.link {
         RawMethod::Hardlink
     } else {
@@ -253,6 +259,7 @@ pub fn pack_with_progress(
     );
     descriptor.set_artifact_type(Some(MediaType::Other(media::ARTIFACT_TYPE_MODEL.into())));
     store.set_reference(reference, &descriptor)?;
+    ingest.succeeded();
     Ok(Packed {
         reference: reference.whole(),
         manifest_digest,
@@ -480,6 +487,69 @@ fn build_config(
             fs_type: ModelFsType::Layers,
             diff_ids,
         },
+    }
+}
+
+/// The ingest lock of one pack and the blob names present when it started.
+/// Dropped without [`Ingest::succeeded`] (the pack failed), it releases the
+/// lock, waits for the collect lock (so no other writer is mid-way) and
+/// deletes the blobs added since that nothing in the index reaches.
+struct Ingest<'a> {
+    store: &'a Store,
+    lock: Option<LockGuard>,
+    before: HashSet<OsString>,
+    succeeded: bool,
+}
+
+impl<'a> Ingest<'a> {
+    fn start(store: &'a Store) -> Result<Ingest<'a>> {
+        let lock = store.lock_ingest()?;
+        let dir = store.blobs_dir("sha256");
+        let mut before = HashSet::new();
+        for entry in fs::read_dir(&dir).ctx("reading", &dir)? {
+            before.insert(entry.ctx("reading", &dir)?.file_name());
+        }
+        Ok(Ingest {
+            store,
+            lock: Some(lock),
+            before,
+            succeeded: false,
+        })
+    }
+
+    fn succeeded(mut self) {
+        self.succeeded = true;
+    }
+
+    fn remove_added(&self) -> Result<()> {
+        let _collect = self.store.lock_collect()?;
+        let reachable: HashSet<String> = self
+            .store
+            .reachable_blobs()?
+            .into_keys()
+            .map(|d| d.digest().to_string())
+            .collect();
+        let dir = self.store.blobs_dir("sha256");
+        for entry in fs::read_dir(&dir).ctx("reading", &dir)? {
+            let name = entry.ctx("reading", &dir)?.file_name();
+            if self.before.contains(&name) || reachable.contains(&*name.to_string_lossy()) {
+                continue;
+            }
+            let path = dir.join(&name);
+            fs::remove_file(&path).ctx("removing", &path)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Ingest<'_> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        if !self.succeeded
+            && let Err(e) = self.remove_added()
+        {
+            tracing::warn!("blobs of the failed pack are left for `ferry prune`: {e}");
+        }
     }
 }
 

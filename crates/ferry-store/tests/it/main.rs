@@ -1,0 +1,13 @@
+//! Library-level integration tests of ferry-store: one test binary, one
+//! module per concern.
+
+mod common;
+
+mod concurrency;
+mod extract_hostile;
+mod fsck;
+mod gc;
+mod modelfile;
+mod reproducible;
+mod roundtrip;
+mod schema;
