@@ -43,6 +43,12 @@ impl Store {
         };
         if !store.layout_dir().join("oci-layout").is_file() {
             store.create_layout()?;
+        } else {
+            // A layout made by another tool, or one whose scratch space was
+            // emptied, still needs ferry's work directories.
+            for dir in [store.tmp_dir(), store.locks_dir()] {
+                fs::create_dir_all(&dir).ctx("creating store directory", &dir)?;
+            }
         }
         Ok(store)
     }

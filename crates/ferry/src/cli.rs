@@ -41,6 +41,67 @@ pub enum Command {
     Fsck(FsckArgs),
     /// Write an artifact's files into a directory.
     Extract(ExtractArgs),
+    /// Run the embedded OCI registry (distribution spec v1.1).
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
+    /// Address to listen on; loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: std::net::SocketAddr,
+    /// Registry storage (default: $FERRY_HOME/registry).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// htpasswd file with bcrypt hashes: require Basic auth.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// With --htpasswd: let anyone pull; pushes still need credentials.
+    #[arg(long)]
+    pub anonymous_pull: bool,
+    /// Refuse every write.
+    #[arg(long)]
+    pub read_only: bool,
+    /// TLS certificate (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client may send nothing before its request is dropped.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Hours an unfinished upload is kept.
+    #[arg(long, default_value_t = 24)]
+    pub upload_ttl_hours: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeAction {
+    /// Remove blobs and manifests nothing references.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Registry storage (default: $FERRY_HOME/registry).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Only report.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove manifests no tag reaches.
+    #[arg(long)]
+    pub delete_untagged: bool,
+    /// Leave blobs younger than this many seconds (pushes in progress).
+    #[arg(long, default_value_t = 3600)]
+    pub grace_seconds: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -158,6 +158,13 @@ pub fn pack_with_progress(
             reason: "pack needs a tag, not a digest".into(),
         });
     }
+    if !matches!(options.layer_format, Encoding::Raw | Encoding::Tar) {
+        // write_tar writes plain tar: a compressed media type would lie.
+        return Err(StoreError::Rejected(format!(
+            "layer format {} is not supported by pack (use raw or tar)",
+            options.layer_format.suffix()
+        )));
+    }
     let (modelfile, modelfile_text, modelfile_rel) = load_modelfile(dir, options)?;
     let filter = Filter::new(&options.include, &options.exclude)?;
     let symlinks = if options.layer_format == Encoding::Raw {

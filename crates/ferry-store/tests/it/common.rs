@@ -95,7 +95,12 @@ pub fn tiny_safetensors(n: usize, seed: u8) -> Vec<u8> {
 /// docs, code with an executable script, a dataset, a 0600 file and a
 /// symlink in a subdirectory. Returns `dir`.
 pub fn small_model(dir: &Path) -> PathBuf {
-    write_file(dir, "model.safetensors", &tiny_safetensors(40_000, 1), 0o644);
+    write_file(
+        dir,
+        "model.safetensors",
+        &tiny_safetensors(40_000, 1),
+        0o644,
+    );
     write_file(
         dir,
         "config.json",
@@ -105,7 +110,12 @@ pub fn small_model(dir: &Path) -> PathBuf {
     write_file(dir, "tokenizer.json", br#"{"version":"1.0"}"#, 0o644);
     write_file(dir, "README.md", b"# tiny\n", 0o644);
     write_file(dir, "LICENSE", b"Apache-2.0\n", 0o644);
-    write_file(dir, "1_Pooling/config.json", br#"{"pooling":"mean"}"#, 0o644);
+    write_file(
+        dir,
+        "1_Pooling/config.json",
+        br#"{"pooling":"mean"}"#,
+        0o644,
+    );
     write_file(dir, "data/train.jsonl", b"{\"x\":1}\n{\"x\":2}\n", 0o644);
     write_file(dir, "scripts/run.sh", b"#!/bin/sh\necho run\n", 0o755);
     write_file(dir, "private.txt", b"not for everyone\n", 0o600);
@@ -198,10 +208,20 @@ pub fn model_fixture(dest: &Path) -> Option<PathBuf> {
         b"{\"text\":\"hello\"}\n{\"text\":\"world\"}\n",
         0o644,
     );
-    write_file(dest, "scripts/run.sh", b"#!/bin/sh\nexec python3 -c 'print(1)'\n", 0o755);
+    write_file(
+        dest,
+        "scripts/run.sh",
+        b"#!/bin/sh\nexec python3 -c 'print(1)'\n",
+        0o755,
+    );
     write_file(dest, "private.txt", b"token=not-a-real-secret\n", 0o600);
     write_file(dest, "empty.txt", b"", 0o644);
-    write_file(dest, "docs/notes \u{fc}ber.md", "caf\u{e9}\n".as_bytes(), 0o644);
+    write_file(
+        dest,
+        "docs/notes \u{fc}ber.md",
+        "caf\u{e9}\n".as_bytes(),
+        0o644,
+    );
     let long = format!("deep/{}/{}/file.txt", "a".repeat(60), "b".repeat(60));
     write_file(dest, &long, b"long path\n", 0o644);
     write_symlink(dest, "docs/README-link.md", "../README.md");
@@ -406,7 +426,11 @@ pub fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
 /// Stores a hand-made artifact: each layer is (bytes, media type,
 /// annotations). The config is a minimal valid ModelPack config. Returns
 /// the manifest digest.
-pub fn put_artifact(store: &Store, name: &str, layers: &[(Vec<u8>, &str, Vec<(&str, &str)>)]) -> Digest {
+pub fn put_artifact(
+    store: &Store,
+    name: &str,
+    layers: &[(Vec<u8>, &str, Vec<(&str, &str)>)],
+) -> Digest {
     let mut layer_json = Vec::new();
     let mut diff_ids = Vec::new();
     for (bytes, media_type, notes) in layers {
@@ -447,7 +471,9 @@ pub fn put_artifact(store: &Store, name: &str, layers: &[(Vec<u8>, &str, Vec<(&s
         "layers": layer_json,
     });
     let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest JSON");
-    let digest = store.put_document(&manifest_bytes).expect("storing manifest");
+    let digest = store
+        .put_document(&manifest_bytes)
+        .expect("storing manifest");
     let descriptor = Descriptor::new(
         MediaType::ImageManifest,
         manifest_bytes.len() as u64,

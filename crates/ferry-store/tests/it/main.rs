@@ -8,6 +8,7 @@ mod extract_hostile;
 mod fsck;
 mod gc;
 mod modelfile;
+mod pack_input;
 mod reproducible;
 mod roundtrip;
 mod schema;

@@ -34,7 +34,12 @@ fn category_of(layers: &[ferry_spec::oci::Descriptor], path: &str) -> Category {
 fn modelfile_classifies_fills_metadata_and_is_not_packed() {
     let t = TestDir::new();
     let model = common::small_model(&t.join("model"));
-    common::write_file(&model, "weights-notes.bin", b"notes that look like weights\n", 0o644);
+    common::write_file(
+        &model,
+        "weights-notes.bin",
+        b"notes that look like weights\n",
+        0o644,
+    );
 
     // Without a Modelfile the heuristic calls the .bin file weights.
     let store = t.store("store");
@@ -54,11 +59,17 @@ fn modelfile_classifies_fills_metadata_and_is_not_packed() {
     );
     for declared in ["model.safetensors", "config.json"] {
         let layer = common::layer_at(&layers, declared);
-        assert_eq!(common::annotations(layer).get(ann::MEDIATYPE_UNTESTED), None, "{declared}");
+        assert_eq!(
+            common::annotations(layer).get(ann::MEDIATYPE_UNTESTED),
+            None,
+            "{declared}"
+        );
     }
     let readme = common::layer_at(&layers, "README.md");
     assert_eq!(
-        common::annotations(readme).get(ann::MEDIATYPE_UNTESTED).map(String::as_str),
+        common::annotations(readme)
+            .get(ann::MEDIATYPE_UNTESTED)
+            .map(String::as_str),
         Some("true"),
         "undeclared files are still guesses"
     );
@@ -68,7 +79,11 @@ fn modelfile_classifies_fills_metadata_and_is_not_packed() {
             .all(|l| common::annotations(l)[ann::FILEPATH] != "Modelfile"),
         "the Modelfile must not be a layer"
     );
-    assert_eq!(layers.len(), plain.len(), "same files, minus nothing but the Modelfile");
+    assert_eq!(
+        layers.len(),
+        plain.len(),
+        "same files, minus nothing but the Modelfile"
+    );
 
     let (_, _, manifest) = common::manifest_json(&store, "described");
     assert_eq!(manifest["annotations"][ann::MODELFILE], MODELFILE);
@@ -103,7 +118,12 @@ fn modelfile_classifies_fills_metadata_and_is_not_packed() {
 fn modelfile_given_by_path_inside_the_dir_is_not_packed() {
     let t = TestDir::new();
     let model = common::small_model(&t.join("model"));
-    common::write_file(&model, "custom.modelfile", b"NAME custom\nDOC LICENSE\n", 0o644);
+    common::write_file(
+        &model,
+        "custom.modelfile",
+        b"NAME custom\nDOC LICENSE\n",
+        0o644,
+    );
     let store = t.store("store");
     let options = PackOptions {
         modelfile: Some(model.join("custom.modelfile")),
@@ -117,9 +137,15 @@ fn modelfile_given_by_path_inside_the_dir_is_not_packed() {
             .all(|l| common::annotations(l)[ann::FILEPATH] != "custom.modelfile"),
         "the -f Modelfile must not be a layer"
     );
-    assert_eq!(common::config_json(&store, "custom")["descriptor"]["name"], "custom");
+    assert_eq!(
+        common::config_json(&store, "custom")["descriptor"]["name"],
+        "custom"
+    );
     let license = common::layer_at(&layers, "LICENSE");
-    assert_eq!(common::annotations(license).get(ann::MEDIATYPE_UNTESTED), None);
+    assert_eq!(
+        common::annotations(license).get(ann::MEDIATYPE_UNTESTED),
+        None
+    );
 }
 
 /// Packs and expects a refusal that names `line`, with nothing stored.
@@ -132,15 +158,27 @@ fn assert_refused(modelfile: &str, line: usize, also_mentions: &str) {
     let blobs_before = common::blob_names(&store);
 
     common::write_file(&model, "Modelfile", modelfile.as_bytes(), 0o644);
-    let err = pack::pack(&store, &model, &common::reference("after"), &PackOptions::default())
-        .expect_err("the Modelfile must be refused");
+    let err = pack::pack(
+        &store,
+        &model,
+        &common::reference("after"),
+        &PackOptions::default(),
+    )
+    .expect_err("the Modelfile must be refused");
     assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
     let message = err.to_string();
     assert!(message.contains(&format!("line {line}")), "{message}");
     assert!(message.contains(also_mentions), "{message}");
     assert_eq!(common::index_names(&store), names_before);
-    assert_eq!(common::blob_names(&store), blobs_before, "no blobs may be added");
-    assert!(matches!(store.resolve("after"), Err(StoreError::NotFound(_))));
+    assert_eq!(
+        common::blob_names(&store),
+        blobs_before,
+        "no blobs may be added"
+    );
+    assert!(matches!(
+        store.resolve("after"),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -169,5 +207,8 @@ fn modelfile_text_survives_byte_for_byte() {
     common::pack_ok(&store, &model, "crlf", &PackOptions::default());
     let (_, _, manifest) = common::manifest_json(&store, "crlf");
     assert_eq!(manifest["annotations"][ann::MODELFILE], text);
-    assert_eq!(common::config_json(&store, "crlf")["descriptor"]["name"], "crlf");
+    assert_eq!(
+        common::config_json(&store, "crlf")["descriptor"]["name"],
+        "crlf"
+    );
 }

@@ -59,7 +59,10 @@ fn mtimes_do_not_change_the_digest() {
     let model = common::small_model(&t.join("model"));
     let store = t.store("store");
     for (layout, options) in layouts() {
-        common::set_all_mtimes(&model, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+        common::set_all_mtimes(
+            &model,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000),
+        );
         let before = digest_of(&store, &model, &options);
         common::set_all_mtimes(&model, SystemTime::now() + Duration::from_secs(3600));
         let after = digest_of(&store, &model, &options);
@@ -119,7 +122,7 @@ fn created_time_changes_the_digest_and_is_recorded() {
     assert!(common::config_json(&store, "repro:v1")["descriptor"]["createdAt"].is_null());
 
     let stamps = ["2024-01-02T03:04:05Z", "2025-06-30T23:59:59Z"];
-    let mut digests = vec![plain.clone()];
+    let mut digests = vec![plain.to_string()];
     for created in stamps {
         let options = PackOptions {
             created: Some(created.to_string()),
@@ -131,7 +134,7 @@ fn created_time_changes_the_digest_and_is_recorded() {
         assert_eq!(manifest["annotations"][ann::CREATED], created);
         let config = common::config_json(&store, "repro:v1");
         assert_eq!(config["descriptor"]["createdAt"], created);
-        digests.push(digest);
+        digests.push(digest.to_string());
     }
     digests.sort();
     digests.dedup();
@@ -169,7 +172,11 @@ fn preserved_metadata_records_mtimes_in_tar_layers() {
     let t2 = 1_700_000_000;
     common::set_all_mtimes(&model, SystemTime::UNIX_EPOCH + Duration::from_secs(t1));
     let first = digest_of(&store, &model, &preserve);
-    assert_eq!(first, digest_of(&store, &model, &preserve), "preserve is still stable");
+    assert_eq!(
+        first,
+        digest_of(&store, &model, &preserve),
+        "preserve is still stable"
+    );
     let first_layers = common::layers(&store, "repro:v1");
     let fixed_first = digest_of(&store, &model, &fixed);
 
@@ -188,7 +195,11 @@ fn preserved_metadata_records_mtimes_in_tar_layers() {
 
     let old = common::layer_at(&first_layers, "README.md");
     let new = common::layer_at(&second_layers, "README.md");
-    assert_ne!(old.digest(), new.digest(), "the tar blob itself records the mtime");
+    assert_ne!(
+        old.digest(),
+        new.digest(),
+        "the tar blob itself records the mtime"
+    );
     assert_eq!(tar_mtime(&store, old.digest()), t1);
     assert_eq!(tar_mtime(&store, new.digest()), t2);
     assert_eq!(

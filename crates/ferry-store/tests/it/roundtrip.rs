@@ -125,7 +125,12 @@ fn bundled_small_files_round_trip_with_annotations() {
     );
     let declared = |path: &str| path.ends_with(".safetensors") || path == "data/train.jsonl";
     let store = t.store("store");
-    let unbundled = common::pack_ok(&store, &model, "roundtrip:unbundled", &PackOptions::default());
+    let unbundled = common::pack_ok(
+        &store,
+        &model,
+        "roundtrip:unbundled",
+        &PackOptions::default(),
+    );
     let options = PackOptions {
         bundle_small: Some(64 * 1024),
         ..PackOptions::default()
@@ -145,7 +150,11 @@ fn bundled_small_files_round_trip_with_annotations() {
         let path = notes
             .get(ann::FILEPATH)
             .unwrap_or_else(|| panic!("layer {} lacks {}", layer.digest(), ann::FILEPATH));
-        assert_eq!(notes.get(ann::TITLE), Some(path), "title and filepath differ");
+        assert_eq!(
+            notes.get(ann::TITLE),
+            Some(path),
+            "title and filepath differ"
+        );
         let metadata = common::file_metadata(layer);
         let (category, encoding) =
             media::parse_layer_media_type(&layer.media_type().to_string()).expect("modelpack");

@@ -27,7 +27,10 @@ fn assert_valid(validator: &jsonschema::Validator, config: &Value, what: &str) {
         .iter_errors(config)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "{what}: config violates the schema: {errors:?}\n{config:#}");
+    assert!(
+        errors.is_empty(),
+        "{what}: config violates the schema: {errors:?}\n{config:#}"
+    );
 }
 
 fn all_metadata() -> Metadata {
@@ -50,8 +53,7 @@ fn the_schema_harness_agrees_with_the_spec_vectors() {
     // Proves the validator below really enforces the schema, formats included.
     let validator = validator();
     let dir = common::shared_dir().join("spec/modelpack/vectors");
-    let index: Value =
-        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
     let vectors = index.as_array().expect("vector list");
     assert!(vectors.len() >= 20);
     for vector in vectors {
@@ -119,7 +121,10 @@ fn every_config_ferry_writes_validates() {
     assert_eq!(d["family"], "llama3");
     assert_eq!(d["version"], "1.2.3");
     assert_eq!(d["licenses"], serde_json::json!(["Apache-2.0", "MIT"]));
-    assert_eq!(d["authors"], serde_json::json!(["Ada <ada@example.com>", "Grace"]));
+    assert_eq!(
+        d["authors"],
+        serde_json::json!(["Ada <ada@example.com>", "Grace"])
+    );
     assert_eq!(d["createdAt"], "2024-05-06T07:08:09Z");
     let c = &config["config"];
     assert_eq!(c["architecture"], "transformer");
@@ -176,10 +181,16 @@ fn the_validator_rejects_what_ferry_must_not_write() {
     assert!(validator.is_valid(&good));
     let mut bad_time = good.clone();
     bad_time["descriptor"]["createdAt"] = "yesterday".into();
-    assert!(!validator.is_valid(&bad_time), "date-time format not enforced");
+    assert!(
+        !validator.is_valid(&bad_time),
+        "date-time format not enforced"
+    );
     let mut extra = good.clone();
     extra["config"]["unknownKey"] = 1.into();
-    assert!(!validator.is_valid(&extra), "additionalProperties not enforced");
+    assert!(
+        !validator.is_valid(&extra),
+        "additionalProperties not enforced"
+    );
 }
 
 #[test]
@@ -220,7 +231,10 @@ fn manifest_and_index_follow_the_spec() {
         assert_eq!(manifest["schemaVersion"], 2);
         assert_eq!(manifest["mediaType"], media::MEDIA_TYPE_IMAGE_MANIFEST);
         assert_eq!(manifest["artifactType"], media::ARTIFACT_TYPE_MODEL);
-        assert_eq!(manifest["config"]["mediaType"], media::MEDIA_TYPE_MODEL_CONFIG);
+        assert_eq!(
+            manifest["config"]["mediaType"],
+            media::MEDIA_TYPE_MODEL_CONFIG
+        );
 
         let config = common::config_json(&store, &name);
         let layer_digests: Vec<Value> = manifest["layers"]
@@ -239,9 +253,9 @@ fn manifest_and_index_follow_the_spec() {
         for layer in manifest["layers"].as_array().unwrap() {
             let mt = layer["mediaType"].as_str().unwrap();
             assert!(media::parse_layer_media_type(mt).is_some(), "{mt}");
-            let blob = fs::read(
-                store.blob_path(&ferry_store::index::parse_digest(layer["digest"].as_str().unwrap()).unwrap()),
-            )
+            let blob = fs::read(store.blob_path(
+                &ferry_store::index::parse_digest(layer["digest"].as_str().unwrap()).unwrap(),
+            ))
             .unwrap();
             assert_eq!(layer["size"], blob.len(), "{tag}: layer size");
         }
@@ -292,7 +306,10 @@ fn index_names_are_full_normalized_references() {
         let resolved = store.resolve(input).unwrap();
         assert_eq!(resolved.reference.as_deref(), Some(full), "{input}");
         // The full form resolves to the same entry.
-        assert_eq!(store.resolve(full).unwrap().descriptor.digest(), resolved.descriptor.digest());
+        assert_eq!(
+            store.resolve(full).unwrap().descriptor.digest(),
+            resolved.descriptor.digest()
+        );
     }
     let names = common::index_names(&store);
     let expected: Vec<String> = cases.iter().map(|(_, full)| full.to_string()).collect();
@@ -310,7 +327,13 @@ fn repacking_a_tag_replaces_its_index_entry() {
     let second = common::pack_ok(&store, &model, "m", &PackOptions::default());
     assert_ne!(first.manifest_digest, second.manifest_digest);
     let names = common::index_names(&store);
-    assert_eq!(names.iter().filter(|n| *n == "docker.io/library/m:latest").count(), 1);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n == "docker.io/library/m:latest")
+            .count(),
+        1
+    );
     assert_eq!(names.len(), 2);
     assert_eq!(
         store.resolve("m").unwrap().descriptor.digest(),
@@ -324,5 +347,8 @@ fn repacking_a_tag_replaces_its_index_entry() {
     let by_digest = store.resolve(&first.manifest_digest.to_string()).unwrap();
     assert_eq!(by_digest.descriptor.digest(), &first.manifest_digest);
     let pinned = format!("m@{}", second.manifest_digest);
-    assert_eq!(store.resolve(&pinned).unwrap().descriptor.digest(), &second.manifest_digest);
+    assert_eq!(
+        store.resolve(&pinned).unwrap().descriptor.digest(),
+        &second.manifest_digest
+    );
 }

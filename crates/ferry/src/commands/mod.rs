@@ -4,6 +4,7 @@ mod init;
 mod inspect;
 mod maintain;
 mod pack;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => maintain::prune(&open_store(&root)?, &args),
         Command::Fsck(args) => maintain::fsck(&read_store(&root)?, &args),
         Command::Extract(args) => maintain::extract(&read_store(&root)?, &args),
+        Command::Serve(args) => serve::run(&root, &args),
     }
 }
 

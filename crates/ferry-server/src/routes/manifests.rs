@@ -1,0 +1,334 @@
+//! Manifests by tag or digest, and the referrers API.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::blobs::storage_error;
+use super::{Query, set_header};
+use crate::error::{RegistryError, RegistryResult};
+use crate::names::{Algorithm, BlobDigest, ManifestRef};
+use crate::storage::{ByteStream, ReferrerDescriptor, Storage, StoredManifest};
+
+const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+async fn resolve(
+    storage: &dyn Storage,
+    name: &str,
+    reference: &ManifestRef,
+) -> RegistryResult<StoredManifest> {
+    let digest = match reference {
+        ManifestRef::Digest(digest) => digest.clone(),
+        ManifestRef::Tag(tag) => storage
+            .tag_get(name, tag)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(|| RegistryError::manifest_unknown(tag))?,
+    };
+    storage
+        .manifest_get(name, &digest)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| RegistryError::manifest_unknown(&digest))
+}
+
+/// `GET|HEAD /v2/<name>/manifests/<reference>`.
+pub async fn get(
+    storage: &dyn Storage,
+    name: &str,
+    reference: &str,
+    head_only: bool,
+) -> RegistryResult<Response> {
+    // A reference that cannot name anything is simply unknown here.
+    let reference = ManifestRef::parse(reference).map_err(|e| match e.code {
+        "TAG_INVALID" => RegistryError::manifest_unknown(reference),
+        _ => e,
+    })?;
+    let manifest = resolve(storage, name, &reference).await?;
+    let len = manifest.bytes.len();
+    let body = if head_only {
+        Body::empty()
+    } else {
+        Body::from(manifest.bytes)
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    set_header(h, "content-type", &manifest.media_type);
+    set_header(h, "content-length", &len.to_string());
+    set_header(h, "docker-content-digest", &manifest.digest.to_string());
+    Ok(response)
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_limited(mut body: ByteStream, limit: usize) -> RegistryResult<Bytes> {
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| RegistryError::manifest_invalid(format!("reading body: {e}")))?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(RegistryError::too_large(format!(
+                "manifest is larger than the {limit}-byte limit"
+            )));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
+fn is_non_distributable(media_type: &str) -> bool {
+    media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
+}
+
+fn descriptor_digest(descriptor: &Value) -> RegistryResult<BlobDigest> {
+    let digest = descriptor
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RegistryError::manifest_invalid("descriptor without digest"))?;
+    BlobDigest::parse(digest)
+        .map_err(|_| RegistryError::manifest_invalid(format!("invalid digest {digest:?}")))
+}
+
+/// Checks that everything the manifest names is in the repository.
+async fn check_references(
+    storage: &dyn Storage,
+    name: &str,
+    document: &Value,
+) -> RegistryResult<()> {
+    if let Some(manifests) = document.get("manifests") {
+        let manifests = manifests
+            .as_array()
+            .ok_or_else(|| RegistryError::manifest_invalid("manifests is not an array"))?;
+        for child in manifests {
+            let digest = descriptor_digest(child)?;
+            if storage
+                .manifest_get(name, &digest)
+                .await
+                .map_err(storage_error)?
+                .is_none()
+            {
+                return Err(RegistryError::manifest_blob_unknown(&digest));
+            }
+        }
+        return Ok(());
+    }
+    let mut descriptors = Vec::new();
+    if let Some(config) = document.get("config") {
+        descriptors.push(config);
+    }
+    if let Some(layers) = document.get("layers") {
+        let layers = layers
+            .as_array()
+            .ok_or_else(|| RegistryError::manifest_invalid("layers is not an array"))?;
+        descriptors.extend(layers);
+    }
+    for descriptor in descriptors {
+        let media_type = descriptor
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let digest = descriptor_digest(descriptor)?;
+        if is_non_distributable(media_type) {
+            continue;
+        }
+        if !storage
+            .blob_linked(name, &digest)
+            .await
+            .map_err(storage_error)?
+        {
+            return Err(RegistryError::manifest_blob_unknown(&digest));
+        }
+    }
+    Ok(())
+}
+
+/// `PUT /v2/<name>/manifests/<reference>`.
+pub async fn put(
+    storage: &dyn Storage,
+    name: &str,
+    reference: &str,
+    headers: &HeaderMap,
+    body: ByteStream,
+    limit: usize,
+) -> RegistryResult<Response> {
+    let reference = ManifestRef::parse(reference)?;
+    let bytes = read_limited(body, limit).await?;
+    let document: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::manifest_invalid(format!("manifest is not JSON: {e}")))?;
+    if !document.is_object() {
+        return Err(RegistryError::manifest_invalid(
+            "manifest is not a JSON object",
+        ));
+    }
+    let body_media_type = document.get("mediaType").and_then(Value::as_str);
+    let header_media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim());
+    let media_type = match (header_media_type, body_media_type) {
+        (Some(h), Some(b)) if !h.is_empty() && h != b => {
+            return Err(RegistryError::manifest_invalid(format!(
+                "Content-Type {h:?} does not match the manifest's mediaType {b:?}"
+            )));
+        }
+        (Some(h), _) if !h.is_empty() => h.to_string(),
+        (_, Some(b)) => b.to_string(),
+        _ => {
+            return Err(RegistryError::manifest_invalid(
+                "manifest media type is unknown",
+            ));
+        }
+    };
+    let digest = match &reference {
+        ManifestRef::Digest(expected) => {
+            let actual = BlobDigest::of(expected.algorithm(), &bytes);
+            if &actual != expected {
+                return Err(RegistryError::digest_invalid(format!(
+                    "manifest digest is {actual}, not {expected}"
+                )));
+            }
+            actual
+        }
+        ManifestRef::Tag(_) => BlobDigest::of(Algorithm::Sha256, &bytes),
+    };
+    check_references(storage, name, &document).await?;
+    let size = bytes.len() as u64;
+    let manifest = StoredManifest {
+        bytes,
+        media_type: media_type.clone(),
+        digest: digest.clone(),
+    };
+    let tag = match &reference {
+        ManifestRef::Tag(tag) => Some(tag.as_str()),
+        ManifestRef::Digest(_) => None,
+    };
+    storage
+        .manifest_put(name, &manifest, tag)
+        .await
+        .map_err(storage_error)?;
+    let mut response = StatusCode::CREATED.into_response();
+    if let Some(subject) = document.get("subject") {
+        let subject_digest = descriptor_digest(subject)?;
+        let descriptor = referrer_descriptor(&document, media_type, &digest, size);
+        storage
+            .referrer_add(name, &subject_digest, &descriptor)
+            .await
+            .map_err(storage_error)?;
+        set_header(
+            response.headers_mut(),
+            "oci-subject",
+            &subject_digest.to_string(),
+        );
+    }
+    let h = response.headers_mut();
+    set_header(h, "location", &format!("/v2/{name}/manifests/{digest}"));
+    set_header(h, "docker-content-digest", &digest.to_string());
+    set_header(h, "content-length", "0");
+    Ok(response)
+}
+
+fn referrer_descriptor(
+    document: &Value,
+    media_type: String,
+    digest: &BlobDigest,
+    size: u64,
+) -> ReferrerDescriptor {
+    let artifact_type = document
+        .get("artifactType")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            document
+                .get("config")
+                .and_then(|c| c.get("mediaType"))
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string);
+    ReferrerDescriptor {
+        media_type,
+        digest: digest.to_string(),
+        size,
+        artifact_type,
+        annotations: document
+            .get("annotations")
+            .and_then(Value::as_object)
+            .cloned(),
+    }
+}
+
+/// `DELETE /v2/<name>/manifests/<reference>`: by digest removes the
+/// manifest and its tags; by tag removes only the tag.
+pub async fn delete(
+    storage: &dyn Storage,
+    name: &str,
+    reference: &str,
+) -> RegistryResult<Response> {
+    match ManifestRef::parse(reference)? {
+        ManifestRef::Tag(tag) => {
+            if !storage
+                .tag_delete(name, &tag)
+                .await
+                .map_err(storage_error)?
+            {
+                return Err(RegistryError::manifest_unknown(&tag));
+            }
+        }
+        ManifestRef::Digest(digest) => {
+            let manifest = storage
+                .manifest_get(name, &digest)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(|| RegistryError::manifest_unknown(&digest))?;
+            storage
+                .manifest_delete(name, &digest)
+                .await
+                .map_err(storage_error)?;
+            let subject = serde_json::from_slice::<Value>(&manifest.bytes)
+                .ok()
+                .and_then(|d| d.get("subject").cloned());
+            if let Some(subject) = subject
+                && let Ok(subject_digest) = descriptor_digest(&subject)
+            {
+                storage
+                    .referrer_remove(name, &subject_digest, &digest.to_string())
+                    .await
+                    .map_err(storage_error)?;
+            }
+        }
+    }
+    let mut response = StatusCode::ACCEPTED.into_response();
+    set_header(response.headers_mut(), "content-length", "0");
+    Ok(response)
+}
+
+/// `GET /v2/<name>/referrers/<digest>[?artifactType=]`: always an index.
+pub async fn referrers(
+    storage: &dyn Storage,
+    name: &str,
+    digest: &str,
+    query: &Query,
+) -> RegistryResult<Response> {
+    let subject = BlobDigest::parse(digest)?;
+    let mut descriptors = storage
+        .referrers(name, &subject)
+        .await
+        .map_err(storage_error)?;
+    let filter = query.get("artifactType").filter(|t| !t.is_empty());
+    if let Some(wanted) = filter {
+        descriptors.retain(|d| d.artifact_type.as_deref() == Some(wanted));
+    }
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": descriptors,
+    })
+    .to_string();
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    set_header(h, "content-type", INDEX_MEDIA_TYPE);
+    if filter.is_some() {
+        set_header(h, "oci-filters-applied", "artifactType");
+    }
+    Ok(response)
+}

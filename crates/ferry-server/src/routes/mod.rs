@@ -1,0 +1,291 @@
+//! Request dispatch: repository names contain slashes, so the path is
+//! parsed here rather than by a pattern router.
+
+mod blobs;
+mod manifests;
+mod tags;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+
+use crate::auth::Access;
+use crate::error::{RegistryError, RegistryResult};
+use crate::names::validate_name;
+use crate::storage::{ByteStream, Storage};
+
+/// Shared state of every request.
+pub struct AppState {
+    /// The storage backend.
+    pub storage: Arc<dyn Storage>,
+    /// Who may do what.
+    pub access: Access,
+    /// Largest manifest accepted.
+    pub max_manifest_bytes: usize,
+}
+
+/// A parsed registry path.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Base,
+    Catalog,
+    Tags(String),
+    Blob(String, String),
+    UploadStart(String),
+    Upload(String, String),
+    Manifest(String, String),
+    Referrers(String, String),
+}
+
+fn parse_route(path: &str) -> Option<Route> {
+    if path == "/v2/" || path == "/v2" {
+        return Some(Route::Base);
+    }
+    let rest = path.strip_prefix("/v2/")?;
+    if rest == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Route::Tags(name.to_string()));
+    }
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
+        return Some(Route::UploadStart(name.to_string()));
+    }
+    // The marker nearest the end wins: a repository may itself contain a
+    // component called "blobs" or "manifests", the final segment may not
+    // contain a slash.
+    let markers = ["/blobs/uploads/", "/blobs/", "/manifests/", "/referrers/"];
+    let (marker, index) = markers
+        .iter()
+        .filter_map(|m| rest.rfind(m).map(|i| (*m, i)))
+        .filter(|(m, i)| !rest[i + m.len()..].contains('/'))
+        .max_by_key(|(m, i)| (*i, m.len()))?;
+    let name = rest[..index].to_string();
+    let tail = rest[index + marker.len()..].to_string();
+    Some(match marker {
+        "/blobs/uploads/" => Route::Upload(name, tail),
+        "/blobs/" => Route::Blob(name, tail),
+        "/manifests/" => Route::Manifest(name, tail),
+        _ => Route::Referrers(name, tail),
+    })
+}
+
+/// The single entry point for every request.
+pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    match handle(&state, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(%method, %path, %query, code = error.code, "request failed");
+            error.into_response()
+        }
+    }
+}
+
+async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Response> {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let route = parse_route(parts.uri.path()).ok_or_else(|| {
+        RegistryError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+    })?;
+    state.access.check(&parts.headers, &method)?;
+    let query = Query::parse(parts.uri.query().unwrap_or(""));
+    let headers = parts.headers;
+    let body: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let s = &*state.storage;
+    match route {
+        Route::Base => Ok(base()),
+        Route::Catalog => tags::catalog(s, &query).await,
+        Route::Tags(name) => {
+            validate_name(&name)?;
+            tags::list(s, &name, &query).await
+        }
+        Route::Blob(name, digest) => {
+            validate_name(&name)?;
+            match method {
+                Method::GET | Method::HEAD => {
+                    blobs::get(s, &name, &digest, &headers, method == Method::HEAD).await
+                }
+                Method::DELETE => blobs::delete(s, &name, &digest).await,
+                _ => Err(method_not_allowed()),
+            }
+        }
+        Route::UploadStart(name) => {
+            validate_name(&name)?;
+            match method {
+                Method::POST => uploads::start(s, &name, &query, &headers, body).await,
+                _ => Err(method_not_allowed()),
+            }
+        }
+        Route::Upload(name, id) => {
+            validate_name(&name)?;
+            match method {
+                Method::PATCH => uploads::patch(s, &name, &id, &headers, body).await,
+                Method::PUT => uploads::put(s, &name, &id, &query, &headers, body).await,
+                Method::GET => uploads::status(s, &name, &id).await,
+                Method::DELETE => uploads::cancel(s, &name, &id).await,
+                _ => Err(method_not_allowed()),
+            }
+        }
+        Route::Manifest(name, reference) => {
+            validate_name(&name)?;
+            match method {
+                Method::GET | Method::HEAD => {
+                    manifests::get(s, &name, &reference, method == Method::HEAD).await
+                }
+                Method::PUT => {
+                    manifests::put(
+                        s,
+                        &name,
+                        &reference,
+                        &headers,
+                        body,
+                        state.max_manifest_bytes,
+                    )
+                    .await
+                }
+                Method::DELETE => manifests::delete(s, &name, &reference).await,
+                _ => Err(method_not_allowed()),
+            }
+        }
+        Route::Referrers(name, digest) => {
+            validate_name(&name)?;
+            match method {
+                Method::GET => manifests::referrers(s, &name, &digest, &query).await,
+                _ => Err(method_not_allowed()),
+            }
+        }
+    }
+}
+
+fn base() -> Response {
+    let mut response = (StatusCode::OK, "{}").into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn method_not_allowed() -> RegistryError {
+    RegistryError::unsupported("method not allowed on this endpoint")
+}
+
+/// Query parameters, decoded.
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: &str) -> Query {
+        Query(
+            query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn percent_decode(input: &str) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&input[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                Err(_) => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sets a header from a string known to be a valid header value.
+pub fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_with_nested_and_tricky_names() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(parse_route("/v2/"), Some(Route::Base));
+        assert_eq!(parse_route("/v2/_catalog"), Some(Route::Catalog));
+        assert_eq!(
+            parse_route("/v2/a/b/tags/list"),
+            Some(Route::Tags("a/b".into()))
+        );
+        assert_eq!(
+            parse_route(&format!("/v2/a/blobs/b/blobs/{d}")),
+            Some(Route::Blob("a/blobs/b".into(), d.clone()))
+        );
+        assert_eq!(
+            parse_route("/v2/a/blobs/uploads/"),
+            Some(Route::UploadStart("a".into()))
+        );
+        assert_eq!(
+            parse_route("/v2/a/blobs/uploads/123"),
+            Some(Route::Upload("a".into(), "123".into()))
+        );
+        assert_eq!(
+            parse_route("/v2/x/manifests/y/manifests/latest"),
+            Some(Route::Manifest("x/manifests/y".into(), "latest".into()))
+        );
+        assert_eq!(
+            parse_route(&format!("/v2/r/referrers/{d}")),
+            Some(Route::Referrers("r".into(), d))
+        );
+        assert_eq!(parse_route("/v1/x"), None);
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = Query::parse("n=10&last=a%2Fb&from=x+y");
+        assert_eq!(q.get("n"), Some("10"));
+        assert_eq!(q.get("last"), Some("a/b"));
+        assert_eq!(q.get("from"), Some("x y"));
+        assert_eq!(q.get("missing"), None);
+    }
+}

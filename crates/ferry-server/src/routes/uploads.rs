@@ -1,0 +1,250 @@
+//! Blob uploads: `POST` (session, monolithic, mount), `PATCH`, `PUT`,
+//! `GET` status and `DELETE`.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::blobs::storage_error;
+use super::{Query, set_header};
+use crate::error::{RegistryError, RegistryResult};
+use crate::names::{BlobDigest, validate_name};
+use crate::storage::{ByteStream, Storage, StorageError};
+
+/// `201 Created` for a blob now in the repository.
+fn created(name: &str, digest: &BlobDigest) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    let h = response.headers_mut();
+    set_header(h, "location", &format!("/v2/{name}/blobs/{digest}"));
+    set_header(h, "docker-content-digest", &digest.to_string());
+    set_header(h, "content-length", "0");
+    response
+}
+
+/// `202 Accepted` for a session at `offset` bytes.
+fn accepted(name: &str, id: &str, offset: u64, status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    let h = response.headers_mut();
+    set_header(h, "location", &format!("/v2/{name}/blobs/uploads/{id}"));
+    set_header(h, "docker-upload-uuid", id);
+    // An empty session reports `0-0`, as registries conventionally do.
+    set_header(h, "range", &format!("0-{}", offset.saturating_sub(1)));
+    set_header(h, "content-length", "0");
+    response
+}
+
+/// `POST /v2/<name>/blobs/uploads/`.
+pub async fn start(
+    storage: &dyn Storage,
+    name: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: ByteStream,
+) -> RegistryResult<Response> {
+    if let Some(mount) = query.get("mount") {
+        // A mount that cannot be honoured falls back to a new session.
+        if let Ok(digest) = BlobDigest::parse(mount) {
+            let available = match query.get("from") {
+                Some(from) => {
+                    validate_name(from).is_ok()
+                        && storage
+                            .blob_linked(from, &digest)
+                            .await
+                            .map_err(storage_error)?
+                }
+                None => storage.blob_known(&digest).await.map_err(storage_error)?,
+            };
+            if available {
+                storage
+                    .blob_link(name, &digest)
+                    .await
+                    .map_err(storage_error)?;
+                return Ok(created(name, &digest));
+            }
+        }
+    }
+    if let Some(digest) = query.get("digest") {
+        let digest = BlobDigest::parse(digest)?;
+        check_declared_length(headers)?;
+        let id = storage.upload_start(name).await.map_err(storage_error)?;
+        let result = async {
+            storage.upload_append(name, &id, None, body).await?;
+            storage.upload_finish(name, &id, &digest).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = storage.upload_cancel(name, &id).await;
+        }
+        result.map_err(storage_error)?;
+        return Ok(created(name, &digest));
+    }
+    let id = storage.upload_start(name).await.map_err(storage_error)?;
+    Ok(accepted(name, &id, 0, StatusCode::ACCEPTED))
+}
+
+fn check_declared_length(headers: &HeaderMap) -> RegistryResult<Option<u64>> {
+    match headers.get("content-length") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| RegistryError::size_invalid("invalid Content-Length")),
+    }
+}
+
+/// Parses `Content-Range: <start>-<end>` (an optional `bytes ` prefix is tolerated).
+fn content_range(headers: &HeaderMap) -> RegistryResult<Option<(u64, u64)>> {
+    let Some(value) = headers.get("content-range") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        RegistryError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            "invalid Content-Range",
+        )
+    };
+    let text = value.to_str().map_err(|_| invalid())?.trim();
+    let text = text
+        .strip_prefix("bytes=")
+        .or_else(|| text.strip_prefix("bytes "))
+        .unwrap_or(text);
+    let text = text.split('/').next().unwrap_or(text);
+    let (start, end) = text.split_once('-').ok_or_else(invalid)?;
+    let start: u64 = start.trim().parse().map_err(|_| invalid())?;
+    let end: u64 = end.trim().parse().map_err(|_| invalid())?;
+    if end < start {
+        return Err(invalid());
+    }
+    Ok(Some((start, end)))
+}
+
+async fn append_checked(
+    storage: &dyn Storage,
+    name: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: ByteStream,
+) -> RegistryResult<u64> {
+    let range = content_range(headers)?;
+    if let Some((start, end)) = range
+        && let Some(length) = check_declared_length(headers)?
+        && length != end - start + 1
+    {
+        return Err(RegistryError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            "Content-Length does not match Content-Range",
+        ));
+    }
+    let start = range.map(|(start, _)| start);
+    match storage.upload_append(name, id, start, body).await {
+        Ok(offset) => {
+            if let Some((_, end)) = range
+                && offset != end + 1
+            {
+                return Err(RegistryError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "BLOB_UPLOAD_INVALID",
+                    format!(
+                        "chunk ended at offset {offset}, Content-Range said {}",
+                        end + 1
+                    ),
+                ));
+            }
+            Ok(offset)
+        }
+        Err(StorageError::NotFound) => Err(RegistryError::upload_unknown()),
+        Err(other) => Err(storage_error(other)),
+    }
+}
+
+/// `PATCH /v2/<name>/blobs/uploads/<id>`: a chunk, or a whole stream.
+pub async fn patch(
+    storage: &dyn Storage,
+    name: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: ByteStream,
+) -> RegistryResult<Response> {
+    if storage
+        .upload_offset(name, id)
+        .await
+        .map_err(storage_error)?
+        .is_none()
+    {
+        return Err(RegistryError::upload_unknown());
+    }
+    match append_checked(storage, name, id, headers, body).await {
+        Ok(offset) => Ok(accepted(name, id, offset, StatusCode::ACCEPTED)),
+        Err(error) if error.status == StatusCode::RANGE_NOT_SATISFIABLE => {
+            let offset = storage
+                .upload_offset(name, id)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+            let mut response = error.into_response();
+            let h = response.headers_mut();
+            set_header(h, "location", &format!("/v2/{name}/blobs/uploads/{id}"));
+            set_header(h, "range", &format!("0-{}", offset.saturating_sub(1)));
+            Ok(response)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: optional last chunk, then close.
+pub async fn put(
+    storage: &dyn Storage,
+    name: &str,
+    id: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: ByteStream,
+) -> RegistryResult<Response> {
+    if storage
+        .upload_offset(name, id)
+        .await
+        .map_err(storage_error)?
+        .is_none()
+    {
+        return Err(RegistryError::upload_unknown());
+    }
+    let digest = query
+        .get("digest")
+        .ok_or_else(|| RegistryError::digest_invalid("digest query parameter is required"))?;
+    let digest = BlobDigest::parse(digest)?;
+    append_checked(storage, name, id, headers, body).await?;
+    match storage.upload_finish(name, id, &digest).await {
+        Ok(_) => Ok(created(name, &digest)),
+        Err(StorageError::NotFound) => Err(RegistryError::upload_unknown()),
+        Err(other) => Err(storage_error(other)),
+    }
+}
+
+/// `GET /v2/<name>/blobs/uploads/<id>`: 204 with the received range.
+pub async fn status(storage: &dyn Storage, name: &str, id: &str) -> RegistryResult<Response> {
+    match storage
+        .upload_offset(name, id)
+        .await
+        .map_err(storage_error)?
+    {
+        Some(offset) => Ok(accepted(name, id, offset, StatusCode::NO_CONTENT)),
+        None => Err(RegistryError::upload_unknown()),
+    }
+}
+
+/// `DELETE /v2/<name>/blobs/uploads/<id>`.
+pub async fn cancel(storage: &dyn Storage, name: &str, id: &str) -> RegistryResult<Response> {
+    if storage
+        .upload_cancel(name, id)
+        .await
+        .map_err(storage_error)?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(RegistryError::upload_unknown())
+    }
+}

@@ -1,0 +1,148 @@
+//! Many packs into one store at once, within one process.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Barrier;
+use std::thread;
+
+use ferry_store::extract::{self, ExtractOptions};
+use ferry_store::maintenance;
+use ferry_store::pack::PackOptions;
+
+use crate::common::{self, TestDir};
+
+const THREADS: usize = 8;
+
+/// One model directory per thread: shared files (same blobs, written
+/// concurrently) plus a unique one.
+fn models(t: &TestDir) -> Vec<PathBuf> {
+    (0..THREADS)
+        .map(|i| {
+            let dir = common::small_model(&t.join(format!("model-{i}")));
+            common::write_file(
+                &dir,
+                &format!("unique-{i}.safetensors"),
+                &common::tiny_safetensors(20_000 + i, i as u8),
+                0o644,
+            );
+            dir
+        })
+        .collect()
+}
+
+#[test]
+fn eight_threads_pack_into_one_store() {
+    let t = TestDir::new();
+    let models = models(&t);
+    let root = t.join("store");
+    let barrier = Barrier::new(THREADS);
+    let digests: Vec<_> = thread::scope(|scope| {
+        let handles: Vec<_> = models
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let barrier = &barrier;
+                let root = root.clone();
+                scope.spawn(move || {
+                    barrier.wait();
+                    // Each thread opens the (possibly not yet created) store itself.
+                    let store = ferry_store::Store::open(&root).expect("opening store");
+                    let options = PackOptions {
+                        bundle_small: (i % 2 == 1).then_some(4096),
+                        ..PackOptions::default()
+                    };
+                    common::pack_ok(&store, dir, &format!("m:t{i}"), &options).manifest_digest
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("pack thread"))
+            .collect()
+    });
+
+    let store = ferry_store::Store::open(&root).unwrap();
+    let names: BTreeSet<String> = common::index_names(&store).into_iter().collect();
+    let expected: BTreeSet<String> = (0..THREADS)
+        .map(|i| format!("docker.io/library/m:t{i}"))
+        .collect();
+    assert_eq!(names, expected, "every pack's entry survived");
+    assert_eq!(
+        common::index_names(&store).len(),
+        THREADS,
+        "no duplicate entries"
+    );
+    let report = maintenance::fsck(&store, false).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.unreferenced.is_empty(), "{report:?}");
+    assert_eq!(report.leftovers, 0, "temporary files left behind");
+    for (i, digest) in digests.iter().enumerate() {
+        let resolved = store.resolve(&format!("m:t{i}")).unwrap();
+        assert_eq!(resolved.descriptor.digest(), digest);
+    }
+    let unique: BTreeSet<_> = digests.iter().map(|d| d.to_string()).collect();
+    assert_eq!(unique.len(), THREADS);
+
+    // Spot-check two artifacts byte for byte.
+    for i in [0, THREADS - 1] {
+        let out = t.join(format!("out-{i}"));
+        extract::extract(&store, &format!("m:t{i}"), &out, &ExtractOptions::default()).unwrap();
+        assert_eq!(
+            common::files_only(common::snapshot(&out, false)),
+            common::files_only(common::snapshot(&models[i], true))
+        );
+    }
+}
+
+#[test]
+fn prune_running_during_packs_never_breaks_them() {
+    let t = TestDir::new();
+    let models = models(&t);
+    let store = t.store("store");
+    // Something for prune to collect, so it really deletes while packs run.
+    store.put_document(b"{\"garbage\":1}").unwrap();
+    thread::scope(|scope| {
+        let pruner = scope.spawn(|| {
+            let mut rounds = 0;
+            while rounds < 50 {
+                maintenance::prune(&store, false).expect("prune");
+                rounds += 1;
+            }
+        });
+        let packers: Vec<_> = models
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let store = store.clone();
+                scope.spawn(move || {
+                    for round in 0..3 {
+                        common::pack_ok(
+                            &store,
+                            dir,
+                            &format!("m:t{i}-{round}"),
+                            &PackOptions::default(),
+                        );
+                    }
+                })
+            })
+            .collect();
+        for p in packers {
+            p.join().expect("pack thread");
+        }
+        pruner.join().expect("prune thread");
+    });
+    maintenance::prune(&store, false).unwrap();
+    let report = maintenance::fsck(&store, false).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(common::index_names(&store).len(), THREADS * 3);
+    for i in 0..THREADS {
+        let out = t.join(format!("out-{i}"));
+        extract::extract(
+            &store,
+            &format!("m:t{i}-2"),
+            &out,
+            &ExtractOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("artifact {i} is broken after concurrent prune: {e}"));
+    }
+}

@@ -1,0 +1,112 @@
+//! `ferry serve` and `ferry serve gc`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_server::gc::{GcOptions, collect};
+use ferry_server::{Handle, ServerConfig};
+
+use crate::cli::{GcArgs, ServeAction, ServeArgs};
+use crate::output::print_json;
+use crate::size::human;
+
+pub fn run(store_root: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let default_root = store_root.join("registry");
+    if let Some(ServeAction::Gc(gc)) = &args.action {
+        return run_gc(&default_root, gc);
+    }
+    let mut config = ServerConfig::new(args.root.clone().unwrap_or(default_root));
+    config.addr = args.addr;
+    config.htpasswd = args.htpasswd.clone();
+    config.anonymous_pull = args.anonymous_pull;
+    config.read_only = args.read_only;
+    config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
+    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.upload_ttl = Duration::from_secs(args.upload_ttl_hours.max(1) * 3600);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let handle = Handle::new();
+        let signals = handle.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            signals.graceful_shutdown(Some(Duration::from_secs(30)));
+        });
+        let announce = handle.clone();
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let root = config.root.clone();
+        tokio::spawn(async move {
+            if let Some(addr) = announce.listening().await {
+                eprintln!(
+                    "ferry serve: listening on {scheme}://{addr} (storage {})",
+                    root.display()
+                );
+            }
+        });
+        ferry_server::serve(config, handle).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn run_gc(default_root: &Path, args: &GcArgs) -> anyhow::Result<ExitCode> {
+    let root = args
+        .root
+        .clone()
+        .unwrap_or_else(|| default_root.to_path_buf());
+    if !root.join("blobs").is_dir() {
+        anyhow::bail!("{} is not a ferry registry root", root.display());
+    }
+    let report = collect(
+        &root,
+        &GcOptions {
+            dry_run: args.dry_run,
+            delete_untagged: args.delete_untagged,
+            grace: Duration::from_secs(args.grace_seconds),
+        },
+    )
+    .with_context(|| format!("collecting garbage in {}", root.display()))?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "dryRun": args.dry_run,
+            "manifests": report.manifests,
+            "links": report.links,
+            "blobs": report.blobs,
+            "bytes": report.bytes,
+        }))?;
+    } else {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        println!(
+            "{verb} {} manifests, {} repository links, {} blobs ({})",
+            report.manifests.len(),
+            report.links,
+            report.blobs.len(),
+            human(report.bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,740 @@
+//! Shared helpers: running the `ferry` binary, making model directories,
+//! snapshots of a store, comparing directory trees, mounts and child
+//! processes that clean up after themselves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+
+use ferry_spec::digest::HashingReader;
+use tempfile::TempDir;
+
+/// The binary under test.
+pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// The unprivileged user (nobody) some tests run ferry as.
+pub const NOBODY: u32 = 65534;
+
+/// The reference most tests pack to.
+pub const REF: &str = "localhost:5000/m:v1";
+
+// ---------------------------------------------------------------------------
+// Components a test needs
+// ---------------------------------------------------------------------------
+
+/// True when `CI=true`: a missing component then fails the test.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// True when `available`; otherwise fails under CI and prints a skip note
+/// elsewhere (the caller returns early).
+pub fn require(component: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{component} is required when CI=true, but it is missing"
+    );
+    eprintln!("note: skipping this test: {component} is missing");
+    false
+}
+
+/// True when this process runs as root.
+pub fn is_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// True when `program args` runs and exits 0.
+pub fn command_works(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Root, needed for mounts and for switching users.
+pub fn require_root(why: &str) -> bool {
+    require(&format!("root ({why})"), is_root())
+}
+
+/// Root and `setpriv`, to run ferry as another user.
+pub fn require_setpriv() -> bool {
+    require_root("to run ferry as another user")
+        && require("setpriv", command_works("setpriv", &["--version"]))
+}
+
+/// `skopeo`, a real OCI client.
+pub fn require_skopeo() -> bool {
+    require("skopeo", command_works("skopeo", &["--version"]))
+}
+
+// ---------------------------------------------------------------------------
+// Running ferry
+// ---------------------------------------------------------------------------
+
+/// `ferry` bound to one store, optionally run as another user.
+#[derive(Debug, Clone)]
+pub struct Ferry {
+    /// The `--store` directory.
+    pub store: PathBuf,
+    user: Option<u32>,
+}
+
+impl Ferry {
+    /// ferry with `--store store`.
+    pub fn new(store: impl Into<PathBuf>) -> Ferry {
+        Ferry {
+            store: store.into(),
+            user: None,
+        }
+    }
+
+    /// The same store, with ferry run as uid/gid 65534 through `setpriv`.
+    pub fn as_nobody(&self) -> Ferry {
+        Ferry {
+            store: self.store.clone(),
+            user: Some(NOBODY),
+        }
+    }
+
+    /// A command for `ferry --store STORE args...` with a clean environment
+    /// (no `SOURCE_DATE_EPOCH`, `FERRY_HOME` or `RUST_LOG` from outside).
+    pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = match self.user {
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg(FERRY);
+                c
+            }
+            None => Command::new(FERRY),
+        };
+        cmd.arg("--store").arg(&self.store).args(args);
+        cmd.env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("FERRY_HOME")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs ferry and returns its output.
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        run(&mut self.command(args))
+    }
+
+    /// Runs ferry, asserts it succeeded and returns stdout.
+    pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let output = self.run(args);
+        assert_success(&output, &describe(args));
+        String::from_utf8(output.stdout).expect("stdout is UTF-8")
+    }
+
+    /// Runs ferry, asserts it succeeded and parses stdout as JSON.
+    pub fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> serde_json::Value {
+        let stdout = self.ok(args);
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{} printed invalid JSON ({e}):\n{stdout}", describe(args)))
+    }
+
+    /// Runs ferry, asserts it failed and returns stderr.
+    pub fn fails<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let output = self.run(args);
+        assert_failure(&output, &describe(args));
+        String::from_utf8(output.stderr).expect("stderr is UTF-8")
+    }
+
+    /// `ferry pack DIR -t REFERENCE`; returns the digest it printed.
+    pub fn pack(&self, dir: &Path, reference: &str) -> String {
+        let stdout = self.ok(&[
+            OsStr::new("pack"),
+            dir.as_os_str(),
+            "-t".as_ref(),
+            reference.as_ref(),
+        ]);
+        parse_pack_line(&stdout, reference)
+    }
+
+    /// The stored manifest of `reference` (bytes exactly as in the blob).
+    pub fn manifest_bytes(&self, reference: &str) -> Vec<u8> {
+        let digest = self.resolve(reference);
+        fs::read(blob_path(&self.store, &digest)).expect("manifest blob is readable")
+    }
+
+    /// The parsed manifest of `reference`.
+    pub fn manifest(&self, reference: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.manifest_bytes(reference)).expect("manifest is JSON")
+    }
+
+    /// The digest `reference` names, from `ferry inspect --json`.
+    pub fn resolve(&self, reference: &str) -> String {
+        let value = self.json(&["inspect", reference, "--json"]);
+        value["digest"]
+            .as_str()
+            .expect("inspect --json has a digest")
+            .to_string()
+    }
+
+    /// `(reference, digest)` of every entry in `ferry ls --json`.
+    pub fn listed(&self) -> BTreeMap<String, String> {
+        let value = self.json(&["ls", "--json"]);
+        value
+            .as_array()
+            .expect("ls --json is an array")
+            .iter()
+            .map(|row| {
+                (
+                    row["reference"].as_str().expect("reference").to_string(),
+                    row["digest"].as_str().expect("digest").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Runs a command to completion, capturing stdout and stderr.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn describe<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    format!("`ferry {}`", words.join(" "))
+}
+
+/// Stdout and stderr of `output`, for failure messages.
+pub fn show(output: &Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Asserts `output` is from a successful run.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(output.status.success(), "{what} failed\n{}", show(output));
+}
+
+/// Asserts `output` is from a failed run (a non-zero exit, not a signal or panic).
+pub fn assert_failure(output: &Output, what: &str) {
+    let code = output.status.code();
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "{what} should have failed\n{}",
+        show(output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "{what} panicked\n{}",
+        show(output)
+    );
+}
+
+/// The single `error: ...` line of `stderr`, after checking it contains
+/// every one of `needles`.
+pub fn error_line(stderr: &str, needles: &[&str]) -> String {
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected exactly one `error: ` line on stderr:\n{stderr}"
+    );
+    let line = errors[0];
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "the error line should mention {needle:?}: {line}"
+        );
+    }
+    line.to_string()
+}
+
+/// Parses `REFERENCE DIGEST` printed by `ferry pack` (`reference` fully
+/// qualified, so ferry prints it as given).
+pub fn parse_pack_line(stdout: &str, reference: &str) -> String {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "pack prints one line:\n{stdout}");
+    let words: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(words.len(), 2, "pack prints `REFERENCE DIGEST`: {stdout}");
+    assert_eq!(
+        words[0], reference,
+        "pack prints the (fully qualified) reference"
+    );
+    assert!(is_digest(words[1]), "pack prints a digest: {stdout}");
+    words[1].to_string()
+}
+
+/// True for `sha256:` and 64 lowercase hex digits.
+pub fn is_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// `sha256:...` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    ferry_spec::digest::sha256_digest(bytes).to_string()
+}
+
+/// `sha256:...` of a file, streamed.
+pub fn sha256_file(path: &Path) -> String {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut reader = HashingReader::new(file);
+    io::copy(&mut reader, &mut io::sink()).expect("read file");
+    reader.finish().0.to_string()
+}
+
+/// Where the store keeps the blob `digest`.
+pub fn blob_path(store: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    store.join("artifacts/blobs/sha256").join(hex)
+}
+
+/// A path as `&str` (temp paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+// ---------------------------------------------------------------------------
+// Temporary directories and files
+// ---------------------------------------------------------------------------
+
+/// A fresh temporary directory, removed when dropped.
+pub fn tempdir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("ferry-it-")
+        .tempdir()
+        .expect("create temp dir")
+}
+
+/// Makes `dir` traversable by every user (temp dirs are created 0700).
+pub fn open_to_all(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+}
+
+/// Gives `path` (recursively) to uid/gid `uid`.
+pub fn chown_recursive(path: &Path, uid: u32) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{uid}"))
+        .arg(path)
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown -R {uid} {}", path.display());
+}
+
+/// `cp -a from to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// Writes `len` pseudo-random bytes to `path` quickly: one megabyte from an
+/// LCG, repeated with the chunk number stamped in, so no two chunks (and no
+/// two seeds) are alike.
+pub fn write_random_file(path: &Path, len: u64, seed: u64) {
+    const CHUNK: usize = 1 << 20;
+    let mut rng = Lcg::new(seed);
+    let mut block = vec![0u8; CHUNK];
+    for word in block.chunks_mut(8) {
+        word.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    let mut file = io::BufWriter::new(File::create(path).expect("create random file"));
+    let mut written = 0u64;
+    let mut chunk_number = 0u64;
+    while written < len {
+        block[..8].copy_from_slice(&(chunk_number ^ seed.rotate_left(32)).to_le_bytes());
+        let n = (len - written).min(CHUNK as u64) as usize;
+        file.write_all(&block[..n]).expect("write random file");
+        written += n as u64;
+        chunk_number += 1;
+    }
+    file.flush().expect("flush random file");
+}
+
+/// A small deterministic generator (Knuth's MMIX LCG), so tests need no
+/// random-number crate and every run sees the same sequence.
+pub struct Lcg(u64);
+
+impl Lcg {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Lcg {
+        Lcg(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The next 64 bits (the high half of the state is the better half).
+    pub fn next_u64(&mut self) -> u64 {
+        let mut out = 0;
+        for _ in 0..2 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            out = (out << 32) | (self.0 >> 32);
+        }
+        out
+    }
+
+    /// A number in `0..bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+}
+
+/// A tiny model made in Rust: `config.json`, a weight file and a README.
+pub fn tiny_model(dir: &Path, seed: u64) {
+    fs::create_dir_all(dir).expect("create model dir");
+    fs::write(
+        dir.join("config.json"),
+        format!("{{\"model_type\":\"tiny\",\"seed\":{seed}}}\n"),
+    )
+    .expect("write config.json");
+    write_random_file(&dir.join("weights.bin"), 64 * 1024, seed);
+    fs::write(dir.join("README.md"), format!("# tiny model {seed}\n")).expect("write README");
+}
+
+// ---------------------------------------------------------------------------
+// Synthetic Hugging Face models from shared/tools/gen-model.py
+// ---------------------------------------------------------------------------
+
+const GEN_MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/tools/gen-model.py"
+);
+
+/// One generation at a time in this process (the cache is shared).
+static GENERATING: Mutex<()> = Mutex::new(());
+
+/// A small (~35 MB) synthetic Llama-style model with `shards` weight files.
+/// Generated once per script version, seed and shard count into cargo's
+/// test temp dir and reused: treat it as read-only (copy it to change it).
+/// `None` (after a note) when python3 with numpy and safetensors is missing
+/// outside CI.
+pub fn gen_model(seed: u64, shards: u32) -> Option<PathBuf> {
+    let script = Path::new(GEN_MODEL);
+    if !require("shared/tools/gen-model.py", script.is_file())
+        || !require(
+            "python3 with numpy and safetensors",
+            command_works("python3", &["-c", "import numpy, safetensors"]),
+        )
+    {
+        return None;
+    }
+    let version = sha256(&fs::read(script).expect("read gen-model.py"));
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ferry-it-models");
+    let target = cache.join(format!("{}-seed{seed}-shards{shards}", &version[7..19]));
+    let _one = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
+    if target.join("config.json").is_file() {
+        return Some(target);
+    }
+    fs::create_dir_all(&cache).expect("create model cache");
+    let staging = tempfile::Builder::new()
+        .prefix(".gen-")
+        .tempdir_in(&cache)
+        .expect("create staging dir");
+    let out = staging.path().join("model");
+    let output = run(Command::new("python3")
+        .arg(script)
+        .arg("--out")
+        .arg(&out)
+        .args(["--total-gb", "0.01", "--shards"])
+        .arg(shards.to_string())
+        .arg("--seed")
+        .arg(seed.to_string()));
+    assert_success(&output, "gen-model.py");
+    // Another test process may have won the race; either copy is the same.
+    if fs::rename(&out, &target).is_err() {
+        assert!(
+            target.join("config.json").is_file(),
+            "cannot cache {}",
+            target.display()
+        );
+    }
+    Some(target)
+}
+
+/// The files (relative path -> size) of a generated model.
+pub fn file_sizes(dir: &Path) -> BTreeMap<String, u64> {
+    tree(dir)
+        .into_iter()
+        .filter_map(|(path, node)| match node {
+            Node::File { size, .. } => Some((path, size)),
+            _ => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Directory trees
+// ---------------------------------------------------------------------------
+
+/// One entry of a directory tree, as compared after a round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A directory and its permission bits.
+    Dir { mode: u32 },
+    /// A regular file: permission bits, size and content digest.
+    File {
+        mode: u32,
+        size: u64,
+        digest: String,
+    },
+    /// A symbolic link and its target text.
+    Link { target: PathBuf },
+}
+
+/// Every entry under `root` (not `root` itself) by `/`-separated relative path.
+pub fn tree(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, "", &mut out);
+    out
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Node>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry"))
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = format!("{prefix}{name}");
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).expect("stat");
+        let mode = meta.mode() & 0o7777;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&path).expect("readlink");
+            out.insert(rel, Node::Link { target });
+        } else if meta.is_dir() {
+            out.insert(rel.clone(), Node::Dir { mode });
+            walk(&path, &format!("{rel}/"), out);
+        } else {
+            let digest = sha256_file(&path);
+            out.insert(
+                rel,
+                Node::File {
+                    mode,
+                    size: meta.len(),
+                    digest,
+                },
+            );
+        }
+    }
+}
+
+/// Asserts two trees hold the same entries, naming the first difference.
+pub fn assert_same_tree(expected: &BTreeMap<String, Node>, actual: &BTreeMap<String, Node>) {
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "trees differ: missing {missing:?}, unexpected {extra:?}"
+    );
+    for (path, node) in expected {
+        assert_eq!(Some(node), actual.get(path), "entry {path} differs");
+    }
+}
+
+/// The regular files of a tree only (for comparing where directory modes
+/// are not ferry's to keep).
+pub fn files_only(tree: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
+    tree.into_iter()
+        .filter(|(_, n)| !matches!(n, Node::Dir { .. }))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Store snapshots
+// ---------------------------------------------------------------------------
+
+/// What a store holds: index.json bytes and blob names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// index.json exactly.
+    pub index: Vec<u8>,
+    /// Names in artifacts/blobs/sha256.
+    pub blobs: BTreeSet<String>,
+}
+
+/// Takes a snapshot of `store`.
+pub fn snapshot(store: &Path) -> Snapshot {
+    Snapshot {
+        index: fs::read(store.join("artifacts/index.json")).expect("read index.json"),
+        blobs: names(&store.join("artifacts/blobs/sha256")),
+    }
+}
+
+/// The names in a directory (empty when it does not exist).
+pub fn names(dir: &Path) -> BTreeSet<String> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeSet::new(),
+        Err(e) => panic!("read {}: {e}", dir.display()),
+    }
+}
+
+/// Asserts a failed command left the store as it was: same index, no new
+/// blobs, nothing in tmp/.
+pub fn assert_store_unchanged(store: &Path, before: &Snapshot) {
+    let after = snapshot(store);
+    assert_eq!(
+        String::from_utf8_lossy(&before.index),
+        String::from_utf8_lossy(&after.index),
+        "index.json changed"
+    );
+    let new: Vec<_> = after.blobs.difference(&before.blobs).collect();
+    let gone: Vec<_> = before.blobs.difference(&after.blobs).collect();
+    assert!(new.is_empty(), "new blobs in the store: {new:?}");
+    assert!(gone.is_empty(), "blobs vanished from the store: {gone:?}");
+    assert_tmp_empty(store);
+}
+
+/// Asserts `<store>/tmp` holds nothing.
+pub fn assert_tmp_empty(store: &Path) {
+    let leftovers = names(&store.join("tmp"));
+    assert!(leftovers.is_empty(), "leftovers in tmp/: {leftovers:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Mounts and child processes
+// ---------------------------------------------------------------------------
+
+/// A mount that is unmounted when dropped (also when a test panics).
+#[derive(Debug)]
+pub struct Mount {
+    path: PathBuf,
+}
+
+impl Mount {
+    /// `mount -t tmpfs -o OPTIONS tmpfs PATH` (PATH is created).
+    pub fn tmpfs(path: &Path, options: &str) -> Mount {
+        fs::create_dir_all(path).expect("create mount point");
+        mount(&["-t", "tmpfs", "-o", options, "tmpfs", s(path)]);
+        Mount {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// A read-only bind mount of `source` at `path` (PATH is created).
+    pub fn bind_read_only(source: &Path, path: &Path) -> Mount {
+        fs::create_dir_all(path).expect("create mount point");
+        mount(&["--bind", s(source), s(path)]);
+        let guard = Mount {
+            path: path.to_path_buf(),
+        };
+        mount(&["-o", "remount,bind,ro", s(path)]);
+        guard
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn mount(args: &[&str]) {
+    let output = run(Command::new("mount").args(args));
+    assert_success(&output, &format!("mount {}", args.join(" ")));
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let ok = Command::new("umount")
+                .arg(&self.path)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // Still busy: detach it so nothing stays mounted after the test.
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A child process that is killed and reaped when dropped.
+#[derive(Debug)]
+pub struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    /// Spawns `cmd` with stdout and stderr captured.
+    pub fn spawn(mut cmd: Command) -> KillOnDrop {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        KillOnDrop(Some(
+            cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")),
+        ))
+    }
+
+    /// Waits for the child and returns its output.
+    pub fn wait(mut self) -> Output {
+        let child = self.0.take().expect("child is running");
+        child.wait_with_output().expect("wait for child")
+    }
+
+    /// Sends SIGKILL (if it still runs) and reaps it; returns its output.
+    pub fn kill(mut self) -> Output {
+        let mut child = self.0.take().expect("child is running");
+        let _ = child.kill();
+        child.wait_with_output().expect("wait for killed child")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the `ferry` binary, run as real processes.
+//!
+//! Tests that need a component this machine may lack (skopeo, root for
+//! mounts, setpriv, python with numpy and safetensors) print a note and skip,
+//! except with `CI=true`, where a missing component fails the test.
+
+mod bad_input;
+mod commands;
+mod common;
+mod concurrency;
+mod crash;
+mod interop;
+mod reproducible;
