@@ -65,7 +65,10 @@ pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
     let _collect = store.lock_collect()?;
     let (blobs, mut bytes) = delete_unreachable(store, dry_run)?;
     let mut temp_files = Vec::new();
-    // Holding the collect lock means no writer is active: all of tmp/ is debris.
+    // Holding the collect lock means no blob writer is active, and the index
+    // lock that no index.json update is staging its new file in tmp/ (tags
+    // are written without the ingest lock): all of tmp/ is debris.
+    let _index = store.lock_index()?;
     let tmp = store.tmp_dir();
     if tmp.is_dir() {
         for entry in fs::read_dir(&tmp).ctx("reading", &tmp)? {

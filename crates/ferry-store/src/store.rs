@@ -192,6 +192,28 @@ impl Store {
         writer.commit(None)
     }
 
+    /// Where a resumable download of `digest` keeps its bytes until verified.
+    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.tmp_dir().join(format!(
+            "partial-{}-{}",
+            digest.algorithm().as_ref(),
+            digest.digest()
+        ))
+    }
+
+    /// Moves a file from `tmp/` into the store as `digest`. The caller has
+    /// verified that the file's content hashes to `digest` (as a download
+    /// does while streaming); the file is fsynced and renamed.
+    pub fn install_verified(&self, temp: &Path, digest: &Digest) -> Result<()> {
+        if temp.parent() != Some(self.tmp_dir().as_path()) {
+            return Err(StoreError::Rejected(format!(
+                "{} is not in the store's tmp directory",
+                temp.display()
+            )));
+        }
+        crate::blob::install_verified_file(self, temp, digest)
+    }
+
     /// Holds the index lock (blocking) for a read-modify-write of `index.json`.
     pub fn lock_index(&self) -> Result<LockGuard> {
         lock::exclusive(&self.locks_dir().join("index.lock"))

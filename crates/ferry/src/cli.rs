@@ -43,6 +43,99 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Run the embedded OCI registry (distribution spec v1.1).
     Serve(Box<ServeArgs>),
+    /// Push an artifact from the store to a registry.
+    Push(PushArgs),
+    /// Pull an artifact from a registry into the store.
+    Pull(PullArgs),
+    /// Store credentials for a registry in Docker's config.json.
+    Login(LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(LogoutArgs),
+}
+
+impl Command {
+    /// Commands that only touch local files (no sockets).
+    pub fn is_local_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Init(_)
+                | Command::Pack(_)
+                | Command::Ls(_)
+                | Command::Inspect(_)
+                | Command::Tag(_)
+                | Command::Rm(_)
+                | Command::Prune(_)
+                | Command::Fsck(_)
+                | Command::Extract(_)
+        )
+    }
+}
+
+/// How to reach registries.
+#[derive(Debug, Clone, Args)]
+pub struct TransportArgs {
+    /// Use plain HTTP (no TLS).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Use TLS without verifying certificates.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Trust this CA certificate (PEM) in addition to the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Blobs transferred at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Registries config (mirrors, per-registry TLS); default ~/.config/ferry/registries.toml.
+    #[arg(long, value_name = "FILE")]
+    pub registries_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The artifact in the store.
+    pub reference: String,
+    /// Where to push it (default: the same reference).
+    pub destination: Option<String>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The artifact to pull.
+    pub reference: String,
+    /// Platform to choose from an index (os/arch[/variant]); default: this machine.
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry host (e.g. registry.example.com, localhost:5000).
+    pub registry: String,
+    /// User name.
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry host.
+    pub registry: String,
 }
 
 #[derive(Debug, Args)]

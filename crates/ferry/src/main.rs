@@ -11,7 +11,23 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A peer that closes a socket mid-write must surface as an error on that
+    // connection, never kill the process.
+    // SAFETY: setting a signal disposition to SIG_IGN at startup, before any threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let cli = cli::Cli::parse();
+    if cli.command.is_local_only() {
+        // A closed stdout (`ferry ls | head -1`) ends ferry quietly, as it
+        // does any Unix tool, instead of a panic in `println!`. Commands that
+        // talk to a network keep SIGPIPE ignored: a peer hanging up must
+        // not kill them.
+        // SAFETY: no other thread exists yet.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_logging(cli.verbose, cli.quiet);
     match commands::run(cli) {
         Ok(code) => code,

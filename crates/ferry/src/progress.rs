@@ -49,3 +49,53 @@ impl ferry_store::pack::Progress for Bar {
         }
     }
 }
+
+/// Bars for pushes and pulls: total bytes across every blob.
+pub struct TransferBar {
+    bar: Option<ProgressBar>,
+    bytes: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
+
+impl TransferBar {
+    /// A bar when stderr is a terminal and output is not quiet.
+    pub fn new(quiet: bool, message: &str) -> TransferBar {
+        let plain = Bar::new(quiet, message);
+        TransferBar {
+            bar: plain.bar,
+            bytes: 0.into(),
+            total: 0.into(),
+        }
+    }
+
+    /// Bytes moved.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl ferry_registry::progress::TransferProgress for TransferBar {
+    fn blob_started(&self, _digest: &ferry_spec::oci::Digest, size: u64) {
+        let total = self
+            .total
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
+            + size;
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+    fn advanced(&self, _digest: &ferry_spec::oci::Digest, bytes: u64) {
+        self.bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+}

@@ -92,8 +92,9 @@ pub fn tiny_safetensors(n: usize, seed: u8) -> Vec<u8> {
 }
 
 /// A small hand-made model directory (no Python needed): weights, configs,
-/// docs, code with an executable script, a dataset, a 0600 file and a
-/// symlink in a subdirectory. Returns `dir`.
+/// docs, code with an executable script, a dataset, a 0600 file, a
+/// symlink in a subdirectory and a path too long for a plain tar header.
+/// Returns `dir`.
 pub fn small_model(dir: &Path) -> PathBuf {
     write_file(
         dir,
@@ -120,6 +121,9 @@ pub fn small_model(dir: &Path) -> PathBuf {
     write_file(dir, "scripts/run.sh", b"#!/bin/sh\necho run\n", 0o755);
     write_file(dir, "private.txt", b"not for everyone\n", 0o600);
     write_symlink(dir, "docs/README-link.md", "../README.md");
+    // Longer than the 100 bytes a plain tar header holds.
+    let long = format!("deep/{}/{}/notes.txt", "a".repeat(60), "b".repeat(60));
+    write_file(dir, &long, b"long path\n", 0o644);
     dir.to_path_buf()
 }
 

@@ -146,3 +146,89 @@ fn prune_running_during_packs_never_breaks_them() {
         .unwrap_or_else(|e| panic!("artifact {i} is broken after concurrent prune: {e}"));
     }
 }
+
+#[test]
+fn racing_packs_of_one_tag_leave_one_entry() {
+    let t = TestDir::new();
+    let models = models(&t);
+    let store = t.store("store");
+    let barrier = Barrier::new(THREADS);
+    let digests: BTreeSet<String> = thread::scope(|scope| {
+        let handles: Vec<_> = models
+            .iter()
+            .map(|dir| {
+                let (store, barrier) = (&store, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    common::pack_ok(store, dir, "m:same", &PackOptions::default())
+                        .manifest_digest
+                        .to_string()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("pack thread"))
+            .collect()
+    });
+    assert_eq!(digests.len(), THREADS);
+    assert_eq!(
+        common::index_names(&store),
+        vec!["docker.io/library/m:same"]
+    );
+    let winner = store
+        .resolve("m:same")
+        .unwrap()
+        .descriptor
+        .digest()
+        .to_string();
+    assert!(digests.contains(&winner), "the entry is one of the packs");
+    let report = maintenance::fsck(&store, false).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    // The losers' manifests and configs are garbage now, nothing else.
+    assert!(
+        report
+            .unreferenced
+            .contains(&digests.iter().find(|d| **d != winner).unwrap().clone())
+    );
+    maintenance::prune(&store, false).unwrap();
+    assert!(
+        maintenance::fsck(&store, false)
+            .unwrap()
+            .unreferenced
+            .is_empty()
+    );
+    extract::extract(&store, "m:same", &t.join("out"), &ExtractOptions::default()).unwrap();
+}
+
+#[test]
+fn prune_never_breaks_a_concurrent_tag() {
+    // Index updates stage their new index.json in tmp/, which prune empties.
+    let t = TestDir::new();
+    let model = common::small_model(&t.join("model"));
+    let store = t.store("store");
+    let packed = common::pack_ok(&store, &model, "m", &PackOptions::default());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|scope| {
+        let pruner = scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                maintenance::prune(&store, false).expect("prune");
+            }
+        });
+        let tagger = scope.spawn(|| {
+            for i in 0..300 {
+                let result =
+                    store.set_reference(&common::reference(&format!("m:tag{i}")), &packed.manifest);
+                if let Err(e) = result {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    panic!("tag {i} failed while prune ran: {e}");
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        tagger.join().expect("tag thread");
+        pruner.join().expect("prune thread");
+    });
+    assert_eq!(common::index_names(&store).len(), 301);
+    assert!(maintenance::fsck(&store, false).unwrap().is_clean());
+}

@@ -113,6 +113,15 @@ fn special_files_are_refused() {
 }
 
 #[test]
+fn non_utf8_names_are_refused() {
+    let t = TestDir::new();
+    let model = common::small_model(&t.join("model"));
+    let name = std::ffi::OsStr::from_bytes(b"bad-\xff-name.txt");
+    fs::write(model.join(name), b"x").unwrap();
+    assert_pack_refused(&model, &PackOptions::default(), "UTF-8");
+}
+
+#[test]
 fn symlinks_leaving_the_directory_are_refused() {
     let t = TestDir::new();
     common::write_file(&t.path().join("outside"), "secret.txt", b"secret", 0o644);

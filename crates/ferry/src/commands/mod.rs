@@ -5,6 +5,7 @@ mod inspect;
 mod maintain;
 mod pack;
 mod serve;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fsck(args) => maintain::fsck(&read_store(&root)?, &args),
         Command::Extract(args) => maintain::extract(&read_store(&root)?, &args),
         Command::Serve(args) => serve::run(&root, &args),
+        Command::Push(args) => transfer::push(&open_store(&root)?, &args, quiet),
+        Command::Pull(args) => transfer::pull(&open_store(&root)?, &args, quiet),
+        Command::Login(args) => transfer::login(&args),
+        Command::Logout(args) => transfer::logout(&args),
     }
 }
 

@@ -85,7 +85,7 @@ fn an_unreadable_file_is_named() {
     chown_recursive(dir.path(), NOBODY);
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
 
-    let nobody = Ferry::new(&store).as_nobody();
+    let nobody = Ferry::new(&store).as_nobody(dir.path());
     nobody.pack(&existing, "localhost:5000/existing:v1");
     let before = snapshot(&store);
     let stderr = nobody.fails(&["pack", s(&model), "-t", REF]);

@@ -1,7 +1,8 @@
 //! Every command's ordinary use: output formats, JSON fields, names.
 
 use std::fs;
-use std::process::Command;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -265,11 +266,19 @@ fn help_works_for_every_subcommand() {
     let top = run(Command::new(FERRY).arg("--help"));
     assert_success(&top, "ferry --help");
     let text = String::from_utf8_lossy(&top.stdout);
+    // Every command `--help` lists, which must include the known ones.
+    let listed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
     for sub in SUBCOMMANDS {
-        assert!(
-            text.contains(&format!("  {sub} ")),
-            "--help lists {sub}:\n{text}"
-        );
+        assert!(listed.contains(&sub), "--help lists {sub}:\n{text}");
+    }
+    for sub in listed {
         let output = run(Command::new(FERRY).args([sub, "--help"]));
         assert_success(&output, &format!("ferry {sub} --help"));
         let help = String::from_utf8_lossy(&output.stdout);
@@ -278,6 +287,34 @@ fn help_works_for_every_subcommand() {
     }
     let bad = run(Command::new(FERRY).arg("frobnicate"));
     assert_failure(&bad, "ferry frobnicate");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("frobnicate"));
+}
+
+#[test]
+fn a_closed_stdout_ends_ferry_without_a_panic() {
+    let dir = tempdir();
+    let model = dir.path().join("model");
+    tiny_model(&model, 2);
+    let ferry = Ferry::new(dir.path().join("store"));
+    ferry.pack(&model, REF);
+    for args in [["ls", "--json"], ["inspect", REF]] {
+        // Close the read end before ferry writes (as `ferry ls | head -0`).
+        let mut child = ferry
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "ferry {args:?}: {stderr}");
+        assert!(
+            output.status.success() || output.status.signal() == Some(libc::SIGPIPE),
+            "ferry {args:?} ends quietly: {:?} {stderr}",
+            output.status
+        );
+    }
 }
 
 #[test]

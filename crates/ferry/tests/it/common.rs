@@ -87,6 +87,7 @@ pub fn require_skopeo() -> bool {
 pub struct Ferry {
     /// The `--store` directory.
     pub store: PathBuf,
+    program: PathBuf,
     user: Option<u32>,
 }
 
@@ -95,14 +96,24 @@ impl Ferry {
     pub fn new(store: impl Into<PathBuf>) -> Ferry {
         Ferry {
             store: store.into(),
+            program: PathBuf::from(FERRY),
             user: None,
         }
     }
 
     /// The same store, with ferry run as uid/gid 65534 through `setpriv`.
-    pub fn as_nobody(&self) -> Ferry {
+    /// The binary is linked (or copied) into `scratch`, a directory every
+    /// user can reach, since the build directory may not be.
+    pub fn as_nobody(&self, scratch: &Path) -> Ferry {
+        let program = scratch.join("ferry");
+        if !program.exists() && fs::hard_link(FERRY, &program).is_err() {
+            fs::copy(FERRY, &program).expect("copy the ferry binary");
+        }
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755))
+            .expect("chmod the ferry binary");
         Ferry {
             store: self.store.clone(),
+            program,
             user: Some(NOBODY),
         }
     }
@@ -116,10 +127,10 @@ impl Ferry {
                 c.arg(format!("--reuid={uid}"))
                     .arg(format!("--regid={uid}"))
                     .arg("--clear-groups")
-                    .arg(FERRY);
+                    .arg(&self.program);
                 c
             }
-            None => Command::new(FERRY),
+            None => Command::new(&self.program),
         };
         cmd.arg("--store").arg(&self.store).args(args);
         cmd.env_remove("SOURCE_DATE_EPOCH")
@@ -327,7 +338,7 @@ pub fn s(path: &Path) -> &str {
 /// A fresh temporary directory, removed when dropped.
 pub fn tempdir() -> TempDir {
     tempfile::Builder::new()
-        .prefix("ferry-it-")
+        .prefix("ferry-cli-it-")
         .tempdir()
         .expect("create temp dir")
 }

@@ -88,7 +88,7 @@ fn another_user_packs_the_same_digest() {
     copy_tree(&model, &theirs.join("model"));
     std::fs::create_dir(theirs.join("store")).unwrap();
     chown_recursive(&theirs, NOBODY);
-    let nobody = Ferry::new(theirs.join("store")).as_nobody();
+    let nobody = Ferry::new(theirs.join("store")).as_nobody(dir.path());
     assert_eq!(nobody.pack(&theirs.join("model"), REF), expected);
     // The blobs really were written by that user.
     let manifest = blob_path(&theirs.join("store"), &expected);

@@ -1,0 +1,385 @@
+//! Credentials from Docker's `config.json`, shared with docker, oras and modctl.
+//!
+//! Lookup order for a registry: `credHelpers[registry]`, then `credsStore`,
+//! then `auths` (base64 `user:password` in `auth`, or `identitytoken`).
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+
+use crate::error::{ClientError, Result};
+
+/// A secret that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What ferry authenticates with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// User name and password (or a registry token used as password).
+    Basic {
+        /// User.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// An OAuth2 refresh token (`identitytoken`).
+    IdentityToken(Secret),
+}
+
+/// Docker's client configuration file.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    path: PathBuf,
+    document: Map<String, Value>,
+}
+
+/// The keys a registry may be stored under in `auths`.
+fn keys_for(registry: &str) -> Vec<String> {
+    let mut keys = vec![
+        registry.to_string(),
+        format!("https://{registry}"),
+        format!("http://{registry}"),
+        format!("https://{registry}/v1/"),
+        format!("https://{registry}/v2/"),
+    ];
+    if matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) {
+        keys.push("https://index.docker.io/v1/".to_string());
+    }
+    keys
+}
+
+/// The key ferry writes for a registry (Docker's legacy key for Docker Hub).
+fn canonical_key(registry: &str) -> String {
+    match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
+            "https://index.docker.io/v1/".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl DockerConfig {
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+    pub fn default_path() -> PathBuf {
+        if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir).join("config.json");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+        PathBuf::from(home).join(".docker/config.json")
+    }
+
+    /// Loads the file at the default path; a missing file is empty.
+    pub fn load_default() -> Result<DockerConfig> {
+        Self::load(Self::default_path())
+    }
+
+    /// Loads a config file; a missing file is empty.
+    pub fn load(path: PathBuf) -> Result<DockerConfig> {
+        let document = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(map)) => map,
+                _ => {
+                    return Err(ClientError::Config(format!(
+                        "{} is not a JSON object",
+                        path.display()
+                    )));
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
+            Err(e) => {
+                return Err(ClientError::Config(format!(
+                    "reading {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Ok(DockerConfig { path, document })
+    }
+
+    fn helper_for(&self, registry: &str) -> Option<String> {
+        let helpers = self.document.get("credHelpers").and_then(Value::as_object);
+        keys_for(registry)
+            .iter()
+            .find_map(|k| helpers.and_then(|h| h.get(k)).and_then(Value::as_str))
+            .or_else(|| self.document.get("credsStore").and_then(Value::as_str))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The credential for `registry`, if any is configured.
+    pub fn credential_for(&self, registry: &str) -> Result<Option<Credential>> {
+        if let Some(helper) = self.helper_for(registry) {
+            return helper_get(&helper, &canonical_key(registry));
+        }
+        let Some(auths) = self.document.get("auths").and_then(Value::as_object) else {
+            return Ok(None);
+        };
+        let Some(entry) = keys_for(registry).iter().find_map(|k| auths.get(k)) else {
+            return Ok(None);
+        };
+        if let Some(token) = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            return Ok(Some(Credential::IdentityToken(Secret::new(token))));
+        }
+        if let Some(auth) = entry
+            .get("auth")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+        {
+            let decoded = STANDARD
+                .decode(auth)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    ClientError::Config(format!(
+                        "{}: invalid auth for {registry}",
+                        self.path.display()
+                    ))
+                })?;
+            let (username, password) = decoded.split_once(':').ok_or_else(|| {
+                ClientError::Config(format!(
+                    "{}: invalid auth for {registry}",
+                    self.path.display()
+                ))
+            })?;
+            return Ok(Some(Credential::Basic {
+                username: username.to_string(),
+                password: Secret::new(password),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Records a login (through the credential helper when one is configured).
+    pub fn store_login(&mut self, registry: &str, username: &str, password: &Secret) -> Result<()> {
+        let key = canonical_key(registry);
+        if let Some(helper) = self.helper_for(registry) {
+            let input = serde_json::json!({"ServerURL": key, "Username": username, "Secret": password.expose()});
+            return run_helper(&helper, "store", &input.to_string()).map(|_| ());
+        }
+        let auth = STANDARD.encode(format!("{username}:{}", password.expose()));
+        let auths = self
+            .document
+            .entry("auths")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(auths) = auths {
+            auths.insert(key, serde_json::json!({ "auth": auth }));
+        }
+        self.save()
+    }
+
+    /// Records a login without saving it (to check credentials first).
+    pub fn store_login_in_memory(&mut self, registry: &str, username: &str, password: &Secret) {
+        let auth = STANDARD.encode(format!("{username}:{}", password.expose()));
+        let auths = self
+            .document
+            .entry("auths")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(auths) = auths {
+            auths.insert(canonical_key(registry), serde_json::json!({ "auth": auth }));
+        }
+        self.document.remove("credsStore");
+        self.document.remove("credHelpers");
+    }
+
+    /// Forgets a login; false when there was none.
+    pub fn remove_login(&mut self, registry: &str) -> Result<bool> {
+        if let Some(helper) = self.helper_for(registry) {
+            run_helper(&helper, "erase", &canonical_key(registry))?;
+            return Ok(true);
+        }
+        let mut removed = false;
+        if let Some(Value::Object(auths)) = self.document.get_mut("auths") {
+            for key in keys_for(registry) {
+                removed |= auths.remove(&key).is_some();
+            }
+        }
+        if removed {
+            self.save()?;
+        }
+        Ok(removed)
+    }
+
+    /// Writes the file atomically with mode 0600.
+    fn save(&self) -> Result<()> {
+        let dir = self
+            .path
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ClientError::Config(format!("creating {}: {e}", dir.display())))?;
+        let bytes = serde_json::to_vec_pretty(&Value::Object(self.document.clone()))
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let temp = self.path.with_extension("json.ferry-tmp");
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temp, &self.path)
+        };
+        write().map_err(|e| ClientError::Config(format!("writing {}: {e}", self.path.display())))
+    }
+}
+
+fn run_helper(helper: &str, action: &str, input: &str) -> Result<String> {
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ClientError::Config(format!("running {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| ClientError::Config(format!("writing to {program}: {e}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| ClientError::Config(format!("running {program}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(ClientError::Config(format!(
+            "{program} {action} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .lines()
+                .next()
+                .unwrap_or(stdout.trim())
+        )));
+    }
+    Ok(stdout)
+}
+
+fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>> {
+    let stdout = match run_helper(helper, "get", server) {
+        Ok(out) => out,
+        // Helpers report a missing entry as a failure ("credentials not found").
+        Err(ClientError::Config(message)) if message.contains("not found") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let value: Value = serde_json::from_str(&stdout).map_err(|e| {
+        ClientError::Config(format!("docker-credential-{helper}: invalid output: {e}"))
+    })?;
+    let username = value.get("Username").and_then(Value::as_str).unwrap_or("");
+    let secret = value.get("Secret").and_then(Value::as_str).unwrap_or("");
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    if username == "<token>" {
+        return Ok(Some(Credential::IdentityToken(Secret::new(secret))));
+    }
+    Ok(Some(Credential::Basic {
+        username: username.to_string(),
+        password: Secret::new(secret),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: Secret::new("hunter2"),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn login_round_trip_through_auths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"other.io":{"auth":"eDp5"}},"psFormat":"keep"}"#,
+        )
+        .unwrap();
+        let mut config = DockerConfig::load(path.clone()).unwrap();
+        config
+            .store_login("localhost:5000", "alice", &Secret::new("pw"))
+            .unwrap();
+        let again = DockerConfig::load(path.clone()).unwrap();
+        assert_eq!(
+            again.credential_for("localhost:5000").unwrap(),
+            Some(Credential::Basic {
+                username: "alice".into(),
+                password: Secret::new("pw")
+            })
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("psFormat"), "unrelated settings are kept");
+        assert!(
+            text.contains("YWxpY2U6cHc="),
+            "auth is base64 user:password as docker writes it"
+        );
+        let mut config = again;
+        assert!(config.remove_login("localhost:5000").unwrap());
+        assert_eq!(
+            DockerConfig::load(path)
+                .unwrap()
+                .credential_for("localhost:5000")
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn identity_tokens_and_docker_hub_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"r.io":{"identitytoken":"tok"}}}"#,
+        )
+        .unwrap();
+        let config = DockerConfig::load(path).unwrap();
+        assert!(matches!(
+            config.credential_for("docker.io").unwrap(),
+            Some(Credential::Basic { .. })
+        ));
+        assert_eq!(
+            config.credential_for("r.io").unwrap(),
+            Some(Credential::IdentityToken(Secret::new("tok")))
+        );
+    }
+}

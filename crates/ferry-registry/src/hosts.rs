@@ -1,0 +1,152 @@
+//! Per-registry connection settings: scheme, TLS, mirrors.
+//!
+//! From `~/.config/ferry/registries.toml` (or `$XDG_CONFIG_HOME/ferry/`):
+//!
+//! ```toml
+//! [[registry]]
+//! location = "docker.io"              # a host, host:port, or host/namespace prefix
+//! mirrors = ["mirror.internal:5000"]  # tried in order for pulls, then the origin
+//! plain-http = false
+//! insecure = false                    # TLS without certificate verification
+//! ca-file = "/etc/ssl/private-ca.pem"
+//! ```
+//!
+//! Loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) are tried over
+//! HTTPS first and fall back to plain HTTP, as Docker treats them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{ClientError, Result};
+
+/// One `[[registry]]` entry.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// Host (with optional port) or `host/namespace` prefix this entry covers.
+    pub location: String,
+    /// Mirrors tried in order before the origin when pulling.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// Use HTTP instead of HTTPS.
+    #[serde(default)]
+    pub plain_http: bool,
+    /// Skip certificate verification.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra CA certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The whole registries file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistriesConfig {
+    /// Entries.
+    #[serde(default)]
+    pub registry: Vec<RegistryEntry>,
+}
+
+impl RegistriesConfig {
+    /// `$XDG_CONFIG_HOME/ferry/registries.toml`, else `~/.config/ferry/registries.toml`.
+    pub fn default_path() -> PathBuf {
+        if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir).join("ferry/registries.toml");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+        PathBuf::from(home).join(".config/ferry/registries.toml")
+    }
+
+    /// Loads the file; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<RegistriesConfig> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(ClientError::Config(format!(
+                    "reading {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        toml::from_str(&text).map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The most specific entry for `registry/repository`.
+    pub fn entry_for(&self, registry: &str, repository: &str) -> Option<&RegistryEntry> {
+        let full = format!("{registry}/{repository}");
+        self.registry
+            .iter()
+            .filter(|e| {
+                e.location == registry
+                    || full == e.location
+                    || full.starts_with(&format!("{}/", e.location.trim_end_matches('/')))
+            })
+            .max_by_key(|e| e.location.len())
+    }
+}
+
+/// True for `localhost`, `127.x.x.x` and `[::1]` (with or without a port).
+pub fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    name == "localhost" || name == "::1" || name.starts_with("127.")
+}
+
+/// The host that serves a registry's API (`docker.io` is served elsewhere).
+pub fn api_host(registry: &str) -> &str {
+    match registry {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.example.com"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn most_specific_entry_wins() {
+        let config: RegistriesConfig = toml::from_str(
+            r#"
+            [[registry]]
+            location = "docker.io"
+            mirrors = ["m1:5000", "m2:5000"]
+            [[registry]]
+            location = "docker.io/library"
+            plain-http = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config
+                .entry_for("docker.io", "org/x")
+                .unwrap()
+                .mirrors
+                .len(),
+            2
+        );
+        assert!(
+            config
+                .entry_for("docker.io", "library/ubuntu")
+                .unwrap()
+                .plain_http
+        );
+        assert!(config.entry_for("quay.io", "x").is_none());
+        assert!(toml::from_str::<RegistriesConfig>("[[registry]]\nlocation='a'\nbogus=1").is_err());
+    }
+}

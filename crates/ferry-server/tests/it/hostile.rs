@@ -1,0 +1,423 @@
+//! Requests a hostile or broken client sends: traversal in names, digests
+//! and upload ids, malformed and oversized bodies, stalled and concurrent
+//! uploads, and a restart in the middle of an upload.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traversal_in_names_creates_nothing_outside_the_root() {
+    let server = Server::start().await;
+    let parent = server.root.parent().unwrap().to_path_buf();
+    let before_root = tree(&server.root);
+    let digest = sha256(b"x");
+    let cases = [
+        ("GET", format!("/v2/../../etc/blobs/{digest}")),
+        ("POST", "/v2/../../etc/blobs/uploads/".to_string()),
+        ("POST", "/v2/%2e%2e/%2e%2e/etc/blobs/uploads/".to_string()),
+        ("POST", "/v2/a/../b/blobs/uploads/".to_string()),
+        ("POST", "/v2/a/%2e%2e/%2e%2e/x/blobs/uploads/".to_string()),
+        ("POST", "/v2/a/..%2f..%2fx/blobs/uploads/".to_string()),
+        ("POST", "/v2/Upper/blobs/uploads/".to_string()),
+        ("POST", "/v2/a/_blobs/blobs/uploads/".to_string()),
+        (
+            "POST",
+            format!("/v2/../blobs/uploads/?digest={}", sha256(b"")),
+        ),
+        ("PUT", "/v2/../../etc/manifests/latest".to_string()),
+        ("PUT", "/v2/a/%2e%2e/manifests/latest".to_string()),
+        ("GET", "/v2/../../etc/tags/list".to_string()),
+        ("GET", format!("/v2/a/../../referrers/{digest}")),
+        ("DELETE", format!("/v2/..%2F..%2Fetc/blobs/{digest}")),
+    ];
+    for (method, path) in &cases {
+        let body: &[u8] = if *method == "PUT" { b"{}" } else { b"" };
+        let response = raw_request(server.addr, method, path, body).await;
+        assert!(
+            response.status == 400 || response.status == 404,
+            "{method} {path}: {}",
+            response.head
+        );
+        if response.status == 400 {
+            assert_eq!(response.code().as_deref(), Some("NAME_INVALID"), "{path}");
+        }
+    }
+    // Nothing new outside the root, nothing in the repository tree.
+    let mut outside: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    outside.sort();
+    assert_eq!(outside, ["root"]);
+    assert_eq!(tree(&server.root), before_root);
+    assert!(tree(&server.root.join("repos")).is_empty());
+    // The server still works.
+    server.push_blob("a/b", b"fine", Alg::Sha256).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traversal_in_digests_and_upload_ids() {
+    let server = Server::start().await;
+    let before = tree(&server.root);
+    // Digests in queries reach the digest parser: 400 DIGEST_INVALID.
+    for digest in ["sha256:../../x", "sha256:..%2F..%2Fx", "sha512:/etc/passwd"] {
+        let response = server
+            .request(
+                Method::POST,
+                &format!("/v2/repo/blobs/uploads/?digest={digest}"),
+            )
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+        let url = server.start_upload("repo").await;
+        let response = server
+            .request(Method::PUT, &format!("{url}?digest={digest}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+        assert_eq!(server.delete(&url).await.status(), StatusCode::NO_CONTENT);
+    }
+    // In paths: 400 (DIGEST_INVALID) or 404, never a file access.
+    for path in [
+        "/v2/repo/blobs/sha256:..",
+        "/v2/repo/blobs/sha256:../../x",
+        "/v2/repo/blobs/sha256:..%2F..%2Fx",
+        "/v2/repo/manifests/sha256:..%2F..%2Fblobs",
+        "/v2/repo/referrers/sha256:..",
+    ] {
+        let methods: &[&str] = if path.contains("/referrers/") {
+            &["GET"]
+        } else {
+            &["GET", "DELETE"]
+        };
+        for method in methods {
+            let response = raw_request(server.addr, method, path, b"").await;
+            assert!(
+                response.status == 400 || response.status == 404,
+                "{method} {path}: {}",
+                response.head
+            );
+            if response.status == 400 {
+                assert_eq!(response.code().as_deref(), Some("DIGEST_INVALID"), "{path}");
+            }
+        }
+    }
+    let put = raw_request(server.addr, "PUT", "/v2/repo/manifests/sha256:..", b"{}").await;
+    assert_eq!(put.status, 400);
+    // Upload ids that are not UUIDs: 404 BLOB_UPLOAD_UNKNOWN.
+    let real = server.start_upload("repo").await;
+    let real_id = real.rsplit('/').next().unwrap().to_string();
+    for id in [
+        "..%2Fx",
+        "..",
+        "not-a-uuid",
+        "..%2F..%2Frepos",
+        &format!("{real_id}%2F..%2F..%2Fx"),
+    ] {
+        for method in ["GET", "PATCH", "PUT", "DELETE"] {
+            let path = format!("/v2/repo/blobs/uploads/{id}?digest={}", sha256(b""));
+            let response = raw_request(server.addr, method, &path, b"").await;
+            assert_eq!(response.status, 404, "{method} {path}: {}", response.head);
+            assert_eq!(response.code().as_deref(), Some("BLOB_UPLOAD_UNKNOWN"));
+        }
+    }
+    for path in [
+        "/v2/repo/blobs/uploads/../x",
+        "/v2/repo/blobs/uploads/../../../x",
+    ] {
+        let response = raw_request(server.addr, "PATCH", path, b"data").await;
+        assert_eq!(response.status, 404, "{path}");
+    }
+    // A real session id under another repository is unknown there.
+    let response = server
+        .get(&format!("/v2/other/blobs/uploads/{real_id}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(server.delete(&real).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(tree(&server.root), before);
+    assert_eq!(
+        std::fs::read_dir(server.root.parent().unwrap())
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_oversized_manifests() {
+    let server = Server::start_with(|c| c.max_manifest_bytes = 64 * 1024).await;
+    let repo = "repo";
+    for body in [
+        &b"{not json"[..],
+        b"[]",
+        b"\"string\"",
+        b"",
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":{"a":1}}"#,
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":"x"}"#,
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"digest":"sha256:../../x"}]}"#,
+    ] {
+        let response = server.put_manifest(repo, "bad", MANIFEST, body).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    }
+    // A Content-Type that contradicts the body's mediaType.
+    let index = format!(r#"{{"schemaVersion":2,"mediaType":"{INDEX}","manifests":[]}}"#);
+    let response = server
+        .put_manifest(repo, "bad", MANIFEST, index.as_bytes())
+        .await;
+    expect_error(response, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    // Over the configured limit: 413, also when the size is not announced.
+    let mut big = format!(r#"{{"schemaVersion":2,"mediaType":"{INDEX}","manifests":[],"x":""#);
+    big.push_str(&"A".repeat(100 * 1024));
+    big.push_str("\"}");
+    let response = server
+        .put_manifest(repo, "big", INDEX, big.as_bytes())
+        .await;
+    expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID").await;
+    // A huge announced body that is never sent: refused without waiting for it.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "PUT /v2/{repo}/manifests/huge HTTP/1.1\r\nHost: x\r\nContent-Type: {INDEX}\r\n\
+         Content-Length: 1000000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b' '; 128 * 1024]).await.unwrap();
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+            if raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to an oversized manifest");
+    assert!(
+        String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(
+        server.get(&format!("/v2/{repo}/tags/list")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(server.get("/v2/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_client_is_dropped_and_the_upload_resumes() {
+    let idle = Duration::from_secs(1);
+    let server = Server::start_with(|c| c.idle_timeout = idle).await;
+    let repo = "stall";
+    let blob = random_bytes(1000, 900);
+    let digest = sha256(&blob);
+    let url = server.start_upload(repo).await;
+
+    // Headers announce 1000 bytes; 10 arrive; then nothing.
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "PATCH {url} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: 1000\r\n\r\n",
+        server.addr
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(&blob[..10]).await.unwrap();
+    stalled.flush().await.unwrap();
+    let stalled_at = Instant::now();
+
+    // Others are served meanwhile, including other uploads.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ping = tokio::time::timeout(Duration::from_millis(500), server.get("/v2/")).await;
+    assert_eq!(
+        ping.expect("served while a client stalls").status(),
+        StatusCode::OK
+    );
+    server.push_blob("other", b"meanwhile", Alg::Sha256).await;
+
+    // The stalled request is ended by the server soon after the idle timeout.
+    let mut raw = Vec::new();
+    let ended = tokio::time::timeout(idle * 10, stalled.read_to_end(&mut raw)).await;
+    assert!(
+        ended.is_ok(),
+        "stalled connection still open after {:?}",
+        idle * 10
+    );
+    let waited = stalled_at.elapsed();
+    assert!(
+        waited >= idle,
+        "dropped before the idle timeout ({waited:?})"
+    );
+    if !raw.is_empty() {
+        let response = RawResponse::parse(&raw);
+        assert!(response.status >= 400, "{}", response.head);
+    }
+
+    // The session holds what was received and resumes from there.
+    let response = server.get(&url).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(range_received(&response), 10);
+    let response = server
+        .request(Method::PATCH, &url)
+        .header("content-range", "10-999")
+        .header("content-length", "990")
+        .body(blob[10..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&response, "range"), "0-999");
+    let response = server
+        .request(Method::PUT, &format!("{url}?digest={digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let got = server.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+    assert_eq!(got.bytes().await.unwrap(), blob);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_disconnecting_mid_upload_leaves_a_usable_session() {
+    let server = Server::start().await;
+    let blob = random_bytes(5000, 950);
+    let digest = sha256(&blob);
+    let url = server.start_upload("drop").await;
+    {
+        let mut conn = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!("PATCH {url} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&blob[..2000]).await.unwrap();
+        conn.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    } // dropped: connection closed mid-body
+    // Wait until the server has noticed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let received = loop {
+        let response = server.get(&url).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let received = range_received(&response);
+        if received == 2000 || Instant::now() > deadline {
+            break received;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(received, 2000);
+    let response = server
+        .request(Method::PUT, &format!("{url}?digest={digest}"))
+        .header("content-range", "2000-4999")
+        .body(blob[2000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let got = server.get(&format!("/v2/drop/blobs/{digest}")).await;
+    assert_eq!(got.bytes().await.unwrap(), blob);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_uploads_of_the_same_blob() {
+    let server = Server::start().await;
+    let blob = random_bytes(4 * 1024 * 1024, 960);
+    for alg in ALGS {
+        let digest = alg.digest(&blob);
+        let upload = |repo: &'static str| {
+            let server = &server;
+            let blob = blob.clone();
+            let digest = digest.clone();
+            async move {
+                let url = server.start_upload(repo).await;
+                let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+                    blob.chunks(256 * 1024).map(|c| Ok(c.to_vec())).collect();
+                let response = server
+                    .request(Method::PATCH, &url)
+                    .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                        pieces,
+                    )))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+                server
+                    .request(Method::PUT, &format!("{url}?digest={digest}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        let (a, b, c) = tokio::join!(upload("same"), upload("same"), upload("elsewhere"));
+        assert_eq!(
+            (a, b, c),
+            (
+                StatusCode::CREATED,
+                StatusCode::CREATED,
+                StatusCode::CREATED
+            )
+        );
+        for repo in ["same", "elsewhere"] {
+            let got = server.get(&format!("/v2/{repo}/blobs/{digest}")).await;
+            assert_eq!(got.bytes().await.unwrap(), blob);
+        }
+    }
+    assert!(tree(&server.root.join("uploads")).is_empty());
+    assert!(tree(&server.root.join("tmp")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for alg in ALGS {
+        let blob = random_bytes(3000, 970);
+        let digest = alg.digest(&blob);
+        let server = Server::start_at(&root, |_| {}).await;
+        let url = server.start_upload("restart/repo").await;
+        let response = server
+            .request(Method::PATCH, &url)
+            .header("content-range", "0-1199")
+            .body(blob[..1200].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        server.shutdown().await;
+
+        // A new server on the same root (another port): the session is there.
+        let server = Server::start_at(&root, |_| {}).await;
+        let response = server.get(&url).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{alg:?}");
+        assert_eq!(range_received(&response), 1200);
+        let response = server
+            .request(Method::PATCH, &url)
+            .header("content-range", "1200-2999")
+            .body(blob[1200..].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let response = server
+            .request(Method::PUT, &format!("{url}?digest={digest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let got = server
+            .get(&format!("/v2/restart/repo/blobs/{digest}"))
+            .await;
+        assert_eq!(got.bytes().await.unwrap(), blob);
+        server.shutdown().await;
+    }
+}

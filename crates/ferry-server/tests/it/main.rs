@@ -1,0 +1,18 @@
+//! Integration tests of `ferry serve`: the server runs in-process on a free
+//! loopback port; tests speak HTTP to it (reqwest, raw sockets) and drive
+//! real clients (skopeo, oras-py).
+//!
+//! - `conformance`: the OCI distribution-spec v1.1 conformance checklist,
+//!   section by section, for sha256 and sha512.
+//! - `hostile`: traversal, malformed input, stalled and concurrent clients,
+//!   restarts.
+//! - `auth`: htpasswd Basic auth, anonymous pull, read-only.
+//! - `gc`: garbage collection.
+//! - `clients`: skopeo and oras-py.
+
+mod auth;
+mod clients;
+mod common;
+mod conformance;
+mod gc;
+mod hostile;
