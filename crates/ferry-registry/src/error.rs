@@ -76,6 +76,14 @@ pub enum ClientError {
     /// Configuration that cannot be used.
     #[error("{0}")]
     Config(String),
+    /// A read-modify-write kept losing to concurrent writers.
+    #[error("{what}: still replaced by concurrent writers after {attempts} attempts")]
+    Contended {
+        /// What was being updated (a tag).
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+    },
 }
 
 impl ClientError {

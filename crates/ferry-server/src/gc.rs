@@ -106,8 +106,12 @@ pub fn collect(root: &Path, options: &GcOptions) -> io::Result<GcReport> {
     while let Some(dir) = stack.pop() {
         for entry in list_dir(&dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name == "_manifests" {
-                repos.push(dir.clone());
+            // A repository with blobs but no manifest is one too: its links
+            // must be swept along with the content they point to.
+            if name == "_manifests" || name == "_blobs" {
+                if !repos.contains(&dir) {
+                    repos.push(dir.clone());
+                }
             } else if !name.starts_with('_') && entry.file_type()?.is_dir() {
                 stack.push(entry.path());
             }

@@ -105,10 +105,22 @@ pub fn router(
     access: Access,
     max_manifest_bytes: usize,
 ) -> Router {
+    router_with_idle_timeout(storage, access, max_manifest_bytes, Duration::from_secs(60))
+}
+
+/// [`router`], dropping a manifest request whose client sends nothing for
+/// `idle_timeout`.
+pub fn router_with_idle_timeout(
+    storage: Arc<dyn storage::Storage>,
+    access: Access,
+    max_manifest_bytes: usize,
+    idle_timeout: Duration,
+) -> Router {
     let state = Arc::new(AppState {
         storage,
         access,
         max_manifest_bytes,
+        idle_timeout,
     });
     Router::new()
         .fallback(routes::dispatch)
@@ -138,7 +150,12 @@ pub async fn serve(config: ServerConfig, handle: Handle<SocketAddr>) -> Result<(
         config.anonymous_pull,
         config.read_only,
     )?;
-    let app = router(storage.clone(), access, config.max_manifest_bytes);
+    let app = router_with_idle_timeout(
+        storage.clone(),
+        access,
+        config.max_manifest_bytes,
+        config.idle_timeout,
+    );
     let expiry = {
         let storage = storage.clone();
         let ttl = config.upload_ttl;
@@ -161,12 +178,22 @@ pub async fn serve(config: ServerConfig, handle: Handle<SocketAddr>) -> Result<(
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(ServerError::Tls)?;
-            axum_server::bind_rustls(addr, tls)
-                .handle(handle)
-                .serve(service)
-                .await
+            let mut server = axum_server::bind_rustls(addr, tls).handle(handle);
+            // A client stalled in its request head is dropped too.
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(config.idle_timeout);
+            server.serve(service).await
         }
-        None => axum_server::bind(addr).handle(handle).serve(service).await,
+        None => {
+            let mut server = axum_server::bind(addr).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(config.idle_timeout);
+            server.serve(service).await
+        }
     };
     expiry.abort();
     result.map_err(|source| ServerError::Serve { addr, source })

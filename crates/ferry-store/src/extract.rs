@@ -95,29 +95,62 @@ pub fn extract(
 ) -> Result<Extracted> {
     let resolved = store.resolve(input)?;
     let manifest = store.read_manifest(resolved.descriptor.digest())?;
-    if dir.exists() && !options.force && !is_empty_dir(dir)? {
-        return Err(StoreError::Rejected(format!(
-            "{} is not empty (use --force to overwrite)",
-            dir.display()
-        )));
-    }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).ctx("creating", &parent)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".ferry-extract-")
-        .tempdir_in(&parent)
-        .ctx("creating staging directory in", &parent)?;
+    let staging = Staging::begin(dir, options)?;
     let mut total = Extracted::default();
     for layer in manifest.layers() {
-        let placed = place_layer(store, layer, staging.path())?;
+        let placed = place_layer(store, layer, staging.root())?;
         total.entries += placed.entries;
         total.bytes += placed.bytes;
     }
-    move_into_place(staging.path(), dir)?;
+    staging.commit()?;
     Ok(total)
+}
+
+/// A target directory being filled: layers are placed in a staging
+/// directory next to it, and only [`Staging::commit`] moves them in.
+/// Dropped without a commit (a layer failed), the staging directory is
+/// removed and the target is as it was.
+#[derive(Debug)]
+pub struct Staging {
+    target: PathBuf,
+    staging: tempfile::TempDir,
+}
+
+impl Staging {
+    /// Checks the target (empty or absent, unless `force`) and creates the
+    /// staging directory beside it.
+    pub fn begin(dir: &Path, options: &ExtractOptions) -> Result<Staging> {
+        // A file where the directory should be is refused, even with --force.
+        if dir.exists() && !is_empty_dir(dir)? && !options.force {
+            return Err(StoreError::Rejected(format!(
+                "{} is not empty (use --force to overwrite)",
+                dir.display()
+            )));
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).ctx("creating", &parent)?;
+        let staging = tempfile::Builder::new()
+            .prefix(".ferry-extract-")
+            .tempdir_in(&parent)
+            .ctx("creating staging directory in", &parent)?;
+        Ok(Staging {
+            target: dir.to_path_buf(),
+            staging,
+        })
+    }
+
+    /// Where layers are placed until the commit.
+    pub fn root(&self) -> &Path {
+        self.staging.path()
+    }
+
+    /// Moves everything placed into the target directory.
+    pub fn commit(self) -> Result<()> {
+        move_into_place(self.staging.path(), &self.target)
+    }
 }
 
 fn is_empty_dir(dir: &Path) -> Result<bool> {
@@ -139,7 +172,21 @@ pub fn place_layer(store: &Store, layer: &Descriptor, root: &Path) -> Result<Ext
     {
         return Ok(Extracted { entries: 1, bytes });
     }
-    let mut reader = HashingReader::new(blob);
+    place_layer_from_reader(layer, blob, root)
+}
+
+/// Writes one layer whose bytes come from `reader` (a store blob, or a
+/// registry response bridged from async) into `root`, hashing on the way.
+/// At most the declared size plus one byte is read, so an endless source
+/// is cut off; a size or digest that does not match the descriptor fails
+/// the layer (the caller's [`Staging`] then discards what was placed).
+pub fn place_layer_from_reader(
+    layer: &Descriptor,
+    reader: impl Read,
+    root: &Path,
+) -> Result<Extracted> {
+    let placement = placement(layer)?;
+    let mut reader = HashingReader::new(reader.take(layer.size().saturating_add(1)));
     let placed = match placement {
         LayerPlacement::File(path) => {
             let bytes = write_file(root, &path, file_mode(layer), &mut reader)?;

@@ -19,6 +19,7 @@ pub mod detect;
 pub mod error;
 pub mod extract;
 pub mod index;
+pub mod layout;
 pub mod lock;
 pub mod maintenance;
 pub mod pack;

@@ -20,6 +20,19 @@ pub const MAX_DOCUMENT_SIZE: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    shape: Shape,
+}
+
+/// Where the OCI layout sits relative to the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// ferry's store: the layout in `<root>/artifacts`, work files in
+    /// `<root>/tmp` and `<root>/locks`.
+    Store,
+    /// A bare OCI image layout (`oci:PATH`): the root is the layout, and
+    /// temporary files and `index.lock` live in it, as containers/image and
+    /// CRI-O keep them.
+    Bare,
 }
 
 impl Store {
@@ -40,6 +53,7 @@ impl Store {
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let store = Store {
             root: root.as_ref().to_path_buf(),
+            shape: Shape::Store,
         };
         if !store.layout_dir().join("oci-layout").is_file() {
             store.create_layout()?;
@@ -58,6 +72,7 @@ impl Store {
     pub fn open_existing(root: impl AsRef<Path>) -> Result<Store> {
         let store = Store {
             root: root.as_ref().to_path_buf(),
+            shape: Shape::Store,
         };
         let marker = store.layout_dir().join("oci-layout");
         if !marker.is_file() {
@@ -66,6 +81,32 @@ impl Store {
                 store.root.display(),
                 marker.display()
             )));
+        }
+        Ok(store)
+    }
+
+    /// Opens the bare OCI image layout at `dir` (used by
+    /// [`crate::layout::LayoutDir`]); with `create`, a missing layout is made.
+    pub(crate) fn open_bare(dir: &Path, create: bool) -> Result<Store> {
+        let store = Store {
+            root: dir.to_path_buf(),
+            shape: Shape::Bare,
+        };
+        let marker = store.layout_dir().join("oci-layout");
+        if !marker.is_file() {
+            if !create {
+                return Err(StoreError::NotFound(format!(
+                    "OCI image layout at {} (no {})",
+                    dir.display(),
+                    marker.display()
+                )));
+            }
+            store.create_layout()?;
+        } else if create {
+            // A layout written by another tool may lack the directory of
+            // the algorithm ferry writes.
+            let blobs = store.blobs_dir("sha256");
+            fs::create_dir_all(&blobs).ctx("creating layout directory", &blobs)?;
         }
         Ok(store)
     }
@@ -95,18 +136,28 @@ impl Store {
         &self.root
     }
 
-    /// The OCI image layout directory (`<root>/artifacts`).
+    /// The OCI image layout directory (`<root>/artifacts`; the root itself
+    /// for a bare layout).
     pub fn layout_dir(&self) -> PathBuf {
-        self.root.join("artifacts")
+        match self.shape {
+            Shape::Store => self.root.join("artifacts"),
+            Shape::Bare => self.root.clone(),
+        }
     }
 
     /// Where blobs are written before they are verified and renamed.
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        match self.shape {
+            Shape::Store => self.root.join("tmp"),
+            Shape::Bare => self.root.clone(),
+        }
     }
 
     fn locks_dir(&self) -> PathBuf {
-        self.root.join("locks")
+        match self.shape {
+            Shape::Store => self.root.join("locks"),
+            Shape::Bare => self.root.clone(),
+        }
     }
 
     /// `<root>/artifacts/index.json`.

@@ -51,6 +51,12 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove stored credentials for a registry.
     Logout(LogoutArgs),
+    /// Attach files to an artifact on a registry as a referrer (OCI 1.1 `subject`).
+    Attach(Box<AttachArgs>),
+    /// List the referrers of an artifact on a registry.
+    Discover(DiscoverArgs),
+    /// Build image indexes on a registry.
+    Index(IndexArgs),
 }
 
 impl Command {
@@ -256,6 +262,19 @@ pub struct PackArgs {
     /// the source must not be modified afterwards; `ferry fsck` detects it).
     #[arg(long)]
     pub link: bool,
+    /// Pack any files as a generic OCI artifact (one raw layer per file),
+    /// not a ModelPack model.
+    #[arg(long, conflicts_with_all = ["modelfile", "bundle_small", "layer_format", "preserve_metadata"])]
+    pub generic: bool,
+    /// With --generic: the manifest's artifactType (required without --config).
+    #[arg(long, value_name = "TYPE", requires = "generic")]
+    pub artifact_type: Option<String>,
+    /// With --generic: a config blob and its media type.
+    #[arg(long, value_name = "FILE:MEDIATYPE", requires = "generic")]
+    pub config: Option<String>,
+    /// With --generic: the layers' media type [default: application/octet-stream].
+    #[arg(long, value_name = "TYPE", requires = "generic")]
+    pub media_type: Option<String>,
     #[command(flatten)]
     pub metadata: MetadataArgs,
     /// Print JSON.
@@ -359,6 +378,79 @@ pub struct ExtractArgs {
     /// Write into a non-empty directory, replacing files.
     #[arg(long)]
     pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The artifact to attach to (its manifest becomes the `subject`).
+    pub reference: String,
+    /// Files to attach, one layer each, titled with the file name.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The attached artifact's type (e.g. application/spdx+json).
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: String,
+    /// Manifest annotation (repeatable).
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Media type of the layers.
+    #[arg(long, value_name = "TYPE", default_value = "application/octet-stream")]
+    pub media_type: String,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// The artifact whose referrers to list.
+    pub reference: String,
+    /// Only referrers of this artifactType (with --tree: the first level).
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: Option<String>,
+    /// Also list referrers of referrers, as a tree.
+    #[arg(long)]
+    pub tree: bool,
+    /// With --tree: levels to descend.
+    #[arg(long, default_value_t = 8, requires = "tree", value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub depth: u8,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    #[command(subcommand)]
+    pub action: IndexAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexAction {
+    /// Push a multi-platform image index listing manifests of one repository.
+    Create(IndexCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IndexCreateArgs {
+    /// Where to push the index (a tag).
+    pub reference: String,
+    /// A manifest to list: a reference in the same repository, or a digest (repeatable).
+    #[arg(long = "manifest", short = 'm', required = true, value_name = "REF")]
+    pub manifests: Vec<String>,
+    /// Platform (os/arch[/variant]) of each --manifest, in the same order;
+    /// default: from each manifest's image config.
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -1,5 +1,7 @@
 //! Manifests by tag or digest, and the referrers API.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -62,16 +64,41 @@ pub async fn get(
     Ok(response)
 }
 
-/// Reads a body of at most `limit` bytes.
-async fn read_limited(mut body: ByteStream, limit: usize) -> RegistryResult<Bytes> {
+fn too_large(limit: usize) -> RegistryError {
+    RegistryError::too_large(format!("manifest is larger than the {limit}-byte limit"))
+}
+
+/// Reads a body of at most `limit` bytes, waiting at most `idle` for each piece.
+async fn read_limited(
+    mut body: ByteStream,
+    limit: usize,
+    idle: Duration,
+    declared: Option<u64>,
+) -> RegistryResult<Bytes> {
+    // Announced far over the limit: not worth reading at all.
+    if declared.is_some_and(|n| n > limit.saturating_mul(2) as u64) {
+        return Err(too_large(limit));
+    }
     let mut buffer = BytesMut::new();
-    while let Some(chunk) = body.next().await {
+    let stalled = || RegistryError::manifest_invalid(format!("no data for {idle:?}"));
+    while let Some(chunk) = tokio::time::timeout(idle, body.next())
+        .await
+        .map_err(|_| stalled())?
+    {
         let chunk =
             chunk.map_err(|e| RegistryError::manifest_invalid(format!("reading body: {e}")))?;
         if buffer.len() + chunk.len() > limit {
-            return Err(RegistryError::too_large(format!(
-                "manifest is larger than the {limit}-byte limit"
-            )));
+            // Read and drop the rest (up to twice the limit) so the client
+            // is still listening when the 413 comes, instead of having its
+            // connection reset mid-body.
+            let mut seen = buffer.len() + chunk.len();
+            while seen <= limit.saturating_mul(2) {
+                match tokio::time::timeout(idle, body.next()).await {
+                    Ok(Some(Ok(chunk))) => seen += chunk.len(),
+                    _ => break,
+                }
+            }
+            return Err(too_large(limit));
         }
         buffer.extend_from_slice(&chunk);
     }
@@ -130,7 +157,12 @@ async fn check_references(
             .and_then(Value::as_str)
             .unwrap_or("");
         let digest = descriptor_digest(descriptor)?;
-        if is_non_distributable(media_type) {
+        // Non-distributable and external (`urls`) content is never pushed.
+        let external = descriptor
+            .get("urls")
+            .and_then(Value::as_array)
+            .is_some_and(|urls| !urls.is_empty());
+        if is_non_distributable(media_type) || external {
             continue;
         }
         if !storage
@@ -152,9 +184,13 @@ pub async fn put(
     headers: &HeaderMap,
     body: ByteStream,
     limit: usize,
+    idle: Duration,
 ) -> RegistryResult<Response> {
     let reference = ManifestRef::parse(reference)?;
-    let bytes = read_limited(body, limit).await?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let bytes = read_limited(body, limit, idle, declared).await?;
     let document: Value = serde_json::from_slice(&bytes)
         .map_err(|e| RegistryError::manifest_invalid(format!("manifest is not JSON: {e}")))?;
     if !document.is_object() {
@@ -194,6 +230,12 @@ pub async fn put(
         ManifestRef::Tag(_) => BlobDigest::of(Algorithm::Sha256, &bytes),
     };
     check_references(storage, name, &document).await?;
+    // Validated before anything is stored: a refused manifest leaves no trace.
+    let subject_digest = document
+        .get("subject")
+        .filter(|s| !s.is_null())
+        .map(descriptor_digest)
+        .transpose()?;
     let size = bytes.len() as u64;
     let manifest = StoredManifest {
         bytes,
@@ -209,8 +251,7 @@ pub async fn put(
         .await
         .map_err(storage_error)?;
     let mut response = StatusCode::CREATED.into_response();
-    if let Some(subject) = document.get("subject") {
-        let subject_digest = descriptor_digest(subject)?;
+    if let Some(subject_digest) = subject_digest {
         let descriptor = referrer_descriptor(&document, media_type, &digest, size);
         storage
             .referrer_add(name, &subject_digest, &descriptor)

@@ -27,6 +27,8 @@ pub struct AppState {
     pub access: Access,
     /// Largest manifest accepted.
     pub max_manifest_bytes: usize,
+    /// A manifest body that stalls this long is refused.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// A parsed registry path.
@@ -151,6 +153,7 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
                         &headers,
                         body,
                         state.max_manifest_bytes,
+                        state.idle_timeout,
                     )
                     .await
                 }

@@ -54,11 +54,12 @@ pub async fn start(
                 None => storage.blob_known(&digest).await.map_err(storage_error)?,
             };
             if available {
-                storage
-                    .blob_link(name, &digest)
-                    .await
-                    .map_err(storage_error)?;
-                return Ok(created(name, &digest));
+                match storage.blob_link(name, &digest).await {
+                    Ok(()) => return Ok(created(name, &digest)),
+                    // Linked in `from` but the content is gone: not mountable.
+                    Err(StorageError::NotFound) => {}
+                    Err(other) => return Err(storage_error(other)),
+                }
             }
         }
     }

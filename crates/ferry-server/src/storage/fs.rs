@@ -163,16 +163,31 @@ impl FsStorage {
         let mut entries = tokio::fs::read_dir(self.root.join("uploads")).await?;
         let now = SystemTime::now();
         while let Some(entry) = entries.next_entry().await? {
-            let data = entry.path().join("data");
-            let modified = tokio::fs::metadata(&data)
-                .await
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            if now.duration_since(modified).unwrap_or_default() > max_age {
+            // A session being created has no `data` yet: judge it by its
+            // directory, so it is not mistaken for an ancient one.
+            let last_touched = |path: PathBuf| async move {
+                match tokio::fs::metadata(path.join("data")).await {
+                    Ok(m) => m.modified().ok(),
+                    Err(_) => tokio::fs::metadata(&path).await.and_then(|m| m.modified()).ok(),
+                }
+            };
+            let stale = |t: Option<SystemTime>| {
+                t.is_some_and(|t| now.duration_since(t).unwrap_or_default() > max_age)
+            };
+            if stale(last_touched(entry.path()).await) {
                 let id = entry.file_name().to_string_lossy().into_owned();
                 let lock = self.session_lock(&id);
                 let _guard = lock.lock().await;
-                tokio::fs::remove_dir_all(entry.path()).await?;
+                // Re-check under the lock: an append may have just finished,
+                // or the session may have been finished or cancelled.
+                if !stale(last_touched(entry.path()).await) {
+                    continue;
+                }
+                match tokio::fs::remove_dir_all(entry.path()).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
                 self.forget_session(&id);
                 removed += 1;
             }

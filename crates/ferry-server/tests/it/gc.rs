@@ -249,3 +249,60 @@ async fn gc_delete_untagged() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_in_repositories_without_manifests() {
+    let server = Server::start().await;
+    let root = server.root.clone();
+    // Blobs pushed, no manifest ever: garbage once older than the grace.
+    let orphan = server.push_blob("gc/blobonly", b"orphan blob", Alg::Sha256).await;
+    let report = collect(&root, &options(false, false)).unwrap();
+    assert!(report.blobs.contains(&orphan), "{report:?}");
+    assert!(!blob_file(&root, &orphan).exists());
+    let path = format!("/v2/gc/blobonly/blobs/{orphan}");
+    assert_eq!(server.head(&path).await.status(), StatusCode::NOT_FOUND);
+    // No dangling link is left: mounting from there falls back to an
+    // upload (202), and the blob can be pushed again.
+    let response = server
+        .request(
+            reqwest::Method::POST,
+            &format!("/v2/gc/other/blobs/uploads/?mount={orphan}&from=gc/blobonly"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    server.push_blob("gc/blobonly", b"orphan blob", Alg::Sha256).await;
+    assert_eq!(server.get(&path).await.bytes().await.unwrap(), "orphan blob");
+    // With a long grace, a fresh upload is left alone.
+    let report = collect(
+        &root,
+        &GcOptions {
+            dry_run: false,
+            delete_untagged: true,
+            grace: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    assert!(report.blobs.is_empty() && report.links == 0, "{report:?}");
+    assert!(blob_file(&root, &orphan).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mount_of_a_blob_whose_content_is_gone_falls_back_to_an_upload() {
+    let server = Server::start().await;
+    let digest = server.push_blob("lost/from", b"lost content", Alg::Sha256).await;
+    std::fs::remove_file(blob_file(&server.root, &digest)).unwrap();
+    for query in [format!("mount={digest}&from=lost/from"), format!("mount={digest}")] {
+        let response = server
+            .request(
+                reqwest::Method::POST,
+                &format!("/v2/lost/to/blobs/uploads/?{query}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{query}");
+        assert!(location(&response).starts_with("/v2/lost/to/blobs/uploads/"));
+    }
+}

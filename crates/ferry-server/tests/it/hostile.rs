@@ -8,6 +8,9 @@ use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use ferry_server::storage::Storage;
+use ferry_server::storage::fs::FsStorage;
+
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -420,4 +423,114 @@ async fn uploads_survive_a_restart() {
         assert_eq!(got.bytes().await.unwrap(), blob);
         server.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_expiry_spares_sessions_being_created() {
+    // The server expires sessions at startup and every ten minutes; a
+    // session whose directory exists but whose files are not written yet
+    // must not count as ancient (it made uploads fail with 500 under load).
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::open(dir.path(), Duration::from_secs(5)).unwrap();
+    let fresh = storage.upload_start("repo").await.unwrap();
+    let creating = "00000000-0000-4000-8000-000000000000";
+    std::fs::create_dir_all(dir.path().join("uploads").join(creating)).unwrap();
+    let old = storage.upload_start("repo").await.unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("uploads").join(&old).join("data"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(48 * 3600))
+        .unwrap();
+    let removed = storage
+        .expire_sessions(Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(dir.path().join("uploads").join(creating).is_dir());
+    assert_eq!(storage.upload_offset("repo", &fresh).await.unwrap(), Some(0));
+    assert_eq!(storage.upload_offset("repo", &old).await.unwrap(), None);
+}
+
+/// Reads until the server closes the connection (or a response head ends),
+/// returning what arrived, or `None` if it is still open after `limit`.
+async fn wait_for_close(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|_| raw)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_headers_and_manifest_bodies_are_dropped() {
+    let idle = Duration::from_secs(1);
+    let server = Server::start_with(|c| c.idle_timeout = idle).await;
+    let (manifest, _) = server.image("stall", Alg::Sha256, 980).await;
+
+    // Half a request head, then nothing.
+    let mut headers = TcpStream::connect(server.addr).await.unwrap();
+    headers
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A manifest PUT announcing more than it sends.
+    let mut body = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "PUT /v2/stall/manifests/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: {MANIFEST}\r\n\
+         Content-Length: {}\r\n\r\n",
+        manifest.len()
+    );
+    body.write_all(head.as_bytes()).await.unwrap();
+    body.write_all(&manifest[..manifest.len() / 2]).await.unwrap();
+
+    let (a, b) = tokio::join!(
+        wait_for_close(&mut headers, idle * 10),
+        wait_for_close(&mut body, idle * 10)
+    );
+    assert!(a.is_some(), "a client stalled in its headers is never dropped");
+    let b = b.expect("a client stalled in a manifest body is never dropped");
+    if !b.is_empty() {
+        let response = RawResponse::parse(&b);
+        assert!(response.status >= 400, "{}", response.head);
+    }
+    assert_eq!(
+        server.get("/v2/stall/manifests/v1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // The same manifest sent whole is fine.
+    server
+        .put_manifest_ok("stall", "v1", MANIFEST, &manifest)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_manifest_is_not_stored() {
+    let server = Server::start().await;
+    let repo = "atomic";
+    let (manifest, _) = server.image(repo, Alg::Sha256, 990).await;
+    let mut value: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    for subject in [
+        serde_json::json!({"mediaType": MANIFEST, "digest": "sha256:bogus", "size": 1}),
+        serde_json::json!({"mediaType": MANIFEST, "size": 1}),
+    ] {
+        value["subject"] = subject;
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let response = server.put_manifest(repo, "bad-subject", MANIFEST, &bytes).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+        let path = format!("/v2/{repo}/manifests/bad-subject");
+        assert_eq!(server.get(&path).await.status(), StatusCode::NOT_FOUND);
+        let path = format!("/v2/{repo}/manifests/{}", sha256(&bytes));
+        assert_eq!(server.get(&path).await.status(), StatusCode::NOT_FOUND);
+    }
+    let response = server.get(&format!("/v2/{repo}/tags/list")).await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["tags"], serde_json::json!([]));
 }

@@ -2,7 +2,7 @@
 //! and deterministic tar archives, hashed while they are written.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -196,7 +196,97 @@ pub fn write_tar(
     progress: &dyn Progress,
 ) -> Result<WrittenBlob> {
     let writer = store.blob_writer()?;
-    let temp_path = writer.temp_path().to_path_buf();
+    let temp_path = writer.temp_path().display().to_string();
+    let writer = tar_into(writer, files, preserve, progress, &temp_path)?;
+    let size = writer.written();
+    let digest = writer.commit(None)?;
+    Ok(WrittenBlob { digest, size })
+}
+
+/// Streams the tar layer [`write_tar`] would store into any writer (an
+/// upload): the same bytes. Returns how many were written.
+pub fn stream_tar(
+    writer: &mut dyn Write,
+    files: &[&SourceFile],
+    preserve: bool,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let counting = tar_into(
+        CountingWriter {
+            inner: writer,
+            written: 0,
+        },
+        files,
+        preserve,
+        progress,
+        "the upload",
+    )?;
+    Ok(counting.written)
+}
+
+/// Streams one file's bytes (a raw layer) into any writer; fails when the
+/// file changes while it is read. Returns how many bytes were written.
+pub fn stream_raw(
+    file: &SourceFile,
+    writer: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let path = &file.read_from;
+    let mut source = File::open(path).ctx("reading", path)?;
+    let before = source.metadata().ctx("reading", path)?;
+    let mut buffer = vec![0u8; CHUNK];
+    let mut written = 0u64;
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("reading", path),
+        };
+        writer.write_all(&buffer[..n]).map_err(|e| {
+            StoreError::Rejected(format!("sending {}: {e}", path.display()))
+        })?;
+        written += n as u64;
+        progress.advance(n as u64);
+    }
+    let after = source.metadata().ctx("reading", path)?;
+    ensure_unchanged(path, &before, &after)?;
+    if written != before.len() {
+        return Err(StoreError::Rejected(format!(
+            "{} changed while it was being packed",
+            path.display()
+        )));
+    }
+    Ok(written)
+}
+
+/// Counts what passes through.
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    written: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the deterministic tar of `files` into `writer` and returns it;
+/// `target` names where the bytes go, for errors.
+fn tar_into<W: Write>(
+    writer: W,
+    files: &[&SourceFile],
+    preserve: bool,
+    progress: &dyn Progress,
+    target: &str,
+) -> Result<W> {
+    let temp_path = target;
     let mut builder = tar::Builder::new(writer);
     builder.mode(tar::HeaderMode::Deterministic);
     for file in files {
@@ -211,7 +301,7 @@ pub fn write_tar(
             header.set_size(0);
             builder
                 .append_link(&mut header, &file.rel, target)
-                .map_err(|e| tar_error(e, &file.rel, &temp_path))?;
+                .map_err(|e| tar_error(e, &file.rel, temp_path))?;
             continue;
         }
         let path = &file.read_from;
@@ -225,7 +315,7 @@ pub fn write_tar(
         };
         builder
             .append_data(&mut header, &file.rel, &mut counted)
-            .map_err(|e| tar_error(e, &file.rel, &temp_path))?;
+            .map_err(|e| tar_error(e, &file.rel, temp_path))?;
         let (_, read) = counted.inner.finish();
         let after = fs::metadata(path).ctx("reading", path)?;
         ensure_unchanged(path, &before, &after)?;
@@ -236,19 +326,13 @@ pub fn write_tar(
             )));
         }
     }
-    let writer = builder
+    builder
         .into_inner()
-        .map_err(|e| tar_error(e, "end of archive", &temp_path))?;
-    let size = writer.written();
-    let digest = writer.commit(None)?;
-    Ok(WrittenBlob { digest, size })
+        .map_err(|e| tar_error(e, "end of archive", temp_path))
 }
 
-fn tar_error(e: io::Error, entry: &str, temp: &Path) -> StoreError {
-    StoreError::Rejected(format!(
-        "writing tar entry {entry} to {}: {e}",
-        temp.display()
-    ))
+fn tar_error(e: io::Error, entry: &str, target: &str) -> StoreError {
+    StoreError::Rejected(format!("writing tar entry {entry} to {target}: {e}"))
 }
 
 struct ProgressReader<'a, R> {

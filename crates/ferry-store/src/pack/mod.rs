@@ -6,6 +6,7 @@
 //! parallel, hashing while copying; write the config and manifest as
 //! canonical JSON; name the manifest in `index.json`.
 
+pub mod generic;
 pub mod layer;
 pub mod walk;
 
@@ -124,8 +125,8 @@ pub struct Packed {
     pub content_bytes: u64,
 }
 
-/// One layer to build.
-struct PlannedLayer<'a> {
+/// One layer to build: a single file, or a tar of several.
+pub struct PlannedLayer<'a> {
     category: Category,
     encoding: Encoding,
     /// `org.cncf.model.filepath` of the layer.
@@ -134,24 +135,70 @@ struct PlannedLayer<'a> {
     untested: bool,
 }
 
-/// Packs `dir` into the store as `reference`.
-pub fn pack(
-    store: &Store,
-    dir: &Path,
-    reference: &Reference,
-    options: &PackOptions,
-) -> Result<Packed> {
-    pack_with_progress(store, dir, reference, options, &NoProgress)
+impl PlannedLayer<'_> {
+    /// The layer's `org.cncf.model.filepath`.
+    pub fn filepath(&self) -> &str {
+        &self.filepath
+    }
+
+    /// Raw file bytes or a tar archive.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// The ModelPack category.
+    pub fn category(&self) -> Category {
+        self.category
+    }
+
+    /// Bytes of file content the layer holds.
+    pub fn content_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.metadata.len()).sum()
+    }
+
+    /// Streams the layer's bytes into `writer`: exactly the bytes the store
+    /// path keeps as the blob (the file, or the deterministic tar). Every
+    /// file is read once; a file that changes while it is read fails the
+    /// layer. Returns the number of bytes written.
+    pub fn write_to(
+        &self,
+        writer: &mut dyn std::io::Write,
+        preserve_metadata: bool,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
+        match (self.encoding, self.files.as_slice()) {
+            (Encoding::Raw, [file]) => layer::stream_raw(file, writer, progress),
+            _ => layer::stream_tar(writer, &self.files, preserve_metadata, progress),
+        }
+    }
 }
 
-/// [`pack`] with a progress reporter.
-pub fn pack_with_progress(
-    store: &Store,
-    dir: &Path,
-    reference: &Reference,
-    options: &PackOptions,
-    progress: &dyn Progress,
-) -> Result<Packed> {
+/// A model directory read, filtered and classified: what is needed to plan
+/// its layers and build its config and manifest, wherever the layer bytes
+/// go (the store, or a registry while they are hashed).
+pub struct Prepared {
+    files: Vec<SourceFile>,
+    modelfile: Option<Modelfile>,
+    modelfile_text: Option<String>,
+    detected: detect::Detected,
+}
+
+/// The config and manifest of a packed artifact, as canonical bytes.
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    /// The config blob.
+    pub config_bytes: Vec<u8>,
+    /// Its descriptor.
+    pub config: Descriptor,
+    /// The manifest.
+    pub manifest_bytes: Vec<u8>,
+    /// The manifest's descriptor (with `artifactType`), as an index names it.
+    pub manifest: Descriptor,
+}
+
+/// Reads `dir` for packing as `reference`: options checked, Modelfile
+/// parsed, files walked and filtered, metadata detected. Nothing is written.
+pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Result<Prepared> {
     if reference.digest().is_some() {
         return Err(StoreError::InvalidReference {
             input: reference.whole(),
@@ -179,20 +226,143 @@ pub fn pack_with_progress(
             .unmatched_globs(files.iter().map(|f| f.rel.as_str()))
             .first()
     {
+        let path = options
+            .modelfile
+            .clone()
+            .unwrap_or_else(|| dir.join("Modelfile"));
         return Err(StoreError::Rejected(format!(
-            "modelfile line {}: glob {:?} matches no file",
-            glob.line, glob.pattern
+            "{}: modelfile line {}: glob {:?} matches no file",
+            path.display(),
+            glob.line,
+            glob.pattern
         )));
     }
-    let plan = plan_layers(&files, modelfile.as_ref(), options);
-    let total: u64 = files.iter().map(|f| f.metadata.len()).sum();
-    progress.start(total, files.len());
-
     let rel_paths: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
     let detected = detect::detect_metadata(dir, &rel_paths).unwrap_or_else(|e| {
         tracing::warn!("metadata detection skipped: {e}");
         detect::Detected::default()
     });
+    Ok(Prepared {
+        files,
+        modelfile,
+        modelfile_text,
+        detected,
+    })
+}
+
+impl Prepared {
+    /// Bytes of content in the files to pack.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.metadata.len()).sum()
+    }
+
+    /// Number of files to pack.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The layers, in manifest order.
+    pub fn plan(&self, options: &PackOptions) -> Vec<PlannedLayer<'_>> {
+        plan_layers(&self.files, self.modelfile.as_ref(), options)
+    }
+
+    /// Builds the config and manifest once every layer of `plan` is
+    /// written (`written[i]` is the blob of `plan[i]`).
+    pub fn assemble(
+        &self,
+        reference: &Reference,
+        options: &PackOptions,
+        plan: &[PlannedLayer<'_>],
+        written: &[WrittenBlob],
+    ) -> Result<Assembled> {
+        if plan.len() != written.len() {
+            return Err(StoreError::Rejected(format!(
+                "{} layers planned but {} written",
+                plan.len(),
+                written.len()
+            )));
+        }
+        let layers: Vec<Descriptor> = plan
+            .iter()
+            .zip(written)
+            .map(|(layer, blob)| layer_descriptor(layer, blob, options.preserve_metadata))
+            .collect::<Result<_>>()?;
+        let config = build_config(
+            reference,
+            &self.detected,
+            self.modelfile.as_ref(),
+            options,
+            written.iter().map(|b| b.digest.clone()).collect(),
+        );
+        let config_bytes = serde_json::to_vec(&config)
+            .map_err(|e| StoreError::Rejected(format!("cannot serialize config: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let config_descriptor = Descriptor::new(
+            MediaType::Other(media::MEDIA_TYPE_MODEL_CONFIG.into()),
+            config_bytes.len() as u64,
+            ferry_spec::digest::sha256_digest(&config_bytes),
+        );
+
+        let mut annotations = HashMap::new();
+        if let Some(text) = &self.modelfile_text {
+            annotations.insert(ann::MODELFILE.to_string(), text.clone());
+        }
+        if let Some(created) = &options.created {
+            annotations.insert(ann::CREATED.to_string(), created.clone());
+        }
+        let mut builder = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .artifact_type(MediaType::Other(media::ARTIFACT_TYPE_MODEL.into()))
+            .config(config_descriptor.clone())
+            .layers(layers);
+        if !annotations.is_empty() {
+            builder = builder.annotations(annotations);
+        }
+        let manifest = builder
+            .build()
+            .map_err(|e| StoreError::Rejected(format!("cannot build manifest: {e}")))?;
+        let manifest_bytes = ferry_spec::json::canonical_json(&manifest)
+            .map_err(|e| StoreError::Rejected(format!("cannot serialize manifest: {e}")))?;
+        let mut descriptor = Descriptor::new(
+            MediaType::ImageManifest,
+            manifest_bytes.len() as u64,
+            ferry_spec::digest::sha256_digest(&manifest_bytes),
+        );
+        descriptor.set_artifact_type(Some(MediaType::Other(media::ARTIFACT_TYPE_MODEL.into())));
+        Ok(Assembled {
+            config_bytes,
+            config: config_descriptor,
+            manifest_bytes,
+            manifest: descriptor,
+        })
+    }
+}
+
+/// Packs `dir` into the store as `reference`.
+pub fn pack(
+    store: &Store,
+    dir: &Path,
+    reference: &Reference,
+    options: &PackOptions,
+) -> Result<Packed> {
+    pack_with_progress(store, dir, reference, options, &NoProgress)
+}
+
+/// [`pack`] with a progress reporter.
+pub fn pack_with_progress(
+    store: &Store,
+    dir: &Path,
+    reference: &Reference,
+    options: &PackOptions,
+    progress: &dyn Progress,
+) -> Result<Packed> {
+    let prepared = prepare(dir, reference, options)?;
+    let plan = prepared.plan(options);
+    let total = prepared.total_bytes();
+    progress.start(total, prepared.file_count());
 
     // A corrupt index.json fails the pack before any blob is written.
     store.read_index()?;
@@ -213,64 +383,22 @@ pub fn pack_with_progress(
         })
         .collect::<Result<_>>()?;
 
-    let layers: Vec<Descriptor> = plan
-        .iter()
-        .zip(&written)
-        .map(|(layer, blob)| layer_descriptor(layer, blob, options.preserve_metadata))
-        .collect::<Result<_>>()?;
-    let config = build_config(
-        reference,
-        &detected,
-        modelfile.as_ref(),
-        options,
-        written.iter().map(|b| b.digest.clone()).collect(),
-    );
-    let config_bytes = serde_json::to_vec(&config)
-        .map_err(|e| StoreError::Rejected(format!("cannot serialize config: {e}")))?;
-    config
-        .validate()
-        .map_err(|e| StoreError::Rejected(e.to_string()))?;
-    let config_digest = store.put_document(&config_bytes)?;
-    let config_descriptor = Descriptor::new(
-        MediaType::Other(media::MEDIA_TYPE_MODEL_CONFIG.into()),
-        config_bytes.len() as u64,
-        config_digest,
-    );
-
-    let mut annotations = HashMap::new();
-    if let Some(text) = modelfile_text {
-        annotations.insert(ann::MODELFILE.to_string(), text);
+    let assembled = prepared.assemble(reference, options, &plan, &written)?;
+    let config_digest = store.put_document(&assembled.config_bytes)?;
+    let manifest_digest = store.put_document(&assembled.manifest_bytes)?;
+    if &config_digest != assembled.config.digest()
+        || &manifest_digest != assembled.manifest.digest()
+    {
+        return Err(StoreError::Rejected(
+            "config or manifest stored under an unexpected digest".into(),
+        ));
     }
-    if let Some(created) = &options.created {
-        annotations.insert(ann::CREATED.to_string(), created.clone());
-    }
-    let mut builder = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .artifact_type(MediaType::Other(media::ARTIFACT_TYPE_MODEL.into()))
-        .config(config_descriptor)
-        .layers(layers);
-    if !annotations.is_empty() {
-        builder = builder.annotations(annotations);
-    }
-    let manifest = builder
-        .build()
-        .map_err(|e| StoreError::Rejected(format!("cannot build manifest: {e}")))?;
-    let manifest_bytes = ferry_spec::json::canonical_json(&manifest)
-        .map_err(|e| StoreError::Rejected(format!("cannot serialize manifest: {e}")))?;
-    let manifest_digest = store.put_document(&manifest_bytes)?;
-    let mut descriptor = Descriptor::new(
-        MediaType::ImageManifest,
-        manifest_bytes.len() as u64,
-        manifest_digest.clone(),
-    );
-    descriptor.set_artifact_type(Some(MediaType::Other(media::ARTIFACT_TYPE_MODEL.into())));
-    store.set_reference(reference, &descriptor)?;
+    store.set_reference(reference, &assembled.manifest)?;
     ingest.succeeded();
     Ok(Packed {
         reference: reference.whole(),
         manifest_digest,
-        manifest: descriptor,
+        manifest: assembled.manifest,
         layers: plan.len(),
         content_bytes: total,
     })

@@ -427,14 +427,13 @@ pub fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
     }
 }
 
+/// A hand-made layer: its bytes, media type and annotations.
+pub type LayerSpec<'a> = (Vec<u8>, &'a str, Vec<(&'a str, &'a str)>);
+
 /// Stores a hand-made artifact: each layer is (bytes, media type,
 /// annotations). The config is a minimal valid ModelPack config. Returns
 /// the manifest digest.
-pub fn put_artifact(
-    store: &Store,
-    name: &str,
-    layers: &[(Vec<u8>, &str, Vec<(&str, &str)>)],
-) -> Digest {
+pub fn put_artifact(store: &Store, name: &str, layers: &[LayerSpec]) -> Digest {
     let mut layer_json = Vec::new();
     let mut diff_ids = Vec::new();
     for (bytes, media_type, notes) in layers {

@@ -216,7 +216,7 @@ fn prune_never_breaks_a_concurrent_tag() {
             }
         });
         let tagger = scope.spawn(|| {
-            for i in 0..300 {
+            for i in 0..100 {
                 let result =
                     store.set_reference(&common::reference(&format!("m:tag{i}")), &packed.manifest);
                 if let Err(e) = result {
@@ -229,6 +229,54 @@ fn prune_never_breaks_a_concurrent_tag() {
         tagger.join().expect("tag thread");
         pruner.join().expect("prune thread");
     });
-    assert_eq!(common::index_names(&store).len(), 301);
+    assert_eq!(common::index_names(&store).len(), 101);
     assert!(maintenance::fsck(&store, false).unwrap().is_clean());
+}
+
+#[test]
+fn failing_packs_racing_successful_ones_never_take_their_blobs() {
+    let t = TestDir::new();
+    let models = models(&t);
+    let store = t.store("store");
+    let barrier = Barrier::new(THREADS);
+    thread::scope(|scope| {
+        for (i, dir) in models.iter().enumerate() {
+            let (store, barrier) = (&store, &barrier);
+            scope.spawn(move || {
+                barrier.wait();
+                // Odd threads fail after writing their layers.
+                let options = PackOptions {
+                    created: (i % 2 == 1).then(|| "not a time".to_string()),
+                    ..PackOptions::default()
+                };
+                for round in 0..3 {
+                    let result = ferry_store::pack::pack(
+                        store,
+                        dir,
+                        &common::reference(&format!("m:t{i}-{round}")),
+                        &options,
+                    );
+                    assert_eq!(result.is_ok(), i % 2 == 0, "thread {i}: {result:?}");
+                }
+            });
+        }
+    });
+    let names = common::index_names(&store);
+    assert_eq!(names.len(), THREADS / 2 * 3);
+    let report = maintenance::fsck(&store, false).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        report.unreferenced.is_empty(),
+        "failed packs left blobs: {report:?}"
+    );
+    for i in (0..THREADS).step_by(2) {
+        let out = t.join(format!("out-{i}"));
+        extract::extract(
+            &store,
+            &format!("m:t{i}-2"),
+            &out,
+            &ExtractOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("artifact {i} lost blobs to a failed pack: {e}"));
+    }
 }

@@ -13,7 +13,7 @@ use ferry_store::StoreError;
 use ferry_store::extract::{self, ExtractOptions};
 use tar::{EntryType, Header};
 
-use crate::common::{self, Node, TestDir};
+use crate::common::{self, LayerSpec, Node, TestDir};
 
 const TAR: &str = "application/vnd.cncf.model.weight.v1.tar";
 const RAW: &str = "application/vnd.cncf.model.weight.v1.raw";
@@ -130,9 +130,7 @@ fn tar_of(entries: &[E]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-type Layer<'a> = (Vec<u8>, &'a str, Vec<(&'a str, &'a str)>);
-
-fn tar_layer(entries: &[E]) -> Layer<'static> {
+fn tar_layer(entries: &[E]) -> LayerSpec<'static> {
     (
         tar_of(entries),
         TAR,
@@ -147,7 +145,7 @@ fn tree(dir: &Path) -> BTreeSet<String> {
 
 /// Extraction of `layers` must fail, twice: into a fresh target (which must
 /// not appear) and with `force` into an existing one (which must not change).
-fn assert_refused(case: &str, layers: Vec<Layer>, needle: &str) {
+fn assert_refused(case: &str, layers: Vec<LayerSpec>, needle: &str) {
     let t = TestDir::new();
     let store = t.store("store");
     common::put_artifact(&store, "hostile", &layers);

@@ -210,6 +210,11 @@ fn a_truncated_index_is_reported_and_refused_everywhere() {
     )
     .unwrap_err();
     assert!(is_corrupt_index(&err), "pack: {err:?}");
+    assert_eq!(
+        common::blob_names(&store),
+        blobs_before,
+        "pack wrote blobs into a store whose index it cannot update"
+    );
     let err =
         extract::extract(&store, "m", &t.join("out"), &ExtractOptions::default()).unwrap_err();
     assert!(is_corrupt_index(&err), "extract: {err:?}");

@@ -91,7 +91,7 @@ fn two_tags_of_one_manifest_and_removal_by_digest() {
     extract::extract(&store, "m:two", &t.join("out"), &ExtractOptions::default()).unwrap();
 
     common::pack_ok(&store, &model, "m:one", &PackOptions::default());
-    let removed = maintenance::remove(&store, &first.manifest_digest.to_string()).unwrap();
+    let removed = maintenance::remove(&store, first.manifest_digest.as_ref()).unwrap();
     assert_eq!(removed.entries, 2, "a digest removes every tag of it");
     assert!(common::index_names(&store).is_empty());
     assert!(
@@ -148,4 +148,36 @@ fn prune_dry_run_deletes_nothing_and_prune_removes_debris() {
     extract::extract(&store, "m", &t.join("out"), &ExtractOptions::default()).unwrap();
     // The store still accepts new blobs after its tmp dir was emptied.
     common::pack_ok(&store, &model, "m:again", &PackOptions::default());
+}
+
+#[test]
+fn a_failed_pack_removes_only_what_it_added() {
+    let t = TestDir::new();
+    let model = common::small_model(&t.join("model"));
+    let store = t.store("store");
+    common::pack_ok(&store, &model, "m", &PackOptions::default());
+    let orphan = store.put_document(b"{\"orphan\":true}").unwrap();
+    let before = blob_set(&store);
+
+    // Same files plus a new one; the created time is only checked after
+    // the layers are written, so the pack fails with blobs in the store.
+    common::write_file(&model, "new.txt", b"only in the failed pack\n", 0o644);
+    let options = PackOptions {
+        created: Some("not a time".into()),
+        ..PackOptions::default()
+    };
+    ferry_store::pack::pack(&store, &model, &common::reference("n"), &options)
+        .expect_err("invalid created time");
+    assert_eq!(
+        blob_set(&store),
+        before,
+        "shared, unrelated and orphan blobs all stay"
+    );
+    assert!(blob_set(&store).contains(&orphan.to_string()));
+    assert!(
+        common::entries_with_prefix(&store.tmp_dir(), "").is_empty(),
+        "tmp/ debris"
+    );
+    extract::extract(&store, "m", &t.join("out"), &ExtractOptions::default())
+        .expect("the earlier artifact is intact");
 }

@@ -25,7 +25,7 @@ CONFIG config.json
 
 fn category_of(layers: &[ferry_spec::oci::Descriptor], path: &str) -> Category {
     let layer = common::layer_at(layers, path);
-    media::parse_layer_media_type(&layer.media_type().to_string())
+    media::parse_layer_media_type(layer.media_type().as_ref())
         .expect("modelpack media type")
         .0
 }

@@ -45,7 +45,7 @@ fn raw_layers_round_trip_byte_identical_with_modes() {
         "raw packing makes one layer per file"
     );
     for layer in &layers {
-        let (_, encoding) = media::parse_layer_media_type(&layer.media_type().to_string())
+        let (_, encoding) = media::parse_layer_media_type(layer.media_type().as_ref())
             .unwrap_or_else(|| panic!("not a modelpack layer: {}", layer.media_type()));
         assert_eq!(encoding, Encoding::Raw, "layer {}", layer.digest());
     }
@@ -83,7 +83,7 @@ fn tar_layers_round_trip_and_keep_symlinks() {
     let layers = common::layers(&store, "roundtrip:tar");
     for layer in &layers {
         let (_, encoding) =
-            media::parse_layer_media_type(&layer.media_type().to_string()).expect("modelpack");
+            media::parse_layer_media_type(layer.media_type().as_ref()).expect("modelpack");
         assert_eq!(encoding, Encoding::Tar, "layer {}", layer.digest());
     }
     let link_layer = common::layer_at(&layers, "docs/README-link.md");
@@ -157,7 +157,7 @@ fn bundled_small_files_round_trip_with_annotations() {
         );
         let metadata = common::file_metadata(layer);
         let (category, encoding) =
-            media::parse_layer_media_type(&layer.media_type().to_string()).expect("modelpack");
+            media::parse_layer_media_type(layer.media_type().as_ref()).expect("modelpack");
         if encoding == Encoding::Tar {
             *bundles_per_category.entry(category).or_default() += 1;
             assert_eq!(metadata.typeflag, ann::TYPEFLAG_DIRECTORY, "bundle {path}");

@@ -206,6 +206,10 @@ fn invalid_created_time_is_refused_and_stores_nothing() {
         .expect_err("a non-RFC 3339 created time must be refused");
     assert!(err.to_string().contains("yesterday"), "{err}");
     assert!(common::index_names(&store).is_empty());
+    assert!(
+        common::blob_names(&store).is_empty(),
+        "a failed pack leaves its blobs behind"
+    );
 }
 
 #[test]
@@ -344,7 +348,7 @@ fn repacking_a_tag_replaces_its_index_entry() {
         &first.manifest_digest
     );
     // Digest lookups work too, bare and with a name.
-    let by_digest = store.resolve(&first.manifest_digest.to_string()).unwrap();
+    let by_digest = store.resolve(first.manifest_digest.as_ref()).unwrap();
     assert_eq!(by_digest.descriptor.digest(), &first.manifest_digest);
     let pinned = format!("m@{}", second.manifest_digest);
     assert_eq!(

@@ -1,9 +1,12 @@
 //! One function per command; each turns arguments into library calls.
 
+mod index;
 mod init;
 mod inspect;
 mod maintain;
 mod pack;
+mod pack_generic;
+mod referrers;
 mod serve;
 mod transfer;
 
@@ -20,6 +23,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Init(args) => init::run(&args),
+        Command::Pack(args) if args.generic => {
+            pack_generic::run(&open_store(&root)?, &args, quiet)
+        }
         Command::Pack(args) => pack::run(&open_store(&root)?, &args, quiet),
         Command::Ls(args) => inspect::ls(&read_store(&root)?, args.json),
         Command::Inspect(args) => inspect::inspect(&read_store(&root)?, &args),
@@ -33,6 +39,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => transfer::pull(&open_store(&root)?, &args, quiet),
         Command::Login(args) => transfer::login(&args),
         Command::Logout(args) => transfer::logout(&args),
+        Command::Attach(args) => referrers::attach(&args, quiet),
+        Command::Discover(args) => referrers::discover(&args),
+        Command::Index(args) => index::run(&args),
     }
 }
 

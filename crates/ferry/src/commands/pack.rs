@@ -83,7 +83,7 @@ fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
     })
 }
 
-fn check_rfc3339(value: &str) -> anyhow::Result<String> {
+pub(super) fn check_rfc3339(value: &str) -> anyhow::Result<String> {
     use time::format_description::well_known::Rfc3339;
     let parsed = time::OffsetDateTime::parse(value, &Rfc3339)
         .with_context(|| format!("--created {value:?} is not an RFC 3339 date-time"))?;
@@ -91,7 +91,7 @@ fn check_rfc3339(value: &str) -> anyhow::Result<String> {
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org): seconds since the epoch.
-fn source_date_epoch() -> anyhow::Result<Option<String>> {
+pub(super) fn source_date_epoch() -> anyhow::Result<Option<String>> {
     let Some(value) = std::env::var_os("SOURCE_DATE_EPOCH") else {
         return Ok(None);
     };

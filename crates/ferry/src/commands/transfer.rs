@@ -19,7 +19,7 @@ use crate::output::print_json;
 use crate::progress::TransferBar;
 use crate::size::human;
 
-fn client(transport: &TransportArgs) -> anyhow::Result<Client> {
+pub(super) fn client(transport: &TransportArgs) -> anyhow::Result<Client> {
     let path = transport
         .registries_config
         .clone()
@@ -34,7 +34,7 @@ fn client(transport: &TransportArgs) -> anyhow::Result<Client> {
     }))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

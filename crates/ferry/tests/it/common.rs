@@ -103,7 +103,8 @@ impl Ferry {
 
     /// The same store, with ferry run as uid/gid 65534 through `setpriv`.
     /// The binary is linked (or copied) into `scratch`, a directory every
-    /// user can reach, since the build directory may not be.
+    /// user can reach, since the build directory may not be (a hard link
+    /// shares its owner with the original: never chown it).
     pub fn as_nobody(&self, scratch: &Path) -> Ferry {
         let program = scratch.join("ferry");
         if !program.exists() && fs::hard_link(FERRY, &program).is_err() {

@@ -1,0 +1,804 @@
+//! An in-process registry that can be told to misbehave.
+//!
+//! It speaks enough of the distribution API for ferry's client (manifests,
+//! blobs with ranges, chunked and monolithic uploads, cross-repository
+//! mounts, Basic and Bearer auth with a token endpoint) and records every
+//! request it sees. Tests switch faults on through [`Hostile::with`].
+//!
+//! Built on hyper directly so a fault can do what a well-behaved framework
+//! would not: close a connection mid-body, send a body shorter than its
+//! `Content-Length`, stall, or drop a connection without answering.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use ferry_spec::Reference;
+
+/// Errors a handler returns to make hyper drop the connection unanswered.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
+
+/// Raw layers in the manifests this registry is seeded with.
+pub const WEIGHT_RAW: &str = "application/vnd.cncf.model.weight.v1.raw";
+
+/// One request as the registry saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// `GET`, `PATCH`, ...
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The raw query (percent-encoded).
+    pub query: String,
+    /// Every header.
+    pub headers: HeaderMap,
+}
+
+impl Seen {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Decoded values of a query parameter, in order.
+    pub fn query_values(&self, key: &str) -> Vec<String> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| percent_decode(v))
+            .collect()
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => out.push(b),
+                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
+                }
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Who may talk to the registry.
+#[derive(Debug, Clone, Default)]
+pub enum Auth {
+    /// Anyone.
+    #[default]
+    Anonymous,
+    /// `Authorization: Basic` with these credentials.
+    Basic {
+        /// User.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// Bearer tokens from `/token` on this server.
+    Bearer {
+        /// The `service` the challenge names.
+        service: String,
+    },
+}
+
+/// A scripted answer for the next requests whose path contains `path_contains`.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    /// Matched against the request path.
+    pub path_contains: String,
+    /// The status to answer.
+    pub status: u16,
+    /// `Retry-After` to send.
+    pub retry_after: Option<String>,
+    /// How many requests get this answer.
+    pub times: usize,
+}
+
+/// Misbehaviour, switched on per test. Maps are keyed by blob digest; the
+/// `_once` faults apply to the first request for that blob only.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Serve content that differs from the digest (same length).
+    pub wrong_content: HashSet<String>,
+    /// Serve the content followed by this many extra bytes.
+    pub extra_bytes: HashMap<String, usize>,
+    /// Announce the full `Content-Length`, send this many bytes, close.
+    pub truncate_once: HashMap<String, usize>,
+    /// Chunked encoding: send this many bytes, then drop the connection.
+    pub drop_chunked_once: HashMap<String, usize>,
+    /// Send this many bytes, then nothing more (the connection stays open).
+    pub stall_once: HashMap<String, usize>,
+    /// Answer `Range` requests with the whole blob and 200.
+    pub ignore_range: bool,
+    /// Answer `Range` requests with 206 but the whole blob from byte 0.
+    pub lie_about_range: bool,
+    /// Blob `GET`s are redirected (307) to this base URL + the request path.
+    pub redirect_blobs_to: Option<String>,
+    /// The next `PATCH` keeps this many bytes, then the connection drops.
+    pub drop_patch_after: Option<usize>,
+    /// Never mount across repositories (202 instead of 201).
+    pub refuse_mount: bool,
+    /// Every manifest is this many bytes; `true`: without `Content-Length`.
+    pub huge_manifest: Option<(usize, bool)>,
+    /// Scripted status answers, checked before anything else.
+    pub fail: Vec<Scripted>,
+}
+
+/// Everything the registry holds and knows.
+#[derive(Debug)]
+pub struct Inner {
+    /// Blob content by digest.
+    pub blobs: HashMap<String, Bytes>,
+    /// (repository, digest) pairs: which repository holds which blob.
+    pub links: HashSet<(String, String)>,
+    /// (repository, tag or digest) -> (bytes, media type).
+    pub manifests: HashMap<(String, String), (Bytes, String)>,
+    /// Upload id -> (repository, bytes so far).
+    pub uploads: HashMap<String, (String, Vec<u8>)>,
+    /// Every request, in order.
+    pub seen: Vec<Seen>,
+    /// What goes wrong.
+    pub faults: Faults,
+    /// Who may come in.
+    pub auth: Auth,
+    /// Tokens that are currently valid.
+    pub tokens: HashSet<String>,
+    issued: usize,
+    addr: SocketAddr,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+/// A running hostile registry; stops when dropped.
+pub struct Hostile {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Shared,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An artifact seeded into the registry.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    /// The manifest digest.
+    pub manifest: String,
+    /// The config blob digest.
+    pub config: String,
+    /// (digest, content) of each layer, in manifest order.
+    pub layers: Vec<(String, Bytes)>,
+}
+
+impl Hostile {
+    /// Starts a registry on `ip` (a loopback address), any free port.
+    pub async fn start(ip: &str) -> Hostile {
+        let listener = TcpListener::bind((ip, 0))
+            .await
+            .expect("bind the hostile registry");
+        let addr = listener.local_addr().expect("local address");
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            blobs: HashMap::new(),
+            links: HashSet::new(),
+            manifests: HashMap::new(),
+            uploads: HashMap::new(),
+            seen: Vec::new(),
+            faults: Faults::default(),
+            auth: Auth::default(),
+            tokens: HashSet::new(),
+            issued: 0,
+            addr,
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            // Connections live in this set: aborting the server aborts them.
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = shared.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        handle(state.clone(), request)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Hostile { addr, state, task }
+    }
+
+    /// Reads or changes the registry's state.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `ip:port`, the registry as a reference names it.
+    pub fn registry(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://ip:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A reference to `name` (`repo:tag`) on this registry.
+    pub fn reference(&self, name: &str) -> Reference {
+        format!("{}/{name}", self.registry())
+            .parse()
+            .expect("a valid reference")
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.with(|s| s.seen.clone())
+    }
+
+    /// Requests with this method whose path contains `part`.
+    pub fn requests(&self, method: &str, part: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.method == method && s.path.contains(part))
+            .collect()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_log(&self) {
+        self.with(|s| s.seen.clear());
+    }
+
+    /// Stores a blob in `repo`; returns its digest.
+    pub fn put_blob(&self, repo: &str, content: impl Into<Bytes>) -> String {
+        let content = content.into();
+        let digest = sha256(&content);
+        self.with(|s| {
+            s.blobs.insert(digest.clone(), content);
+            s.links.insert((repo.to_string(), digest.clone()));
+        });
+        digest
+    }
+
+    /// Stores a manifest in `repo` under `tag` and its digest.
+    pub fn put_manifest(&self, repo: &str, tag: &str, bytes: Bytes, media_type: &str) -> String {
+        let digest = sha256(&bytes);
+        self.with(|s| {
+            for reference in [tag.to_string(), digest.clone()] {
+                s.manifests.insert(
+                    (repo.to_string(), reference),
+                    (bytes.clone(), media_type.to_string()),
+                );
+            }
+        });
+        digest
+    }
+
+    /// Seeds a ModelPack-style artifact: one raw weight layer per file.
+    pub fn seed(&self, repo: &str, tag: &str, files: &[(&str, Vec<u8>)]) -> Seeded {
+        let config_bytes = Bytes::from(
+            serde_json::to_vec(&json!({"descriptor": {"name": tag}, "modelfs": {"type": "layers", "diffIds": []}}))
+                .unwrap(),
+        );
+        let config = self.put_blob(repo, config_bytes.clone());
+        let mut layers = Vec::new();
+        let mut descriptors = Vec::new();
+        for (name, content) in files {
+            let content = Bytes::from(content.clone());
+            let digest = self.put_blob(repo, content.clone());
+            descriptors.push(json!({
+                "mediaType": WEIGHT_RAW,
+                "digest": digest,
+                "size": content.len(),
+                "annotations": {
+                    "org.cncf.model.filepath": name,
+                    "org.opencontainers.image.title": name,
+                },
+            }));
+            layers.push((digest, content));
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST,
+            "artifactType": ferry_spec::media::ARTIFACT_TYPE_MODEL,
+            "config": {
+                "mediaType": ferry_spec::media::MEDIA_TYPE_MODEL_CONFIG,
+                "digest": config,
+                "size": config_bytes.len(),
+            },
+            "layers": descriptors,
+        });
+        let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
+        let manifest = self.put_manifest(
+            repo,
+            tag,
+            bytes,
+            ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST,
+        );
+        Seeded {
+            manifest,
+            config,
+            layers,
+        }
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    ferry_spec::digest::sha256_digest(bytes).to_string()
+}
+
+/// Deterministic, incompressible-looking bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        out.extend_from_slice(&(state >> 16).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+fn respond(status: u16, headers: &[(&str, String)], body: Body) -> Response<Body> {
+    let mut response = Response::builder().status(status);
+    for (name, value) in headers {
+        response = response.header(*name, value);
+    }
+    response.body(body).expect("a valid response")
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response<Body> {
+    let body = json!({"errors": [{"code": code, "message": message}]}).to_string();
+    respond(
+        status,
+        &[("content-type", "application/json".into())],
+        full(body),
+    )
+}
+
+/// How a cut body ends.
+enum End {
+    /// The connection is dropped.
+    Drop,
+    /// Nothing more is sent; the connection stays open.
+    Stall,
+}
+
+/// `data` in 64 KiB frames, then `end`. The pause before the end lets hyper
+/// flush what was sent, so the client really receives all of `data`.
+fn cut_body(data: Bytes, end: End) -> Body {
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = data
+        .chunks(64 * 1024)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let tail = stream::once(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let End::Stall = end {
+            std::future::pending::<()>().await;
+        }
+        Err::<Frame<Bytes>, BoxError>("connection dropped by the hostile registry".into())
+    });
+    StreamBody::new(stream::iter(frames).chain(tail)).boxed()
+}
+
+/// `data` streamed in frames with no `Content-Length` (chunked encoding).
+fn chunked(data: Bytes) -> Body {
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = data
+        .chunks(64 * 1024)
+        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    StreamBody::new(stream::iter(frames)).boxed()
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------
+
+async fn handle(state: Shared, request: Request<Incoming>) -> Result<Response<Body>, BoxError> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let seen = Seen {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        headers: request.headers().clone(),
+    };
+    let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+    inner.seen.push(seen.clone());
+    if path == "/token" {
+        inner.issued += 1;
+        let token = format!("tok-{}", inner.issued);
+        inner.tokens.insert(token.clone());
+        let body = json!({"token": token, "expires_in": 300}).to_string();
+        return Ok(respond(
+            200,
+            &[("content-type", "application/json".into())],
+            full(body),
+        ));
+    }
+    if let Some(scripted) = inner
+        .faults
+        .fail
+        .iter_mut()
+        .find(|f| f.times > 0 && path.contains(&f.path_contains))
+    {
+        scripted.times -= 1;
+        let mut headers = Vec::new();
+        if let Some(after) = &scripted.retry_after {
+            headers.push(("retry-after", after.clone()));
+        }
+        let status = scripted.status;
+        return Ok(respond(status, &headers, full("scripted failure")));
+    }
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return Ok(error(404, "NOT_FOUND", "no such route"));
+    };
+    let repo_of_request = rest
+        .rsplit_once("/blobs/")
+        .or_else(|| rest.rsplit_once("/manifests/"))
+        .map(|(repo, _)| repo.to_string())
+        .unwrap_or_default();
+    if let Some(challenge) = check_auth(&inner, &seen, &repo_of_request) {
+        return Ok(challenge);
+    }
+    if rest.is_empty() {
+        return Ok(respond(
+            200,
+            &[("content-type", "application/json".into())],
+            full("{}"),
+        ));
+    }
+    if let Some((repo, id)) = rest.rsplit_once("/blobs/uploads/") {
+        let repo = repo.to_string();
+        let id = id.to_string();
+        drop(inner);
+        return upload(&state, method, &repo, &id, &seen, request.into_body()).await;
+    }
+    if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
+        let repo = repo.to_string();
+        let reference = reference.to_string();
+        if method == Method::PUT {
+            let media_type = seen.header("content-type").unwrap_or("").to_string();
+            drop(inner);
+            let body = request.into_body().collect().await?.to_bytes();
+            let digest = sha256(&body);
+            let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+            for r in [reference, digest.clone()] {
+                inner
+                    .manifests
+                    .insert((repo.clone(), r), (body.clone(), media_type.clone()));
+            }
+            return Ok(respond(
+                201,
+                &[
+                    ("docker-content-digest", digest.clone()),
+                    ("location", format!("/v2/{repo}/manifests/{digest}")),
+                ],
+                empty(),
+            ));
+        }
+        return Ok(manifest(&inner, &method, &repo, &reference));
+    }
+    if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
+        return Ok(blob(&mut inner, &method, repo, digest, &seen));
+    }
+    Ok(error(404, "NOT_FOUND", "no such route"))
+}
+
+fn check_auth(inner: &Inner, seen: &Seen, repo: &str) -> Option<Response<Body>> {
+    let given = seen.header("authorization").unwrap_or("");
+    match &inner.auth {
+        Auth::Anonymous => None,
+        Auth::Basic { user, password } => {
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            );
+            (given != expected).then(|| {
+                let mut response = error(401, "UNAUTHORIZED", "authentication required");
+                response.headers_mut().insert(
+                    "www-authenticate",
+                    "Basic realm=\"hostile\"".parse().unwrap(),
+                );
+                response
+            })
+        }
+        Auth::Bearer { service } => {
+            let valid = given
+                .strip_prefix("Bearer ")
+                .is_some_and(|t| inner.tokens.contains(t));
+            (!valid).then(|| {
+                let mut response = error(401, "UNAUTHORIZED", "authentication required");
+                let challenge = format!(
+                    "Bearer realm=\"http://{}/token\",service=\"{service}\",scope=\"repository:{repo}:pull\"",
+                    inner.addr
+                );
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", challenge.parse().unwrap());
+                response
+            })
+        }
+    }
+}
+
+fn manifest(inner: &Inner, method: &Method, repo: &str, reference: &str) -> Response<Body> {
+    if let Some((size, chunked_body)) = inner.faults.huge_manifest {
+        let mut text = String::from("{\"schemaVersion\":2,\"annotations\":{\"padding\":\"");
+        let tail = "\"}}";
+        text.push_str(&"x".repeat(size.saturating_sub(text.len() + tail.len())));
+        text.push_str(tail);
+        let bytes = Bytes::from(text);
+        let content_type = ("content-type", ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST.to_string());
+        return if chunked_body {
+            respond(200, &[content_type], chunked(bytes))
+        } else {
+            respond(200, &[content_type], full(bytes))
+        };
+    }
+    let Some((bytes, media_type)) = inner
+        .manifests
+        .get(&(repo.to_string(), reference.to_string()))
+    else {
+        return error(404, "MANIFEST_UNKNOWN", "manifest unknown");
+    };
+    let headers = [
+        ("content-type", media_type.clone()),
+        ("docker-content-digest", sha256(bytes)),
+    ];
+    if method == Method::HEAD {
+        let mut headers = headers.to_vec();
+        headers.push(("content-length", bytes.len().to_string()));
+        return respond(200, &headers, empty());
+    }
+    respond(200, &headers, full(bytes.clone()))
+}
+
+fn blob(inner: &mut Inner, method: &Method, repo: &str, digest: &str, seen: &Seen) -> Response<Body> {
+    let linked = inner.links.contains(&(repo.to_string(), digest.to_string()));
+    let Some(content) = inner.blobs.get(digest).cloned().filter(|_| linked) else {
+        return error(404, "BLOB_UNKNOWN", "blob unknown");
+    };
+    let size = content.len();
+    if method == Method::HEAD {
+        return respond(
+            200,
+            &[
+                ("content-length", size.to_string()),
+                ("docker-content-digest", digest.to_string()),
+            ],
+            empty(),
+        );
+    }
+    let faults = &mut inner.faults;
+    if let Some(base) = &faults.redirect_blobs_to {
+        let target = format!("{base}{}?signed=yes", seen.path);
+        return respond(307, &[("location", target)], empty());
+    }
+    let mut content = content.to_vec();
+    if faults.wrong_content.contains(digest) {
+        for b in content.iter_mut().take(16) {
+            *b ^= 0xff;
+        }
+    }
+    if let Some(extra) = faults.extra_bytes.get(digest) {
+        content.extend(std::iter::repeat_n(b'!', *extra));
+    }
+    let content = Bytes::from(content);
+    let start = seen
+        .header("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|s| s.parse::<usize>().ok());
+    let base = [("docker-content-digest", digest.to_string())];
+    if let Some(start) = start.filter(|_| !faults.ignore_range) {
+        if faults.lie_about_range {
+            let mut headers = base.to_vec();
+            headers.push((
+                "content-range",
+                format!("bytes 0-{}/{size}", size.saturating_sub(1)),
+            ));
+            return respond(206, &headers, full(content));
+        }
+        if start >= content.len() {
+            return error(416, "RANGE_INVALID", "range not satisfiable");
+        }
+        let mut headers = base.to_vec();
+        headers.push((
+            "content-range",
+            format!("bytes {start}-{}/{}", content.len() - 1, content.len()),
+        ));
+        return respond(206, &headers, full(content.slice(start..)));
+    }
+    if let Some(sent) = faults.truncate_once.remove(digest) {
+        let mut headers = base.to_vec();
+        headers.push(("content-length", content.len().to_string()));
+        return respond(200, &headers, cut_body(content.slice(..sent), End::Drop));
+    }
+    if let Some(sent) = faults.drop_chunked_once.remove(digest) {
+        return respond(200, &base, cut_body(content.slice(..sent), End::Drop));
+    }
+    if let Some(sent) = faults.stall_once.remove(digest) {
+        let mut headers = base.to_vec();
+        headers.push(("content-length", content.len().to_string()));
+        return respond(200, &headers, cut_body(content.slice(..sent), End::Stall));
+    }
+    respond(200, &base, full(content))
+}
+
+async fn upload(
+    state: &Shared,
+    method: Method,
+    repo: &str,
+    id: &str,
+    seen: &Seen,
+    body: Incoming,
+) -> Result<Response<Body>, BoxError> {
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    if id.is_empty() {
+        // POST: start an upload, or mount.
+        let mut inner = lock();
+        let mount = seen.query_values("mount").pop();
+        let from = seen.query_values("from").pop();
+        if let (Some(digest), Some(from)) = (mount, from)
+            && !inner.faults.refuse_mount
+            && inner.links.contains(&(from, digest.clone()))
+        {
+            inner.links.insert((repo.to_string(), digest.clone()));
+            return Ok(respond(
+                201,
+                &[
+                    ("location", format!("/v2/{repo}/blobs/{digest}")),
+                    ("docker-content-digest", digest),
+                ],
+                empty(),
+            ));
+        }
+        inner.issued += 1;
+        let id = format!("upload-{}", inner.issued);
+        inner
+            .uploads
+            .insert(id.clone(), (repo.to_string(), Vec::new()));
+        return Ok(respond(
+            202,
+            &[
+                ("location", format!("/v2/{repo}/blobs/uploads/{id}")),
+                ("range", "0-0".into()),
+                ("docker-upload-uuid", id),
+            ],
+            empty(),
+        ));
+    }
+    let Some(have) = lock().uploads.get(id).map(|(_, data)| data.len()) else {
+        return Ok(error(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown"));
+    };
+    let location = format!("/v2/{repo}/blobs/uploads/{id}");
+    let range = || format!("0-{}", have.saturating_sub(1));
+    match method {
+        Method::GET => Ok(respond(
+            204,
+            &[("location", location), ("range", range())],
+            empty(),
+        )),
+        Method::PATCH => {
+            let start = seen
+                .header("content-range")
+                .and_then(|r| r.split('-').next())
+                .and_then(|s| s.parse::<usize>().ok());
+            if start.is_some_and(|s| s != have) {
+                // Read the body first, so the client gets this answer.
+                let _ = body.collect().await;
+                return Ok(respond(416, &[("location", location), ("range", range())], empty()));
+            }
+            let keep = lock().faults.drop_patch_after.take();
+            let mut body = body;
+            let mut received = 0usize;
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame?.into_data() else {
+                    continue;
+                };
+                let take = match keep {
+                    Some(keep) => data.len().min(keep - received),
+                    None => data.len(),
+                };
+                if let Some((_, bytes)) = lock().uploads.get_mut(id) {
+                    bytes.extend_from_slice(&data[..take]);
+                }
+                received += take;
+                if keep.is_some_and(|k| received >= k) {
+                    return Err("the hostile registry dropped the upload".into());
+                }
+            }
+            let have = lock().uploads.get(id).map(|(_, d)| d.len()).unwrap_or(0);
+            Ok(respond(
+                202,
+                &[
+                    ("location", location),
+                    ("range", format!("0-{}", have.saturating_sub(1))),
+                ],
+                empty(),
+            ))
+        }
+        Method::PUT => {
+            let data = body.collect().await?.to_bytes();
+            let expected = seen.query_values("digest").pop().unwrap_or_default();
+            let mut inner = lock();
+            let Some((_, mut bytes)) = inner.uploads.remove(id) else {
+                return Ok(error(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown"));
+            };
+            bytes.extend_from_slice(&data);
+            let digest = sha256(&bytes);
+            if digest != expected {
+                return Ok(error(400, "DIGEST_INVALID", "digest does not match"));
+            }
+            inner.blobs.insert(digest.clone(), Bytes::from(bytes));
+            inner.links.insert((repo.to_string(), digest.clone()));
+            Ok(respond(
+                201,
+                &[
+                    ("location", format!("/v2/{repo}/blobs/{digest}")),
+                    ("docker-content-digest", digest),
+                ],
+                empty(),
+            ))
+        }
+        _ => Ok(error(405, "UNSUPPORTED", "method not allowed")),
+    }
+}

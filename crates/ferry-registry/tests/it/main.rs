@@ -1,0 +1,11 @@
+//! Integration tests of ferry's distribution client against an in-process
+//! hostile registry ([`hostile`]): wrong digests, cut and stalled bodies,
+//! retries, auth challenges, redirects, oversized documents, interrupted
+//! uploads, mounts and mirrors.
+
+mod auth;
+mod common;
+mod download;
+mod hostile;
+mod mirrors;
+mod upload;

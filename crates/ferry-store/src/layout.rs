@@ -1,0 +1,222 @@
+//! Plain OCI image layouts (`oci:PATH[:TAG]`), read and written with the
+//! store's own machinery.
+//!
+//! The store is an OCI image layout at `<root>/artifacts`; a [`LayoutDir`] is
+//! one whose root is `PATH` itself. Blobs enter it exactly as they enter the
+//! store (temp file, hash, verify, fsync, rename: [`crate::BlobWriter`]), and
+//! `index.json` is replaced atomically under `PATH/index.lock`, the lock file
+//! CRI-O and Podman use for their artifact layouts. Names are whatever the
+//! `org.opencontainers.image.ref.name` annotation holds: a bare tag (`v1`, as
+//! skopeo writes) or a full reference (`localhost:5000/m:v1`, as the store
+//! writes).
+
+use std::path::{Path, PathBuf};
+
+use ferry_spec::annotations::REF_NAME;
+use ferry_spec::oci::Descriptor;
+
+use crate::error::{Result, StoreError};
+use crate::index::{parse_digest, ref_name};
+use crate::store::Store;
+
+/// An OCI image layout rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct LayoutDir {
+    store: Store,
+}
+
+impl LayoutDir {
+    /// Opens the layout at `path`, creating it (and its parents) when missing.
+    pub fn create(path: &Path) -> Result<LayoutDir> {
+        Ok(LayoutDir {
+            store: Store::open_bare(path, true)?,
+        })
+    }
+
+    /// Opens an existing layout; nothing is created.
+    pub fn open(path: &Path) -> Result<LayoutDir> {
+        Ok(LayoutDir {
+            store: Store::open_bare(path, false)?,
+        })
+    }
+
+    /// The layout's root directory.
+    pub fn path(&self) -> &Path {
+        self.store.root()
+    }
+
+    /// Blob access: `has_blob`, `open_blob`, `blob_writer`, `read_document`.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every entry of `index.json`, in order.
+    pub fn entries(&self) -> Result<Vec<Descriptor>> {
+        self.store.entries()
+    }
+
+    /// The entry named `name`; `None` picks the only entry, and a name
+    /// starting with `sha256:` picks an entry by digest.
+    pub fn find(&self, name: Option<&str>) -> Result<Descriptor> {
+        let entries = self.entries()?;
+        let where_ = self.path().display();
+        match name {
+            Some(name) if name.starts_with("sha256:") => {
+                let digest = parse_digest(name)?;
+                entries
+                    .into_iter()
+                    .find(|d| d.digest() == &digest)
+                    .ok_or_else(|| StoreError::NotFound(format!("{name} in {where_}")))
+            }
+            Some(name) => entries
+                .into_iter()
+                .find(|d| ref_name(d) == Some(name))
+                .ok_or_else(|| StoreError::NotFound(format!("{name} in {where_}"))),
+            None => match entries.as_slice() {
+                [only] => Ok(only.clone()),
+                [] => Err(StoreError::NotFound(format!("any manifest in {where_}"))),
+                _ => Err(StoreError::Rejected(format!(
+                    "{where_} holds {} manifests: name one as oci:{where_}:NAME (names: {})",
+                    entries.len(),
+                    names(&entries)
+                ))),
+            },
+        }
+    }
+
+    /// Names `descriptor` as `name` (replacing what that name pointed to);
+    /// without a name, adds an unnamed entry unless that digest has one
+    /// (referrers are kept this way).
+    pub fn set_entry(&self, name: Option<&str>, descriptor: &Descriptor) -> Result<()> {
+        let mut entry = descriptor.clone();
+        let mut annotations = entry.annotations().clone().unwrap_or_default();
+        annotations.remove(REF_NAME);
+        if let Some(name) = name {
+            annotations.insert(REF_NAME.to_string(), name.to_string());
+        }
+        entry.set_annotations((!annotations.is_empty()).then_some(annotations));
+        self.store.update_index(|manifests| match name {
+            Some(name) => {
+                manifests.retain(|d| ref_name(d) != Some(name));
+                manifests.push(entry);
+            }
+            None => {
+                if !manifests.iter().any(|d| d.digest() == entry.digest()) {
+                    manifests.push(entry);
+                }
+            }
+        })
+    }
+}
+
+fn names(entries: &[Descriptor]) -> String {
+    let names: Vec<&str> = entries.iter().filter_map(ref_name).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Splits `PATH[:TAG]` (what follows `oci:` or `oci-archive:`).
+///
+/// The name may itself contain `:` and `/` (`localhost:5000/m:v1`), so the
+/// path ends at the first `:`, as skopeo reads it, unless a longer prefix
+/// ending at a `:` names something that exists (a directory called `a:b`).
+/// A spec that exists as a whole is a path without a name.
+pub fn split_path_and_tag(spec: &str) -> (PathBuf, Option<String>) {
+    if spec.is_empty() || Path::new(spec).exists() {
+        return (PathBuf::from(spec), None);
+    }
+    let colons: Vec<usize> = spec.match_indices(':').map(|(i, _)| i).collect();
+    let split = colons
+        .iter()
+        .rev()
+        .copied()
+        .find(|&i| i > 0 && Path::new(&spec[..i]).exists())
+        .or_else(|| colons.first().copied());
+    match split {
+        Some(i) => {
+            let tag = &spec[i + 1..];
+            (
+                PathBuf::from(&spec[..i]),
+                (!tag.is_empty()).then(|| tag.to_string()),
+            )
+        }
+        None => (PathBuf::from(spec), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_spec::oci::{Digest, MediaType};
+
+    #[test]
+    fn splits_plain_tags_and_full_references() {
+        assert_eq!(
+            split_path_and_tag("/no/such/dir:v1"),
+            (PathBuf::from("/no/such/dir"), Some("v1".into()))
+        );
+        assert_eq!(
+            split_path_and_tag("/no/such/artifacts:localhost:5000/m:v1"),
+            (
+                PathBuf::from("/no/such/artifacts"),
+                Some("localhost:5000/m:v1".into())
+            )
+        );
+        assert_eq!(
+            split_path_and_tag("relative"),
+            (PathBuf::from("relative"), None)
+        );
+        assert_eq!(
+            split_path_and_tag("/no/such/dir:"),
+            (PathBuf::from("/no/such/dir"), None)
+        );
+    }
+
+    #[test]
+    fn an_existing_directory_with_a_colon_is_one_path() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("a:b");
+        std::fs::create_dir(&dir).unwrap();
+        let spec = dir.to_str().unwrap().to_string();
+        assert_eq!(split_path_and_tag(&spec), (dir.clone(), None));
+        assert_eq!(
+            split_path_and_tag(&format!("{spec}:host:5000/m:v1")),
+            (dir, Some("host:5000/m:v1".into()))
+        );
+    }
+
+    #[test]
+    fn entries_are_named_replaced_and_found() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("layout");
+        let layout = LayoutDir::create(&path).unwrap();
+        assert!(path.join("oci-layout").is_file());
+        assert!(path.join("blobs/sha256").is_dir());
+        assert!(matches!(layout.find(None), Err(StoreError::NotFound(_))));
+
+        let digest = |b: &[u8]| -> Digest { ferry_spec::digest::sha256_digest(b) };
+        let one = Descriptor::new(MediaType::ImageManifest, 1, digest(b"1"));
+        let two = Descriptor::new(MediaType::ImageManifest, 1, digest(b"2"));
+        layout.set_entry(Some("v1"), &one).unwrap();
+        assert_eq!(layout.find(None).unwrap().digest(), one.digest());
+        layout.set_entry(Some("v1"), &two).unwrap();
+        layout.set_entry(None, &one).unwrap();
+        layout.set_entry(None, &one).unwrap();
+        assert_eq!(layout.entries().unwrap().len(), 2);
+        assert_eq!(layout.find(Some("v1")).unwrap().digest(), two.digest());
+        let by_digest = layout.find(Some(&one.digest().to_string())).unwrap();
+        assert_eq!(ref_name(&by_digest), None);
+        assert!(matches!(layout.find(None), Err(StoreError::Rejected(_))));
+        // Temporary index files were renamed away; only the layout remains.
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["blobs", "index.json", "index.lock", "oci-layout"]);
+        assert!(LayoutDir::open(&temp.path().join("missing")).is_err());
+    }
+}
