@@ -88,7 +88,8 @@ stop_registry() {
 
 if [ -z "$model" ]; then
   model=$work/model
-  python3 ../shared/tools/gen-model.py --out "$model" --total-gb "$size_gb" --shards 4 --seed 1 >/dev/null
+  python3 ../shared/tools/gen-model.py --out "$model" --total-gb "$size_gb" --shards 4 --seed 1 \
+    >/dev/null 2>"$work/gen.log" || { cat "$work/gen.log" >&2; exit 1; }
 fi
 model=$(cd "$model" && pwd)
 ref=$host/bench/model:v1

@@ -268,8 +268,9 @@ impl Client {
         .header("content-length", "0");
         let response = self.send(endpoint, &request).await?;
         if response.status() == StatusCode::CREATED {
+            // Mounted: the registry linked the blob, no byte was sent.
             progress.skipped(digest, size);
-            return Ok(true);
+            return Ok(false);
         }
         if response.status() != StatusCode::ACCEPTED {
             return Err(status_error(endpoint, &request.action, response).await);
@@ -410,7 +411,7 @@ impl Client {
         Ok((end + 1).max(0) as u64)
     }
 
-    fn location(&self, endpoint: &Endpoint, response: &reqwest::Response) -> Result<String> {
+    pub(crate) fn location(&self, endpoint: &Endpoint, response: &reqwest::Response) -> Result<String> {
         let location = response
             .headers()
             .get("location")

@@ -276,8 +276,11 @@ impl Client {
                     if is_loopback(&host)
                         && url.starts_with("https://")
                         && !self.host_settings(&host).0
+                        && !is_certificate_error(&error)
                     {
                         // Docker's rule for loopback registries: HTTPS first, then HTTP.
+                        // A certificate error means the server speaks TLS: falling
+                        // back would hide the real problem behind an HTTP one.
                         tracing::debug!("{host}: HTTPS failed ({error}), trying plain HTTP");
                         self.plain_hosts
                             .lock()
@@ -514,10 +517,13 @@ fn describe_reqwest_error(error: &reqwest::Error) -> String {
 /// DNS failures and TLS certificate problems do not heal with retries.
 fn is_permanent_connect_error(error: &reqwest::Error) -> bool {
     let text = describe_reqwest_error(error).to_ascii_lowercase();
-    text.contains("dns error")
-        || text.contains("failed to lookup")
-        || text.contains("certificate")
-        || text.contains("invalid peer")
+    text.contains("dns error") || text.contains("failed to lookup") || is_certificate_error(error)
+}
+
+/// The server's certificate was refused (so the server does speak TLS).
+fn is_certificate_error(error: &reqwest::Error) -> bool {
+    let text = describe_reqwest_error(error).to_ascii_lowercase();
+    text.contains("certificate") || text.contains("invalid peer")
 }
 
 fn url_encode(value: &str) -> String {

@@ -248,10 +248,7 @@ async fn fetch_document(
     if &actual != digest || bytes.len() as u64 != descriptor.size() {
         return Err(ClientError::Integrity {
             what: format!("config {digest}"),
-            reason: format!(
-                "registry sent {} bytes hashing to {actual}",
-                bytes.len()
-            ),
+            reason: format!("registry sent {} bytes hashing to {actual}", bytes.len()),
         });
     }
     Ok(bytes)

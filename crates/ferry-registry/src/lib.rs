@@ -6,20 +6,28 @@
 //! verifying every byte before it enters the store; [`referrers`] attaches
 //! artifacts to manifests and discovers them (with the fallback tag where a
 //! registry lacks the referrers API); [`image_index`] builds multi-platform
-//! indexes.
+//! indexes; [`copy`] moves artifacts between registries, OCI layouts and
+//! layout archives; [`remote_extract`] writes files from a registry straight
+//! into a directory; [`pack_push`] packs a directory while uploading it.
 
 pub mod api;
+pub mod archive;
 pub mod auth;
+pub mod bridge;
 pub mod client;
+pub mod copy;
 pub mod credentials;
 pub mod error;
 pub mod hosts;
 pub mod image_index;
+pub mod pack_push;
 pub mod platform;
 pub mod progress;
 pub mod referrers;
+pub mod remote_extract;
 pub mod retry;
 pub mod transfer;
+pub mod upload;
 
 pub use client::{Client, ClientOptions, Endpoint};
 pub use error::{ClientError, Result};

@@ -185,7 +185,8 @@ async fn referrers_api(
         .header("accept", MEDIA_TYPE_IMAGE_INDEX);
         let response = client.send(endpoint, &request).await?;
         let status = response.status();
-        if page == 0 && (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
+        if page == 0
+            && (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
         {
             return Ok(None);
         }
@@ -278,7 +279,11 @@ pub(crate) async fn read_capped(
 }
 
 /// The fallback index under `tag`, or `None` when the tag does not exist.
-async fn read_fallback(client: &Client, endpoint: &Endpoint, tag: &str) -> Result<Option<Value>> {
+pub(crate) async fn read_fallback(
+    client: &Client,
+    endpoint: &Endpoint,
+    tag: &str,
+) -> Result<Option<Value>> {
     let fetched = match client.manifest(endpoint, tag).await {
         Ok(fetched) => fetched,
         Err(ClientError::NotFound { .. }) => return Ok(None),
@@ -294,8 +299,8 @@ async fn read_fallback(client: &Client, endpoint: &Endpoint, tag: &str) -> Resul
             fetched.media_type
         )));
     }
-    let document: Value = serde_json::from_slice(&fetched.bytes)
-        .map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let document: Value =
+        serde_json::from_slice(&fetched.bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
     if !document.get("manifests").is_some_and(Value::is_array) {
         return Err(invalid("index without a manifests array".into()));
     }
@@ -342,8 +347,7 @@ pub struct ReferrerNode {
 
 /// Something that lists referrers: the registry, or a fake in tests.
 pub(crate) trait ListReferrers {
-    async fn list(&self, subject: &Digest, artifact_type: Option<&str>)
-    -> Result<Vec<Descriptor>>;
+    async fn list(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>>;
 }
 
 struct RegistryReferrers<'a> {
@@ -352,11 +356,7 @@ struct RegistryReferrers<'a> {
 }
 
 impl ListReferrers for RegistryReferrers<'_> {
-    async fn list(
-        &self,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Vec<Descriptor>> {
+    async fn list(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
         Ok(
             list_referrers(self.client, self.endpoint, subject, artifact_type)
                 .await?
@@ -602,11 +602,8 @@ pub async fn attach(
     let bytes = ferry_spec::json::canonical_json(&manifest)
         .map_err(|e| ClientError::Config(format!("cannot serialize the referrer manifest: {e}")))?;
     let digest = ferry_spec::digest::sha256_digest(&bytes);
-    let mut descriptor = Descriptor::new(
-        MediaType::ImageManifest,
-        bytes.len() as u64,
-        digest.clone(),
-    );
+    let mut descriptor =
+        Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest.clone());
     descriptor.set_artifact_type(Some(artifact_type));
     if !options.annotations.is_empty() {
         descriptor.set_annotations(manifest.annotations().clone());
@@ -614,7 +611,7 @@ pub async fn attach(
     let pushed = client
         .put_manifest(
             &endpoint,
-            &digest.to_string(),
+            digest.as_ref(),
             MEDIA_TYPE_IMAGE_MANIFEST,
             Bytes::from(bytes),
         )
@@ -747,7 +744,10 @@ fn lists(document: &Value, digest: &str) -> bool {
     document
         .get("manifests")
         .and_then(Value::as_array)
-        .is_some_and(|m| m.iter().any(|e| e.get("digest").and_then(Value::as_str) == Some(digest)))
+        .is_some_and(|m| {
+            m.iter()
+                .any(|e| e.get("digest").and_then(Value::as_str) == Some(digest))
+        })
 }
 
 /// `document` (or a new index) with `entry` appended; every other entry and
@@ -847,7 +847,10 @@ mod tests {
             "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
         assert_eq!(d.size(), 2);
-        assert_eq!(d.media_type().to_string(), "application/vnd.oci.empty.v1+json");
+        assert_eq!(
+            d.media_type().to_string(),
+            "application/vnd.oci.empty.v1+json"
+        );
     }
 
     #[test]
@@ -879,7 +882,9 @@ mod tests {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             "link",
-            "</v2/r/referrers/sha256:aa?last=x>; rel=\"next\"".parse().unwrap(),
+            "</v2/r/referrers/sha256:aa?last=x>; rel=\"next\""
+                .parse()
+                .unwrap(),
         );
         assert_eq!(
             next_link(&headers).as_deref(),
@@ -918,9 +923,16 @@ mod tests {
         assert_eq!(tree.len(), 1);
         let two = &tree[0].referrers[0];
         assert_eq!(two.descriptor.digest(), &digest(2));
-        let children: Vec<_> = two.referrers.iter().map(|n| n.descriptor.digest()).collect();
+        let children: Vec<_> = two
+            .referrers
+            .iter()
+            .map(|n| n.descriptor.digest())
+            .collect();
         assert_eq!(children, vec![&digest(3), &digest(0)]);
-        assert!(two.referrers[1].repeated, "the subject met again is not expanded");
+        assert!(
+            two.referrers[1].repeated,
+            "the subject met again is not expanded"
+        );
         assert!(two.referrers[1].referrers.is_empty());
         assert!(!two.referrers[0].repeated);
 
@@ -1004,7 +1016,12 @@ mod tests {
             settle: Duration::ZERO,
             ..FallbackPolicy::default()
         };
-        assert_eq!(add_to_fallback_index(&tag, "t", &entry, &policy).await.unwrap(), 1);
+        assert_eq!(
+            add_to_fallback_index(&tag, "t", &entry, &policy)
+                .await
+                .unwrap(),
+            1
+        );
         assert_eq!(tag.document.borrow().clone().unwrap(), existing);
     }
 
@@ -1035,7 +1052,10 @@ mod tests {
         let err = add_to_fallback_index(&Hostile, "sha256-x", &entry, &policy)
             .await
             .unwrap_err();
-        assert!(matches!(err, ClientError::Contended { attempts: 3, .. }), "{err}");
+        assert!(
+            matches!(err, ClientError::Contended { attempts: 3, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("sha256-x"));
     }
 }

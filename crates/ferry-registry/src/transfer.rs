@@ -49,7 +49,7 @@ pub struct Pushed {
     pub skipped: usize,
 }
 
-fn is_index(media_type: &str) -> bool {
+pub(crate) fn is_index(media_type: &str) -> bool {
     media_type == ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX
         || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
@@ -105,14 +105,17 @@ pub async fn pull(
     concurrency: usize,
     progress: &dyn TransferProgress,
 ) -> Result<Pulled> {
-    let endpoint = Endpoint::of(reference);
-    let (fetched, manifest) = resolve_manifest(client, &endpoint, reference, platform).await?;
+    let endpoints = pull_endpoints(client, reference);
+    let (source, fetched, manifest) =
+        resolve_from(client, &endpoints, reference, platform).await?;
+    // Blobs come from where the manifest came from, falling back in order.
+    let endpoints = &endpoints[source..];
     let _ingest = store.lock_ingest()?;
     let mut blobs: Vec<Descriptor> = vec![manifest.config().clone()];
     blobs.extend(manifest.layers().iter().cloned());
     blobs.retain(|d| !is_foreign(d));
     let results: Vec<(bool, u64)> = stream::iter(blobs.iter())
-        .map(|descriptor| download_blob(client, &endpoint, store, descriptor, progress))
+        .map(|descriptor| download_blob_from(client, endpoints, store, descriptor, progress))
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
@@ -138,6 +141,87 @@ pub async fn pull(
     })
 }
 
+/// Where a pull looks, in order: the mirrors `registries.toml` names for the
+/// reference's registry, then the registry itself (always last).
+pub fn pull_endpoints(client: &Client, reference: &Reference) -> Vec<Endpoint> {
+    let origin = Endpoint::of(reference);
+    let mut endpoints: Vec<Endpoint> = client
+        .options()
+        .registries
+        .entry_for(&origin.registry, &origin.repository)
+        .map(|entry| {
+            entry
+                .mirrors
+                .iter()
+                .map(|mirror| mirror.trim_end_matches('/'))
+                .filter(|mirror| !mirror.is_empty() && *mirror != origin.registry)
+                .map(|mirror| Endpoint {
+                    registry: mirror.to_string(),
+                    repository: origin.repository.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    endpoints.push(origin);
+    endpoints
+}
+
+/// Failures no other source can fix: the local store and configuration are
+/// the same whichever registry answers.
+fn is_local(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Store(_) | ClientError::Io { .. } | ClientError::Config(_)
+    )
+}
+
+/// Resolves the manifest from the first endpoint that has it; returns that
+/// endpoint's position. The last endpoint's error is the one reported.
+async fn resolve_from(
+    client: &Client,
+    endpoints: &[Endpoint],
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> Result<(usize, FetchedManifest, ImageManifest)> {
+    let Some((origin, mirrors)) = endpoints.split_last() else {
+        return Err(ClientError::Config("no registry to pull from".into()));
+    };
+    for (position, mirror) in mirrors.iter().enumerate() {
+        match resolve_manifest(client, mirror, reference, platform).await {
+            Ok((fetched, manifest)) => return Ok((position, fetched, manifest)),
+            Err(error) if !is_local(&error) => {
+                tracing::warn!("mirror {}: {error}; trying the next source", mirror.registry);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let (fetched, manifest) = resolve_manifest(client, origin, reference, platform).await?;
+    Ok((mirrors.len(), fetched, manifest))
+}
+
+/// [`download_blob`] from the first endpoint that serves it intact.
+async fn download_blob_from(
+    client: &Client,
+    endpoints: &[Endpoint],
+    store: &Store,
+    descriptor: &Descriptor,
+    progress: &dyn TransferProgress,
+) -> Result<(bool, u64)> {
+    let Some((origin, mirrors)) = endpoints.split_last() else {
+        return Err(ClientError::Config("no registry to pull from".into()));
+    };
+    for mirror in mirrors {
+        match download_blob(client, mirror, store, descriptor, progress).await {
+            Ok(done) => return Ok(done),
+            Err(error) if !is_local(&error) => {
+                tracing::warn!("mirror {}: {error}; trying the next source", mirror.registry);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    download_blob(client, origin, store, descriptor, progress).await
+}
+
 /// The name a pulled artifact gets in the store: the reference without a digest
 /// when it has a tag, else as given.
 fn local_name(reference: &Reference) -> Reference {
@@ -152,7 +236,7 @@ fn local_name(reference: &Reference) -> Reference {
 }
 
 /// Non-distributable layers are never pulled.
-fn is_foreign(descriptor: &Descriptor) -> bool {
+pub(crate) fn is_foreign(descriptor: &Descriptor) -> bool {
     let media_type = descriptor.media_type().to_string();
     media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
 }
@@ -228,8 +312,13 @@ pub async fn download_blob(
             request = request.header("range", &format!("bytes={offset}-"));
         }
         let response = client.send(endpoint, &request).await?;
+        // Where the body starts: a 206 says so in Content-Range.
+        let served_from = match response.status() {
+            StatusCode::PARTIAL_CONTENT => content_range_start(&response),
+            _ => Some(0),
+        };
         match response.status() {
-            StatusCode::OK if offset > 0 => {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT if offset > 0 && served_from == Some(0) => {
                 // The registry ignored the range: start over.
                 file.set_len(0)
                     .map_err(io_error("truncating", partial.display()))?;
@@ -237,6 +326,15 @@ pub async fn download_blob(
                     .map_err(io_error("seeking", partial.display()))?;
                 offset = 0;
                 hasher = Sha256::new();
+            }
+            StatusCode::PARTIAL_CONTENT if served_from.is_some_and(|start| start != offset) => {
+                return Err(ClientError::Invalid {
+                    registry: endpoint.registry.clone(),
+                    reason: format!(
+                        "asked for {digest} from byte {offset}, got a range from byte {}",
+                        served_from.unwrap_or_default()
+                    ),
+                });
             }
             StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
             StatusCode::NOT_FOUND => {
@@ -251,6 +349,8 @@ pub async fn download_blob(
         }
         let mut body = response.bytes_stream();
         let mut failed = None;
+        // Network chunks are small; batch them into large writes.
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, &file);
         while let Some(chunk) = body.next().await {
             let chunk: Bytes = match chunk {
                 Ok(chunk) => chunk,
@@ -260,6 +360,7 @@ pub async fn download_blob(
                 }
             };
             if offset + chunk.len() as u64 > size {
+                drop(writer);
                 drop(file);
                 let _ = std::fs::remove_file(&partial);
                 return Err(ClientError::Integrity {
@@ -269,12 +370,17 @@ pub async fn download_blob(
                     ),
                 });
             }
-            file.write_all(&chunk)
+            writer
+                .write_all(&chunk)
                 .map_err(io_error("writing", partial.display()))?;
             hasher.update(&chunk);
             offset += chunk.len() as u64;
             progress.advanced(digest, chunk.len() as u64);
         }
+        writer
+            .flush()
+            .map_err(io_error("writing", partial.display()))?;
+        drop(writer);
         if let Some(reason) = failed {
             if attempt >= policy.attempts {
                 return Err(ClientError::Unreachable {
@@ -313,6 +419,19 @@ pub async fn download_blob(
     store.install_verified(&partial, digest)?;
     progress.blob_done(digest);
     Ok((true, offset - fetched_before))
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL` answer.
+fn content_range_start(response: &reqwest::Response) -> Option<u64> {
+    let value = response.headers().get("content-range")?.to_str().ok()?;
+    value
+        .trim()
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 async fn lock_partial(file: &File, path: &Path) -> Result<()> {

@@ -211,9 +211,9 @@ fn file_mode(layer: &Descriptor) -> u32 {
 }
 
 /// Clones a raw blob into place where the filesystem supports reflinks (no
-/// data copied). The blob was verified when it entered the store and `fsck`
-/// re-verifies it at rest, so it is not re-hashed here. `None` when the
-/// filesystem cannot reflink; the caller then copies and verifies.
+/// data copied), then hashes the clone: a blob corrupted at rest must fail
+/// here as it does on the copy path. `None` when the filesystem cannot
+/// reflink; the caller then copies and verifies.
 fn reflink_file(store: &Store, layer: &Descriptor, root: &Path, rel: &str) -> Result<Option<u64>> {
     let parts = safe_components(rel)?;
     let path = prepare_parent(root, &parts)?;
@@ -223,14 +223,10 @@ fn reflink_file(store: &Store, layer: &Descriptor, root: &Path, rel: &str) -> Re
         let _ = fs::remove_file(&path);
         return Ok(None);
     }
-    let size = fs::metadata(&path).ctx("reading", &path)?.len();
-    if size != layer.size() {
-        return Err(StoreError::Rejected(format!(
-            "blob {} is {size} bytes, the manifest says {}",
-            layer.digest(),
-            layer.size()
-        )));
-    }
+    let mut reader = HashingReader::new(fs::File::open(&path).ctx("reading", &path)?);
+    io::copy(&mut reader, &mut io::sink()).ctx("reading", &path)?;
+    let (digest, size) = reader.finish();
+    verify(layer, &digest, size)?;
     fs::set_permissions(&path, fs::Permissions::from_mode(file_mode(layer)))
         .ctx("setting mode of", &path)?;
     Ok(Some(size))

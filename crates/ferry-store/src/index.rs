@@ -86,7 +86,10 @@ impl Store {
         Ok(self.read_index()?.manifests().clone())
     }
 
-    pub(crate) fn update_index<T>(&self, change: impl FnOnce(&mut Vec<Descriptor>) -> T) -> Result<T> {
+    pub(crate) fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Descriptor>) -> T,
+    ) -> Result<T> {
         let _guard = self.lock_index()?;
         let mut index = self.read_index()?;
         let mut manifests = index.manifests().clone();

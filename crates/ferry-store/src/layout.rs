@@ -55,33 +55,9 @@ impl LayoutDir {
         self.store.entries()
     }
 
-    /// The entry named `name`; `None` picks the only entry, and a name
-    /// starting with `sha256:` picks an entry by digest.
+    /// The entry named `name`; see [`find_entry`].
     pub fn find(&self, name: Option<&str>) -> Result<Descriptor> {
-        let entries = self.entries()?;
-        let where_ = self.path().display();
-        match name {
-            Some(name) if name.starts_with("sha256:") => {
-                let digest = parse_digest(name)?;
-                entries
-                    .into_iter()
-                    .find(|d| d.digest() == &digest)
-                    .ok_or_else(|| StoreError::NotFound(format!("{name} in {where_}")))
-            }
-            Some(name) => entries
-                .into_iter()
-                .find(|d| ref_name(d) == Some(name))
-                .ok_or_else(|| StoreError::NotFound(format!("{name} in {where_}"))),
-            None => match entries.as_slice() {
-                [only] => Ok(only.clone()),
-                [] => Err(StoreError::NotFound(format!("any manifest in {where_}"))),
-                _ => Err(StoreError::Rejected(format!(
-                    "{where_} holds {} manifests: name one as oci:{where_}:NAME (names: {})",
-                    entries.len(),
-                    names(&entries)
-                ))),
-            },
-        }
+        find_entry(&self.entries()?, name, &self.path().display().to_string())
     }
 
     /// Names `descriptor` as `name` (replacing what that name pointed to);
@@ -106,6 +82,41 @@ impl LayoutDir {
                 }
             }
         })
+    }
+}
+
+/// The entry of an index named `name`: `None` picks the only entry, and a
+/// name starting with `sha256:` picks an entry by digest. `location` names
+/// the layout in errors.
+pub fn find_entry(entries: &[Descriptor], name: Option<&str>, location: &str) -> Result<Descriptor> {
+    match name {
+        Some(name) if name.starts_with("sha256:") => {
+            let digest = parse_digest(name)?;
+            entries
+                .iter()
+                .find(|d| d.digest() == &digest)
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound(format!("{name} in {location}")))
+        }
+        Some(name) => entries
+            .iter()
+            .find(|d| ref_name(d) == Some(name))
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "{name} in {location} (names: {})",
+                    names(entries)
+                ))
+            }),
+        None => match entries {
+            [only] => Ok(only.clone()),
+            [] => Err(StoreError::NotFound(format!("any manifest in {location}"))),
+            _ => Err(StoreError::Rejected(format!(
+                "{location} holds {} manifests: name one as {location}:NAME (names: {})",
+                entries.len(),
+                names(entries)
+            ))),
+        },
     }
 }
 

@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Write a Modelfile describing a model directory.
     Init(InitArgs),
-    /// Pack a model directory into a ModelPack artifact in the store.
+    /// Pack a model directory into a ModelPack artifact in the store (any files with --generic).
     Pack(Box<PackArgs>),
     /// List the artifacts in the store.
     Ls(JsonFlag),

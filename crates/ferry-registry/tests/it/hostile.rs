@@ -200,8 +200,6 @@ impl Drop for Hostile {
 pub struct Seeded {
     /// The manifest digest.
     pub manifest: String,
-    /// The config blob digest.
-    pub config: String,
     /// (digest, content) of each layer, in manifest order.
     pub layers: Vec<(String, Bytes)>,
 }
@@ -354,11 +352,7 @@ impl Hostile {
             bytes,
             ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST,
         );
-        Seeded {
-            manifest,
-            config,
-            layers,
-        }
+        Seeded { manifest, layers }
     }
 }
 
@@ -434,7 +428,7 @@ fn cut_body(data: Bytes, end: End) -> Body {
         }
         Err::<Frame<Bytes>, BoxError>("connection dropped by the hostile registry".into())
     });
-    StreamBody::new(stream::iter(frames).chain(tail)).boxed()
+    BodyExt::boxed(StreamBody::new(stream::iter(frames).chain(tail)))
 }
 
 /// `data` streamed in frames with no `Content-Length` (chunked encoding).
@@ -443,31 +437,69 @@ fn chunked(data: Bytes) -> Body {
         .chunks(64 * 1024)
         .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
         .collect();
-    StreamBody::new(stream::iter(frames)).boxed()
+    BodyExt::boxed(StreamBody::new(stream::iter(frames)))
 }
 
 // ---------------------------------------------------------------------------
 // Routing
 // ---------------------------------------------------------------------------
 
+/// What a request needs after the synchronous look at the state.
+enum Decision {
+    /// The answer is ready.
+    Ready(Response<Body>),
+    /// An upload step, which reads the body.
+    Upload { repo: String, id: String },
+    /// A manifest push, which reads the body.
+    PutManifest { repo: String, reference: String },
+}
+
 async fn handle(state: Shared, request: Request<Incoming>) -> Result<Response<Body>, BoxError> {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let query = request.uri().query().unwrap_or("").to_string();
     let seen = Seen {
-        method: method.to_string(),
-        path: path.clone(),
-        query: query.clone(),
+        method: request.method().to_string(),
+        path: request.uri().path().to_string(),
+        query: request.uri().query().unwrap_or("").to_string(),
         headers: request.headers().clone(),
     };
+    let decision = decide(&state, &seen);
+    match decision {
+        Decision::Ready(response) => Ok(response),
+        Decision::Upload { repo, id } => {
+            upload(&state, request.method().clone(), &repo, &id, &seen, request.into_body()).await
+        }
+        Decision::PutManifest { repo, reference } => {
+            let media_type = seen.header("content-type").unwrap_or("").to_string();
+            let body = request.into_body().collect().await?.to_bytes();
+            let digest = sha256(&body);
+            let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+            for r in [reference, digest.clone()] {
+                inner
+                    .manifests
+                    .insert((repo.clone(), r), (body.clone(), media_type.clone()));
+            }
+            Ok(respond(
+                201,
+                &[
+                    ("docker-content-digest", digest.clone()),
+                    ("location", format!("/v2/{repo}/manifests/{digest}")),
+                ],
+                empty(),
+            ))
+        }
+    }
+}
+
+fn decide(state: &Shared, seen: &Seen) -> Decision {
     let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
     inner.seen.push(seen.clone());
+    let path = seen.path.as_str();
+    let method = seen.method.as_str();
     if path == "/token" {
         inner.issued += 1;
         let token = format!("tok-{}", inner.issued);
         inner.tokens.insert(token.clone());
         let body = json!({"token": token, "expires_in": 300}).to_string();
-        return Ok(respond(
+        return Decision::Ready(respond(
             200,
             &[("content-type", "application/json".into())],
             full(body),
@@ -485,61 +517,45 @@ async fn handle(state: Shared, request: Request<Incoming>) -> Result<Response<Bo
             headers.push(("retry-after", after.clone()));
         }
         let status = scripted.status;
-        return Ok(respond(status, &headers, full("scripted failure")));
+        return Decision::Ready(respond(status, &headers, full("scripted failure")));
     }
     let Some(rest) = path.strip_prefix("/v2/") else {
-        return Ok(error(404, "NOT_FOUND", "no such route"));
+        return Decision::Ready(error(404, "NOT_FOUND", "no such route"));
     };
     let repo_of_request = rest
         .rsplit_once("/blobs/")
         .or_else(|| rest.rsplit_once("/manifests/"))
         .map(|(repo, _)| repo.to_string())
         .unwrap_or_default();
-    if let Some(challenge) = check_auth(&inner, &seen, &repo_of_request) {
-        return Ok(challenge);
+    if let Some(challenge) = check_auth(&inner, seen, &repo_of_request) {
+        return Decision::Ready(challenge);
     }
     if rest.is_empty() {
-        return Ok(respond(
+        return Decision::Ready(respond(
             200,
             &[("content-type", "application/json".into())],
             full("{}"),
         ));
     }
     if let Some((repo, id)) = rest.rsplit_once("/blobs/uploads/") {
-        let repo = repo.to_string();
-        let id = id.to_string();
-        drop(inner);
-        return upload(&state, method, &repo, &id, &seen, request.into_body()).await;
+        return Decision::Upload {
+            repo: repo.to_string(),
+            id: id.to_string(),
+        };
     }
     if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
-        let repo = repo.to_string();
-        let reference = reference.to_string();
-        if method == Method::PUT {
-            let media_type = seen.header("content-type").unwrap_or("").to_string();
-            drop(inner);
-            let body = request.into_body().collect().await?.to_bytes();
-            let digest = sha256(&body);
-            let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
-            for r in [reference, digest.clone()] {
-                inner
-                    .manifests
-                    .insert((repo.clone(), r), (body.clone(), media_type.clone()));
-            }
-            return Ok(respond(
-                201,
-                &[
-                    ("docker-content-digest", digest.clone()),
-                    ("location", format!("/v2/{repo}/manifests/{digest}")),
-                ],
-                empty(),
-            ));
+        if method == "PUT" {
+            return Decision::PutManifest {
+                repo: repo.to_string(),
+                reference: reference.to_string(),
+            };
         }
-        return Ok(manifest(&inner, &method, &repo, &reference));
+        return Decision::Ready(manifest(&inner, method, repo, reference));
     }
     if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
-        return Ok(blob(&mut inner, &method, repo, digest, &seen));
+        return Decision::Ready(blob(&mut inner, method, repo, digest, seen));
     }
-    Ok(error(404, "NOT_FOUND", "no such route"))
+    Decision::Ready(error(404, "NOT_FOUND", "no such route"))
 }
 
 fn check_auth(inner: &Inner, seen: &Seen, repo: &str) -> Option<Response<Body>> {
@@ -579,7 +595,7 @@ fn check_auth(inner: &Inner, seen: &Seen, repo: &str) -> Option<Response<Body>> 
     }
 }
 
-fn manifest(inner: &Inner, method: &Method, repo: &str, reference: &str) -> Response<Body> {
+fn manifest(inner: &Inner, method: &str, repo: &str, reference: &str) -> Response<Body> {
     if let Some((size, chunked_body)) = inner.faults.huge_manifest {
         let mut text = String::from("{\"schemaVersion\":2,\"annotations\":{\"padding\":\"");
         let tail = "\"}}";
@@ -603,7 +619,7 @@ fn manifest(inner: &Inner, method: &Method, repo: &str, reference: &str) -> Resp
         ("content-type", media_type.clone()),
         ("docker-content-digest", sha256(bytes)),
     ];
-    if method == Method::HEAD {
+    if method == "HEAD" {
         let mut headers = headers.to_vec();
         headers.push(("content-length", bytes.len().to_string()));
         return respond(200, &headers, empty());
@@ -611,13 +627,13 @@ fn manifest(inner: &Inner, method: &Method, repo: &str, reference: &str) -> Resp
     respond(200, &headers, full(bytes.clone()))
 }
 
-fn blob(inner: &mut Inner, method: &Method, repo: &str, digest: &str, seen: &Seen) -> Response<Body> {
+fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) -> Response<Body> {
     let linked = inner.links.contains(&(repo.to_string(), digest.to_string()));
     let Some(content) = inner.blobs.get(digest).cloned().filter(|_| linked) else {
         return error(404, "BLOB_UNKNOWN", "blob unknown");
     };
     let size = content.len();
-    if method == Method::HEAD {
+    if method == "HEAD" {
         return respond(
             200,
             &[

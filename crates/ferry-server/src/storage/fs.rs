@@ -168,7 +168,10 @@ impl FsStorage {
             let last_touched = |path: PathBuf| async move {
                 match tokio::fs::metadata(path.join("data")).await {
                     Ok(m) => m.modified().ok(),
-                    Err(_) => tokio::fs::metadata(&path).await.and_then(|m| m.modified()).ok(),
+                    Err(_) => tokio::fs::metadata(&path)
+                        .await
+                        .and_then(|m| m.modified())
+                        .ok(),
                 }
             };
             let stale = |t: Option<SystemTime>| {

@@ -397,6 +397,65 @@ async fn streamed_patch_without_content_range() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn chunk_lengths_that_contradict_content_range() {
+    let server = Server::start().await;
+    let blob = random_bytes(200, 45);
+    let digest = sha256(&blob);
+    let url = server.start_upload("conformance/repo1").await;
+    // Content-Length disagrees with Content-Range: 416 and nothing taken.
+    let response = server
+        .request(Method::PATCH, &url)
+        .header("content-range", "0-99")
+        .header("content-length", "50")
+        .body(blob[..50].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    status_is_empty(&server, &url).await;
+    // A chunked body shorter than its Content-Range: 416, and the Range the
+    // server reports is the truth, so the client can resume from it.
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(blob[..50].to_vec())];
+    let response = server
+        .request(Method::PATCH, &url)
+        .header("content-range", "0-99")
+        .body(reqwest::Body::wrap_stream(stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let reported = header(&response, "range");
+    let received = status_of(&server, &url).await;
+    assert_eq!(reported, format!("0-{}", received.max(1) - 1));
+    let received = received as usize;
+    let response = patch_chunk(&server, &url, received, &blob[received..]).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let response = server
+        .request(Method::PUT, &format!("{url}?digest={digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Malformed Content-Range values: 416 (or 400), session unharmed.
+    let url = server.start_upload("conformance/repo1").await;
+    for bad in ["abc", "5-2", "-5", "1-"] {
+        let response = server
+            .request(Method::PATCH, &url)
+            .header("content-range", bad)
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status == StatusCode::RANGE_NOT_SATISFIABLE || status == StatusCode::BAD_REQUEST,
+            "{bad}: {status}"
+        );
+    }
+    status_is_empty(&server, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn upload_cancel_is_204() {
     let server = Server::start().await;
     let url = server.start_upload("conformance/repo1").await;
@@ -596,10 +655,18 @@ async fn blob_head_get_and_ranges() {
         assert_eq!(header(&head, "docker-content-digest"), digest);
         assert!(head.bytes().await.unwrap().is_empty());
 
-        let get = server.get(&path).await;
+        // Go's client asks for gzip; the answer must stay uncompressed with
+        // a real Content-Length.
+        let get = server
+            .request(Method::GET, &path)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(get.status(), StatusCode::OK);
         assert_eq!(header(&get, "content-length"), "2048");
         assert!(header(&get, "content-encoding").is_empty());
+        assert!(header(&get, "transfer-encoding").is_empty());
         assert_eq!(get.bytes().await.unwrap(), blob);
 
         let cases: [(&str, usize, usize); 4] = [

@@ -255,7 +255,9 @@ async fn gc_in_repositories_without_manifests() {
     let server = Server::start().await;
     let root = server.root.clone();
     // Blobs pushed, no manifest ever: garbage once older than the grace.
-    let orphan = server.push_blob("gc/blobonly", b"orphan blob", Alg::Sha256).await;
+    let orphan = server
+        .push_blob("gc/blobonly", b"orphan blob", Alg::Sha256)
+        .await;
     let report = collect(&root, &options(false, false)).unwrap();
     assert!(report.blobs.contains(&orphan), "{report:?}");
     assert!(!blob_file(&root, &orphan).exists());
@@ -272,8 +274,13 @@ async fn gc_in_repositories_without_manifests() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    server.push_blob("gc/blobonly", b"orphan blob", Alg::Sha256).await;
-    assert_eq!(server.get(&path).await.bytes().await.unwrap(), "orphan blob");
+    server
+        .push_blob("gc/blobonly", b"orphan blob", Alg::Sha256)
+        .await;
+    assert_eq!(
+        server.get(&path).await.bytes().await.unwrap(),
+        "orphan blob"
+    );
     // With a long grace, a fresh upload is left alone.
     let report = collect(
         &root,
@@ -291,9 +298,14 @@ async fn gc_in_repositories_without_manifests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mount_of_a_blob_whose_content_is_gone_falls_back_to_an_upload() {
     let server = Server::start().await;
-    let digest = server.push_blob("lost/from", b"lost content", Alg::Sha256).await;
+    let digest = server
+        .push_blob("lost/from", b"lost content", Alg::Sha256)
+        .await;
     std::fs::remove_file(blob_file(&server.root, &digest)).unwrap();
-    for query in [format!("mount={digest}&from=lost/from"), format!("mount={digest}")] {
+    for query in [
+        format!("mount={digest}&from=lost/from"),
+        format!("mount={digest}"),
+    ] {
         let response = server
             .request(
                 reqwest::Method::POST,

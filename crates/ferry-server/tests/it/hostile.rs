@@ -448,7 +448,10 @@ async fn session_expiry_spares_sessions_being_created() {
         .unwrap();
     assert_eq!(removed, 1);
     assert!(dir.path().join("uploads").join(creating).is_dir());
-    assert_eq!(storage.upload_offset("repo", &fresh).await.unwrap(), Some(0));
+    assert_eq!(
+        storage.upload_offset("repo", &fresh).await.unwrap(),
+        Some(0)
+    );
     assert_eq!(storage.upload_offset("repo", &old).await.unwrap(), None);
 }
 
@@ -489,13 +492,18 @@ async fn stalled_headers_and_manifest_bodies_are_dropped() {
         manifest.len()
     );
     body.write_all(head.as_bytes()).await.unwrap();
-    body.write_all(&manifest[..manifest.len() / 2]).await.unwrap();
+    body.write_all(&manifest[..manifest.len() / 2])
+        .await
+        .unwrap();
 
     let (a, b) = tokio::join!(
         wait_for_close(&mut headers, idle * 10),
         wait_for_close(&mut body, idle * 10)
     );
-    assert!(a.is_some(), "a client stalled in its headers is never dropped");
+    assert!(
+        a.is_some(),
+        "a client stalled in its headers is never dropped"
+    );
     let b = b.expect("a client stalled in a manifest body is never dropped");
     if !b.is_empty() {
         let response = RawResponse::parse(&b);
@@ -523,7 +531,9 @@ async fn a_refused_manifest_is_not_stored() {
     ] {
         value["subject"] = subject;
         let bytes = serde_json::to_vec(&value).unwrap();
-        let response = server.put_manifest(repo, "bad-subject", MANIFEST, &bytes).await;
+        let response = server
+            .put_manifest(repo, "bad-subject", MANIFEST, &bytes)
+            .await;
         expect_error(response, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
         let path = format!("/v2/{repo}/manifests/bad-subject");
         assert_eq!(server.get(&path).await.status(), StatusCode::NOT_FOUND);

@@ -147,8 +147,11 @@ pub fn pack_generic_with_progress(
         .iter()
         .zip(&written)
         .map(|(file, blob)| {
-            let mut descriptor =
-                Descriptor::new(MediaType::from(layer_media_type), blob.size, blob.digest.clone());
+            let mut descriptor = Descriptor::new(
+                MediaType::from(layer_media_type),
+                blob.size,
+                blob.digest.clone(),
+            );
             descriptor.set_annotations(Some(HashMap::from([(
                 ann::TITLE.to_string(),
                 file.rel.clone(),
@@ -310,7 +313,11 @@ mod tests {
         );
         assert!(manifest.artifact_type().is_none());
         assert_eq!(
-            packed.manifest.artifact_type().as_ref().map(|t| t.to_string()),
+            packed
+                .manifest
+                .artifact_type()
+                .as_ref()
+                .map(|t| t.to_string()),
             Some("application/vnd.wasm.config.v0+json".to_string())
         );
     }

@@ -243,9 +243,9 @@ pub fn stream_raw(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).ctx("reading", path),
         };
-        writer.write_all(&buffer[..n]).map_err(|e| {
-            StoreError::Rejected(format!("sending {}: {e}", path.display()))
-        })?;
+        writer
+            .write_all(&buffer[..n])
+            .map_err(|e| StoreError::Rejected(format!("sending {}: {e}", path.display())))?;
         written += n as u64;
         progress.advance(n as u64);
     }

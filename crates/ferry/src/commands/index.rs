@@ -87,7 +87,8 @@ fn entries(
 
 /// A `--manifest` value: a full reference, or a bare digest in the index's repository.
 fn manifest_reference(target: &Reference, value: &str) -> anyhow::Result<Reference> {
-    if value.contains(':') && !value.contains('/') {
+    let algorithm = value.split_once(':').map(|(a, _)| a);
+    if matches!(algorithm, Some("sha256" | "sha384" | "sha512")) {
         let digest = parse_digest(value)
             .with_context(|| format!("--manifest {value:?} is neither a reference nor a digest"))?;
         return Ok(Reference::with_digest(
@@ -113,17 +114,29 @@ mod tests {
         let platforms = vec!["linux/amd64".to_string(), "linux/arm64/v8".to_string()];
         let paired = entries(&target, &manifests, &platforms).unwrap();
         assert_eq!(paired[0].reference.tag(), Some("amd"));
-        assert_eq!(paired[0].platform.as_ref().unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            paired[0].platform.as_ref().unwrap().to_string(),
+            "linux/amd64"
+        );
         assert_eq!(paired[1].reference.repository(), "m");
         assert_eq!(paired[1].reference.registry(), "localhost:5000");
         assert!(paired[1].reference.digest().is_some());
-        assert_eq!(paired[1].platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(
+            paired[1].platform.as_ref().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
 
         let none = entries(&target, &manifests, &[]).unwrap();
         assert!(none.iter().all(|e| e.platform.is_none()));
         let short = entries(&target, &manifests, &platforms[..1]).unwrap_err();
-        assert!(short.to_string().contains("1 --platform values for 2"), "{short}");
+        assert!(
+            short.to_string().contains("1 --platform values for 2"),
+            "{short}"
+        );
         assert!(entries(&target, &manifests[..1], &["linux".to_string()]).is_err());
         assert!(manifest_reference(&target, "sha256:xyz").is_err());
+        // A short name is a reference (and then not in the index's repository).
+        let other = manifest_reference(&target, "m:v1").unwrap();
+        assert_eq!(other.registry(), "docker.io");
     }
 }

@@ -23,9 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Init(args) => init::run(&args),
-        Command::Pack(args) if args.generic => {
-            pack_generic::run(&open_store(&root)?, &args, quiet)
-        }
+        Command::Pack(args) if args.generic => pack_generic::run(&open_store(&root)?, &args, quiet),
         Command::Pack(args) => pack::run(&open_store(&root)?, &args, quiet),
         Command::Ls(args) => inspect::ls(&read_store(&root)?, args.json),
         Command::Inspect(args) => inspect::inspect(&read_store(&root)?, &args),

@@ -60,7 +60,9 @@ fn options(args: &PackArgs) -> anyhow::Result<GenericOptions> {
         !m.author.is_empty(),
     ];
     if model_flags.into_iter().any(|set| set) {
-        bail!("model metadata flags (--name, --family, ...) describe ModelPack models; --generic artifacts have no model config");
+        bail!(
+            "model metadata flags (--name, --family, ...) describe ModelPack models; --generic artifacts have no model config"
+        );
     }
     let created = match &args.created {
         Some(value) => Some(check_rfc3339(value)?),

@@ -134,7 +134,12 @@ pub fn discover(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
     } else {
         let mut out = std::io::stdout().lock();
         for descriptor in &listed.descriptors {
-            writeln!(out, "{}  {}", descriptor.digest(), artifact_type_of(descriptor))?;
+            writeln!(
+                out,
+                "{}  {}",
+                descriptor.digest(),
+                artifact_type_of(descriptor)
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -206,8 +211,7 @@ mod tests {
     #[test]
     fn annotations_parse_and_reject_bad_pairs() {
         let parsed =
-            parse_annotations(&["a=1".to_string(), "b=x=y".to_string(), "c=".to_string()])
-                .unwrap();
+            parse_annotations(&["a=1".to_string(), "b=x=y".to_string(), "c=".to_string()]).unwrap();
         assert_eq!(parsed["a"], "1");
         assert_eq!(parsed["b"], "x=y");
         assert_eq!(parsed["c"], "");

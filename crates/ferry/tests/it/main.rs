@@ -10,4 +10,6 @@ mod common;
 mod concurrency;
 mod crash;
 mod interop;
+mod referrers;
+mod registry;
 mod reproducible;
