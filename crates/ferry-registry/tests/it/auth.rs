@@ -18,7 +18,12 @@ fn basic_registry(registry: &Hostile) {
 }
 
 /// A config.json in `dir` holding `user:password` for `registry`.
-fn docker_config(dir: &std::path::Path, registry: &str, user: &str, password: &str) -> DockerConfig {
+fn docker_config(
+    dir: &std::path::Path,
+    registry: &str,
+    user: &str,
+    password: &str,
+) -> DockerConfig {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let path = dir.join("config.json");
     let text = serde_json::json!({"auths": {registry: {"auth": auth}}}).to_string();
@@ -33,7 +38,12 @@ async fn basic_challenge_is_answered_with_docker_config_credentials() {
     registry.seed("team/m", "v1", &[("w.bin", content.clone())]);
     basic_registry(&registry);
     let (dir, store) = store();
-    let config = docker_config(dir.path(), &registry.registry(), "alice", "s3cret:with colon");
+    let config = docker_config(
+        dir.path(),
+        &registry.registry(),
+        "alice",
+        "s3cret:with colon",
+    );
     let client = Client::new(ClientOptions {
         docker_config: Some(config),
         ..options()
@@ -66,7 +76,10 @@ async fn basic_challenge_without_credentials_says_to_run_ferry_login() {
         let error = pull(&client, &store, &registry.reference("m:v1"))
             .await
             .expect_err("no credentials, no pull");
-        assert!(matches!(error, ClientError::Unauthorized { .. }), "{error:?}");
+        assert!(
+            matches!(error, ClientError::Unauthorized { .. }),
+            "{error:?}"
+        );
         let message = error.to_string();
         assert!(
             message.contains("ferry login") && message.contains(&registry.registry()),
@@ -90,7 +103,10 @@ async fn wrong_basic_credentials_are_unauthorized_without_looping() {
     let error = pull(&client, &store, &registry.reference("m:v1"))
         .await
         .expect_err("wrong credentials");
-    assert!(matches!(error, ClientError::Unauthorized { .. }), "{error:?}");
+    assert!(
+        matches!(error, ClientError::Unauthorized { .. }),
+        "{error:?}"
+    );
     assert_eq!(registry.requests("GET", "/manifests/").len(), 2);
 }
 
@@ -117,9 +133,16 @@ async fn bearer_tokens_are_fetched_for_the_scope_cached_and_refreshed() {
         assert_blob(&store, content);
     }
     let tokens = registry.requests("GET", "/token");
-    assert_eq!(tokens.len(), 1, "one token serves the manifest and every blob");
+    assert_eq!(
+        tokens.len(),
+        1,
+        "one token serves the manifest and every blob"
+    );
     assert_eq!(tokens[0].query_values("service"), vec!["hostile.test"]);
-    assert_eq!(tokens[0].query_values("scope"), vec!["repository:org/model:pull"]);
+    assert_eq!(
+        tokens[0].query_values("scope"),
+        vec!["repository:org/model:pull"]
+    );
     let blob_gets = registry.requests("GET", "/blobs/");
     assert_eq!(blob_gets.len(), seeded.layers.len() + 1);
     assert!(
@@ -137,7 +160,11 @@ async fn bearer_tokens_are_fetched_for_the_scope_cached_and_refreshed() {
         .await
         .expect("pull after the token was revoked");
     assert_blob(&store, &more.layers[0].1);
-    assert_eq!(registry.requests("GET", "/token").len(), 2, "refreshed once");
+    assert_eq!(
+        registry.requests("GET", "/token").len(),
+        2,
+        "refreshed once"
+    );
     let last = registry.requests("GET", "/blobs/");
     assert_eq!(
         last.last().unwrap().header("authorization"),

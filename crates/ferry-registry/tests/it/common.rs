@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ferry_registry::retry::RetryPolicy;
 use ferry_registry::transfer::{self, Pulled};
-use ferry_registry::{Client, ClientOptions, ClientError};
+use ferry_registry::{Client, ClientError, ClientOptions};
 use ferry_spec::Reference;
 use ferry_store::Store;
 use tempfile::TempDir;
@@ -39,7 +39,11 @@ pub fn store() -> (TempDir, Store) {
 }
 
 /// Pulls `reference` with four blobs at a time.
-pub async fn pull(client: &Client, store: &Store, reference: &Reference) -> Result<Pulled, ClientError> {
+pub async fn pull(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+) -> Result<Pulled, ClientError> {
     transfer::pull(
         client,
         store,
@@ -69,7 +73,12 @@ pub fn tmp_entries(store: &Store) -> Vec<String> {
     std::fs::read_dir(store.tmp_dir())
         .map(|entries| {
             entries
-                .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+                .map(|e| {
+                    e.expect("dir entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .collect()
         })
         .unwrap_or_default()

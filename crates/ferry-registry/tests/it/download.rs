@@ -16,7 +16,10 @@ async fn wrong_digest_is_refused_and_nothing_enters_the_store() {
     let seeded = registry.seed(
         "m",
         "v1",
-        &[("good.bin", noise(300_000, 1)), ("bad.bin", noise(200_000, 2))],
+        &[
+            ("good.bin", noise(300_000, 1)),
+            ("bad.bin", noise(200_000, 2)),
+        ],
     );
     let bad = seeded.layers[1].0.clone();
     registry.with(|s| s.faults.wrong_content.insert(bad.clone()));
@@ -29,13 +32,22 @@ async fn wrong_digest_is_refused_and_nothing_enters_the_store() {
         matches!(error, ClientError::Integrity { .. }),
         "expected an integrity error, got {error:?}"
     );
-    assert!(error.to_string().contains(&bad), "the error names the blob: {error}");
-    assert!(!store.has_blob(&digest(&bad)), "the bad blob entered the store");
+    assert!(
+        error.to_string().contains(&bad),
+        "the error names the blob: {error}"
+    );
+    assert!(
+        !store.has_blob(&digest(&bad)),
+        "the bad blob entered the store"
+    );
     assert!(
         !store.has_blob(&digest(&seeded.manifest)),
         "the manifest was stored although a blob failed"
     );
-    assert!(store.entries().unwrap().is_empty(), "the index gained an entry");
+    assert!(
+        store.entries().unwrap().is_empty(),
+        "the index gained an entry"
+    );
     assert!(
         !store.partial_path(&digest(&bad)).exists(),
         "the bad bytes were kept as a partial download"
@@ -65,8 +77,15 @@ async fn a_body_shorter_than_its_content_length_resumes_with_range() {
     let gets = registry.requests("GET", &format!("/blobs/{layer}"));
     assert_eq!(gets.len(), 2, "one cut request, one resumed request");
     assert_eq!(gets[0].header("range"), None);
-    assert_eq!(gets[1].header("range"), Some(format!("bytes={sent}-").as_str()));
-    assert!(tmp_entries(&store).is_empty(), "tmp/ keeps {:?}", tmp_entries(&store));
+    assert_eq!(
+        gets[1].header("range"),
+        Some(format!("bytes={sent}-").as_str())
+    );
+    assert!(
+        tmp_entries(&store).is_empty(),
+        "tmp/ keeps {:?}",
+        tmp_entries(&store)
+    );
     assert_eq!(store.entries().unwrap().len(), 1);
     assert_eq!(pulled.digest.to_string(), seeded.manifest);
 }
@@ -157,7 +176,11 @@ async fn too_many_requests_and_unavailable_are_retried_after_retry_after() {
     let seeded = registry.seed("m", "v1", &[("w.bin", content.clone())]);
     let layer = seeded.layers[0].0.clone();
     registry.with(|s| {
-        for (part, status) in [("/manifests/", 429), ("/manifests/", 503), (layer.as_str(), 503)] {
+        for (part, status) in [
+            ("/manifests/", 429),
+            ("/manifests/", 503),
+            (layer.as_str(), 503),
+        ] {
             s.faults.fail.push(Scripted {
                 path_contains: part.to_string(),
                 status,
@@ -178,7 +201,11 @@ async fn too_many_requests_and_unavailable_are_retried_after_retry_after() {
         3,
         "429, 503, then the manifest"
     );
-    assert_eq!(registry.requests("GET", &layer).len(), 2, "503, then the blob");
+    assert_eq!(
+        registry.requests("GET", &layer).len(),
+        2,
+        "503, then the blob"
+    );
     assert!(
         elapsed >= Duration::from_millis(2900),
         "Retry-After: 1 was honoured three times, but the pull took {elapsed:?}"
@@ -205,7 +232,11 @@ async fn persistent_unavailability_fails_after_the_retry_budget() {
         matches!(error, ClientError::Status { status: 503, .. }),
         "{error:?}"
     );
-    assert_eq!(registry.requests("GET", "/manifests/").len(), 5, "five attempts");
+    assert_eq!(
+        registry.requests("GET", "/manifests/").len(),
+        5,
+        "five attempts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +249,8 @@ async fn a_manifest_over_4_mib_is_refused() {
             .await
             .expect_err("an oversized manifest is refused");
         assert!(
-            matches!(error, ClientError::Integrity { .. }) && error.to_string().contains("larger than"),
+            matches!(error, ClientError::Integrity { .. })
+                && error.to_string().contains("larger than"),
             "chunked={chunked}: {error:?}"
         );
         assert!(store.entries().unwrap().is_empty());
@@ -275,9 +307,9 @@ async fn a_redirect_to_another_host_is_followed_without_credentials() {
     let layer = &seeded.layers[0].0;
     let at_registry = registry.requests("GET", &format!("/blobs/{layer}"));
     assert!(
-        at_registry
-            .iter()
-            .any(|s| s.header("authorization").is_some_and(|a| a.starts_with("Bearer "))),
+        at_registry.iter().any(|s| s
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer "))),
         "the registry itself got the token"
     );
     let at_cdn = cdn.requests("GET", &format!("/blobs/{layer}"));

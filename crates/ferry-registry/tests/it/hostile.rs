@@ -233,9 +233,8 @@ impl Hostile {
                 };
                 let state = shared.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        handle(state.clone(), request)
-                    });
+                    let service =
+                        hyper::service::service_fn(move |request| handle(state.clone(), request));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -314,8 +313,10 @@ impl Hostile {
     /// Seeds a ModelPack-style artifact: one raw weight layer per file.
     pub fn seed(&self, repo: &str, tag: &str, files: &[(&str, Vec<u8>)]) -> Seeded {
         let config_bytes = Bytes::from(
-            serde_json::to_vec(&json!({"descriptor": {"name": tag}, "modelfs": {"type": "layers", "diffIds": []}}))
-                .unwrap(),
+            serde_json::to_vec(
+                &json!({"descriptor": {"name": tag}, "modelfs": {"type": "layers", "diffIds": []}}),
+            )
+            .unwrap(),
         );
         let config = self.put_blob(repo, config_bytes.clone());
         let mut layers = Vec::new();
@@ -465,7 +466,15 @@ async fn handle(state: Shared, request: Request<Incoming>) -> Result<Response<Bo
     match decision {
         Decision::Ready(response) => Ok(response),
         Decision::Upload { repo, id } => {
-            upload(&state, request.method().clone(), &repo, &id, &seen, request.into_body()).await
+            upload(
+                &state,
+                request.method().clone(),
+                &repo,
+                &id,
+                &seen,
+                request.into_body(),
+            )
+            .await
         }
         Decision::PutManifest { repo, reference } => {
             let media_type = seen.header("content-type").unwrap_or("").to_string();
@@ -602,7 +611,10 @@ fn manifest(inner: &Inner, method: &str, repo: &str, reference: &str) -> Respons
         text.push_str(&"x".repeat(size.saturating_sub(text.len() + tail.len())));
         text.push_str(tail);
         let bytes = Bytes::from(text);
-        let content_type = ("content-type", ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST.to_string());
+        let content_type = (
+            "content-type",
+            ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST.to_string(),
+        );
         return if chunked_body {
             respond(200, &[content_type], chunked(bytes))
         } else {
@@ -628,7 +640,9 @@ fn manifest(inner: &Inner, method: &str, repo: &str, reference: &str) -> Respons
 }
 
 fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) -> Response<Body> {
-    let linked = inner.links.contains(&(repo.to_string(), digest.to_string()));
+    let linked = inner
+        .links
+        .contains(&(repo.to_string(), digest.to_string()));
     let Some(content) = inner.blobs.get(digest).cloned().filter(|_| linked) else {
         return error(404, "BLOB_UNKNOWN", "blob unknown");
     };
@@ -761,7 +775,11 @@ async fn upload(
             if start.is_some_and(|s| s != have) {
                 // Read the body first, so the client gets this answer.
                 let _ = body.collect().await;
-                return Ok(respond(416, &[("location", location), ("range", range())], empty()));
+                return Ok(respond(
+                    416,
+                    &[("location", location), ("range", range())],
+                    empty(),
+                ));
             }
             let keep = lock().faults.drop_patch_after.take();
             let mut body = body;

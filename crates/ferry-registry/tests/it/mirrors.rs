@@ -33,7 +33,9 @@ fn pulls_seen(registry: &Hostile) -> usize {
     registry
         .seen()
         .iter()
-        .filter(|s| s.method == "GET" && (s.path.contains("/manifests/") || s.path.contains("/blobs/")))
+        .filter(|s| {
+            s.method == "GET" && (s.path.contains("/manifests/") || s.path.contains("/blobs/"))
+        })
         .count()
 }
 
@@ -94,7 +96,11 @@ async fn mirrors_that_miss_or_lie_fall_back_to_the_origin() {
     assert_blob(&store, &files[0].1);
     assert_eq!(empty_mirror.requests("GET", "/manifests/v1").len(), 1);
     assert_eq!(lying_mirror.requests("GET", &layer).len(), 1);
-    assert_eq!(origin.requests("GET", &layer).len(), 1, "the blob came from the origin");
+    assert_eq!(
+        origin.requests("GET", &layer).len(),
+        1,
+        "the blob came from the origin"
+    );
     assert!(
         origin.requests("GET", "/manifests/").is_empty(),
         "the manifest came from the mirror"

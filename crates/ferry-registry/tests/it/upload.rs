@@ -26,7 +26,12 @@ fn pack_files(store: &Store, dir: &Path, reference: &Reference, files: &[(&str, 
     pack(store, &model, reference, &PackOptions::default()).expect("pack");
 }
 
-async fn push(client: &Client, store: &Store, local: &Reference, to: &Reference) -> Result<Pushed, ClientError> {
+async fn push(
+    client: &Client,
+    store: &Store,
+    local: &Reference,
+    to: &Reference,
+) -> Result<Pushed, ClientError> {
     transfer::push(client, store, &local.whole(), to, 4, &NoProgress).await
 }
 
@@ -46,9 +51,18 @@ fn artifact_blobs(store: &Store, reference: &Reference) -> Vec<(String, Vec<u8>)
 fn assert_registry_has(registry: &Hostile, repo: &str, blobs: &[(String, Vec<u8>)]) {
     registry.with(|s| {
         for (digest, content) in blobs {
-            let held = s.blobs.get(digest).unwrap_or_else(|| panic!("registry lacks {digest}"));
-            assert!(held.as_ref() == content.as_slice(), "blob {digest} differs in the registry");
-            assert!(s.links.contains(&(repo.to_string(), digest.clone())), "{digest} not in {repo}");
+            let held = s
+                .blobs
+                .get(digest)
+                .unwrap_or_else(|| panic!("registry lacks {digest}"));
+            assert!(
+                held.as_ref() == content.as_slice(),
+                "blob {digest} differs in the registry"
+            );
+            assert!(
+                s.links.contains(&(repo.to_string(), digest.clone())),
+                "{digest} not in {repo}"
+            );
         }
     });
 }
@@ -60,7 +74,12 @@ async fn an_upload_dropped_mid_patch_resumes_from_the_reported_offset() {
     let local = registry.reference("big:v1");
     // Larger than the monolithic limit, so it goes up in PATCH chunks.
     let weights = noise(40 * MIB, 30);
-    pack_files(&store, dir.path(), &local, &[("model.safetensors", weights.clone())]);
+    pack_files(
+        &store,
+        dir.path(),
+        &local,
+        &[("model.safetensors", weights.clone())],
+    );
     let kept = 10 * MIB + 777;
     registry.with(|s| s.faults.drop_patch_after = Some(kept));
 
@@ -74,7 +93,10 @@ async fn an_upload_dropped_mid_patch_resumes_from_the_reported_offset() {
     let big = sha256(&weights);
     assert!(blobs.iter().any(|(d, _)| *d == big));
     let status = registry.requests("GET", "/blobs/uploads/");
-    assert!(!status.is_empty(), "the client asked where the upload stands");
+    assert!(
+        !status.is_empty(),
+        "the client asked where the upload stands"
+    );
     let patches = registry.requests("PATCH", "/blobs/uploads/");
     let resumed = format!("{kept}-{}", weights.len() - 1);
     assert!(
@@ -82,10 +104,16 @@ async fn an_upload_dropped_mid_patch_resumes_from_the_reported_offset() {
             .iter()
             .any(|p| p.header("content-range") == Some(resumed.as_str())),
         "a PATCH resumed at byte {kept}: {:?}",
-        patches.iter().map(|p| p.header("content-range")).collect::<Vec<_>>()
+        patches
+            .iter()
+            .map(|p| p.header("content-range"))
+            .collect::<Vec<_>>()
     );
     registry.with(|s| {
-        assert!(s.manifests.contains_key(&("big".to_string(), "v1".to_string())));
+        assert!(
+            s.manifests
+                .contains_key(&("big".to_string(), "v1".to_string()))
+        );
         assert!(s.uploads.is_empty(), "an upload was left open");
     });
 }
@@ -95,21 +123,31 @@ async fn blobs_the_registry_has_are_not_uploaded() {
     let registry = Hostile::start("127.0.0.1").await;
     let (dir, store) = store();
     let local = registry.reference("m:v1");
-    pack_files(&store, dir.path(), &local, &[("w.safetensors", noise(MIB, 31))]);
+    pack_files(
+        &store,
+        dir.path(),
+        &local,
+        &[("w.safetensors", noise(MIB, 31))],
+    );
     let blobs = artifact_blobs(&store, &local);
     for (_, content) in &blobs {
         registry.put_blob("m", content.clone());
     }
     let pushed = push(&client(), &store, &local, &local).await.expect("push");
     assert_eq!((pushed.uploaded, pushed.skipped), (0, blobs.len()));
-    assert!(registry.requests("POST", "/blobs/uploads/").is_empty(), "nothing was uploaded");
+    assert!(
+        registry.requests("POST", "/blobs/uploads/").is_empty(),
+        "nothing was uploaded"
+    );
     assert!(registry.requests("PATCH", "/").is_empty());
     assert_eq!(registry.requests("HEAD", "/blobs/").len(), blobs.len());
     assert_eq!(registry.requests("PUT", "/manifests/v1").len(), 1);
 
     // The same artifact again: the registry has the manifest, nothing moves.
     registry.clear_log();
-    let again = push(&client(), &store, &local, &local).await.expect("re-push");
+    let again = push(&client(), &store, &local, &local)
+        .await
+        .expect("re-push");
     assert_eq!((again.uploaded, again.skipped), (0, 0));
     assert!(registry.requests("HEAD", "/blobs/").is_empty());
     assert!(registry.requests("PUT", "/").is_empty());
@@ -120,8 +158,15 @@ async fn blobs_are_mounted_from_another_repository_of_the_registry() {
     let registry = Hostile::start("127.0.0.1").await;
     let (dir, store) = store();
     let source = registry.reference("team/source:v1");
-    pack_files(&store, dir.path(), &source, &[("w.safetensors", noise(MIB, 32))]);
-    push(&client(), &store, &source, &source).await.expect("first push");
+    pack_files(
+        &store,
+        dir.path(),
+        &source,
+        &[("w.safetensors", noise(MIB, 32))],
+    );
+    push(&client(), &store, &source, &source)
+        .await
+        .expect("first push");
     let blobs = artifact_blobs(&store, &source);
 
     registry.clear_log();
@@ -129,7 +174,10 @@ async fn blobs_are_mounted_from_another_repository_of_the_registry() {
     let pushed = push(&client(), &store, &source, &destination)
         .await
         .expect("push with mounts");
-    assert_eq!(pushed.uploaded, 0, "mounted blobs are not uploads: {pushed:?}");
+    assert_eq!(
+        pushed.uploaded, 0,
+        "mounted blobs are not uploads: {pushed:?}"
+    );
     assert_eq!(pushed.skipped, blobs.len());
     let posts = registry.requests("POST", "/v2/team/copy/blobs/uploads/");
     assert_eq!(posts.len(), blobs.len());
@@ -138,7 +186,10 @@ async fn blobs_are_mounted_from_another_repository_of_the_registry() {
         assert_eq!(post.query_values("mount").len(), 1);
     }
     assert!(registry.requests("PATCH", "/").is_empty());
-    assert!(registry.requests("PUT", "/blobs/").is_empty(), "no blob was uploaded");
+    assert!(
+        registry.requests("PUT", "/blobs/").is_empty(),
+        "no blob was uploaded"
+    );
     assert_registry_has(&registry, "team/copy", &blobs);
 
     // A registry that refuses to mount gets the bytes instead.

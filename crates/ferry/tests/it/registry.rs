@@ -69,9 +69,7 @@ impl Server {
         cmd.stdin(Stdio::null())
             .stdout(file.try_clone().expect("clone log handle"))
             .stderr(file);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let mut server = Server {
             child,
             addr,
@@ -190,7 +188,8 @@ impl Cli {
 
     fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> Value {
         let stdout = self.ok(args);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{} printed invalid JSON ({e}):\n{stdout}", words(args)))
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{} printed invalid JSON ({e}):\n{stdout}", words(args)))
     }
 
     /// Runs ferry, asserts it failed and returns its single `error:` line
@@ -276,7 +275,11 @@ fn model(total_gb: &str, shards: u32, seed: u64) -> Option<PathBuf> {
         .arg(seed.to_string()));
     assert_success(&output, "gen-model.py");
     if fs::rename(&out, &target).is_err() {
-        assert!(target.join("config.json").is_file(), "cannot cache {}", target.display());
+        assert!(
+            target.join("config.json").is_file(),
+            "cannot cache {}",
+            target.display()
+        );
     }
     Some(target)
 }
@@ -307,7 +310,10 @@ fn blob_bytes(ferry: &Ferry, reference: &str) -> u64 {
 /// Extracts `reference` into a fresh directory under `parent` and asserts it
 /// holds exactly the files of `model`, byte for byte.
 fn assert_extracts_to(cli: &Cli, reference: &str, model: &Path, parent: &Path) {
-    let out = parent.join(format!("extracted-{}", sha256(reference.as_bytes())[7..15].to_owned()));
+    let out = parent.join(format!(
+        "extracted-{}",
+        sha256(reference.as_bytes())[7..15].to_owned()
+    ));
     cli.ok(&[OsStr::new("extract"), reference.as_ref(), out.as_os_str()]);
     assert_same_tree(&files_only(tree(model)), &files_only(tree(&out)));
 }
@@ -332,7 +338,10 @@ fn push_rm_pull_extract_through_distribution() {
 
     let pushed = cli.json(&["push", &reference, "--json"]);
     assert_eq!(pushed["digest"], digest.as_str());
-    let layers = cli.ferry.manifest(&reference)["layers"].as_array().unwrap().len() as u64;
+    let layers = cli.ferry.manifest(&reference)["layers"]
+        .as_array()
+        .unwrap()
+        .len() as u64;
     assert_eq!(pushed["uploaded"].as_u64(), Some(layers + 1), "{pushed}");
     assert_eq!(pushed["bytes"].as_u64(), Some(total), "{pushed}");
 
@@ -422,10 +431,19 @@ fn ferry_pulls_inspects_and_extracts_what_oras_py_pushed() {
     fs::write(src.join("README.md"), "# pushed by oras-py\n").unwrap();
     fs::write(src.join("tokenizer/vocab.txt"), "a\nb\nc\n").unwrap();
     let layers = [
-        ("config.json", "application/vnd.cncf.model.weight.config.v1.raw"),
-        ("model.safetensors", "application/vnd.cncf.model.weight.v1.raw"),
+        (
+            "config.json",
+            "application/vnd.cncf.model.weight.config.v1.raw",
+        ),
+        (
+            "model.safetensors",
+            "application/vnd.cncf.model.weight.v1.raw",
+        ),
         ("README.md", "application/vnd.cncf.model.doc.v1.raw"),
-        ("tokenizer/vocab.txt", "application/vnd.cncf.model.weight.config.v1.raw"),
+        (
+            "tokenizer/vocab.txt",
+            "application/vnd.cncf.model.weight.config.v1.raw",
+        ),
     ];
     // Per-file annotations (oras-py keys them by the path it was given);
     // oras-py itself sets the title to the base name only.
@@ -462,7 +480,10 @@ fn ferry_pulls_inspects_and_extracts_what_oras_py_pushed() {
     let inspected = cli.json(&["inspect", &reference, "--json"]);
     assert_eq!(inspected["digest"], pulled["digest"]);
     let text = inspected.to_string();
-    assert!(text.contains("oras-made"), "inspect shows the config: {text}");
+    assert!(
+        text.contains("oras-made"),
+        "inspect shows the config: {text}"
+    );
     let out = cli.home.path().join("extracted");
     cli.ok(&[OsStr::new("extract"), reference.as_ref(), out.as_os_str()]);
     let mut expected = contents(&src);
@@ -500,7 +521,11 @@ fn skopeo_copies_a_ferry_artifact_to_ferry_serve() {
 
     let puller = Cli::new();
     let pulled = puller.json(&["pull", &copy, "--json"]);
-    assert_eq!(pulled["digest"], digest.as_str(), "the copy is the same artifact");
+    assert_eq!(
+        pulled["digest"],
+        digest.as_str(),
+        "the copy is the same artifact"
+    );
     puller.ok(&["fsck"]);
     assert_extracts_to(&puller, &copy, &model, puller.home.path());
 }
@@ -514,7 +539,10 @@ fn an_unreachable_registry_is_named_in_the_error() {
     let cli = Cli::new();
     let registry = format!("127.0.0.1:{}", free_port());
     let started = Instant::now();
-    let line = cli.fails(&["pull", &format!("{registry}/x:y")], &[&registry, "cannot reach"]);
+    let line = cli.fails(
+        &["pull", &format!("{registry}/x:y")],
+        &[&registry, "cannot reach"],
+    );
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "giving up took {:?}: {line}",
@@ -530,7 +558,10 @@ fn an_unreachable_registry_is_named_in_the_error() {
 fn an_unknown_host_is_named_in_the_error() {
     let cli = Cli::new();
     let started = Instant::now();
-    let line = cli.fails(&["pull", "no-such-host.invalid:5000/x:y"], &["no-such-host.invalid"]);
+    let line = cli.fails(
+        &["pull", "no-such-host.invalid:5000/x:y"],
+        &["no-such-host.invalid"],
+    );
     assert!(
         line.contains("cannot reach") && line.to_lowercase().contains("dns"),
         "the error says the name did not resolve: {line}"
@@ -551,16 +582,40 @@ fn certificates(dir: &Path) {
     };
     for ca in ["ca-a", "ca-b"] {
         openssl(&[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "2", "-subj", &format!("/CN=ferry test {ca}"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=ferry test {ca}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
         ]);
     }
     openssl(&[
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
     ]);
     fs::write(
         dir.join("server.ext"),
@@ -568,8 +623,21 @@ fn certificates(dir: &Path) {
     )
     .unwrap();
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca-a.pem", "-CAkey", "ca-a.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca-a.pem",
+        "-CAkey",
+        "ca-a.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
     ]);
 }
 
@@ -595,17 +663,30 @@ fn a_certificate_from_the_wrong_ca_is_reported_as_such() {
         let reference = format!("{registry}/m:v1");
         let started = Instant::now();
         let line = cli.fails(
-            &[OsStr::new("pull"), reference.as_ref(), "--ca-file".as_ref(), wrong_ca.as_os_str()],
+            &[
+                OsStr::new("pull"),
+                reference.as_ref(),
+                "--ca-file".as_ref(),
+                wrong_ca.as_os_str(),
+            ],
             &[&registry],
         );
         assert!(
             line.to_lowercase().contains("certificate"),
             "the error is about the certificate: {line}"
         );
-        assert!(started.elapsed() < Duration::from_secs(30), "certificate errors are not retried");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "certificate errors are not retried"
+        );
         // With the right CA the same pull reaches the registry (which has nothing).
         cli.fails(
-            &[OsStr::new("pull"), reference.as_ref(), "--ca-file".as_ref(), right_ca.as_os_str()],
+            &[
+                OsStr::new("pull"),
+                reference.as_ref(),
+                "--ca-file".as_ref(),
+                right_ca.as_os_str(),
+            ],
             &["not found"],
         );
     }
@@ -626,7 +707,11 @@ fn an_unknown_repository_or_tag_is_not_found() {
     cli.fails(&["pull", &unknown_repo], &["not found", "unknown/m"]);
     let missing_tag = registry.reference("known/m:nope");
     cli.fails(&["pull", &missing_tag], &["not found", "known/m:nope"]);
-    let missing_digest = format!("{}@sha256:{}", registry.reference("known/m"), "0".repeat(64));
+    let missing_digest = format!(
+        "{}@sha256:{}",
+        registry.reference("known/m"),
+        "0".repeat(64)
+    );
     cli.fails(&["pull", &missing_digest], &["not found"]);
     assert_eq!(cli.ferry.listed().len(), 1, "failed pulls add nothing");
 }
@@ -655,10 +740,12 @@ fn login_writes_docker_config_and_logout_removes_it() {
 
     let right = cli.login(&registry, "alice", "pa55 word");
     assert_success(&right, "ferry login");
-    let written: Value = serde_json::from_slice(&fs::read(&config).expect("config.json written")).unwrap();
+    let written: Value =
+        serde_json::from_slice(&fs::read(&config).expect("config.json written")).unwrap();
     let expected = base64::engine::general_purpose::STANDARD.encode("alice:pa55 word");
     assert_eq!(
-        written["auths"][&registry]["auth"], expected.as_str(),
+        written["auths"][&registry]["auth"],
+        expected.as_str(),
         "docker's format: base64 user:password under auths: {written}"
     );
     {
@@ -675,7 +762,10 @@ fn login_writes_docker_config_and_logout_removes_it() {
 
     cli.ok(&["logout", &registry]);
     let after: Value = serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
-    assert!(after["auths"].get(&registry).is_none(), "logout removed the entry: {after}");
+    assert!(
+        after["auths"].get(&registry).is_none(),
+        "logout removed the entry: {after}"
+    );
     cli.fails(&["push", &reference], &["ferry login"]);
     cli.fails(&["logout", &registry], &["not logged in"]);
 }
@@ -743,10 +833,16 @@ fn a_pull_killed_mid_transfer_leaves_a_consistent_store_and_resumes() {
         cli.ok(&["rm", &reference]);
         cli.ok(&["prune"]);
     }
-    assert!(killed, "five pulls all finished before SIGKILL reached them");
+    assert!(
+        killed,
+        "five pulls all finished before SIGKILL reached them"
+    );
 
     let fsck = cli.json(&["fsck", "--json"]);
-    assert_eq!(fsck["clean"], true, "the store is consistent after SIGKILL: {fsck}");
+    assert_eq!(
+        fsck["clean"], true,
+        "the store is consistent after SIGKILL: {fsck}"
+    );
     let resumed = cli.json(&["pull", &reference, "--json"]);
     assert_eq!(resumed["digest"], digest.as_str());
     let fetched = resumed["bytes"].as_u64().expect("bytes");
