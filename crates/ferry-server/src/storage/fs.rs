@@ -227,6 +227,29 @@ impl FsStorage {
     }
 }
 
+/// Bytes gathered before a write to an upload's data file.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Appends gathered bytes to the session file and the running hash.
+async fn write_batch(
+    file: &mut tokio::fs::File,
+    pending: &mut Vec<u8>,
+    state: &mut Option<SessionHash>,
+    offset: &mut u64,
+) -> Result<(), StorageError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    file.write_all(pending).await?;
+    if let Some(state) = state.as_mut() {
+        state.hasher.update(pending);
+        state.offset += pending.len() as u64;
+    }
+    *offset += pending.len() as u64;
+    pending.clear();
+    Ok(())
+}
+
 /// Session ids are UUIDs; anything else never reaches the filesystem.
 fn valid_session_id(id: &str) -> bool {
     uuid::Uuid::parse_str(id).is_ok() && !id.contains('/')
@@ -355,6 +378,9 @@ impl Storage for FsStorage {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id)
             .filter(|s| s.offset == offset);
+        // Network chunks are small: gather them into large writes (each
+        // tokio file write is a trip to the blocking pool).
+        let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
         let result: Result<(), StorageError> = async {
             loop {
                 let next = tokio::time::timeout(self.idle_timeout, body.next())
@@ -364,17 +390,21 @@ impl Storage for FsStorage {
                     })?;
                 let Some(chunk) = next else { break };
                 let chunk: Bytes = chunk.map_err(|e| StorageError::ClientTimeout(e.to_string()))?;
-                file.write_all(&chunk).await?;
-                if let Some(state) = state.as_mut() {
-                    state.hasher.update(&chunk);
-                    state.offset += chunk.len() as u64;
+                pending.extend_from_slice(&chunk);
+                if pending.len() >= WRITE_BATCH {
+                    write_batch(&mut file, &mut pending, &mut state, &mut offset).await?;
                 }
-                offset += chunk.len() as u64;
             }
-            file.flush().await?;
             Ok(())
         }
         .await;
+        // What arrived before a failure is kept, so the client can resume.
+        let flushed = write_batch(&mut file, &mut pending, &mut state, &mut offset).await;
+        let flushed = match flushed {
+            Ok(()) => file.flush().await.map_err(StorageError::from),
+            Err(e) => Err(e),
+        };
+        let result = result.and(flushed);
         if result.is_ok()
             && let Some(state) = state
         {
