@@ -37,14 +37,6 @@ need curl "apt-get install curl"
 need python3 "apt-get install python3"
 [ "${BASH_VERSINFO[0]}" -ge 5 ] || { echo "needs bash 5 (EPOCHREALTIME)" >&2; exit 1; }
 
-# ferry is built here; another engineer may be mid-edit, so retry a few times.
-for attempt in 1 2 3 4 5; do
-  cargo build --release --quiet && break
-  [ "$attempt" = 5 ] && { echo "cargo build --release failed" >&2; exit 1; }
-  echo "build failed, retrying in 60 s" >&2; sleep 60
-done
-ferry=$PWD/target/release/ferry
-
 servers=(ferry dist)
 declare -A PID PORT LABEL=([ferry]="ferry serve" [dist]="distribution $(docker-registry --version | awk '{print $3}')")
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
@@ -59,6 +51,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# ferry is built here; another engineer may be mid-edit, so retry a few times.
+build_log=$work/build.log
+for attempt in 1 2 3 4 5; do
+  cargo build --release --quiet 2>"$build_log" && break
+  [ "$attempt" = 5 ] && { cat "$build_log" >&2; echo "cargo build --release failed" >&2; exit 1; }
+  echo "cargo build --release failed ($(grep -m1 '^error' "$build_log" || echo '?')), retrying in 60 s" >&2
+  sleep 60 & wait $!
+done
+ferry=$PWD/target/release/ferry
 export FERRY_HOME=$work/home # nothing outside $work is touched
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -32,14 +32,6 @@ have_skopeo=1 have_oras=1
 command -v skopeo >/dev/null || { have_skopeo=0; echo "skopeo not found (apt-get install skopeo): skipping its rows" >&2; }
 python3 -c 'import oras.client' 2>/dev/null || { have_oras=0; echo "Python oras not found (pip install oras): skipping its rows" >&2; }
 
-# ferry is built here; another engineer may be mid-edit, so retry a few times.
-for attempt in 1 2 3 4 5; do
-  cargo build --release --quiet && break
-  [ "$attempt" = 5 ] && { echo "cargo build --release failed" >&2; exit 1; }
-  echo "build failed, retrying in 60 s" >&2; sleep 60
-done
-ferry=$PWD/target/release/ferry
-
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
 reg_pid=""
 cleanup() {
@@ -48,6 +40,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# ferry is built here; another engineer may be mid-edit, so retry a few times.
+build_log=$work/build.log
+for attempt in 1 2 3 4 5; do
+  cargo build --release --quiet 2>"$build_log" && break
+  [ "$attempt" = 5 ] && { cat "$build_log" >&2; echo "cargo build --release failed" >&2; exit 1; }
+  echo "cargo build --release failed ($(grep -m1 '^error' "$build_log" || echo '?')), retrying in 60 s" >&2
+  sleep 60 & wait $!
+done
+ferry=$PWD/target/release/ferry
 export FERRY_HOME=$work/home # nothing outside $work is touched
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -254,7 +254,7 @@ impl Client {
         let mut start_url = format!("/v2/{}/blobs/uploads/", endpoint.repository);
         if let Some(from) = mount_from {
             start_url = with_query(
-                &with_query(&start_url, "mount", &digest.to_string()),
+                &with_query(&start_url, "mount", digest.as_ref()),
                 "from",
                 from,
             );
@@ -321,7 +321,7 @@ impl Client {
         let (body_offset, body_len) = (offset, size - offset);
         let mut request = Request::new(
             Method::PUT,
-            with_query(&location, "digest", &digest.to_string()),
+            with_query(&location, "digest", digest.as_ref()),
             access.clone(),
             format!("finishing upload of {digest}"),
         )
@@ -371,7 +371,7 @@ impl Client {
         let len = bytes.len();
         let request = Request::new(
             Method::PUT,
-            with_query(&location, "digest", &digest.to_string()),
+            with_query(&location, "digest", digest.as_ref()),
             Access::Push,
             format!("uploading {digest}"),
         )
@@ -401,17 +401,29 @@ impl Client {
         if response.status() != StatusCode::NO_CONTENT && !response.status().is_success() {
             return Err(status_error(endpoint, &request.action, response).await);
         }
-        let end = response
+        let range = response
             .headers()
             .get("range")
             .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        // distribution answers `0-0` for an empty upload (and for one byte):
+        // resuming from 0 is right in the common case, and a registry that
+        // does hold one byte refuses the overlap instead of corrupting the blob.
+        if range == Some("0-0") {
+            return Ok(0);
+        }
+        let end = range
             .and_then(|r| r.rsplit('-').next())
             .and_then(|e| e.parse::<i64>().ok())
             .unwrap_or(-1);
         Ok((end + 1).max(0) as u64)
     }
 
-    pub(crate) fn location(&self, endpoint: &Endpoint, response: &reqwest::Response) -> Result<String> {
+    pub(crate) fn location(
+        &self,
+        endpoint: &Endpoint,
+        response: &reqwest::Response,
+    ) -> Result<String> {
         let location = response
             .headers()
             .get("location")

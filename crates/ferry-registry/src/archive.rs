@@ -407,7 +407,7 @@ fn append_verified<W: Write>(
     let digest = descriptor.digest();
     let size = descriptor.size();
     let mut header = header(size, tar::EntryType::Regular, 0o644);
-    let mut hashing = HashingReader::new(reader.by_ref().take(size));
+    let mut hashing = HashingReader::new((&mut *reader).take(size));
     builder
         .append_data(&mut header, blob_entry_name(digest), &mut hashing)
         .map_err(io_error("writing", describe))?;

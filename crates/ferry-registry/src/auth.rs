@@ -107,10 +107,13 @@ impl std::fmt::Debug for Authorization {
     }
 }
 
+/// (host, scope) -> what to send and until when.
+type AuthEntries = HashMap<(String, String), (Authorization, Option<Instant>)>;
+
 /// Tokens and Basic decisions remembered per host and scope.
 #[derive(Default)]
 pub struct AuthCache {
-    entries: Mutex<HashMap<(String, String), (Authorization, Option<Instant>)>>,
+    entries: Mutex<AuthEntries>,
 }
 
 impl AuthCache {

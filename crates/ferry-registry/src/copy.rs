@@ -199,8 +199,9 @@ pub async fn copy(
     if options.recursive {
         run.copy_referrers(root.digest.clone(), 0).await?;
     }
-    dst.finish().await?;
     let stats = run.stats().clone();
+    drop(run);
+    dst.finish().await?;
     Ok(Copied {
         source: source.to_string(),
         destination: destination.to_string(),
@@ -671,7 +672,7 @@ fn write_layout_blob(
     };
     let mut writer = store.blob_writer()?;
     let temp = writer.temp_path().display().to_string();
-    let copied = std::io::copy(&mut reader.by_ref().take(size.saturating_add(1)), &mut writer)
+    let copied = std::io::copy(&mut std::io::Read::take(&mut *reader, size.saturating_add(1)), &mut writer)
         .map_err(crate::error::io_error("writing", &temp))?;
     if copied != size {
         return Err(integrity(format!(

@@ -341,7 +341,8 @@ pub struct ReferrerNode {
     /// Already listed elsewhere in the tree (a cycle through a fallback tag,
     /// or a referrer of two subjects): not expanded again.
     pub repeated: bool,
-    /// It has referrers of its own that were not listed (depth or size limit).
+    /// Not expanded for a limit: at the depth limit, set only when it has
+    /// referrers; past [`MAX_TREE_NODES`], set without asking.
     pub truncated: bool,
 }
 
@@ -424,7 +425,12 @@ pub(crate) async fn build_tree(
             continue;
         }
         let digest = nodes[index].descriptor.digest().clone();
-        if depth >= max_depth || nodes.len() >= MAX_TREE_NODES {
+        if nodes.len() >= MAX_TREE_NODES {
+            // Too big to list: stop asking the registry at all.
+            nodes[index].truncated = true;
+            continue;
+        }
+        if depth >= max_depth {
             // Only say "more below" when there is more below.
             nodes[index].truncated = !lister.list(&digest, None).await?.is_empty();
             continue;

@@ -83,9 +83,7 @@ pub async fn resolve_manifest(
         let chosen = choose(index.manifests(), &wanted).ok_or_else(|| ClientError::NotFound {
             what: format!("{} for platform {wanted}", reference.whole()),
         })?;
-        fetched = client
-            .manifest(endpoint, &chosen.digest().to_string())
-            .await?;
+        fetched = client.manifest(endpoint, chosen.digest().as_ref()).await?;
     }
     let manifest: ImageManifest =
         serde_json::from_slice(&fetched.bytes).map_err(|e| ClientError::Invalid {
@@ -106,8 +104,7 @@ pub async fn pull(
     progress: &dyn TransferProgress,
 ) -> Result<Pulled> {
     let endpoints = pull_endpoints(client, reference);
-    let (source, fetched, manifest) =
-        resolve_from(client, &endpoints, reference, platform).await?;
+    let (source, fetched, manifest) = resolve_from(client, &endpoints, reference, platform).await?;
     // Blobs come from where the manifest came from, falling back in order.
     let endpoints = &endpoints[source..];
     let _ingest = store.lock_ingest()?;
@@ -190,7 +187,10 @@ async fn resolve_from(
         match resolve_manifest(client, mirror, reference, platform).await {
             Ok((fetched, manifest)) => return Ok((position, fetched, manifest)),
             Err(error) if !is_local(&error) => {
-                tracing::warn!("mirror {}: {error}; trying the next source", mirror.registry);
+                tracing::warn!(
+                    "mirror {}: {error}; trying the next source",
+                    mirror.registry
+                );
             }
             Err(error) => return Err(error),
         }
@@ -214,7 +214,10 @@ async fn download_blob_from(
         match download_blob(client, mirror, store, descriptor, progress).await {
             Ok(done) => return Ok(done),
             Err(error) if !is_local(&error) => {
-                tracing::warn!("mirror {}: {error}; trying the next source", mirror.registry);
+                tracing::warn!(
+                    "mirror {}: {error}; trying the next source",
+                    mirror.registry
+                );
             }
             Err(error) => return Err(error),
         }
@@ -300,6 +303,7 @@ pub async fn download_blob(
     let policy = client.options().retry;
     let mut attempt = 0;
     let fetched_before = offset;
+    let mut furthest = offset;
     while offset < size || size == 0 {
         attempt += 1;
         let mut request = Request::new(
@@ -318,7 +322,9 @@ pub async fn download_blob(
             _ => Some(0),
         };
         match response.status() {
-            StatusCode::OK | StatusCode::PARTIAL_CONTENT if offset > 0 && served_from == Some(0) => {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT
+                if offset > 0 && served_from == Some(0) =>
+            {
                 // The registry ignored the range: start over.
                 file.set_len(0)
                     .map_err(io_error("truncating", partial.display()))?;
@@ -381,6 +387,12 @@ pub async fn download_blob(
             .flush()
             .map_err(io_error("writing", partial.display()))?;
         drop(writer);
+        if offset > furthest {
+            // The retry budget is for failures in a row: an answer that took
+            // the download further than ever before starts it over.
+            furthest = offset;
+            attempt = 0;
+        }
         if let Some(reason) = failed {
             if attempt >= policy.attempts {
                 return Err(ClientError::Unreachable {

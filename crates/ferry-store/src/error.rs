@@ -56,6 +56,14 @@ pub enum StoreError {
     /// Input that ferry refuses to pack or unpack.
     #[error("{0}")]
     Rejected(String),
+    /// Content that something outside the index (an active mount) uses.
+    #[error("{what} is in use by {holders}")]
+    InUse {
+        /// The reference or digest that was to be removed.
+        what: String,
+        /// Who uses it ("the mount at /mnt/m", ...).
+        holders: String,
+    },
 }
 
 /// Result alias for the store.

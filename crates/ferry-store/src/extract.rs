@@ -57,7 +57,13 @@ pub fn placement(layer: &Descriptor) -> Result<LayerPlacement> {
         .cloned();
     let encoding = media::parse_layer_media_type(&media_type)
         .map(|(_, encoding)| encoding)
-        .or_else(|| oci_tar_encoding(&media_type));
+        .or_else(|| oci_tar_encoding(&media_type))
+        // ORAS marks the directories it packs as archives to unpack,
+        // whatever media type the user gave them.
+        .or_else(|| {
+            (annotations.get(ann::ORAS_UNPACK).map(String::as_str) == Some("true"))
+                .then_some(Encoding::Tar)
+        });
     match encoding {
         Some(Encoding::Raw) | None => match path_annotation {
             Some(path) if encoding.is_some() || !path.is_empty() => Ok(LayerPlacement::File(path)),
@@ -200,7 +206,9 @@ pub fn place_layer_from_reader(
     Ok(placed)
 }
 
-fn file_mode(layer: &Descriptor) -> u32 {
+/// The permission bits a raw layer's file gets: from its
+/// `org.cncf.model.file.metadata+json` annotation, else 0644.
+pub fn file_mode(layer: &Descriptor) -> u32 {
     layer
         .annotations()
         .as_ref()

@@ -175,8 +175,14 @@ impl Store {
     /// Every blob reachable from the index: manifests, configs, layers,
     /// subjects' referrers (all by digest), for GC and fsck.
     pub fn reachable_blobs(&self) -> Result<HashMap<Digest, Reach>> {
+        self.reachable_from(self.entries()?)
+    }
+
+    /// Every blob reachable from `roots` (manifest or index descriptors,
+    /// and what they reference), as [`Store::reachable_blobs`] walks them.
+    pub fn reachable_from(&self, roots: Vec<Descriptor>) -> Result<HashMap<Digest, Reach>> {
         let mut reach = HashMap::new();
-        let mut stack: Vec<Descriptor> = self.entries()?;
+        let mut stack: Vec<Descriptor> = roots;
         while let Some(descriptor) = stack.pop() {
             let digest = descriptor.digest().clone();
             if reach.contains_key(&digest) {

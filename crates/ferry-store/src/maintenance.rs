@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use ferry_spec::digest::HashingReader;
-use ferry_spec::oci::Digest;
+use ferry_spec::oci::{Descriptor, Digest, MediaType};
 
 use crate::error::{IoContext, Result, StoreError};
 use crate::index::{normalize_reference, parse_digest};
@@ -25,10 +25,58 @@ pub struct Removed {
     pub bytes: u64,
 }
 
+/// Content kept alive beyond the index: manifests that active mounts use.
+/// `rm` and `prune` ask with the collect lock held, and whoever pins holds
+/// the ingest lock while pinning, so no pin appears between the check and
+/// the deletion.
+pub trait Pins {
+    /// The pinned manifests and who holds each.
+    fn pinned(&self, store: &Store) -> Result<Vec<Pin>>;
+}
+
+/// One pinned manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The manifest's digest.
+    pub manifest: Digest,
+    /// Who holds it, for messages ("the mount at /mnt/m").
+    pub holder: String,
+}
+
+/// Nothing pinned: what `--force` means.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPins;
+
+impl Pins for NoPins {
+    fn pinned(&self, _store: &Store) -> Result<Vec<Pin>> {
+        Ok(Vec::new())
+    }
+}
+
 /// Removes a tag (`name:tag`) or, for a digest, every entry of that manifest,
 /// then deletes the blobs no remaining entry reaches.
 pub fn remove(store: &Store, input: &str) -> Result<Removed> {
+    remove_with(store, input, &NoPins)
+}
+
+/// [`remove`], refusing with [`StoreError::InUse`] when the manifest `input`
+/// names is pinned; the blobs of every pinned manifest survive the sweep.
+pub fn remove_with(store: &Store, input: &str, pins: &dyn Pins) -> Result<Removed> {
     let _collect = store.lock_collect()?;
+    let pinned = pins.pinned(store)?;
+    if let Ok(resolved) = store.resolve(input) {
+        let holders: Vec<&str> = pinned
+            .iter()
+            .filter(|pin| &pin.manifest == resolved.descriptor.digest())
+            .map(|pin| pin.holder.as_str())
+            .collect();
+        if !holders.is_empty() {
+            return Err(StoreError::InUse {
+                what: input.to_string(),
+                holders: holders.join(", "),
+            });
+        }
+    }
     let entries = if input.starts_with("sha256:") {
         store.remove_digest(&parse_digest(input)?)?
     } else {
@@ -41,7 +89,7 @@ pub fn remove(store: &Store, input: &str) -> Result<Removed> {
     if entries == 0 {
         return Err(StoreError::NotFound(input.to_string()));
     }
-    let (blobs, bytes) = delete_unreachable(store, false)?;
+    let (blobs, bytes) = delete_unreachable(store, false, &pinned)?;
     Ok(Removed {
         entries,
         blobs: blobs.len(),
@@ -62,8 +110,14 @@ pub struct Pruned {
 
 /// Deletes blobs that no index entry reaches and leftovers in `tmp/`.
 pub fn prune(store: &Store, dry_run: bool) -> Result<Pruned> {
+    prune_with(store, dry_run, &NoPins)
+}
+
+/// [`prune`], keeping the blobs of every pinned manifest.
+pub fn prune_with(store: &Store, dry_run: bool, pins: &dyn Pins) -> Result<Pruned> {
     let _collect = store.lock_collect()?;
-    let (blobs, mut bytes) = delete_unreachable(store, dry_run)?;
+    let pinned = pins.pinned(store)?;
+    let (blobs, mut bytes) = delete_unreachable(store, dry_run, &pinned)?;
     let mut temp_files = Vec::new();
     // Holding the collect lock means no blob writer is active, and the index
     // lock that no index.json update is staging its new file in tmp/ (tags
@@ -109,9 +163,15 @@ fn stored_blobs(store: &Store) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-fn delete_unreachable(store: &Store, dry_run: bool) -> Result<(Vec<String>, u64)> {
+fn delete_unreachable(store: &Store, dry_run: bool, pinned: &[Pin]) -> Result<(Vec<String>, u64)> {
+    let mut roots = store.entries()?;
+    roots.extend(
+        pinned
+            .iter()
+            .map(|pin| Descriptor::new(MediaType::ImageManifest, 0, pin.manifest.clone())),
+    );
     let reachable: HashSet<String> = store
-        .reachable_blobs()?
+        .reachable_from(roots)?
         .into_keys()
         .map(|d| d.to_string())
         .collect();

@@ -45,8 +45,12 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Push an artifact from the store to a registry.
     Push(PushArgs),
-    /// Pull an artifact from a registry into the store.
+    /// Pull an artifact from a registry into the store (or, with --extract, its files into a directory).
     Pull(PullArgs),
+    /// Copy an artifact between registries, OCI layouts (oci:PATH[:TAG]) and layout archives (oci-archive:FILE[:TAG]).
+    Copy(CopyArgs),
+    /// Download some files of an artifact on a registry into a directory (by path glob or category).
+    Fetch(FetchArgs),
     /// Store credentials for a registry in Docker's config.json.
     Login(LoginArgs),
     /// Remove stored credentials for a registry.
@@ -57,11 +61,20 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Build image indexes on a registry.
     Index(IndexArgs),
+    /// Mount an artifact (or several, stacked) as a volume.
+    Mount(Box<MountArgs>),
+    /// Unmount a volume made by `ferry mount`, discarding its writes.
+    Umount(UmountArgs),
+    /// List the volumes ferry mounted (and clean records of vanished ones).
+    Mounts(JsonFlag),
 }
 
 impl Command {
     /// Commands that only touch local files (no sockets).
     pub fn is_local_only(&self) -> bool {
+        if let Command::Pack(args) = self {
+            return !args.push;
+        }
         matches!(
             self,
             Command::Init(_)
@@ -73,6 +86,8 @@ impl Command {
                 | Command::Prune(_)
                 | Command::Fsck(_)
                 | Command::Extract(_)
+                | Command::Umount(_)
+                | Command::Mounts(_)
         )
     }
 }
@@ -114,6 +129,59 @@ pub struct PushArgs {
 pub struct PullArgs {
     /// The artifact to pull.
     pub reference: String,
+    /// Platform to choose from an index (os/arch[/variant]); default: this machine.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Write the artifact's files (with their modes) into DIR instead of the
+    /// store; nothing is kept in the store.
+    #[arg(long, value_name = "DIR")]
+    pub extract: Option<PathBuf>,
+    /// With --extract: write into a non-empty directory, replacing files.
+    #[arg(long, requires = "extract")]
+    pub force: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Locations:\n  REGISTRY/REPO[:TAG|@DIGEST]   a registry (docker:// prefix accepted)\n  oci:PATH[:TAG]                an OCI image layout directory; TAG is the ref.name annotation\n                                (may be a full reference, e.g. oci:DIR:localhost:5000/m:v1)\n  oci-archive:FILE[:TAG]        a tar of an OCI image layout")]
+pub struct CopyArgs {
+    /// Where the artifact is.
+    pub source: String,
+    /// Where it goes; without a tag, a layout or archive names it with the source's tag.
+    pub destination: String,
+    /// Also copy its referrers (signatures, SBOMs, attachments), recursively.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("filter").required(true).multiple(true).args(["include", "category"])))]
+pub struct FetchArgs {
+    /// The artifact on a registry.
+    pub reference: String,
+    /// Fetch layers whose file path matches GLOB (`**` crosses directories;
+    /// a glob without `/` also matches a file name at any depth); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Fetch layers of these categories (weight, config, doc, code, dataset);
+    /// with --include, a layer must match both.
+    #[arg(long, value_name = "CATEGORY", value_delimiter = ',')]
+    pub category: Vec<ferry_spec::media::Category>,
+    /// Target directory.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Write into a non-empty directory, replacing files.
+    #[arg(long)]
+    pub force: bool,
     /// Platform to choose from an index (os/arch[/variant]); default: this machine.
     #[arg(long)]
     pub platform: Option<String>,
@@ -275,6 +343,12 @@ pub struct PackArgs {
     /// With --generic: the layers' media type [default: application/octet-stream].
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub media_type: Option<String>,
+    /// Push to the registry REF names while packing: layers are hashed as
+    /// they upload, every file is read once, nothing is stored locally.
+    #[arg(long, conflicts_with_all = ["generic", "link"])]
+    pub push: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     #[command(flatten)]
     pub metadata: MetadataArgs,
     /// Print JSON.
@@ -344,6 +418,9 @@ pub struct RmArgs {
     /// References or digests.
     #[arg(required = true)]
     pub references: Vec<String>,
+    /// Remove even what a mounted volume uses (the volume keeps working).
+    #[arg(long)]
+    pub force: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -354,6 +431,9 @@ pub struct PruneArgs {
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also remove blobs that only mounted volumes still use.
+    #[arg(long)]
+    pub force: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -451,6 +531,63 @@ pub struct IndexCreateArgs {
     pub platforms: Vec<String>,
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// When `ferry mount` pulls (Kubernetes' `pullPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only what the store lacks (`IfNotPresent`).
+    Missing,
+    /// Always ask the registry (`Always`).
+    Always,
+    /// Never pull; fail if the store lacks it (`Never`).
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// The artifact: a reference or digest.
+    pub reference: String,
+    /// The mount point (created when missing).
+    pub target: PathBuf,
+    /// Mount only this directory or file of the volume.
+    #[arg(long, value_name = "PATH")]
+    pub subpath: Option<String>,
+    /// Writable: changes stay private to this mount and are discarded at umount.
+    #[arg(long)]
+    pub rw: bool,
+    /// Forbid executing anything from the volume.
+    #[arg(long)]
+    pub noexec: bool,
+    /// Another artifact on top of the first (repeatable; a later one's file wins).
+    #[arg(long = "stack", value_name = "REF")]
+    pub stack: Vec<String>,
+    /// When to pull from the registry.
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: PullPolicy,
+    /// Platform to pull from an index (os/arch[/variant]); default: this machine.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Build the volume as a tree of hardlinks (or copies with --rw) instead of mounting.
+    #[arg(long)]
+    pub no_mount: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// The mount point.
+    pub target: PathBuf,
+    /// Copy what was written to a read-write volume into DIR (a new directory) first.
+    #[arg(long, value_name = "DIR")]
+    pub keep_changes: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -18,7 +18,21 @@ pub fn error_chain(error: &anyhow::Error) -> String {
 
 /// Something the user can do about an error, when ferry knows it.
 pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
-    match error.downcast_ref::<StoreError>()? {
+    let store_error = match error.downcast_ref::<ferry_mount::MountError>() {
+        Some(ferry_mount::MountError::Store(e)) => e,
+        Some(ferry_mount::MountError::Busy { .. }) => {
+            return Some("stop what uses it (`fuser -vm TARGET` lists it), then run `ferry umount` again");
+        }
+        Some(ferry_mount::MountError::NotMounted(_)) => {
+            return Some("run `ferry mounts` to see the volumes ferry mounted");
+        }
+        Some(_) => return None,
+        None => error.downcast_ref::<StoreError>()?,
+    };
+    match store_error {
+        StoreError::InUse { .. } => {
+            Some("unmount it first (`ferry mounts` lists volumes), or pass --force")
+        }
         StoreError::NotFound(_) => Some("run `ferry ls` to see what the store holds"),
         StoreError::CorruptIndex { .. } => {
             Some("run `ferry fsck`; restore index.json from a backup or re-pack the models")

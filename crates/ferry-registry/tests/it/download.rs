@@ -325,3 +325,51 @@ async fn a_redirect_to_another_host_is_followed_without_credentials() {
         assert_eq!(seen.query, "signed=yes");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_keeps_making_progress_is_not_abandoned() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = noise(6 * MIB + 5, 12);
+    let seeded = registry.seed("m", "v1", &[("w.bin", content.clone())]);
+    let layer = seeded.layers[0].0.clone();
+    // Every answer stops after 1 MiB: seven requests, more than the five
+    // attempts the retry policy allows for failures in a row.
+    registry.with(|s| s.faults.cut_every.insert(layer.clone(), MIB));
+    let (_dir, store) = store();
+    pull(&client(), &store, &registry.reference("m:v1"))
+        .await
+        .expect("each cut answer moved the download forward");
+    assert_blob(&store, &content);
+    let gets = registry.requests("GET", &format!("/blobs/{layer}"));
+    assert_eq!(gets.len(), 7);
+    for (i, get) in gets.iter().enumerate().skip(1) {
+        assert_eq!(
+            get.header("range"),
+            Some(format!("bytes={}-", i * MIB).as_str())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_answers_that_ignore_range_give_up_after_the_retry_budget() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let seeded = registry.seed("m", "v1", &[("w.bin", noise(3 * MIB, 13))]);
+    let layer = seeded.layers[0].0.clone();
+    registry.with(|s| {
+        s.faults.cut_every.insert(layer.clone(), MIB);
+        s.faults.ignore_range = true;
+    });
+    let (_dir, store) = store();
+    let error = pull(&client(), &store, &registry.reference("m:v1"))
+        .await
+        .expect_err("a download that never gets further fails");
+    assert!(
+        matches!(error, ClientError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        registry.requests("GET", &format!("/blobs/{layer}")).len(),
+        6
+    );
+    assert!(!store.has_blob(&digest(&layer)));
+}

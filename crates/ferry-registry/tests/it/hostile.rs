@@ -148,6 +148,10 @@ pub struct Faults {
     pub redirect_blobs_to: Option<String>,
     /// The next `PATCH` keeps this many bytes, then the connection drops.
     pub drop_patch_after: Option<usize>,
+    /// This many `PATCH`es are dropped before a single byte is kept.
+    pub drop_patches_unread: usize,
+    /// Every answer for this blob (full or ranged) stops after this many bytes.
+    pub cut_every: HashMap<String, usize>,
     /// Never mount across repositories (202 instead of 201).
     pub refuse_mount: bool,
     /// Every manifest is this many bytes; `true`: without `Content-Length`.
@@ -695,7 +699,17 @@ fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) 
             "content-range",
             format!("bytes {start}-{}/{}", content.len() - 1, content.len()),
         ));
-        return respond(206, &headers, full(content.slice(start..)));
+        let rest = content.slice(start..);
+        if let Some(cut) = faults.cut_every.get(digest).filter(|c| **c < rest.len()) {
+            headers.push(("content-length", rest.len().to_string()));
+            return respond(206, &headers, cut_body(rest.slice(..*cut), End::Drop));
+        }
+        return respond(206, &headers, full(rest));
+    }
+    if let Some(cut) = faults.cut_every.get(digest).filter(|c| **c < content.len()) {
+        let mut headers = base.to_vec();
+        headers.push(("content-length", content.len().to_string()));
+        return respond(200, &headers, cut_body(content.slice(..*cut), End::Drop));
     }
     if let Some(sent) = faults.truncate_once.remove(digest) {
         let mut headers = base.to_vec();
@@ -780,6 +794,16 @@ async fn upload(
                     &[("location", location), ("range", range())],
                     empty(),
                 ));
+            }
+            let unread = {
+                let mut inner = lock();
+                let drop_it = inner.faults.drop_patches_unread > 0;
+                inner.faults.drop_patches_unread =
+                    inner.faults.drop_patches_unread.saturating_sub(1);
+                drop_it
+            };
+            if unread {
+                return Err("the hostile registry dropped the upload unread".into());
             }
             let keep = lock().faults.drop_patch_after.take();
             let mut body = body;

@@ -204,3 +204,36 @@ async fn blobs_are_mounted_from_another_repository_of_the_registry() {
     assert_eq!(pushed.uploaded, blobs.len());
     assert_registry_has(&registry, "team/copy", &blobs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_upload_reported_as_range_0_0_restarts_at_byte_0() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let (dir, store) = store();
+    let local = registry.reference("big:v1");
+    let weights = noise(33 * MIB, 33);
+    pack_files(
+        &store,
+        dir.path(),
+        &local,
+        &[("model.safetensors", weights.clone())],
+    );
+    // Every attempt of the first PATCH is dropped before a byte is kept, so
+    // the client has to ask; the registry answers `Range: 0-0` for its empty
+    // upload, as distribution does.
+    registry.with(|s| s.faults.drop_patches_unread = 5);
+    push(&client(), &store, &local, &local)
+        .await
+        .expect("the upload restarts from byte 0");
+    assert_registry_has(&registry, "big", &artifact_blobs(&store, &local));
+    let status = registry.requests("GET", "/blobs/uploads/");
+    assert!(
+        !status.is_empty(),
+        "the client asked where the upload stands"
+    );
+    let patches = registry.requests("PATCH", "/blobs/uploads/");
+    let last = patches.last().unwrap();
+    assert_eq!(
+        last.header("content-range"),
+        Some(format!("0-{}", weights.len() - 1).as_str())
+    );
+}

@@ -30,7 +30,7 @@ pub fn tag(store: &Store, args: &TagArgs) -> anyhow::Result<ExitCode> {
 pub fn rm(store: &Store, args: &RmArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for reference in &args.references {
-        let removed = maintenance::remove(store, reference)?;
+        let removed = maintenance::remove_with(store, reference, super::mount::pins(args.force))?;
         if !args.json {
             println!(
                 "removed {reference} ({} blobs, {} freed)",
@@ -52,13 +52,22 @@ pub fn rm(store: &Store, args: &RmArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
-    let pruned = maintenance::prune(store, args.dry_run)?;
+    // Records of volumes that are gone pin nothing; drop them first.
+    if !args.dry_run {
+        let listing = ferry_mount::list(store, &ferry_mount::LinuxSyscalls)?;
+        for (record, reason) in &listing.cleaned {
+            eprintln!("removed the mount record of {}: {reason}", record.target.display());
+        }
+    }
+    let pruned = maintenance::prune_with(store, args.dry_run, super::mount::pins(args.force))?;
+    let layers = ferry_mount::layers::collect(store, args.dry_run)?;
     if args.json {
         print_json(&serde_json::json!({
             "dryRun": args.dry_run,
             "blobs": pruned.blobs,
             "tempFiles": pruned.temp_files,
-            "bytes": pruned.bytes,
+            "layerCache": layers.entries,
+            "bytes": pruned.bytes + layers.bytes,
         }))?;
     } else {
         let verb = if args.dry_run {
@@ -72,11 +81,15 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         for file in &pruned.temp_files {
             println!("{verb} {}", file.display());
         }
+        for entry in &layers.entries {
+            println!("{verb} layer cache {entry}");
+        }
         println!(
-            "{verb} {} blobs and {} temporary files ({})",
+            "{verb} {} blobs, {} temporary files and {} layer cache entries ({})",
             pruned.blobs.len(),
             pruned.temp_files.len(),
-            human(pruned.bytes)
+            layers.entries.len(),
+            human(pruned.bytes + layers.bytes)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -4,9 +4,11 @@ mod index;
 mod init;
 mod inspect;
 mod maintain;
+mod mount;
 mod pack;
 mod pack_generic;
 mod referrers;
+mod remote;
 mod serve;
 mod transfer;
 
@@ -24,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(&args),
         Command::Pack(args) if args.generic => pack_generic::run(&open_store(&root)?, &args, quiet),
+        Command::Pack(args) if args.push => remote::pack_push(&args, quiet),
         Command::Pack(args) => pack::run(&open_store(&root)?, &args, quiet),
         Command::Ls(args) => inspect::ls(&read_store(&root)?, args.json),
         Command::Inspect(args) => inspect::inspect(&read_store(&root)?, &args),
@@ -34,12 +37,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(args) => maintain::extract(&read_store(&root)?, &args),
         Command::Serve(args) => serve::run(&root, &args),
         Command::Push(args) => transfer::push(&open_store(&root)?, &args, quiet),
+        Command::Pull(args) if args.extract.is_some() => remote::pull_extract(&args, quiet),
+        Command::Copy(args) => remote::copy(&args, quiet),
+        Command::Fetch(args) => remote::fetch(&args, quiet),
         Command::Pull(args) => transfer::pull(&open_store(&root)?, &args, quiet),
         Command::Login(args) => transfer::login(&args),
         Command::Logout(args) => transfer::logout(&args),
         Command::Attach(args) => referrers::attach(&args, quiet),
         Command::Discover(args) => referrers::discover(&args),
         Command::Index(args) => index::run(&args),
+        Command::Mount(args) => mount::mount(&open_store(&root)?, &args, quiet),
+        Command::Umount(args) => mount::umount(&open_store(&root)?, &args),
+        Command::Mounts(args) => mount::mounts(&open_store(&root)?, args.json),
     }
 }
 

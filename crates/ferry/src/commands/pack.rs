@@ -45,7 +45,7 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
+pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
     let created = match &args.created {
         Some(value) => Some(check_rfc3339(value)?),
         None => source_date_epoch()?,

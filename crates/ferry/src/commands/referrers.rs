@@ -196,7 +196,7 @@ fn print_tree(out: &mut impl Write, nodes: &[ReferrerNode], prefix: &str) -> std
             line.push_str("  (shown above)");
         }
         if node.truncated {
-            line.push_str("  (more below the depth limit)");
+            line.push_str("  (its referrers are not shown)");
         }
         writeln!(out, "{line}")?;
         print_tree(out, &node.referrers, &format!("{prefix}{indent}"))?;

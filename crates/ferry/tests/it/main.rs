@@ -8,6 +8,7 @@ mod bad_input;
 mod commands;
 mod common;
 mod concurrency;
+mod copy;
 mod crash;
 mod interop;
 mod referrers;

@@ -1,0 +1,205 @@
+//! The four mount operations ferry needs, behind a trait.
+//!
+//! Planning (which lower directories, in which order, with which options,
+//! whether to bind a subpath or fall back to a hardlink tree) is plain code
+//! that calls [`Syscalls`]; [`LinuxSyscalls`] performs the calls, and
+//! [`crate::fake::RecordingSyscalls`] records them so the planning is tested
+//! without root.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{MountFlags, UnmountFlags};
+
+/// Per-mount flags. `nosuid` and `nodev` are always set: an artifact is
+/// data, never a way to gain privileges or reach devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags {
+    /// `MS_RDONLY`: every write fails with EROFS, the root directory included.
+    pub read_only: bool,
+    /// `MS_NOEXEC`: nothing in the volume can be executed.
+    pub noexec: bool,
+}
+
+impl Flags {
+    /// The `mount(2)` flags these stand for (`nosuid,nodev` included).
+    pub fn mount_flags(self) -> MountFlags {
+        let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
+        if self.read_only {
+            flags |= MountFlags::RDONLY;
+        }
+        if self.noexec {
+            flags |= MountFlags::NOEXEC;
+        }
+        flags
+    }
+}
+
+/// The writable layer of a read-write overlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upper {
+    /// Where writes land (private to one mount).
+    pub upper: PathBuf,
+    /// overlayfs's scratch directory, on the same filesystem as `upper`.
+    pub work: PathBuf,
+}
+
+/// An overlay to mount: read-only lower directories, optionally an upper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlay {
+    /// Lower directories, bottom first (a later directory's file wins).
+    pub lowers: Vec<PathBuf>,
+    /// The writable layer, for read-write mounts.
+    pub upper: Option<Upper>,
+}
+
+impl Overlay {
+    /// The option string for `mount(2)`. overlayfs lists lower directories
+    /// top first, so the order is reversed here; `:`, `,` and `\` in paths
+    /// are escaped with a backslash as overlayfs's option parser expects.
+    pub fn options(&self) -> String {
+        let lowers: Vec<String> = self.lowers.iter().rev().map(|p| escape(p)).collect();
+        let mut options = format!("lowerdir={}", lowers.join(":"));
+        if let Some(upper) = &self.upper {
+            options.push_str(",upperdir=");
+            options.push_str(&escape(&upper.upper));
+            options.push_str(",workdir=");
+            options.push_str(&escape(&upper.work));
+        }
+        options
+    }
+}
+
+fn escape(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, ':' | ',' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What mounting needs from the kernel.
+pub trait Syscalls: Send + Sync {
+    /// Mounts `overlay` at `target` with `flags`.
+    fn mount_overlay(&self, overlay: &Overlay, target: &Path, flags: Flags) -> io::Result<()>;
+
+    /// Bind-mounts `root/subpath` onto `target`, resolving `subpath` beneath
+    /// `root` without following any symlink (so the bind cannot escape the
+    /// volume). An empty `subpath` binds `root` itself.
+    fn bind(&self, root: &Path, subpath: &[String], target: &Path) -> io::Result<()>;
+
+    /// Applies `flags` to the bind mount at `target` (a bind mount takes
+    /// read-only, noexec, nosuid and nodev only through a remount).
+    fn remount_bind(&self, target: &Path, flags: Flags) -> io::Result<()>;
+
+    /// Unmounts `target`; `detach` is `MNT_DETACH` (lazy).
+    fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
+}
+
+/// The real calls, through rustix.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinuxSyscalls;
+
+/// The source name ferry's overlays carry in `/proc/self/mountinfo`, so a
+/// ferry mount is recognisable there.
+pub const MOUNT_SOURCE: &str = "ferry";
+
+impl Syscalls for LinuxSyscalls {
+    fn mount_overlay(&self, overlay: &Overlay, target: &Path, flags: Flags) -> io::Result<()> {
+        let options = std::ffi::CString::new(overlay.options())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in overlay options"))?;
+        rustix::mount::mount(
+            MOUNT_SOURCE,
+            target,
+            "overlay",
+            flags.mount_flags(),
+            options.as_c_str(),
+        )?;
+        Ok(())
+    }
+
+    fn bind(&self, root: &Path, subpath: &[String], target: &Path) -> io::Result<()> {
+        let root_fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if subpath.is_empty() {
+            return bind_fd(root_fd.as_fd(), target);
+        }
+        // RESOLVE_BENEATH refuses `..` and absolute jumps out of the view;
+        // RESOLVE_NO_SYMLINKS refuses every symlink on the way, so the
+        // bound object is exactly the path the planner looked up.
+        let fd = rustix::fs::openat2(
+            root_fd.as_fd(),
+            subpath.join("/"),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )?;
+        bind_fd(fd.as_fd(), target)
+    }
+
+    fn remount_bind(&self, target: &Path, flags: Flags) -> io::Result<()> {
+        rustix::mount::mount_remount(target, MountFlags::BIND | flags.mount_flags(), "")?;
+        Ok(())
+    }
+
+    fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
+        let mut flags = UnmountFlags::NOFOLLOW;
+        if detach {
+            flags |= UnmountFlags::DETACH;
+        }
+        rustix::mount::unmount(target, flags)?;
+        Ok(())
+    }
+}
+
+/// Binds what an `O_PATH` descriptor names: the kernel follows the
+/// `/proc/self/fd` link to the very object opened, not to a path that
+/// could be swapped in between.
+fn bind_fd(fd: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::mount::mount_bind(source.as_str(), target)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_list_lowers_top_first_and_escape_separators() {
+        let overlay = Overlay {
+            lowers: vec!["/s/a".into(), "/s/b:c".into(), "/s/d,e".into()],
+            upper: Some(Upper {
+                upper: "/m/up".into(),
+                work: "/m/work".into(),
+            }),
+        };
+        assert_eq!(
+            overlay.options(),
+            r"lowerdir=/s/d\,e:/s/b\:c:/s/a,upperdir=/m/up,workdir=/m/work"
+        );
+    }
+
+    #[test]
+    fn flags_always_carry_nosuid_and_nodev() {
+        let plain = Flags::default().mount_flags();
+        assert!(plain.contains(MountFlags::NOSUID | MountFlags::NODEV));
+        assert!(!plain.contains(MountFlags::RDONLY));
+        let strict = Flags {
+            read_only: true,
+            noexec: true,
+        }
+        .mount_flags();
+        assert!(strict.contains(MountFlags::RDONLY | MountFlags::NOEXEC | MountFlags::NOSUID));
+    }
+}

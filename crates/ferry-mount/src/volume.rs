@@ -1,0 +1,678 @@
+//! Mounting and unmounting volumes, and listing them.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
+use ferry_store::Store;
+
+use crate::error::{IoContext, MountError, Result};
+use crate::layers::{self, CacheStats, LayerKey, LayerSource};
+use crate::plan::{self, Located, Lowers};
+use crate::record::{
+    self, Access, Host, Liveness, Lock, Method, MountRecord, MountedArtifact, RecordDir,
+};
+use crate::sys::{Flags, Syscalls, Upper};
+use crate::tree::{self, Built, LinkMode};
+
+/// What to mount.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    /// The base artifact, then stacked ones (a later artifact's file wins):
+    /// references or digests in the store.
+    pub artifacts: Vec<String>,
+    /// The mount point (created when missing).
+    pub target: PathBuf,
+    /// Mount only this directory or file of the volume.
+    pub subpath: Option<String>,
+    /// Read-only or read-write.
+    pub access: Access,
+    /// Mount `noexec`.
+    pub noexec: bool,
+    /// Never call mount(2): build a tree of hardlinks (read-only) or copies
+    /// (read-write) at the target instead.
+    pub no_mount: bool,
+}
+
+impl MountRequest {
+    /// A read-only mount of one artifact.
+    pub fn new(artifact: impl Into<String>, target: impl Into<PathBuf>) -> MountRequest {
+        MountRequest {
+            artifacts: vec![artifact.into()],
+            target: target.into(),
+            subpath: None,
+            access: Access::ReadOnly,
+            noexec: false,
+            no_mount: false,
+        }
+    }
+}
+
+/// What [`mount`] did.
+#[derive(Debug, Clone)]
+pub struct Mounted {
+    /// The record written for it.
+    pub record: MountRecord,
+    /// Layer cache entries built and reused.
+    pub cache: CacheStats,
+    /// Files placed, for the tree methods.
+    pub tree: Built,
+    /// Why ferry built a tree instead of mounting, when it fell back.
+    pub fallback: Option<String>,
+}
+
+/// Undoes a half-made mount when dropped armed: unmounts what was mounted,
+/// removes a target ferry created and the record directory.
+struct Undo<'a> {
+    sys: &'a dyn Syscalls,
+    mounted: Vec<PathBuf>,
+    created: Option<PathBuf>,
+    record: Option<RecordDir>,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        for point in self.mounted.iter().rev() {
+            if let Err(e) = self.sys.umount(point, true) {
+                tracing::warn!("cannot unmount {} while undoing: {e}", point.display());
+            }
+        }
+        if let Some(created) = &self.created {
+            let _ = tree::remove_tree(created);
+        }
+        if let Some(record) = self.record.take()
+            && let Err(e) = record.remove()
+        {
+            tracing::warn!("cannot remove mount record while undoing: {e}");
+        }
+    }
+}
+
+impl Undo<'_> {
+    fn write(&self, record: &MountRecord) -> Result<()> {
+        match &self.record {
+            Some(dir) => dir.write(record),
+            None => Err(MountError::Unsupported("mount record vanished".into())),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.mounted.clear();
+        self.created = None;
+        self.record = None;
+    }
+}
+
+/// An artifact resolved in the store.
+struct Resolved {
+    artifact: MountedArtifact,
+    sources: Vec<LayerSource>,
+}
+
+fn resolve(store: &Store, input: &str) -> Result<Resolved> {
+    let resolved = store.resolve(input)?;
+    let descriptor = &resolved.descriptor;
+    if descriptor.media_type().to_string() == MEDIA_TYPE_IMAGE_INDEX {
+        return Err(MountError::Unsupported(format!(
+            "{input} is an image index: pull one platform's manifest (--platform) to mount it"
+        )));
+    }
+    let manifest = store.read_manifest(descriptor.digest())?;
+    let sources = manifest
+        .layers()
+        .iter()
+        .map(LayerSource::of)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Resolved {
+        artifact: MountedArtifact {
+            reference: resolved
+                .reference
+                .unwrap_or_else(|| input.to_string()),
+            digest: descriptor.digest().to_string(),
+        },
+        sources,
+    })
+}
+
+/// Mounts a volume.
+///
+/// Everything is checked before anything is mounted: the artifacts resolve,
+/// every layer can be placed, the cache entries build (a hostile tar layer
+/// fails here), the subpath exists. The record is written before mount(2),
+/// so a crash leaves a record that `ferry mounts` recognises as stale.
+pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Result<Mounted> {
+    if request.artifacts.is_empty() {
+        return Err(MountError::Unsupported("no artifact to mount".into()));
+    }
+    let parts = request
+        .subpath
+        .as_deref()
+        .map(plan::subpath_parts)
+        .transpose()?;
+    let target = absolute(&request.target)?;
+    // Held until the record is written: rm and prune wait, so nothing this
+    // mount uses disappears before the record pins it.
+    let _ingest = store.lock_ingest()?;
+    let resolved = request
+        .artifacts
+        .iter()
+        .map(|input| resolve(store, input))
+        .collect::<Result<Vec<_>>>()?;
+    let sources: Vec<LayerSource> = resolved.iter().flat_map(|r| r.sources.clone()).collect();
+    let artifacts: Vec<MountedArtifact> = resolved.into_iter().map(|r| r.artifact).collect();
+    let names = artifacts
+        .iter()
+        .map(|a| a.reference.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    if sources.is_empty() {
+        return Err(MountError::Unsupported(format!("{names} has no layers to mount")));
+    }
+    let cache = layers::ensure(store, &sources)?;
+    let keys: Vec<LayerKey> = sources.iter().map(|s| s.key.clone()).collect();
+    let keys = plan::dedupe_keep_topmost(&keys);
+    let dirs: Vec<PathBuf> = keys.iter().map(|k| k.dir(store)).collect();
+    let located = match (&parts, &request.subpath) {
+        (Some(parts), Some(subpath)) => plan::locate(&dirs, parts, subpath).map_err(|e| match e {
+            MountError::SubpathMissing { subpath, .. } => MountError::SubpathMissing {
+                subpath,
+                artifacts: names.clone(),
+            },
+            other => other,
+        })?,
+        _ => Located::Dir(dirs.clone()),
+    };
+    let wants_file = matches!(located, Located::File(_));
+
+    let _targets = lock_targets(store)?;
+    let target = prepare_target(&target, wants_file, request.no_mount)?;
+    if let Some(existing) = live_record_at(store, &target.path)? {
+        if target.created {
+            let _ = tree::remove_tree(&target.path);
+        }
+        return Err(MountError::AlreadyMounted {
+            target: target.path,
+            id: existing,
+        });
+    }
+    let record_dir = RecordDir::create(store)?;
+    let (upper_dir, work_dir, view_dir) = (record_dir.upper(), record_dir.work(), record_dir.view());
+    let mut undo = Undo {
+        sys,
+        mounted: Vec::new(),
+        created: target.created.then(|| target.path.clone()),
+        record: None,
+    };
+    let mut record = MountRecord {
+        id: record_dir.id.clone(),
+        artifacts,
+        target: target.path.clone(),
+        subpath: request.subpath.clone(),
+        access: request.access,
+        noexec: request.noexec,
+        method: Method::Overlay,
+        layers: keys.iter().map(|k| k.to_string()).collect(),
+        created_target: target.created,
+        pid: std::process::id(),
+        boot_id: record::boot_id(),
+        mount_namespace: record::mount_namespace(),
+        created: record::now(),
+    };
+    undo.record = Some(record_dir);
+    let flags = Flags {
+        read_only: request.access == Access::ReadOnly,
+        noexec: request.noexec,
+    };
+
+    let mut fallback = None;
+    if !request.no_mount {
+        let upper = match request.access {
+            Access::ReadWrite => {
+                let upper = Upper {
+                    upper: upper_dir.clone(),
+                    work: work_dir.clone(),
+                };
+                fs::create_dir(&upper.upper).ctx("creating", &upper.upper)?;
+                fs::create_dir(&upper.work).ctx("creating", &upper.work)?;
+                Some(upper)
+            }
+            Access::ReadOnly => None,
+        };
+        let empty = layers::empty_dir(store)?;
+        let lowers = match plan::choose_lowers(&dirs, upper.as_ref(), &empty) {
+            Lowers::Layers(dirs) => dirs,
+            Lowers::Flatten => {
+                let (merged, _) = layers::ensure_merged(store, &keys)?;
+                record.layers = vec![merged.to_string()];
+                vec![merged.dir(store)]
+            }
+        };
+        let overlay = plan::overlay_for(lowers, upper, &empty);
+        let view = match parts {
+            Some(_) => {
+                fs::create_dir(&view_dir).ctx("creating", &view_dir)?;
+                view_dir.clone()
+            }
+            None => target.path.clone(),
+        };
+        undo.write(&record)?;
+        match sys.mount_overlay(&overlay, &view, flags) {
+            Ok(()) => {
+                undo.mounted.push(view.clone());
+                if let Some(parts) = &parts {
+                    sys.bind(&view, parts, &target.path)
+                        .map_err(|source| MountError::Syscall {
+                            what: "bind-mounting the subpath",
+                            target: target.path.clone(),
+                            source,
+                        })?;
+                    undo.mounted.push(target.path.clone());
+                    sys.remount_bind(&target.path, flags)
+                        .map_err(|source| MountError::Syscall {
+                            what: "setting the flags of the subpath mount",
+                            target: target.path.clone(),
+                            source,
+                        })?;
+                    // The bind holds the overlay; the staging mount point
+                    // is detached so only the target stays visible.
+                    sys.umount(&view, true).map_err(|source| MountError::Syscall {
+                        what: "detaching the staging view",
+                        target: view.clone(),
+                        source,
+                    })?;
+                    undo.mounted.retain(|p| p != &view);
+                }
+                undo.disarm();
+                return Ok(Mounted {
+                    record,
+                    cache,
+                    tree: Built::default(),
+                    fallback,
+                });
+            }
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                fallback = Some(format!(
+                    "mount(2) was refused ({e}): built the volume as a tree of {} instead",
+                    match request.access {
+                        Access::ReadOnly => "read-only hardlinks to the layer cache",
+                        Access::ReadWrite => "private copies",
+                    }
+                ));
+                for dir in [&upper_dir, &work_dir, &view_dir] {
+                    tree::remove_tree(dir)?;
+                }
+                record.layers = keys.iter().map(|k| k.to_string()).collect();
+            }
+            Err(source) => {
+                return Err(MountError::Syscall {
+                    what: "mounting the overlay",
+                    target: view,
+                    source,
+                });
+            }
+        }
+    }
+
+    // No mount: the same view as a tree at the target.
+    let mode = match request.access {
+        Access::ReadOnly => LinkMode::Hardlink,
+        Access::ReadWrite => LinkMode::Copy,
+    };
+    record.method = match mode {
+        LinkMode::Hardlink => Method::Hardlink,
+        LinkMode::Copy => Method::Copy,
+    };
+    undo.write(&record)?;
+    let built = build_tree(&located, &target.path, mode)?;
+    undo.disarm();
+    Ok(Mounted {
+        record,
+        cache,
+        tree: built,
+        fallback,
+    })
+}
+
+/// Builds the tree of a no-mount volume beside the target, then renames it
+/// over the (absent or empty) target: a failure leaves the target as it was.
+fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<Built> {
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let staging = tempfile::Builder::new()
+        .prefix(".ferry-mount-")
+        .tempdir_in(parent)
+        .ctx("creating staging directory in", parent)?
+        .keep();
+    let result = (|| {
+        match located {
+            Located::Dir(sources) => {
+                let built = tree::merge_into(sources, &staging, mode)?;
+                fs::rename(&staging, target).ctx("moving the volume to", target)?;
+                Ok(built)
+            }
+            Located::File(source) => {
+                let meta = fs::symlink_metadata(source).ctx("reading", source)?;
+                let file = staging.join("file");
+                let mut built = Built::default();
+                tree::place_entry(source, &meta, &file, mode, &mut built)?;
+                fs::rename(&file, target).ctx("moving the volume to", target)?;
+                Ok(built)
+            }
+        }
+    })();
+    let _ = tree::remove_tree(&staging);
+    result
+}
+
+/// Serialises "is this target free?" with writing the record that takes it.
+fn lock_targets(store: &Store) -> Result<fs::File> {
+    let root = record::mounts_root(store);
+    fs::create_dir_all(&root).ctx("creating", &root)?;
+    let path = root.join(".targets.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx("opening lock file", &path)?;
+    file.lock().ctx("locking", &path)?;
+    Ok(file)
+}
+
+/// The id of a record that holds `target` and is live (or in progress).
+fn live_record_at(store: &Store, target: &Path) -> Result<Option<String>> {
+    let host = Host::current();
+    for (dir, record) in record::read_all(store)? {
+        let Ok(record) = record else { continue };
+        if record.target != target {
+            continue;
+        }
+        match RecordDir::lock(&dir, true)? {
+            Lock::Busy => return Ok(Some(record.id)),
+            Lock::Gone => continue,
+            Lock::Locked(_) if record::liveness(&record, &host) == Liveness::Active => {
+                return Ok(Some(record.id));
+            }
+            Lock::Locked(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+struct Target {
+    path: PathBuf,
+    created: bool,
+}
+
+/// Makes sure the target exists as the right kind of thing (a directory,
+/// or a file for a file subpath) and returns its canonical path. A no-mount
+/// volume needs an absent or empty target, since the tree replaces it.
+fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
+    let invalid = |reason: &str| MountError::InvalidTarget {
+        target: target.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let meta = match fs::symlink_metadata(target) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).ctx("reading", target),
+    };
+    let created = match meta {
+        None => {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).ctx("creating", parent)?;
+            }
+            if file {
+                fs::File::create(target).ctx("creating", target)?;
+            } else {
+                fs::create_dir(target).ctx("creating", target)?;
+                fs::set_permissions(target, fs::Permissions::from_mode(0o755))
+                    .ctx("setting mode of", target)?;
+            }
+            true
+        }
+        Some(meta) if meta.file_type().is_symlink() => {
+            return Err(invalid("it is a symlink; name the directory it points to"));
+        }
+        Some(meta) if file && !meta.is_file() => {
+            return Err(invalid("the subpath is a file, so the target must be a file"));
+        }
+        Some(meta) if !file && !meta.is_dir() => {
+            return Err(invalid("the volume is a directory, so the target must be a directory"));
+        }
+        Some(meta) => {
+            let empty = if meta.is_dir() {
+                tree::is_empty_dir(target)?
+            } else {
+                meta.len() == 0
+            };
+            if no_mount && !empty {
+                return Err(invalid("without a mount the volume is built in place, so the target must be empty"));
+            }
+            false
+        }
+    };
+    let path = fs::canonicalize(target).ctx("resolving", target)?;
+    Ok(Target { path, created })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().ctx("reading the current directory", ".")?;
+    Ok(cwd.join(path))
+}
+
+/// Options of [`umount`].
+#[derive(Debug, Clone, Default)]
+pub struct UmountOptions {
+    /// Copy what was written to a read-write volume here first (a new
+    /// directory), as an OCI-style diff (`.wh.` files mark deletions).
+    pub keep_changes: Option<PathBuf>,
+}
+
+/// What [`umount`] did.
+#[derive(Debug, Clone)]
+pub struct Unmounted {
+    /// The record of the volume that is gone.
+    pub record: MountRecord,
+    /// Entries copied to `keep_changes`.
+    pub kept: Option<usize>,
+}
+
+/// Unmounts the volume at `target` and discards its record and writes.
+/// A busy mount is left mounted and reported as [`MountError::Busy`].
+pub fn umount(
+    store: &Store,
+    target: &Path,
+    options: &UmountOptions,
+    sys: &dyn Syscalls,
+) -> Result<Unmounted> {
+    let target = absolute(target)?;
+    let canonical = fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
+    let dir = record::read_all(store)?
+        .into_iter()
+        .find_map(|(dir, record)| match record {
+            Ok(r) if r.target == canonical || r.target == target => Some(dir),
+            _ => None,
+        })
+        .ok_or_else(|| MountError::NotMounted(target.clone()))?;
+    let Lock::Locked(record_dir) = RecordDir::lock(&dir, false)? else {
+        return Err(MountError::NotMounted(target));
+    };
+    // Re-read under the lock: a concurrent umount may have finished.
+    let record = record::read(&record_dir.path).map_err(|_| MountError::NotMounted(target.clone()))?;
+    if let Some(keep) = &options.keep_changes {
+        if record.access == Access::ReadOnly {
+            return Err(MountError::Unsupported(format!(
+                "{} is read-only: it has no changes to keep",
+                record.target.display()
+            )));
+        }
+        if fs::symlink_metadata(keep).is_ok() {
+            return Err(MountError::InvalidTarget {
+                target: keep.clone(),
+                reason: "--keep-changes needs a directory that does not exist yet".into(),
+            });
+        }
+    }
+    let mut kept = None;
+    match record.method {
+        Method::Overlay => {
+            match sys.umount(&record.target, false) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
+                    return Err(MountError::Busy {
+                        target: record.target.clone(),
+                    });
+                }
+                // Not mounted any more (someone else unmounted it): finish
+                // the cleanup.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
+                Err(source) => {
+                    return Err(MountError::Syscall {
+                        what: "unmounting",
+                        target: record.target.clone(),
+                        source,
+                    });
+                }
+            }
+            if let Some(keep) = &options.keep_changes {
+                kept = Some(tree::export_changes(&record_dir.upper(), keep)?);
+            }
+            if record.created_target {
+                remove_created_target(&record.target);
+            }
+        }
+        Method::Hardlink | Method::Copy => {
+            if let Some(keep) = &options.keep_changes {
+                // Without an overlay there is no change set: the whole
+                // tree is what the volume holds now.
+                fs::create_dir(keep).ctx("creating", keep)?;
+                let built = tree::merge_into(&[record.target.clone()], keep, LinkMode::Copy)?;
+                kept = Some(built.copied);
+            }
+            let is_file = fs::symlink_metadata(&record.target).is_ok_and(|m| m.is_file());
+            tree::remove_tree(&record.target)?;
+            if !record.created_target {
+                // Leave the empty mount point the caller provided.
+                if is_file {
+                    fs::File::create(&record.target).ctx("recreating", &record.target)?;
+                } else {
+                    fs::create_dir(&record.target).ctx("recreating", &record.target)?;
+                }
+            }
+        }
+    }
+    record_dir.remove()?;
+    Ok(Unmounted { record, kept })
+}
+
+/// Removes a mount point ferry created, only if nothing is in it.
+fn remove_created_target(target: &Path) {
+    let result = match fs::symlink_metadata(target) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir(target),
+        Ok(meta) if meta.is_file() && meta.len() == 0 => fs::remove_file(target),
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::debug!("leaving mount point {}: {e}", target.display());
+    }
+}
+
+/// Active volumes, and the stale records removed while listing them.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Volumes that are there (or being set up right now).
+    pub active: Vec<MountRecord>,
+    /// Records whose volume was gone, with why; their directories (and any
+    /// read-write layer) were removed.
+    pub cleaned: Vec<(MountRecord, String)>,
+    /// Record directories that could not be read (left alone).
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Lists the volumes of this store, cleaning up stale records.
+pub fn list(store: &Store, sys: &dyn Syscalls) -> Result<Listing> {
+    let host = Host::current();
+    let mut listing = Listing::default();
+    for (dir, record) in record::read_all(store)? {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                // A directory without a record is debris of a mount killed
+                // before it wrote one, unless that mount is still running.
+                if !dir.join("record.json").exists() {
+                    match RecordDir::lock(&dir, true)? {
+                        Lock::Busy => {}
+                        Lock::Locked(locked) => {
+                            locked.remove()?;
+                            continue;
+                        }
+                        // No lock file yet either: a mount may be between
+                        // creating the directory and its lock, so only old
+                        // debris goes.
+                        Lock::Gone if older_than_a_minute(&dir) => {
+                            tree::remove_tree(&dir)?;
+                            continue;
+                        }
+                        Lock::Gone => {}
+                    }
+                }
+                listing.unreadable.push((dir, e.to_string()));
+                continue;
+            }
+        };
+        match record::liveness(&record, &host) {
+            Liveness::Active => listing.active.push(record),
+            Liveness::Stale(reason) => match RecordDir::lock(&dir, true)? {
+                Lock::Busy => listing.active.push(record),
+                Lock::Gone => {}
+                Lock::Locked(locked) => {
+                    clean_stale(&record, locked, sys)?;
+                    listing.cleaned.push((record, reason.to_string()));
+                }
+            },
+        }
+    }
+    Ok(listing)
+}
+
+fn older_than_a_minute(path: &Path) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
+}
+
+fn clean_stale(record: &MountRecord, dir: RecordDir, sys: &dyn Syscalls) -> Result<()> {
+    if record.method == Method::Overlay {
+        // A mount killed between its bind and detaching the staging view
+        // leaves the view mounted; detach it so the directory can go.
+        let view = dir.view();
+        if view.is_dir() {
+            let _ = sys.umount(&view, true);
+        }
+        if record.created_target {
+            remove_created_target(&record.target);
+        }
+    }
+    dir.remove()
+}
+
+/// Manifests and cache entries that live volumes use.
+pub(crate) fn active_records(store: &Store) -> Result<Vec<MountRecord>> {
+    let host = Host::current();
+    let mut out = Vec::new();
+    for (dir, record) in record::read_all(store)? {
+        let Ok(record) = record else { continue };
+        let busy = matches!(RecordDir::lock(&dir, true)?, Lock::Busy);
+        if busy || record::liveness(&record, &host) == Liveness::Active {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}

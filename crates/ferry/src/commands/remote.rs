@@ -1,0 +1,211 @@
+//! `ferry copy`, `ferry fetch`, `ferry pull --extract` and `ferry pack --push`:
+//! commands that move artifacts without going through the store.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ferry_registry::copy::{CopyOptions, Location, copy as copy_artifact};
+use ferry_registry::pack_push::pack_and_push;
+use ferry_registry::platform::Platform;
+use ferry_registry::remote_extract::{
+    LayerFilter, RemoteExtractOptions, RemoteExtracted, extract_remote,
+};
+use ferry_store::index::normalize_reference;
+
+use super::transfer::{client, runtime};
+use crate::cli::{CopyArgs, FetchArgs, PackArgs, PullArgs};
+use crate::output::print_json;
+use crate::progress::{Bar, TransferBar};
+use crate::size::human;
+
+fn platform(value: Option<&str>) -> anyhow::Result<Option<Platform>> {
+    value
+        .map(str::parse::<Platform>)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
+fn rate(bytes: u64, seconds: f64) -> String {
+    human((bytes as f64 / seconds.max(1e-9)) as u64)
+}
+
+pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let source = Location::parse(&args.source)?;
+    let destination = Location::parse(&args.destination)?;
+    let client = client(&args.transport)?;
+    let options = CopyOptions {
+        recursive: args.recursive,
+        concurrency: args.transport.concurrency,
+    };
+    let bar = TransferBar::new(quiet, "copying");
+    let started = Instant::now();
+    let result = runtime()?.block_on(copy_artifact(
+        &client,
+        &source,
+        &destination,
+        &options,
+        &bar,
+    ));
+    bar.finish();
+    let copied = result?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        print_json(&serde_json::json!({
+            "source": copied.source,
+            "destination": copied.destination,
+            "digest": copied.digest.to_string(),
+            "mediaType": copied.media_type,
+            "manifests": copied.manifests,
+            "referrers": copied.referrers,
+            "blobs": {
+                "sent": copied.sent,
+                "mounted": copied.mounted,
+                "present": copied.present,
+            },
+            "bytes": copied.bytes,
+            "seconds": seconds,
+        }))?;
+    } else {
+        println!("{} {}", copied.destination, copied.digest);
+        if !quiet {
+            eprintln!(
+                "copied {} manifests ({} referrers): {} blobs sent, {} mounted, {} already there; {} in {seconds:.2}s ({}/s)",
+                copied.manifests,
+                copied.referrers,
+                copied.sent,
+                copied.mounted,
+                copied.present,
+                human(copied.bytes),
+                rate(copied.bytes, seconds)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry pull REF --extract DIR`: no store is opened.
+pub fn pull_extract(args: &PullArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let Some(dir) = &args.extract else {
+        anyhow::bail!("pull --extract needs a directory");
+    };
+    let options = RemoteExtractOptions {
+        force: args.force,
+        filter: LayerFilter::default(),
+        platform: platform(args.platform.as_deref())?,
+        concurrency: args.transport.concurrency,
+    };
+    extract(
+        &args.reference,
+        dir,
+        &options,
+        &args.transport,
+        args.json,
+        quiet,
+    )
+}
+
+/// `ferry fetch REF --include GLOB --category C -o DIR`.
+pub fn fetch(args: &FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let options = RemoteExtractOptions {
+        force: args.force,
+        filter: LayerFilter::new(&args.include, &args.category)?,
+        platform: platform(args.platform.as_deref())?,
+        concurrency: args.transport.concurrency,
+    };
+    extract(
+        &args.reference,
+        &args.output,
+        &options,
+        &args.transport,
+        args.json,
+        quiet,
+    )
+}
+
+fn extract(
+    reference: &str,
+    dir: &std::path::Path,
+    options: &RemoteExtractOptions,
+    transport: &crate::cli::TransportArgs,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let reference = normalize_reference(reference)?;
+    let client = client(transport)?;
+    let bar = TransferBar::new(quiet, "downloading");
+    let started = Instant::now();
+    let result =
+        runtime()?.block_on(extract_remote(&client, &reference, dir, options, &bar));
+    bar.finish();
+    let extracted: RemoteExtracted = result?;
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        print_json(&serde_json::json!({
+            "reference": extracted.reference,
+            "digest": extracted.digest.to_string(),
+            "dir": extracted.dir,
+            "layers": extracted.layers,
+            "skippedLayers": extracted.skipped_layers,
+            "entries": extracted.entries,
+            "bytes": extracted.bytes,
+            "seconds": seconds,
+        }))?;
+    } else {
+        println!("{} {}", extracted.reference, extracted.digest);
+        if !quiet {
+            eprintln!(
+                "wrote {} layers ({} entries, {}) to {} in {seconds:.2}s ({}/s); {} layers left out",
+                extracted.layers.len(),
+                extracted.entries,
+                human(extracted.bytes),
+                extracted.dir.display(),
+                rate(extracted.bytes, seconds),
+                extracted.skipped_layers
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry pack DIR -t REF --push`: no store is opened.
+pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let reference = normalize_reference(&args.reference)?;
+    let options = super::pack::options(args)?;
+    let client = client(&args.transport)?;
+    let runtime = runtime()?;
+    let bar = Bar::new(quiet, "packing and pushing");
+    let started = Instant::now();
+    let result = pack_and_push(
+        runtime.handle(),
+        &client,
+        &args.dir,
+        &reference,
+        &options,
+        args.transport.concurrency,
+        &bar,
+    );
+    bar.finish();
+    let pushed = result?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        print_json(&serde_json::json!({
+            "reference": pushed.reference,
+            "digest": pushed.digest.to_string(),
+            "layers": pushed.layers,
+            "bytes": pushed.content_bytes,
+            "uploaded": pushed.uploaded_bytes,
+            "seconds": seconds,
+        }))?;
+    } else {
+        println!("{} {}", pushed.reference, pushed.digest);
+        if !quiet {
+            eprintln!(
+                "packed and pushed {} in {} layers in {seconds:.2}s ({}/s)",
+                human(pushed.content_bytes),
+                pushed.layers,
+                rate(pushed.uploaded_bytes, seconds)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
