@@ -56,7 +56,9 @@ pub enum MountError {
         reason: String,
     },
     /// umount(2) said EBUSY.
-    #[error("cannot unmount {target}: it is busy (a process has its working directory or an open file inside)")]
+    #[error(
+        "cannot unmount {target}: it is busy (a process has its working directory or an open file inside)"
+    )]
     Busy {
         /// The mount point.
         target: PathBuf,

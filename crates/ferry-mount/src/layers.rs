@@ -11,12 +11,14 @@
 //!                      stacks too deep for one overlay
 //!   empty/             the bottom lower of single-layer read-only overlays
 //!   tmp/               entries being built (removed by prune)
+//!   pending/           markers of entries not yet known to be on disk
 //! ```
 //!
 //! An entry is built once, in `tmp/`, and renamed into place only when
 //! complete: a tar layer's digest and size are verified while it is
-//! unpacked, its data synced to disk, every file and directory made
-//! read-only (a-w). A raw layer is never copied: its blob is hardlinked,
+//! unpacked, every file and directory made read-only (a-w). A synced
+//! marker written first makes a crash cost a rebuild, never a torn entry
+//! ([`crate::pending`]). A raw layer is never copied: its blob is hardlinked,
 //! and the blob's inode made 0444 (content-addressed blobs never change,
 //! and a view must be readable by the container's user). Raw files whose
 //! declared mode is executable get a private copy instead, so the shared
@@ -127,7 +129,11 @@ impl LayerSource {
             LayerPlacement::File(path) => {
                 let parts = extract::safe_components(&path)?;
                 let mode = extract::file_mode(layer) & 0o555;
-                let mode = if mode & 0o111 == 0 { 0o444 } else { mode | 0o444 };
+                let mode = if mode & 0o111 == 0 {
+                    0o444
+                } else {
+                    mode | 0o444
+                };
                 let identity = format!("{digest}\n{}\n{mode:o}", parts.join("/"));
                 let key = ferry_spec::digest::sha256_digest(identity.as_bytes());
                 Ok(LayerSource {
@@ -158,6 +164,7 @@ pub fn ensure(store: &Store, sources: &[LayerSource]) -> Result<CacheStats> {
         let path = root.join(dir);
         fs::create_dir_all(&path).ctx("creating", &path)?;
     }
+    crate::pending::recover(store, Some(crate::pending::SETTLE_AFTER))?;
     let mut missing: Vec<&LayerSource> = Vec::new();
     for source in sources {
         if !source.key.dir(store).is_dir() && !missing.iter().any(|m| m.key == source.key) {
@@ -170,6 +177,10 @@ pub fn ensure(store: &Store, sources: &[LayerSource]) -> Result<CacheStats> {
         keys.dedup();
         keys.len()
     };
+    if !missing.is_empty() {
+        let keys: Vec<&LayerKey> = missing.iter().map(|s| &s.key).collect();
+        crate::pending::mark(store, &keys)?;
+    }
     let built: Vec<bool> = missing
         .par_iter()
         .map(|source| build(store, source))
@@ -216,7 +227,9 @@ fn build(store: &Store, source: &LayerSource) -> Result<bool> {
     let mut dir = BuildDir::create(store)?;
     match &source.kind {
         SourceKind::Tar => unpack(store, &source.descriptor, &dir.path)?,
-        SourceKind::File { parts, mode } => place_raw(store, &source.descriptor, parts, *mode, &dir.path)?,
+        SourceKind::File { parts, mode } => {
+            place_raw(store, &source.descriptor, parts, *mode, &dir.path)?
+        }
     }
     // Everything but the top directory now: moving a directory to another
     // parent needs write permission on it (its `..` entry changes).
@@ -227,7 +240,6 @@ fn build(store: &Store, source: &LayerSource) -> Result<bool> {
             dir.keep = true;
             fs::set_permissions(&target, fs::Permissions::from_mode(0o555))
                 .ctx("setting mode of", &target)?;
-            sync_dir(target.parent().unwrap_or(&target))?;
             tracing::debug!(key = %source.key, "layer cached");
             Ok(true)
         }
@@ -262,12 +274,6 @@ fn unpack(store: &Store, layer: &Descriptor, dir: &Path) -> Result<()> {
     }
     let blob = store.open_blob(layer.digest())?;
     extract::place_layer_from_reader(layer, io::BufReader::with_capacity(1 << 20, blob), dir)?;
-    // A cache entry is trusted forever after, so its data must be on disk
-    // before its name is: one syncfs covers every file just written.
-    let fd = File::open(dir).ctx("opening", dir)?;
-    rustix::fs::syncfs(&fd)
-        .map_err(io::Error::from)
-        .ctx("syncing", dir)?;
     Ok(())
 }
 
@@ -282,9 +288,10 @@ fn place_raw(
 ) -> Result<()> {
     let blob = store.blob_path(layer.digest());
     let meta = fs::metadata(&blob).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => {
-            MountError::Store(ferry_store::StoreError::NotFound(format!("blob {}", layer.digest())))
-        }
+        io::ErrorKind::NotFound => MountError::Store(ferry_store::StoreError::NotFound(format!(
+            "blob {}",
+            layer.digest()
+        ))),
         _ => MountError::Io {
             action: "reading blob",
             path: blob.clone(),
@@ -294,12 +301,14 @@ fn place_raw(
     // The store verified the content when the blob was written (and fsck
     // re-hashes); a size that disagrees with the manifest is still caught.
     if meta.len() != layer.size() {
-        return Err(MountError::Store(ferry_store::StoreError::Rejected(format!(
-            "blob {} is {} bytes, the manifest says {}",
-            layer.digest(),
-            meta.len(),
-            layer.size()
-        ))));
+        return Err(MountError::Store(ferry_store::StoreError::Rejected(
+            format!(
+                "blob {} is {} bytes, the manifest says {}",
+                layer.digest(),
+                meta.len(),
+                layer.size()
+            ),
+        )));
     }
     let mut path = dir.to_path_buf();
     for part in &parts[..parts.len() - 1] {
@@ -315,7 +324,10 @@ fn place_raw(
         match fs::hard_link(&blob, &path) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
-                tracing::warn!("layer cache and blobs on different filesystems: copying {}", blob.display());
+                tracing::warn!(
+                    "layer cache and blobs on different filesystems: copying {}",
+                    blob.display()
+                );
             }
             Err(e) => return Err(e).ctx("linking", &path),
         }
@@ -323,12 +335,6 @@ fn place_raw(
     reflink_copy::reflink_or_copy(&blob, &path).ctx("copying to", &path)?;
     fs::set_permissions(&path, fs::Permissions::from_mode(mode)).ctx("setting mode of", &path)?;
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("syncing directory", dir)
 }
 
 /// The empty directory placed under single-layer read-only overlays
@@ -341,7 +347,8 @@ pub fn empty_dir(store: &Store) -> Result<PathBuf> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).ctx("creating", &dir),
         }
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).ctx("setting mode of", &dir)?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o555))
+            .ctx("setting mode of", &dir)?;
     }
     Ok(dir)
 }
@@ -354,6 +361,7 @@ pub fn ensure_merged(store: &Store, keys: &[LayerKey]) -> Result<(LayerKey, bool
     if target.is_dir() {
         return Ok((key, false));
     }
+    crate::pending::mark(store, &[&key])?;
     let mut dir = BuildDir::create(store)?;
     let sources: Vec<PathBuf> = keys.iter().map(|k| k.dir(store)).collect();
     tree::merge_into(&sources, &dir.path, LinkMode::Hardlink)?;
@@ -364,7 +372,6 @@ pub fn ensure_merged(store: &Store, keys: &[LayerKey]) -> Result<(LayerKey, bool
             dir.keep = true;
             fs::set_permissions(&target, fs::Permissions::from_mode(0o555))
                 .ctx("setting mode of", &target)?;
-            sync_dir(target.parent().unwrap_or(&target))?;
             Ok((key, true))
         }
         Err(_) if target.is_dir() => Ok((key, false)),
@@ -389,6 +396,10 @@ pub struct Collected {
 /// not see its lower directories change.
 pub fn collect(store: &Store, dry_run: bool) -> Result<Collected> {
     let _collect = store.lock_collect()?;
+    // Prune is maintenance: settling every marker (one syncfs) is fine here.
+    if !dry_run {
+        crate::pending::recover(store, Some(std::time::Duration::ZERO))?;
+    }
     let mut needed: std::collections::HashSet<LayerKey> =
         crate::pins::active_layer_keys(store)?.into_iter().collect();
     for manifest in indexed_manifests(store)? {
@@ -465,7 +476,9 @@ fn indexed_manifests(store: &Store) -> Result<Vec<ferry_spec::oci::ImageManifest
             if let Ok(index) = serde_json::from_slice::<ferry_spec::oci::ImageIndex>(&bytes) {
                 stack.extend(index.manifests().iter().cloned());
             }
-        } else if let Ok(manifest) = serde_json::from_slice::<ferry_spec::oci::ImageManifest>(&bytes) {
+        } else if let Ok(manifest) =
+            serde_json::from_slice::<ferry_spec::oci::ImageManifest>(&bytes)
+        {
             out.push(manifest);
         }
     }
@@ -485,7 +498,10 @@ mod tests {
             ferry_spec::digest::sha256_digest(bytes),
         );
         let mut notes = HashMap::new();
-        notes.insert(ferry_spec::annotations::FILEPATH.to_string(), path.to_string());
+        notes.insert(
+            ferry_spec::annotations::FILEPATH.to_string(),
+            path.to_string(),
+        );
         if let Some(mode) = mode {
             let meta = format!(
                 r#"{{"name":"x","mode":{mode},"uid":0,"gid":0,"size":1,"mtime":"1970-01-01T00:00:00Z","typeflag":48}}"#
@@ -503,9 +519,18 @@ mod tests {
         let a_again = LayerSource::of(&raw_layer(b"x", "./a/w.bin", Some(0o600))).unwrap();
         let exec = LayerSource::of(&raw_layer(b"x", "a/w.bin", Some(0o755))).unwrap();
         assert_ne!(a.key, b.key);
-        assert_eq!(a.key, a_again.key, "write bits do not matter: the view is read-only");
+        assert_eq!(
+            a.key, a_again.key,
+            "write bits do not matter: the view is read-only"
+        );
         assert_ne!(a.key, exec.key);
-        assert_eq!(exec.kind, SourceKind::File { parts: vec!["a".into(), "w.bin".into()], mode: 0o555 });
+        assert_eq!(
+            exec.kind,
+            SourceKind::File {
+                parts: vec!["a".into(), "w.bin".into()],
+                mode: 0o555
+            }
+        );
         assert!(a.key.as_str().starts_with("file/"));
     }
 

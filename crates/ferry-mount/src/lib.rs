@@ -50,6 +50,7 @@ pub mod error;
 pub mod fake;
 pub mod layers;
 pub mod mountinfo;
+pub mod pending;
 pub mod pins;
 pub mod plan;
 pub mod record;

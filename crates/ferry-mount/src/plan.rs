@@ -53,7 +53,11 @@ pub fn choose_lowers(dirs: &[PathBuf], upper: Option<&Upper>, empty: &std::path:
 /// The overlay for `lowers` (bottom first): a read-only overlay of a single
 /// directory gets the empty directory below it, since overlayfs needs two
 /// lowers when there is no upper.
-pub fn overlay_for(mut lowers: Vec<PathBuf>, upper: Option<Upper>, empty: &std::path::Path) -> Overlay {
+pub fn overlay_for(
+    mut lowers: Vec<PathBuf>,
+    upper: Option<Upper>,
+    empty: &std::path::Path,
+) -> Overlay {
     if upper.is_none() && lowers.len() < 2 {
         lowers.insert(0, empty.to_path_buf());
     }
@@ -95,7 +99,10 @@ pub fn locate(lowers: &[PathBuf], parts: &[String], subpath: &str) -> Result<Loc
             if meta.file_type().is_symlink() {
                 return Err(MountError::InvalidSubpath {
                     subpath: subpath.to_string(),
-                    reason: format!("{} is a symlink; name what it points to", parts[..=depth].join("/")),
+                    reason: format!(
+                        "{} is a symlink; name what it points to",
+                        parts[..=depth].join("/")
+                    ),
                 });
             }
             if last && meta.is_file() {
@@ -146,8 +153,14 @@ mod tests {
     fn single_read_only_lowers_get_the_empty_directory_below() {
         let empty = Path::new("/s/layers/empty");
         let one = overlay_for(vec!["/s/a".into()], None, empty);
-        assert_eq!(one.lowers, vec![PathBuf::from("/s/layers/empty"), "/s/a".into()]);
-        let upper = Upper { upper: "/u".into(), work: "/w".into() };
+        assert_eq!(
+            one.lowers,
+            vec![PathBuf::from("/s/layers/empty"), "/s/a".into()]
+        );
+        let upper = Upper {
+            upper: "/u".into(),
+            work: "/w".into(),
+        };
         let rw = overlay_for(vec!["/s/a".into()], Some(upper), empty);
         assert_eq!(rw.lowers, vec![PathBuf::from("/s/a")]);
     }
@@ -156,12 +169,22 @@ mod tests {
     fn long_stacks_are_flattened() {
         let empty = Path::new("/e");
         let short: Vec<PathBuf> = (0..3).map(|i| PathBuf::from(format!("/s/{i}"))).collect();
-        assert_eq!(choose_lowers(&short, None, empty), Lowers::Layers(short.clone()));
+        assert_eq!(
+            choose_lowers(&short, None, empty),
+            Lowers::Layers(short.clone())
+        );
         let long: Vec<PathBuf> = (0..60)
-            .map(|i| PathBuf::from(format!("/var/lib/ferry/layers/sha256/{}", format!("{i:02}").repeat(32))))
+            .map(|i| {
+                PathBuf::from(format!(
+                    "/var/lib/ferry/layers/sha256/{}",
+                    format!("{i:02}").repeat(32)
+                ))
+            })
             .collect();
         assert_eq!(choose_lowers(&long, None, empty), Lowers::Flatten);
-        let deep: Vec<PathBuf> = (0..=MAX_LOWERS).map(|i| PathBuf::from(format!("{i}"))).collect();
+        let deep: Vec<PathBuf> = (0..=MAX_LOWERS)
+            .map(|i| PathBuf::from(format!("{i}")))
+            .collect();
         assert_eq!(choose_lowers(&deep, None, empty), Lowers::Flatten);
     }
 
@@ -185,16 +208,31 @@ mod tests {
         std::os::unix::fs::symlink("e", b.join("link")).unwrap();
         let lowers = vec![a.clone(), b.clone(), c.clone()];
         let parts = |s: &str| subpath_parts(s).unwrap();
-        assert_eq!(locate(&lowers, &parts("e"), "e").unwrap(), Located::Dir(vec![c.join("e")]));
-        assert_eq!(locate(&lowers, &parts("d"), "d").unwrap(), Located::File(c.join("d")));
+        assert_eq!(
+            locate(&lowers, &parts("e"), "e").unwrap(),
+            Located::Dir(vec![c.join("e")])
+        );
+        assert_eq!(
+            locate(&lowers, &parts("d"), "d").unwrap(),
+            Located::File(c.join("d"))
+        );
         assert!(matches!(
             locate(&lowers, &parts("d/x"), "d/x"),
             Err(MountError::InvalidSubpath { .. })
         ));
-        assert!(matches!(locate(&lowers, &parts("nope"), "nope"), Err(MountError::SubpathMissing { .. })));
-        assert!(matches!(locate(&lowers, &parts("link"), "link"), Err(MountError::InvalidSubpath { .. })));
+        assert!(matches!(
+            locate(&lowers, &parts("nope"), "nope"),
+            Err(MountError::SubpathMissing { .. })
+        ));
+        assert!(matches!(
+            locate(&lowers, &parts("link"), "link"),
+            Err(MountError::InvalidSubpath { .. })
+        ));
         // Without the top layer, `d` merges the two lower directories.
         let two = vec![a.clone(), b.clone()];
-        assert_eq!(locate(&two, &parts("d"), "d").unwrap(), Located::Dir(vec![a.join("d"), b.join("d")]));
+        assert_eq!(
+            locate(&two, &parts("d"), "d").unwrap(),
+            Located::Dir(vec![a.join("d"), b.join("d")])
+        );
     }
 }

@@ -67,6 +67,10 @@ impl Overlay {
             options.push_str(&escape(&upper.upper));
             options.push_str(",workdir=");
             options.push_str(&escape(&upper.work));
+            // A renamed directory is then copied up whole instead of being
+            // recorded as a redirect xattr, so the upper directory is a
+            // plain diff that `--keep-changes` can export.
+            options.push_str(",redirect_dir=off");
         }
         options
     }
@@ -186,7 +190,7 @@ mod tests {
         };
         assert_eq!(
             overlay.options(),
-            r"lowerdir=/s/d\,e:/s/b\:c:/s/a,upperdir=/m/up,workdir=/m/work"
+            r"lowerdir=/s/d\,e:/s/b\:c:/s/a,upperdir=/m/up,workdir=/m/work,redirect_dir=off"
         );
     }
 

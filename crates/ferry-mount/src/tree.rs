@@ -191,8 +191,11 @@ pub fn remove_tree(path: &Path) -> Result<()> {
 pub fn export_changes(upper: &Path, dest: &Path) -> Result<usize> {
     let meta = fs::metadata(upper).ctx("reading", upper)?;
     fs::create_dir(dest).ctx("creating", dest)?;
-    fs::set_permissions(dest, fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o700))
-        .ctx("setting mode of", dest)?;
+    fs::set_permissions(
+        dest,
+        fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o700),
+    )
+    .ctx("setting mode of", dest)?;
     let mut count = 0;
     export_dir(upper, dest, &mut count)?;
     Ok(count)
@@ -274,7 +277,10 @@ mod tests {
         let built = merge_into(&[a, b], &out, LinkMode::Copy).unwrap();
         assert_eq!(fs::read_to_string(out.join("shared/one")).unwrap(), "a1");
         assert_eq!(fs::read_to_string(out.join("shared/two")).unwrap(), "b2");
-        assert_eq!(fs::read_to_string(out.join("hidden")).unwrap(), "now a file");
+        assert_eq!(
+            fs::read_to_string(out.join("hidden")).unwrap(),
+            "now a file"
+        );
         assert_eq!(built.copied, 5, "every file of every source is placed once");
     }
 

@@ -127,9 +127,7 @@ fn resolve(store: &Store, input: &str) -> Result<Resolved> {
         .collect::<Result<Vec<_>>>()?;
     Ok(Resolved {
         artifact: MountedArtifact {
-            reference: resolved
-                .reference
-                .unwrap_or_else(|| input.to_string()),
+            reference: resolved.reference.unwrap_or_else(|| input.to_string()),
             digest: descriptor.digest().to_string(),
         },
         sources,
@@ -168,20 +166,24 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         .collect::<Vec<_>>()
         .join(" + ");
     if sources.is_empty() {
-        return Err(MountError::Unsupported(format!("{names} has no layers to mount")));
+        return Err(MountError::Unsupported(format!(
+            "{names} has no layers to mount"
+        )));
     }
     let cache = layers::ensure(store, &sources)?;
     let keys: Vec<LayerKey> = sources.iter().map(|s| s.key.clone()).collect();
     let keys = plan::dedupe_keep_topmost(&keys);
     let dirs: Vec<PathBuf> = keys.iter().map(|k| k.dir(store)).collect();
     let located = match (&parts, &request.subpath) {
-        (Some(parts), Some(subpath)) => plan::locate(&dirs, parts, subpath).map_err(|e| match e {
-            MountError::SubpathMissing { subpath, .. } => MountError::SubpathMissing {
-                subpath,
-                artifacts: names.clone(),
-            },
-            other => other,
-        })?,
+        (Some(parts), Some(subpath)) => {
+            plan::locate(&dirs, parts, subpath).map_err(|e| match e {
+                MountError::SubpathMissing { subpath, .. } => MountError::SubpathMissing {
+                    subpath,
+                    artifacts: names.clone(),
+                },
+                other => other,
+            })?
+        }
         _ => Located::Dir(dirs.clone()),
     };
     let wants_file = matches!(located, Located::File(_));
@@ -197,8 +199,17 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
             id: existing,
         });
     }
-    let record_dir = RecordDir::create(store)?;
-    let (upper_dir, work_dir, view_dir) = (record_dir.upper(), record_dir.work(), record_dir.view());
+    let record_dir = match RecordDir::create(store) {
+        Ok(dir) => dir,
+        Err(e) => {
+            if target.created {
+                let _ = tree::remove_tree(&target.path);
+            }
+            return Err(e);
+        }
+    };
+    let (upper_dir, work_dir, view_dir) =
+        (record_dir.upper(), record_dir.work(), record_dir.view());
     let mut undo = Undo {
         sys,
         mounted: Vec::new(),
@@ -269,19 +280,21 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
                             source,
                         })?;
                     undo.mounted.push(target.path.clone());
-                    sys.remount_bind(&target.path, flags)
-                        .map_err(|source| MountError::Syscall {
+                    sys.remount_bind(&target.path, flags).map_err(|source| {
+                        MountError::Syscall {
                             what: "setting the flags of the subpath mount",
                             target: target.path.clone(),
                             source,
-                        })?;
+                        }
+                    })?;
                     // The bind holds the overlay; the staging mount point
                     // is detached so only the target stays visible.
-                    sys.umount(&view, true).map_err(|source| MountError::Syscall {
-                        what: "detaching the staging view",
-                        target: view.clone(),
-                        source,
-                    })?;
+                    sys.umount(&view, true)
+                        .map_err(|source| MountError::Syscall {
+                            what: "detaching the staging view",
+                            target: view.clone(),
+                            source,
+                        })?;
                     undo.mounted.retain(|p| p != &view);
                 }
                 undo.disarm();
@@ -293,6 +306,16 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
                 });
             }
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                // The tree replaces the target, which a mount would only
+                // have covered: refuse to discard what is in it.
+                if !target_is_empty(&target.path)? {
+                    return Err(MountError::InvalidTarget {
+                        target: target.path.clone(),
+                        reason: format!(
+                            "mount(2) was refused ({e}) and the fallback builds the volume in place, so the target must be empty"
+                        ),
+                    });
+                }
                 fallback = Some(format!(
                     "mount(2) was refused ({e}): built the volume as a tree of {} instead",
                     match request.access {
@@ -344,21 +367,19 @@ fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<Built>
         .tempdir_in(parent)
         .ctx("creating staging directory in", parent)?
         .keep();
-    let result = (|| {
-        match located {
-            Located::Dir(sources) => {
-                let built = tree::merge_into(sources, &staging, mode)?;
-                fs::rename(&staging, target).ctx("moving the volume to", target)?;
-                Ok(built)
-            }
-            Located::File(source) => {
-                let meta = fs::symlink_metadata(source).ctx("reading", source)?;
-                let file = staging.join("file");
-                let mut built = Built::default();
-                tree::place_entry(source, &meta, &file, mode, &mut built)?;
-                fs::rename(&file, target).ctx("moving the volume to", target)?;
-                Ok(built)
-            }
+    let result = (|| match located {
+        Located::Dir(sources) => {
+            let built = tree::merge_into(sources, &staging, mode)?;
+            fs::rename(&staging, target).ctx("moving the volume to", target)?;
+            Ok(built)
+        }
+        Located::File(source) => {
+            let meta = fs::symlink_metadata(source).ctx("reading", source)?;
+            let file = staging.join("file");
+            let mut built = Built::default();
+            tree::place_entry(source, &meta, &file, mode, &mut built)?;
+            fs::rename(&file, target).ctx("moving the volume to", target)?;
+            Ok(built)
         }
     })();
     let _ = tree::remove_tree(&staging);
@@ -436,25 +457,35 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
             return Err(invalid("it is a symlink; name the directory it points to"));
         }
         Some(meta) if file && !meta.is_file() => {
-            return Err(invalid("the subpath is a file, so the target must be a file"));
+            return Err(invalid(
+                "the subpath is a file, so the target must be a file",
+            ));
         }
         Some(meta) if !file && !meta.is_dir() => {
-            return Err(invalid("the volume is a directory, so the target must be a directory"));
+            return Err(invalid(
+                "the volume is a directory, so the target must be a directory",
+            ));
         }
-        Some(meta) => {
-            let empty = if meta.is_dir() {
-                tree::is_empty_dir(target)?
-            } else {
-                meta.len() == 0
-            };
-            if no_mount && !empty {
-                return Err(invalid("without a mount the volume is built in place, so the target must be empty"));
+        Some(_) => {
+            if no_mount && !target_is_empty(target)? {
+                return Err(invalid(
+                    "without a mount the volume is built in place, so the target must be empty",
+                ));
             }
             false
         }
     };
     let path = fs::canonicalize(target).ctx("resolving", target)?;
     Ok(Target { path, created })
+}
+
+fn target_is_empty(path: &Path) -> Result<bool> {
+    let meta = fs::symlink_metadata(path).ctx("reading", path)?;
+    if meta.is_dir() {
+        tree::is_empty_dir(path)
+    } else {
+        Ok(meta.len() == 0)
+    }
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
@@ -503,7 +534,8 @@ pub fn umount(
         return Err(MountError::NotMounted(target));
     };
     // Re-read under the lock: a concurrent umount may have finished.
-    let record = record::read(&record_dir.path).map_err(|_| MountError::NotMounted(target.clone()))?;
+    let record =
+        record::read(&record_dir.path).map_err(|_| MountError::NotMounted(target.clone()))?;
     if let Some(keep) = &options.keep_changes {
         if record.access == Access::ReadOnly {
             return Err(MountError::Unsupported(format!(
@@ -551,7 +583,8 @@ pub fn umount(
                 // Without an overlay there is no change set: the whole
                 // tree is what the volume holds now.
                 fs::create_dir(keep).ctx("creating", keep)?;
-                let built = tree::merge_into(&[record.target.clone()], keep, LinkMode::Copy)?;
+                let built =
+                    tree::merge_into(std::slice::from_ref(&record.target), keep, LinkMode::Copy)?;
                 kept = Some(built.copied);
             }
             let is_file = fs::symlink_metadata(&record.target).is_ok_and(|m| m.is_file());

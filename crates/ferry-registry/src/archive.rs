@@ -102,12 +102,12 @@ impl ArchiveReader {
     /// Where the blob's bytes are, checked against the descriptor's size.
     fn locate(&self, descriptor: &Descriptor) -> Result<(u64, u64)> {
         let digest = descriptor.digest();
-        let &(offset, size) = self
-            .entries
-            .get(&blob_entry_name(digest))
-            .ok_or_else(|| ClientError::NotFound {
-                what: format!("blob {digest} in {}", self.path.display()),
-            })?;
+        let &(offset, size) =
+            self.entries
+                .get(&blob_entry_name(digest))
+                .ok_or_else(|| ClientError::NotFound {
+                    what: format!("blob {digest} in {}", self.path.display()),
+                })?;
         if size != descriptor.size() {
             return Err(ClientError::Integrity {
                 what: format!("blob {digest} in {}", self.path.display()),
@@ -123,7 +123,11 @@ impl ArchiveReader {
         let (offset, size) = self.locate(descriptor)?;
         if size > MAX_DOCUMENT_SIZE {
             return Err(ClientError::Integrity {
-                what: format!("manifest {} in {}", descriptor.digest(), self.path.display()),
+                what: format!(
+                    "manifest {} in {}",
+                    descriptor.digest(),
+                    self.path.display()
+                ),
                 reason: format!("larger than {MAX_DOCUMENT_SIZE} bytes"),
             });
         }
@@ -131,7 +135,11 @@ impl ArchiveReader {
         let actual = ferry_spec::digest::sha256_digest(&bytes);
         if &actual != descriptor.digest() {
             return Err(ClientError::Integrity {
-                what: format!("manifest {} in {}", descriptor.digest(), self.path.display()),
+                what: format!(
+                    "manifest {} in {}",
+                    descriptor.digest(),
+                    self.path.display()
+                ),
                 reason: format!("content hashes to {actual}"),
             });
         }
@@ -304,7 +312,10 @@ impl ArchiveWriter {
         if let Some(name) = name {
             annotations.insert(REF_NAME.to_string(), name.to_string());
             state.entries.retain(|d| {
-                d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str)
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .map(String::as_str)
                     != Some(name)
             });
         } else if state.entries.iter().any(|d| d.digest() == entry.digest()) {
@@ -432,7 +443,9 @@ fn append_verified<W: Write>(
         )));
     }
     if &actual != digest {
-        return Err(integrity(format!("the source's content hashes to {actual}")));
+        return Err(integrity(format!(
+            "the source's content hashes to {actual}"
+        )));
     }
     Ok(())
 }
@@ -502,9 +515,15 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, ClientError::Integrity { .. }), "{error}");
-        assert!(writer.finish().await.is_err(), "an abandoned archive cannot finish");
+        assert!(
+            writer.finish().await.is_err(),
+            "an abandoned archive cannot finish"
+        );
         let leftovers: Vec<_> = std::fs::read_dir(temp.path()).unwrap().collect();
-        assert!(leftovers.is_empty(), "no archive and no temporary file remain");
+        assert!(
+            leftovers.is_empty(),
+            "no archive and no temporary file remain"
+        );
     }
 
     #[test]

@@ -219,10 +219,7 @@ mod tests {
         })
         .await
         .unwrap_err();
-        assert!(
-            error.to_string().contains("connection reset"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("connection reset"), "{error}");
     }
 
     #[tokio::test(flavor = "multi_thread")]

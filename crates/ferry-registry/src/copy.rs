@@ -98,13 +98,14 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let local = |f: &mut fmt::Formatter<'_>, kind: &str, path: &PathBuf, tag: &Option<String>| {
-            write!(f, "{kind}:{}", path.display())?;
-            match tag {
-                Some(tag) => write!(f, ":{tag}"),
-                None => Ok(()),
-            }
-        };
+        let local =
+            |f: &mut fmt::Formatter<'_>, kind: &str, path: &PathBuf, tag: &Option<String>| {
+                write!(f, "{kind}:{}", path.display())?;
+                match tag {
+                    Some(tag) => write!(f, ":{tag}"),
+                    None => Ok(()),
+                }
+            };
         match self {
             Location::Registry(reference) => f.write_str(&reference.whole()),
             Location::Layout { path, tag } => local(f, "oci", path, tag),
@@ -156,6 +157,17 @@ pub async fn copy(
     progress: &dyn TransferProgress,
 ) -> Result<Copied> {
     let src = Source::open(source).await?;
+    // The source must resolve before anything is created at the destination.
+    let root = src.root(client).await?;
+    if let Location::Registry(reference) = destination
+        && let Some(wanted) = reference.digest()
+        && wanted != root.digest.as_ref()
+    {
+        return Err(ClientError::Integrity {
+            what: destination.to_string(),
+            reason: format!("the source manifest is {}", root.digest),
+        });
+    }
     let dst = Destination::open(destination).await?;
     let mount_from = match (&src, &dst) {
         (Source::Registry { endpoint: from, .. }, Destination::Registry { endpoint: to, .. })
@@ -179,17 +191,7 @@ pub async fn copy(
         seen: Mutex::new(std::collections::HashSet::new()),
         stats: Mutex::new(Stats::default()),
     };
-    let root = src.root(client).await?;
     let root_descriptor = descriptor_of(&root);
-    if let Location::Registry(reference) = destination
-        && let Some(wanted) = reference.digest()
-        && wanted != root.digest.to_string()
-    {
-        return Err(ClientError::Integrity {
-            what: destination.to_string(),
-            reason: format!("the source manifest is {}", root.digest),
-        });
-    }
     run.seen_first(root.digest.clone());
     run.copy_tree(&root).await?;
     let name = destination.tag().or_else(|| source.tag());
@@ -265,7 +267,7 @@ enum Source {
         tag: Option<String>,
     },
     Archive {
-        archive: ArchiveReader,
+        archive: Box<ArchiveReader>,
         tag: Option<String>,
     },
 }
@@ -291,7 +293,7 @@ impl Source {
                         source: std::io::Error::other(e.to_string()),
                     })??;
                 Source::Archive {
-                    archive,
+                    archive: Box::new(archive),
                     tag: tag.clone(),
                 }
             }
@@ -320,9 +322,7 @@ impl Source {
     async fn manifest(&self, client: &Client, descriptor: &Descriptor) -> Result<FetchedManifest> {
         let digest = descriptor.digest();
         let fetched = match self {
-            Source::Registry { endpoint, .. } => {
-                client.manifest(endpoint, &digest.to_string()).await?
-            }
+            Source::Registry { endpoint, .. } => client.manifest(endpoint, digest.as_ref()).await?,
             Source::Layout { layout, .. } => {
                 let bytes = layout.store().read_document(digest).map_err(|e| match e {
                     StoreError::DigestMismatch { actual, .. } => ClientError::Integrity {
@@ -500,11 +500,7 @@ impl Destination {
         })
     }
 
-    async fn put_blob(
-        &self,
-        run: &Run<'_>,
-        descriptor: &Descriptor,
-    ) -> Result<BlobOutcome> {
+    async fn put_blob(&self, run: &Run<'_>, descriptor: &Descriptor) -> Result<BlobOutcome> {
         let client = run.client;
         let digest = descriptor.digest();
         match self {
@@ -567,7 +563,7 @@ impl Destination {
                 let pushed = client
                     .put_manifest(
                         endpoint,
-                        &document.digest.to_string(),
+                        document.digest.as_ref(),
                         &document.media_type,
                         document.bytes.clone(),
                     )
@@ -584,8 +580,7 @@ impl Destination {
                         endpoint,
                         tag: &tag,
                     };
-                    add_to_fallback_index(&store, &tag, &entry, &FallbackPolicy::default())
-                        .await?;
+                    add_to_fallback_index(&store, &tag, &entry, &FallbackPolicy::default()).await?;
                 }
                 Ok(())
             }
@@ -636,7 +631,8 @@ impl Destination {
                 Ok(())
             }
             Destination::Layout(layout) => {
-                self.put_manifest(client, document, descriptor, None).await?;
+                self.put_manifest(client, document, descriptor, None)
+                    .await?;
                 layout.set_entry(name, descriptor)?;
                 Ok(())
             }
@@ -672,8 +668,11 @@ fn write_layout_blob(
     };
     let mut writer = store.blob_writer()?;
     let temp = writer.temp_path().display().to_string();
-    let copied = std::io::copy(&mut std::io::Read::take(&mut *reader, size.saturating_add(1)), &mut writer)
-        .map_err(crate::error::io_error("writing", &temp))?;
+    let copied = std::io::copy(
+        &mut std::io::Read::take(&mut *reader, size.saturating_add(1)),
+        &mut writer,
+    )
+    .map_err(crate::error::io_error("writing", &temp))?;
     if copied != size {
         return Err(integrity(format!(
             "the source sent {copied} bytes, the descriptor says {size}"
@@ -754,8 +753,7 @@ impl<'a> Run<'a> {
                 reason: format!("{what}: {e}"),
             };
             if is_index(&document.media_type) {
-                let index: ImageIndex =
-                    serde_json::from_slice(&document.bytes).map_err(invalid)?;
+                let index: ImageIndex = serde_json::from_slice(&document.bytes).map_err(invalid)?;
                 for child in index.manifests() {
                     if !self.seen_first(child.digest().clone()) {
                         continue;
@@ -854,7 +852,8 @@ mod tests {
                 tag: None
             }
         );
-        let Location::Registry(reference) = Location::parse("docker://localhost:5000/m:v2").unwrap()
+        let Location::Registry(reference) =
+            Location::parse("docker://localhost:5000/m:v2").unwrap()
         else {
             panic!("a registry reference");
         };

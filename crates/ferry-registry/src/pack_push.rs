@@ -200,8 +200,7 @@ fn push_layer(
                 }
                 result
             });
-            let patched =
-                handle.block_on(client.patch_stream(endpoint, &location, &access, body));
+            let patched = handle.block_on(client.patch_stream(endpoint, &location, &access, body));
             let produced = producer.join().unwrap_or_else(|_| {
                 Err(ClientError::Config(format!(
                     "the thread packing {} panicked",

@@ -614,14 +614,15 @@ pub async fn attach(
     if !options.annotations.is_empty() {
         descriptor.set_annotations(manifest.annotations().clone());
     }
-    let pushed = client
-        .put_manifest(
-            &endpoint,
-            digest.as_ref(),
-            MEDIA_TYPE_IMAGE_MANIFEST,
-            Bytes::from(bytes),
-        )
-        .await?;
+    let pushed = put_manifest_through_blob_races(
+        client,
+        &endpoint,
+        digest.as_ref(),
+        MEDIA_TYPE_IMAGE_MANIFEST,
+        Bytes::from(bytes),
+        &options.fallback.backoff,
+    )
+    .await?;
     let fallback = if pushed.subject_indexed {
         None
     } else {
@@ -733,15 +734,62 @@ impl FallbackStore for RegistryTag<'_> {
     }
 
     async fn write(&self, document: Vec<u8>) -> Result<()> {
-        self.client
-            .put_manifest(
-                self.endpoint,
-                self.tag,
-                MEDIA_TYPE_IMAGE_INDEX,
-                Bytes::from(document),
-            )
+        put_manifest_through_blob_races(
+            self.client,
+            self.endpoint,
+            self.tag,
+            MEDIA_TYPE_IMAGE_INDEX,
+            Bytes::from(document),
+            &RetryPolicy::default(),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Error codes a manifest `PUT` gets when a blob or manifest it names is
+/// momentarily unreadable on the registry.
+const BLOB_RACE_CODES: [&str; 3] = ["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"];
+
+/// Attempts of a manifest `PUT` refused for [`BLOB_RACE_CODES`].
+const BLOB_RACE_ATTEMPTS: u32 = 5;
+
+/// `put_manifest`, retried when the registry claims a referenced blob is
+/// unknown or invalid. docker-registry 2.8's filesystem driver rewrites a
+/// repository's blob link in place, so while another client uploads the same
+/// blob (every attach shares the empty config) a manifest naming it can be
+/// refused with `DIGEST_INVALID`; a moment later the link is whole again. A
+/// blob that is really missing still fails after [`BLOB_RACE_ATTEMPTS`].
+async fn put_manifest_through_blob_races(
+    client: &Client,
+    endpoint: &Endpoint,
+    reference: &str,
+    media_type: &str,
+    bytes: Bytes,
+    backoff: &RetryPolicy,
+) -> Result<crate::api::PushedManifest> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client
+            .put_manifest(endpoint, reference, media_type, bytes.clone())
             .await
-            .map(|_| ())
+        {
+            Err(ClientError::Status {
+                status: 400,
+                body: Some(body),
+                ..
+            }) if BLOB_RACE_CODES.contains(&body.code.as_str()) && attempt < BLOB_RACE_ATTEMPTS => {
+                let delay = backoff.delay(attempt, None);
+                tracing::info!(
+                    "{}: manifest {reference} refused with {} (a concurrent upload of a shared blob?); retrying in {delay:?}",
+                    endpoint.registry,
+                    body.code
+                );
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -1004,7 +1052,7 @@ mod tests {
         );
         let document = tag.document.borrow().clone().unwrap();
         for n in 0..8 {
-            assert!(lists(&document, &digest(n).to_string()), "entry {n} lost");
+            assert!(lists(&document, digest(n).as_ref()), "entry {n} lost");
         }
         assert_eq!(document["manifests"].as_array().unwrap().len(), 8);
         assert_eq!(document["mediaType"], MEDIA_TYPE_IMAGE_INDEX);
@@ -1063,5 +1111,117 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("sha256-x"));
+    }
+
+    /// A registry that answers manifest `PUT`s with `codes` in turn (an
+    /// empty code: 201), one connection per request. Returns its address
+    /// and a counter of the `PUT`s it saw.
+    async fn scripted_registry(
+        codes: Vec<&'static str>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let puts = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = puts.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                let body_len = loop {
+                    let n = socket.read(&mut buffer).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break Some((end + 4, len));
+                    }
+                };
+                let Some((start, len)) = body_len else {
+                    continue;
+                };
+                while request.len() < start + len {
+                    let n = socket.read(&mut buffer).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                }
+                let index = seen.fetch_add(1, Ordering::SeqCst);
+                let code = codes.get(index).copied().unwrap_or("");
+                let response = if code.is_empty() {
+                    "HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_string()
+                } else {
+                    let body = format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#);
+                    format!(
+                        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (addr, puts)
+    }
+
+    async fn put_through(codes: Vec<&'static str>) -> (Result<Digest>, usize) {
+        let (addr, puts) = scripted_registry(codes).await;
+        let client = Client::new(crate::ClientOptions {
+            plain_http: true,
+            ..crate::ClientOptions::default()
+        });
+        let endpoint = Endpoint {
+            registry: addr,
+            repository: "r".into(),
+        };
+        let fast = RetryPolicy {
+            attempts: 10,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        };
+        let result = put_manifest_through_blob_races(
+            &client,
+            &endpoint,
+            "v1",
+            MEDIA_TYPE_IMAGE_MANIFEST,
+            Bytes::from_static(b"{}"),
+            &fast,
+        )
+        .await
+        .map(|pushed| pushed.digest);
+        (result, puts.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn manifest_puts_outlast_a_blob_being_rewritten() {
+        let (result, puts) = put_through(vec!["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"]).await;
+        assert_eq!(result.unwrap(), ferry_spec::digest::sha256_digest(b"{}"));
+        assert_eq!(puts, 3);
+
+        let (result, puts) = put_through(vec!["DIGEST_INVALID"; 10]).await;
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("DIGEST_INVALID"), "{err}");
+        assert_eq!(
+            puts, BLOB_RACE_ATTEMPTS as usize,
+            "a missing blob still fails"
+        );
+
+        let (result, puts) = put_through(vec!["MANIFEST_INVALID"]).await;
+        assert!(result.unwrap_err().to_string().contains("MANIFEST_INVALID"));
+        assert_eq!(puts, 1, "other refusals are not retried");
     }
 }

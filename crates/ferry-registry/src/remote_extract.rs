@@ -85,8 +85,7 @@ impl LayerFilter {
             }
         }
         if !self.categories.is_empty() {
-            let category =
-                parse_layer_media_type(&layer.media_type().to_string()).map(|(c, _)| c);
+            let category = parse_layer_media_type(layer.media_type().as_ref()).map(|(c, _)| c);
             if !category.is_some_and(|c| self.categories.contains(&c)) {
                 return false;
             }

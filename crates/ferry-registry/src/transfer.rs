@@ -357,6 +357,7 @@ pub async fn download_blob(
         let mut failed = None;
         // Network chunks are small; batch them into large writes.
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, &file);
+        let mut written_back = offset;
         while let Some(chunk) = body.next().await {
             let chunk: Bytes = match chunk {
                 Ok(chunk) => chunk,
@@ -382,6 +383,13 @@ pub async fn download_blob(
             hasher.update(&chunk);
             offset += chunk.len() as u64;
             progress.advanced(digest, chunk.len() as u64);
+            if offset - written_back >= WRITEBACK_STEP {
+                writer
+                    .flush()
+                    .map_err(io_error("writing", partial.display()))?;
+                start_writeback(writer.get_ref(), written_back, offset - written_back);
+                written_back = offset;
+            }
         }
         writer
             .flush()
@@ -444,6 +452,26 @@ fn content_range_start(response: &reqwest::Response) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Bytes between two requests to start writing a download back to disk.
+const WRITEBACK_STEP: u64 = 64 << 20;
+
+/// Asks the kernel to start writing a range to disk now, without waiting,
+/// so the fsync before the blob is installed finds little left to do and
+/// dirty pages do not pile up for large models.
+fn start_writeback(file: &File, start: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor we own; failure is harmless
+    // (the final fsync still makes the data durable).
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            start as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 async fn lock_partial(file: &File, path: &Path) -> Result<()> {

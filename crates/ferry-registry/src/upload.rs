@@ -55,7 +55,11 @@ impl Client {
     ) -> Result<UploadStart> {
         let mut url = format!("/v2/{}/blobs/uploads/", endpoint.repository);
         if let Some((digest, from)) = mount {
-            url = with_query(&with_query(&url, "mount", &digest.to_string()), "from", from);
+            url = with_query(
+                &with_query(&url, "mount", digest.as_ref()),
+                "from",
+                from,
+            );
         }
         let request = Request::new(Method::POST, url, access.clone(), "starting an upload")
             .header("content-length", "0");
@@ -93,7 +97,9 @@ impl Client {
                 Some(stream) => Ok(reqwest::Body::wrap_stream(stream)),
                 None => Err(ClientError::Unreachable {
                     registry: registry.clone(),
-                    reason: "a streamed upload was interrupted and cannot be resent in the same session".into(),
+                    reason:
+                        "a streamed upload was interrupted and cannot be resent in the same session"
+                            .into(),
                 }),
             }
         }));
@@ -116,7 +122,7 @@ impl Client {
     ) -> Result<()> {
         let request = Request::new(
             Method::PUT,
-            with_query(location, "digest", &digest.to_string()),
+            with_query(location, "digest", digest.as_ref()),
             access.clone(),
             format!("finishing upload of {digest}"),
         )

@@ -149,6 +149,15 @@ impl Store {
                 })
                 .ok_or_else(|| StoreError::NotFound(input.to_string()));
         }
+        // A name exactly as the index records it needs no parsing, which
+        // matters for `ferry mount`'s latency: building the reference
+        // grammar's regex costs tens of milliseconds.
+        if let Some(descriptor) = entries.iter().find(|d| ref_name(d) == Some(input)) {
+            return Ok(Resolved {
+                reference: Some(input.to_string()),
+                descriptor: descriptor.clone(),
+            });
+        }
         let reference = normalize_reference(input)?;
         if let Some(digest) = reference.digest() {
             let digest = parse_digest(digest)?;

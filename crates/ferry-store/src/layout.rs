@@ -88,7 +88,11 @@ impl LayoutDir {
 /// The entry of an index named `name`: `None` picks the only entry, and a
 /// name starting with `sha256:` picks an entry by digest. `location` names
 /// the layout in errors.
-pub fn find_entry(entries: &[Descriptor], name: Option<&str>, location: &str) -> Result<Descriptor> {
+pub fn find_entry(
+    entries: &[Descriptor],
+    name: Option<&str>,
+    location: &str,
+) -> Result<Descriptor> {
     match name {
         Some(name) if name.starts_with("sha256:") => {
             let digest = parse_digest(name)?;
@@ -103,20 +107,23 @@ pub fn find_entry(entries: &[Descriptor], name: Option<&str>, location: &str) ->
             .find(|d| ref_name(d) == Some(name))
             .cloned()
             .ok_or_else(|| {
-                StoreError::NotFound(format!(
-                    "{name} in {location} (names: {})",
-                    names(entries)
-                ))
+                StoreError::NotFound(format!("{name} in {location} (names: {})", names(entries)))
             }),
-        None => match entries {
-            [only] => Ok(only.clone()),
-            [] => Err(StoreError::NotFound(format!("any manifest in {location}"))),
-            _ => Err(StoreError::Rejected(format!(
-                "{location} holds {} manifests: name one as {location}:NAME (names: {})",
-                entries.len(),
-                names(entries)
-            ))),
-        },
+        None => {
+            // Referrers are unnamed entries: one named entry is the artifact.
+            let named: Vec<&Descriptor> =
+                entries.iter().filter(|d| ref_name(d).is_some()).collect();
+            match (entries, named.as_slice()) {
+                ([only], _) => Ok(only.clone()),
+                (_, [only]) => Ok((*only).clone()),
+                ([], _) => Err(StoreError::NotFound(format!("any manifest in {location}"))),
+                _ => Err(StoreError::Rejected(format!(
+                    "{location} holds {} manifests: name one as {location}:NAME (names: {})",
+                    entries.len(),
+                    names(entries)
+                ))),
+            }
+        }
     }
 }
 
@@ -217,8 +224,11 @@ mod tests {
         layout.set_entry(None, &one).unwrap();
         layout.set_entry(None, &one).unwrap();
         assert_eq!(layout.entries().unwrap().len(), 2);
+        // One named entry among unnamed ones (referrers) is the artifact.
+        assert_eq!(layout.find(None).unwrap().digest(), two.digest());
+        layout.set_entry(Some("v2"), &one).unwrap();
         assert_eq!(layout.find(Some("v1")).unwrap().digest(), two.digest());
-        let by_digest = layout.find(Some(&one.digest().to_string())).unwrap();
+        let by_digest = layout.find(Some(one.digest().as_ref())).unwrap();
         assert_eq!(ref_name(&by_digest), None);
         assert!(matches!(layout.find(None), Err(StoreError::Rejected(_))));
         // Temporary index files were renamed away; only the layout remains.

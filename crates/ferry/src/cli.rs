@@ -147,7 +147,9 @@ pub struct PullArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Locations:\n  REGISTRY/REPO[:TAG|@DIGEST]   a registry (docker:// prefix accepted)\n  oci:PATH[:TAG]                an OCI image layout directory; TAG is the ref.name annotation\n                                (may be a full reference, e.g. oci:DIR:localhost:5000/m:v1)\n  oci-archive:FILE[:TAG]        a tar of an OCI image layout")]
+#[command(
+    after_help = "Locations:\n  REGISTRY/REPO[:TAG|@DIGEST]   a registry (docker:// prefix accepted)\n  oci:PATH[:TAG]                an OCI image layout directory; TAG is the ref.name annotation\n                                (may be a full reference, e.g. oci:DIR:localhost:5000/m:v1)\n  oci-archive:FILE[:TAG]        a tar of an OCI image layout"
+)]
 pub struct CopyArgs {
     /// Where the artifact is.
     pub source: String,

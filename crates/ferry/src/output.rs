@@ -21,7 +21,9 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     let store_error = match error.downcast_ref::<ferry_mount::MountError>() {
         Some(ferry_mount::MountError::Store(e)) => e,
         Some(ferry_mount::MountError::Busy { .. }) => {
-            return Some("stop what uses it (`fuser -vm TARGET` lists it), then run `ferry umount` again");
+            return Some(
+                "stop what uses it (`fuser -vm TARGET` lists it), then run `ferry umount` again",
+            );
         }
         Some(ferry_mount::MountError::NotMounted(_)) => {
             return Some("run `ferry mounts` to see the volumes ferry mounted");

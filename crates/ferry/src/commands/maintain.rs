@@ -56,7 +56,10 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     if !args.dry_run {
         let listing = ferry_mount::list(store, &ferry_mount::LinuxSyscalls)?;
         for (record, reason) in &listing.cleaned {
-            eprintln!("removed the mount record of {}: {reason}", record.target.display());
+            eprintln!(
+                "removed the mount record of {}: {reason}",
+                record.target.display()
+            );
         }
     }
     let pruned = maintenance::prune_with(store, args.dry_run, super::mount::pins(args.force))?;

@@ -134,8 +134,7 @@ fn extract(
     let client = client(transport)?;
     let bar = TransferBar::new(quiet, "downloading");
     let started = Instant::now();
-    let result =
-        runtime()?.block_on(extract_remote(&client, &reference, dir, options, &bar));
+    let result = runtime()?.block_on(extract_remote(&client, &reference, dir, options, &bar));
     bar.finish();
     let extracted: RemoteExtracted = result?;
     let seconds = started.elapsed().as_secs_f64();

@@ -188,7 +188,9 @@ impl Registry {
 /// A minimal HTTP/1.0 GET: status and body.
 fn http_get(addr: &str, path: &str, accept: &str) -> Option<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     write!(
         stream,
         "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
@@ -349,7 +351,11 @@ fn copy_round_trips_through_a_layout_and_an_archive() {
     assert_eq!(copied["digest"], digest.as_str());
     assert_eq!(copied["destination"], target.as_str());
     assert_eq!(copied["blobs"]["sent"], blobs.len() - 1, "{copied}");
-    assert_eq!(layout_blobs(&layout), blobs, "the layout holds exactly the artifact");
+    assert_eq!(
+        layout_blobs(&layout),
+        blobs,
+        "the layout holds exactly the artifact"
+    );
     assert_eq!(
         fs::read_to_string(layout.join("oci-layout")).unwrap(),
         r#"{"imageLayoutVersion":"1.0.0"}"#
@@ -387,9 +393,15 @@ fn copy_round_trips_through_a_layout_and_an_archive() {
         .lines()
         .map(str::to_string)
         .collect();
-    assert!(listed.contains("oci-layout") && listed.contains("index.json"), "{listed:?}");
+    assert!(
+        listed.contains("oci-layout") && listed.contains("index.json"),
+        "{listed:?}"
+    );
     for blob in &blobs {
-        assert!(listed.contains(&format!("blobs/sha256/{}", &blob[7..])), "{blob} in {listed:?}");
+        assert!(
+            listed.contains(&format!("blobs/sha256/{}", &blob[7..])),
+            "{blob} in {listed:?}"
+        );
     }
 
     // oci-archive:FILE:TAG -> another repository; then pull and extract.
@@ -439,9 +451,14 @@ fn skopeo_reads_what_copy_writes() {
         format!("oci:{}:v1", s(&layout)),
         format!("oci-archive:{}:v1", s(&archive)),
     ] {
-        let output = run(Command::new("skopeo").args(["inspect", "--raw"]).arg(&location));
+        let output = run(Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(&location));
         assert_success(&output, &format!("skopeo inspect --raw {location}"));
-        assert!(output.stdout == manifest, "skopeo sees other bytes at {location}");
+        assert!(
+            output.stdout == manifest,
+            "skopeo sees other bytes at {location}"
+        );
         assert_eq!(sha256(&output.stdout), digest);
     }
     // skopeo can copy every blob out of ferry's layout.
@@ -477,7 +494,9 @@ fn copy_between_repositories_of_one_registry_mounts_every_blob() {
         registry.logged_requests(&["method=POST", "uri=/v2/other/m/blobs/uploads/?mount="]),
         blob_count
     );
-    let manifest = registry.document("other/m", "v1").expect("the copy is tagged");
+    let manifest = registry
+        .document("other/m", "v1")
+        .expect("the copy is tagged");
     assert_eq!(
         manifest["layers"],
         t.ferry.manifest(&source_ref)["layers"],
@@ -514,7 +533,11 @@ fn recursive_copy_brings_referrers_along() {
     assert!(registry.referrers("plain", &digest).is_empty());
 
     // registry -> registry
-    let deep = t.copy(&source_ref, &registry.reference("deep:v1"), &["--recursive"]);
+    let deep = t.copy(
+        &source_ref,
+        &registry.reference("deep:v1"),
+        &["--recursive"],
+    );
     assert_eq!(deep["referrers"], 1, "{deep}");
     assert_eq!(
         registry.referrers("deep", &digest),
@@ -581,7 +604,10 @@ fn recursive_copy_brings_referrers_along() {
         &["-r"],
     );
     assert_eq!(round["referrers"], 1, "{round}");
-    assert_eq!(registry.referrers("round", &digest), BTreeSet::from([referrer]));
+    assert_eq!(
+        registry.referrers("round", &digest),
+        BTreeSet::from([referrer])
+    );
 }
 
 #[test]
@@ -605,7 +631,12 @@ fn copy_refuses_corrupt_sources_and_leaves_nothing_behind() {
         &format!("oci-archive:{}", s(&archive)),
     ]);
     error_line(&stderr, &[&weights, "hashes to"]);
-    assert!(names(&out).is_empty(), "left in {}: {:?}", out.display(), names(&out));
+    assert!(
+        names(&out).is_empty(),
+        "left in {}: {:?}",
+        out.display(),
+        names(&out)
+    );
 
     // Into another layout: the bad blob never lands.
     let layout2 = t.path("layout2");
@@ -618,9 +649,15 @@ fn copy_refuses_corrupt_sources_and_leaves_nothing_behind() {
     ]);
     error_line(&stderr, &[&weights]);
     assert!(!layout_blobs(&layout2).contains(&weights));
-    assert!(leftovers(&layout2, "blob-").is_empty(), "temporary blobs left");
+    assert!(
+        leftovers(&layout2, "blob-").is_empty(),
+        "temporary blobs left"
+    );
     let index = layout_index(&layout2);
-    assert!(index["manifests"].as_array().unwrap().is_empty(), "nothing named");
+    assert!(
+        index["manifests"].as_array().unwrap().is_empty(),
+        "nothing named"
+    );
 
     // Into a registry: the tag never appears.
     let stderr = t.ferry.fails(&[
@@ -632,15 +669,94 @@ fn copy_refuses_corrupt_sources_and_leaves_nothing_behind() {
     error_line(&stderr, &[&weights]);
     assert!(registry.document("bad", "v1").is_none());
 
-    // Names that are not there.
-    let stderr = t.ferry.fails(&["copy", &format!("oci:{}:nope", s(&layout)), "oci:/tmp/x"]);
+    // Names that are not there: nothing is created at the destination.
+    let nowhere = t.path("nowhere");
+    let target = format!("oci:{}", s(&nowhere));
+    let stderr = t
+        .ferry
+        .fails(&["copy", &format!("oci:{}:nope", s(&layout)), &target]);
     error_line(&stderr, &["nope", "v1"]);
-    let stderr = t.ferry.fails(&["copy", &format!("oci:{}", s(&t.path("missing"))), "oci:/tmp/x"]);
+    let stderr = t
+        .ferry
+        .fails(&["copy", &format!("oci:{}", s(&t.path("missing"))), &target]);
     error_line(&stderr, &["missing"]);
     let not_tar = t.path("not.tar");
     fs::write(&not_tar, "plain text").unwrap();
-    let stderr = t.ferry.fails(&["copy", &format!("oci-archive:{}", s(&not_tar)), "oci:/tmp/x"]);
+    let stderr = t
+        .ferry
+        .fails(&["copy", &format!("oci-archive:{}", s(&not_tar)), &target]);
     error_line(&stderr, &["not.tar", "OCI layout archive"]);
+    assert!(
+        !nowhere.exists(),
+        "a failed copy created {}",
+        nowhere.display()
+    );
+}
+
+#[test]
+fn copy_carries_an_index_with_its_manifests() {
+    let registry = Registry::ferry();
+    let t = Setup::new(39);
+    let amd = registry.reference("m:amd64");
+    let first = t.push(&amd);
+    fs::write(t.model.join("README.md"), "# another build\n").unwrap();
+    let arm = registry.reference("m:arm64");
+    let second = t.push(&arm);
+    assert_ne!(first, second);
+    let multi = registry.reference("m:multi");
+    let created = t.ferry.json(&[
+        "index",
+        "create",
+        &multi,
+        "-m",
+        &amd,
+        "-m",
+        &arm,
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+        "--plain-http",
+        "--json",
+    ]);
+    let index_digest = created["digest"].as_str().unwrap().to_string();
+    let mut expected = t.artifact_blobs(&amd);
+    expected.extend(t.artifact_blobs(&arm));
+    expected.insert(index_digest.clone());
+
+    let layout = t.path("layout");
+    let copied = t.copy(&multi, &format!("oci:{}:multi", s(&layout)), &[]);
+    assert_eq!(copied["digest"], index_digest.as_str());
+    assert_eq!(copied["mediaType"], INDEX_TYPE);
+    assert_eq!(
+        copied["manifests"], 3,
+        "the index and both manifests: {copied}"
+    );
+    assert_eq!(layout_blobs(&layout), expected);
+    let index = layout_index(&layout);
+    assert_eq!(index["manifests"][0]["mediaType"], INDEX_TYPE);
+    assert_eq!(index["manifests"][0]["digest"], index_digest.as_str());
+
+    // Back to another repository: each child manifest is there by digest.
+    let copied = t.copy(
+        &format!("oci:{}:multi", s(&layout)),
+        &registry.reference("copy:multi"),
+        &[],
+    );
+    assert_eq!(copied["digest"], index_digest.as_str());
+    for digest in [&first, &second] {
+        let manifest = registry
+            .document("copy", digest)
+            .unwrap_or_else(|| panic!("child {digest} was copied"));
+        assert_eq!(manifest["mediaType"], MANIFEST_TYPE);
+    }
+    let served = registry
+        .document("copy", "multi")
+        .expect("the index is tagged");
+    assert_eq!(
+        digests_of(&served["manifests"]),
+        BTreeSet::from([first, second])
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -668,14 +784,29 @@ fn pull_extract_writes_files_with_modes_and_stores_nothing() {
     assert_eq!(pulled["digest"], digest.as_str());
     let expected = files_only(tree(&t.model));
     assert!(matches!(expected["run.sh"], Node::File { mode: 0o755, .. }));
-    assert!(matches!(expected["notes.txt"], Node::File { mode: 0o640, .. }));
+    assert!(matches!(
+        expected["notes.txt"],
+        Node::File { mode: 0o640, .. }
+    ));
     assert_same_tree(&expected, &files_only(tree(&out)));
-    assert!(!store.exists(), "pull --extract created {}", store.display());
+    assert!(
+        !store.exists(),
+        "pull --extract created {}",
+        store.display()
+    );
 
     // A non-empty target needs --force.
     let stderr = puller.fails(&["pull", &reference, "--extract", s(&out), "--plain-http"]);
     error_line(&stderr, &[s(&out), "--force"]);
-    puller.ok(&["pull", &reference, "--extract", s(&out), "--force", "--plain-http", "-q"]);
+    puller.ok(&[
+        "pull",
+        &reference,
+        "--extract",
+        s(&out),
+        "--force",
+        "--plain-http",
+        "-q",
+    ]);
     assert_same_tree(&expected, &files_only(tree(&out)));
 
     // Content that does not match its digest leaves nothing.
@@ -684,7 +815,11 @@ fn pull_extract_writes_files_with_modes_and_stores_nothing() {
     let bad = t.path("bad");
     let stderr = puller.fails(&["pull", &reference, "--extract", s(&bad), "--plain-http"]);
     error_line(&stderr, &[&weights]);
-    assert!(!bad.exists(), "a failed pull --extract created {}", bad.display());
+    assert!(
+        !bad.exists(),
+        "a failed pull --extract created {}",
+        bad.display()
+    );
     assert!(leftovers(t.dir.path(), ".ferry-extract-").is_empty());
     assert!(!store.exists());
 }
@@ -700,7 +835,8 @@ fn fetch_downloads_only_the_layers_asked_for() {
         .unwrap()
         .len();
     assert!(layers >= 5, "the model has several layers");
-    let blob_gets = |registry: &Registry| registry.logged_requests(&["method=GET", "uri=/v2/m/blobs/"]);
+    let blob_gets =
+        |registry: &Registry| registry.logged_requests(&["method=GET", "uri=/v2/m/blobs/"]);
     let before = blob_gets(&registry);
 
     let out = t.path("one");
@@ -718,9 +854,16 @@ fn fetch_downloads_only_the_layers_asked_for() {
     assert_eq!(fetched["skippedLayers"], layers - 1);
     assert_eq!(
         files_only(tree(&out)),
-        BTreeMap::from([("weights.bin".to_string(), tree(&t.model)["weights.bin"].clone())])
+        BTreeMap::from([(
+            "weights.bin".to_string(),
+            tree(&t.model)["weights.bin"].clone()
+        )])
     );
-    assert_eq!(blob_gets(&registry) - before, 1, "exactly one blob was downloaded");
+    assert_eq!(
+        blob_gets(&registry) - before,
+        1,
+        "exactly one blob was downloaded"
+    );
 
     // A glob without '/' matches names at any depth; `**` crosses folders.
     let out = t.path("json");
@@ -737,7 +880,10 @@ fn fetch_downloads_only_the_layers_asked_for() {
     let got: BTreeSet<String> = files_only(tree(&out)).into_keys().collect();
     assert_eq!(
         got,
-        BTreeSet::from(["config.json".to_string(), "1_Pooling/config.json".to_string()]),
+        BTreeSet::from([
+            "config.json".to_string(),
+            "1_Pooling/config.json".to_string()
+        ]),
         "{fetched}"
     );
 
@@ -785,6 +931,8 @@ fn fetch_downloads_only_the_layers_asked_for() {
 fn pack_push_gives_the_digest_local_pack_gives() {
     let registry = Registry::ferry();
     let t = Setup::new(38);
+    // Larger than a few channel chunks, so the upload streams under backpressure.
+    write_random_file(&t.model.join("model.safetensors"), 5 * 1024 * 1024 + 17, 38);
     let pusher = Ferry::new(t.path("push-store"));
     for (tag, extra) in [
         ("raw", vec![]),
@@ -852,14 +1000,29 @@ fn pack_push_gives_the_digest_local_pack_gives() {
 fn new_commands_explain_themselves() {
     let ferry = Ferry::new(tempdir().path().join("store"));
     for (command, needles) in [
-        ("copy", vec!["oci:PATH", "oci-archive:FILE", "--recursive", "--plain-http", "--json"]),
-        ("fetch", vec!["--include", "--category", "--output", "--json"]),
+        (
+            "copy",
+            vec![
+                "oci:PATH",
+                "oci-archive:FILE",
+                "--recursive",
+                "--plain-http",
+                "--json",
+            ],
+        ),
+        (
+            "fetch",
+            vec!["--include", "--category", "--output", "--json"],
+        ),
         ("pull", vec!["--extract", "--force"]),
         ("pack", vec!["--push", "--concurrency"]),
     ] {
         let help = ferry.ok(&[command, "--help"]);
         for needle in needles {
-            assert!(help.contains(needle), "`ferry {command} --help` lacks {needle}:\n{help}");
+            assert!(
+                help.contains(needle),
+                "`ferry {command} --help` lacks {needle}:\n{help}"
+            );
         }
     }
 }

@@ -11,6 +11,7 @@ mod concurrency;
 mod copy;
 mod crash;
 mod interop;
+mod mount;
 mod referrers;
 mod registry;
 mod reproducible;
