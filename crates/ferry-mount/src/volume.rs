@@ -239,64 +239,20 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
 
     let mut fallback = None;
     if !request.no_mount {
-        let upper = match request.access {
-            Access::ReadWrite => {
-                let upper = Upper {
-                    upper: upper_dir.clone(),
-                    work: work_dir.clone(),
-                };
-                fs::create_dir(&upper.upper).ctx("creating", &upper.upper)?;
-                fs::create_dir(&upper.work).ctx("creating", &upper.work)?;
-                Some(upper)
-            }
-            Access::ReadOnly => None,
+        let view = ViewPlan {
+            keys: &keys,
+            dirs: &dirs,
+            subpath: parts.as_deref(),
+            target: &target.path,
+            flags,
+            upper: (request.access == Access::ReadWrite).then(|| Upper {
+                upper: upper_dir.clone(),
+                work: work_dir.clone(),
+            }),
+            view: view_dir.clone(),
         };
-        let empty = layers::empty_dir(store)?;
-        let lowers = match plan::choose_lowers(&dirs, upper.as_ref(), &empty) {
-            Lowers::Layers(dirs) => dirs,
-            Lowers::Flatten => {
-                let (merged, _) = layers::ensure_merged(store, &keys)?;
-                record.layers = vec![merged.to_string()];
-                vec![merged.dir(store)]
-            }
-        };
-        let overlay = plan::overlay_for(lowers, upper, &empty);
-        let view = match parts {
-            Some(_) => {
-                fs::create_dir(&view_dir).ctx("creating", &view_dir)?;
-                view_dir.clone()
-            }
-            None => target.path.clone(),
-        };
-        undo.write(&record)?;
-        match sys.mount_overlay(&overlay, &view, flags) {
-            Ok(()) => {
-                undo.mounted.push(view.clone());
-                if let Some(parts) = &parts {
-                    sys.bind(&view, parts, &target.path)
-                        .map_err(|source| MountError::Syscall {
-                            what: "bind-mounting the subpath",
-                            target: target.path.clone(),
-                            source,
-                        })?;
-                    undo.mounted.push(target.path.clone());
-                    sys.remount_bind(&target.path, flags).map_err(|source| {
-                        MountError::Syscall {
-                            what: "setting the flags of the subpath mount",
-                            target: target.path.clone(),
-                            source,
-                        }
-                    })?;
-                    // The bind holds the overlay; the staging mount point
-                    // is detached so only the target stays visible.
-                    sys.umount(&view, true)
-                        .map_err(|source| MountError::Syscall {
-                            what: "detaching the staging view",
-                            target: view.clone(),
-                            source,
-                        })?;
-                    undo.mounted.retain(|p| p != &view);
-                }
+        match mount_view(store, &view, &mut undo, &mut record)? {
+            None => {
                 undo.disarm();
                 return Ok(Mounted {
                     record,
@@ -305,19 +261,19 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
                     fallback,
                 });
             }
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+            Some(refused) => {
                 // The tree replaces the target, which a mount would only
                 // have covered: refuse to discard what is in it.
                 if !target_is_empty(&target.path)? {
                     return Err(MountError::InvalidTarget {
                         target: target.path.clone(),
                         reason: format!(
-                            "mount(2) was refused ({e}) and the fallback builds the volume in place, so the target must be empty"
+                            "mount(2) was refused ({refused}) and the fallback builds the volume in place, so the target must be empty"
                         ),
                     });
                 }
                 fallback = Some(format!(
-                    "mount(2) was refused ({e}): built the volume as a tree of {} instead",
+                    "mount(2) was refused ({refused}): built the volume as a tree of {} instead",
                     match request.access {
                         Access::ReadOnly => "read-only hardlinks to the layer cache",
                         Access::ReadWrite => "private copies",
@@ -327,13 +283,6 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
                     tree::remove_tree(dir)?;
                 }
                 record.layers = keys.iter().map(|k| k.to_string()).collect();
-            }
-            Err(source) => {
-                return Err(MountError::Syscall {
-                    what: "mounting the overlay",
-                    target: view,
-                    source,
-                });
             }
         }
     }
@@ -356,6 +305,95 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         tree: built,
         fallback,
     })
+}
+
+/// What [`mount_view`] mounts.
+struct ViewPlan<'a> {
+    /// Cache keys, bottom first (deduplicated).
+    keys: &'a [LayerKey],
+    /// Their directories.
+    dirs: &'a [PathBuf],
+    /// The subpath's components, if only part of the view is mounted.
+    subpath: Option<&'a [String]>,
+    /// The mount point.
+    target: &'a Path,
+    /// Mount flags.
+    flags: Flags,
+    /// The private writable layer of a read-write volume.
+    upper: Option<Upper>,
+    /// The staging mount point of a subpath volume.
+    view: PathBuf,
+}
+
+/// Mounts the overlay (and binds the subpath). The record is written
+/// before mount(2); whatever was mounted is registered with `undo`.
+/// Returns the error when mount(2) said EPERM, so the caller can fall back.
+fn mount_view(
+    store: &Store,
+    plan: &ViewPlan<'_>,
+    undo: &mut Undo<'_>,
+    record: &mut MountRecord,
+) -> Result<Option<io::Error>> {
+    let sys = undo.sys;
+    if let Some(upper) = &plan.upper {
+        fs::create_dir(&upper.upper).ctx("creating", &upper.upper)?;
+        fs::create_dir(&upper.work).ctx("creating", &upper.work)?;
+    }
+    let empty = layers::empty_dir(store)?;
+    let lowers = match plan::choose_lowers(plan.dirs, plan.upper.as_ref(), &empty) {
+        Lowers::Layers(dirs) => dirs,
+        Lowers::Flatten => {
+            let (merged, _) = layers::ensure_merged(store, plan.keys)?;
+            record.layers = vec![merged.to_string()];
+            vec![merged.dir(store)]
+        }
+    };
+    let overlay = plan::overlay_for(lowers, plan.upper.clone(), &empty);
+    let view = match plan.subpath {
+        Some(_) => {
+            fs::create_dir(&plan.view).ctx("creating", &plan.view)?;
+            plan.view.clone()
+        }
+        None => plan.target.to_path_buf(),
+    };
+    undo.write(record)?;
+    match sys.mount_overlay(&overlay, &view, plan.flags) {
+        Ok(()) => undo.mounted.push(view.clone()),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+            return Ok(Some(e));
+        }
+        Err(source) => {
+            return Err(MountError::Syscall {
+                what: "mounting the overlay",
+                target: view,
+                source,
+            });
+        }
+    }
+    let Some(parts) = plan.subpath else {
+        return Ok(None);
+    };
+    let syscall = |what: &'static str, target: &Path| {
+        let target = target.to_path_buf();
+        move |source| MountError::Syscall {
+            what,
+            target,
+            source,
+        }
+    };
+    sys.bind(&view, parts, plan.target)
+        .map_err(syscall("bind-mounting the subpath", plan.target))?;
+    undo.mounted.push(plan.target.to_path_buf());
+    sys.remount_bind(plan.target, plan.flags).map_err(syscall(
+        "setting the flags of the subpath mount",
+        plan.target,
+    ))?;
+    // The bind holds the overlay; the staging mount point is detached so
+    // only the target stays visible.
+    sys.umount(&view, true)
+        .map_err(syscall("detaching the staging view", &view))?;
+    undo.mounted.retain(|p| p != &view);
+    Ok(None)
 }
 
 /// Builds the tree of a no-mount volume beside the target, then renames it
@@ -639,7 +677,8 @@ pub fn list(store: &Store, sys: &dyn Syscalls) -> Result<Listing> {
                 // before it wrote one, unless that mount is still running.
                 if !dir.join("record.json").exists() {
                     match RecordDir::lock(&dir, true)? {
-                        Lock::Busy => {}
+                        // A mount about to write its record.
+                        Lock::Busy => continue,
                         Lock::Locked(locked) => {
                             locked.remove()?;
                             continue;
@@ -651,7 +690,7 @@ pub fn list(store: &Store, sys: &dyn Syscalls) -> Result<Listing> {
                             tree::remove_tree(&dir)?;
                             continue;
                         }
-                        Lock::Gone => {}
+                        Lock::Gone => continue,
                     }
                 }
                 listing.unreadable.push((dir, e.to_string()));

@@ -55,11 +55,7 @@ impl Client {
     ) -> Result<UploadStart> {
         let mut url = format!("/v2/{}/blobs/uploads/", endpoint.repository);
         if let Some((digest, from)) = mount {
-            url = with_query(
-                &with_query(&url, "mount", digest.as_ref()),
-                "from",
-                from,
-            );
+            url = with_query(&with_query(&url, "mount", digest.as_ref()), "from", from);
         }
         let request = Request::new(Method::POST, url, access.clone(), "starting an upload")
             .header("content-length", "0");

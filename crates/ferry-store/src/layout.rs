@@ -9,40 +9,82 @@
 //! `org.opencontainers.image.ref.name` annotation holds: a bare tag (`v1`, as
 //! skopeo writes) or a full reference (`localhost:5000/m:v1`, as the store
 //! writes).
+//!
+//! `PATH` may be a ferry store's own layout (`<store>/artifacts`): it is then
+//! opened as the store, so writers take the store's locks (and hold its
+//! ingest lock, so `prune` never collects blobs not yet named), and names
+//! must be full references, as in the rest of the store.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ferry_spec::annotations::REF_NAME;
 use ferry_spec::oci::Descriptor;
 
 use crate::error::{Result, StoreError};
-use crate::index::{parse_digest, ref_name};
+use crate::index::{normalize_reference, parse_digest, ref_name};
+use crate::lock::LockGuard;
 use crate::store::Store;
 
 /// An OCI image layout rooted at a directory.
 #[derive(Debug, Clone)]
 pub struct LayoutDir {
     store: Store,
+    /// True when the layout is a ferry store's own.
+    in_store: bool,
+    /// Held while a store's layout is written (see the module docs).
+    _ingest: Option<Arc<LockGuard>>,
+}
+
+/// The store root when `path` is a ferry store's layout.
+fn store_root(path: &Path) -> Option<PathBuf> {
+    let parent = path.parent()?;
+    let is_store = path.file_name().is_some_and(|n| n == "artifacts")
+        && path.join("oci-layout").is_file()
+        && parent.join("locks").is_dir()
+        && parent.join("tmp").is_dir();
+    is_store.then(|| parent.to_path_buf())
 }
 
 impl LayoutDir {
-    /// Opens the layout at `path`, creating it (and its parents) when missing.
+    /// Opens the layout at `path` for writing, creating it (and its parents)
+    /// when missing.
     pub fn create(path: &Path) -> Result<LayoutDir> {
+        if let Some(root) = store_root(path) {
+            let store = Store::open(&root)?;
+            let ingest = store.lock_ingest()?;
+            return Ok(LayoutDir {
+                store,
+                in_store: true,
+                _ingest: Some(Arc::new(ingest)),
+            });
+        }
         Ok(LayoutDir {
             store: Store::open_bare(path, true)?,
+            in_store: false,
+            _ingest: None,
         })
     }
 
-    /// Opens an existing layout; nothing is created.
+    /// Opens an existing layout for reading; nothing is created.
     pub fn open(path: &Path) -> Result<LayoutDir> {
+        if let Some(root) = store_root(path) {
+            return Ok(LayoutDir {
+                store: Store::open_existing(&root)?,
+                in_store: true,
+                _ingest: None,
+            });
+        }
         Ok(LayoutDir {
             store: Store::open_bare(path, false)?,
+            in_store: false,
+            _ingest: None,
         })
     }
 
-    /// The layout's root directory.
-    pub fn path(&self) -> &Path {
-        self.store.root()
+    /// The layout's root directory (where `index.json` is).
+    pub fn path(&self) -> PathBuf {
+        self.store.layout_dir()
     }
 
     /// Blob access: `has_blob`, `open_blob`, `blob_writer`, `read_document`.
@@ -64,6 +106,19 @@ impl LayoutDir {
     /// without a name, adds an unnamed entry unless that digest has one
     /// (referrers are kept this way).
     pub fn set_entry(&self, name: Option<&str>, descriptor: &Descriptor) -> Result<()> {
+        if self.in_store
+            && let Some(name) = name
+        {
+            // The store names manifests by full reference only.
+            let mut plain = descriptor.clone();
+            if let Some(mut annotations) = plain.annotations().clone() {
+                annotations.remove(REF_NAME);
+                plain.set_annotations((!annotations.is_empty()).then_some(annotations));
+            }
+            return self
+                .store
+                .set_reference(&normalize_reference(name)?, &plain);
+        }
         let mut entry = descriptor.clone();
         let mut annotations = entry.annotations().clone().unwrap_or_default();
         annotations.remove(REF_NAME);
@@ -239,5 +294,37 @@ mod tests {
         names.sort();
         assert_eq!(names, ["blobs", "index.json", "index.lock", "oci-layout"]);
         assert!(LayoutDir::open(&temp.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn a_stores_layout_is_written_as_the_store() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = Store::open(temp.path().join("store")).unwrap();
+        let layout = LayoutDir::create(&store.layout_dir()).unwrap();
+        assert_eq!(layout.path(), store.layout_dir());
+        let manifest = Descriptor::new(
+            MediaType::ImageManifest,
+            1,
+            ferry_spec::digest::sha256_digest(b"m"),
+        );
+        layout.set_entry(Some("localhost/m:v1"), &manifest).unwrap();
+        assert_eq!(
+            store.resolve("localhost/m:v1").unwrap().descriptor.digest(),
+            manifest.digest()
+        );
+        assert!(
+            layout
+                .set_entry(Some("Not A Reference!"), &manifest)
+                .is_err()
+        );
+        // The store's own lock and tmp were used, not files in artifacts/.
+        assert!(!store.layout_dir().join("index.lock").exists());
+        let mut writer = layout.store().blob_writer().unwrap();
+        assert_eq!(writer.temp_path().parent(), Some(store.tmp_dir().as_path()));
+        writer.write_all_bytes(b"m").unwrap();
+        writer.commit(Some(manifest.digest())).unwrap();
+        assert!(store.has_blob(manifest.digest()));
+        drop(layout);
+        assert!(LayoutDir::open(&store.layout_dir()).is_ok());
     }
 }

@@ -126,7 +126,11 @@ fn json_outputs_have_the_expected_fields() {
     assert_eq!(rows[0]["blobs"], 0, "the other name still needs every blob");
 
     let pruned = ferry.json(&["prune", "--json"]);
-    assert_eq!(keys(&pruned), ["blobs", "bytes", "dryRun", "tempFiles"]);
+    assert_eq!(
+        keys(&pruned),
+        ["blobs", "bytes", "dryRun", "layerCache", "tempFiles"]
+    );
+    assert_eq!(pruned["layerCache"], Value::Array(vec![]));
     assert_eq!(pruned["dryRun"], false);
     assert_eq!(pruned["blobs"], Value::Array(vec![]));
     assert_eq!(pruned["tempFiles"], Value::Array(vec![]));

@@ -415,6 +415,22 @@ fn copy_round_trips_through_a_layout_and_an_archive() {
     fresh.ok(&["extract", &other_ref, s(&out)]);
     assert_same_tree(&files_only(tree(&t.model)), &files_only(tree(&out)));
 
+    // An archive imported into a store (its layout, its locks) is usable there.
+    let importer = Ferry::new(t.path("import-store"));
+    importer.ok(&["ls"]);
+    let imported_ref = registry.reference("imported/m:v1");
+    t.copy(
+        &format!("oci-archive:{}:v1", s(&archive)),
+        &format!("oci:{}/artifacts:{imported_ref}", s(&importer.store)),
+        &[],
+    );
+    assert_eq!(importer.listed()[&imported_ref], digest);
+    assert!(!importer.store.join("artifacts/index.lock").exists());
+    let out = t.path("imported");
+    importer.ok(&["extract", &imported_ref, s(&out)]);
+    assert_same_tree(&files_only(tree(&t.model)), &files_only(tree(&out)));
+    importer.ok(&["fsck"]);
+
     // ferry's own store is a layout whose names are full references.
     let from_store = format!("oci:{}/artifacts:{source_ref}", s(&t.ferry.store));
     let layout2 = t.path("layout2");
