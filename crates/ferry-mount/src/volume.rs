@@ -327,7 +327,8 @@ struct ViewPlan<'a> {
 
 /// Mounts the overlay (and binds the subpath). The record is written
 /// before mount(2); whatever was mounted is registered with `undo`.
-/// Returns the error when mount(2) said EPERM, so the caller can fall back.
+/// Returns the error when mount(2) said EPERM or ENODEV, so the caller can
+/// fall back.
 fn mount_view(
     store: &Store,
     plan: &ViewPlan<'_>,
@@ -359,7 +360,13 @@ fn mount_view(
     undo.write(record)?;
     match sys.mount_overlay(&overlay, &view, plan.flags) {
         Ok(()) => undo.mounted.push(view.clone()),
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+        // No privilege to mount (EPERM), or no overlayfs in this kernel
+        // (ENODEV): the caller builds the same view without mounting.
+        Err(e)
+            if [rustix::io::Errno::PERM, rustix::io::Errno::NODEV]
+                .iter()
+                .any(|errno| e.raw_os_error() == Some(errno.raw_os_error())) =>
+        {
             return Ok(Some(e));
         }
         Err(source) => {

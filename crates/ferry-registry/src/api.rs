@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use ferry_spec::oci::{Descriptor, Digest, ImageIndex};
+use ferry_spec::oci::{Descriptor, Digest};
 
 use crate::client::{Access, Client, Endpoint, Request, status_error, with_query};
 use crate::error::{ClientError, Result, io_error};
@@ -469,56 +469,6 @@ impl Client {
                 _ => return Ok(tags),
             }
         }
-    }
-
-    /// The referrers API; `None` when the registry does not support it.
-    pub async fn referrers(
-        &self,
-        endpoint: &Endpoint,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Option<Vec<Descriptor>>> {
-        let mut url = format!("/v2/{}/referrers/{subject}", endpoint.repository);
-        if let Some(t) = artifact_type {
-            url = with_query(&url, "artifactType", t);
-        }
-        let request = Request::new(
-            Method::GET,
-            url,
-            Access::Pull,
-            format!("listing referrers of {subject}"),
-        );
-        let response = self.send(endpoint, &request).await?;
-        if response.status() == StatusCode::NOT_FOUND
-            || response.status() == StatusCode::METHOD_NOT_ALLOWED
-        {
-            return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(status_error(endpoint, &request.action, response).await);
-        }
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if !content_type.starts_with(ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX) {
-            return Ok(None);
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                registry: endpoint.registry.clone(),
-                reason: e.to_string(),
-            })?;
-        let index: ImageIndex =
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid {
-                registry: endpoint.registry.clone(),
-                reason: format!("referrers index: {e}"),
-            })?;
-        Ok(Some(index.manifests().clone()))
     }
 }
 

@@ -330,6 +330,40 @@ fn eperm_falls_back_to_a_tree_of_hardlinks() {
 }
 
 #[test]
+fn a_kernel_without_overlayfs_gets_copies_for_read_write_volumes() {
+    const ENODEV: i32 = 19;
+    let env = Env::new();
+    model(&env, "localhost/m:v1");
+    let sys = RecordingSyscalls::new();
+    sys.fail_next(Kind::MountOverlay, ENODEV);
+    let target = env.path("mnt");
+    let mut request = MountRequest::new("localhost/m:v1", &target);
+    request.access = Access::ReadWrite;
+    let mounted = mount(&env.store, &request, &sys).unwrap();
+    assert_eq!(mounted.record.method, Method::Copy);
+    assert!(
+        mounted
+            .fallback
+            .as_deref()
+            .is_some_and(|f| f.contains("private copies"))
+    );
+    fs::write(target.join("config.json"), b"mine").unwrap();
+    assert_blobs_intact(&env.store);
+    // A non-empty target is not replaced by the fallback.
+    let busy = env.path("busy");
+    write_files(&busy, &[("keep.txt", b"keep")]);
+    sys.fail_next(Kind::MountOverlay, ENODEV);
+    let err = mount(
+        &env.store,
+        &MountRequest::new("localhost/m:v1", &busy),
+        &sys,
+    )
+    .unwrap_err();
+    assert!(matches!(err, MountError::InvalidTarget { .. }), "{err}");
+    assert_eq!(fs::read(busy.join("keep.txt")).unwrap(), b"keep");
+}
+
+#[test]
 fn no_mount_read_write_volumes_are_private_copies() {
     let env = Env::new();
     model(&env, "localhost/m:v1");

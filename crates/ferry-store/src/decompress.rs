@@ -1,0 +1,194 @@
+//! Decompressing layers while they are read, with decompression-bomb limits.
+//!
+//! Every reader of layers (`extract`, `pull --extract`, `fetch`, `mount`)
+//! goes through [`crate::extract::place_layer_from_reader`], which wraps a
+//! gzip or zstd layer in [`decoder`] and a [`Bounded`] reader: a layer may
+//! not expand beyond [`Limits::max_ratio`] times its compressed size nor
+//! beyond [`Limits::max_unpacked`] bytes.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ferry_spec::media::Encoding;
+
+use crate::error::{Result, StoreError};
+
+/// Environment variable overriding [`Limits::max_ratio`].
+pub const ENV_MAX_RATIO: &str = "FERRY_MAX_RATIO";
+/// Environment variable overriding [`Limits::max_unpacked`] (bytes, or with
+/// a `K`, `M`, `G` or `T` suffix in powers of 1024).
+pub const ENV_MAX_UNPACKED: &str = "FERRY_MAX_UNPACKED";
+
+/// Below this many uncompressed bytes the ratio is not enforced: tiny
+/// layers of repetitive text legitimately compress very well.
+const RATIO_FLOOR: u64 = 1 << 20;
+
+/// How far a compressed layer may expand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Uncompressed bytes allowed per compressed byte (default 100).
+    pub max_ratio: u64,
+    /// Uncompressed bytes allowed per layer (default 1 TiB).
+    pub max_unpacked: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ratio: 100,
+            max_unpacked: 1 << 40,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by `FERRY_MAX_RATIO` and
+    /// `FERRY_MAX_UNPACKED`; an unparsable value is an error, not ignored.
+    pub fn from_env() -> Result<Limits> {
+        let mut limits = Limits::default();
+        if let Ok(value) = std::env::var(ENV_MAX_RATIO) {
+            limits.max_ratio = value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|r| *r > 0)
+                .ok_or_else(|| {
+                    StoreError::Rejected(format!(
+                        "{ENV_MAX_RATIO}={value:?} is not a positive integer"
+                    ))
+                })?;
+        }
+        if let Ok(value) = std::env::var(ENV_MAX_UNPACKED) {
+            limits.max_unpacked = parse_size(&value).ok_or_else(|| {
+                StoreError::Rejected(format!(
+                    "{ENV_MAX_UNPACKED}={value:?} is not a size (e.g. 1099511627776 or 1T)"
+                ))
+            })?;
+        }
+        Ok(limits)
+    }
+
+    /// Uncompressed bytes a layer of `compressed` bytes may produce.
+    pub fn allowed(&self, compressed: u64) -> u64 {
+        compressed
+            .saturating_mul(self.max_ratio)
+            .max(RATIO_FLOOR)
+            .min(self.max_unpacked)
+    }
+}
+
+fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (digits, shift) = match value.char_indices().last()? {
+        (i, 'K' | 'k') => (&value[..i], 10),
+        (i, 'M' | 'm') => (&value[..i], 20),
+        (i, 'G' | 'g') => (&value[..i], 30),
+        (i, 'T' | 't') => (&value[..i], 40),
+        _ => (value, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+/// A reader of decompressed bytes for `encoding` (`TarGzip`, `TarZstd`);
+/// `Raw` and `Tar` pass the bytes through.
+pub fn decoder<'a, R: Read + 'a>(encoding: Encoding, reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match encoding {
+        Encoding::Raw | Encoding::Tar => Box::new(reader),
+        // Multi-member gzip (pigz, concatenated streams) is one stream.
+        Encoding::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Encoding::TarZstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(reader)?;
+            // Accept the large windows of high levels and --long (up to 2 GiB).
+            decoder.window_log_max(31)?;
+            Box::new(decoder)
+        }
+    })
+}
+
+/// Cuts a decompressed stream off past `allowed` bytes; the failure is
+/// recorded in a flag so the caller can report it clearly even when a tar
+/// parser wrapped the I/O error.
+pub struct Bounded<R> {
+    inner: R,
+    read: u64,
+    allowed: u64,
+    tripped: Arc<AtomicBool>,
+}
+
+impl<R: Read> Bounded<R> {
+    /// Wraps `inner`, allowing `allowed` bytes.
+    pub fn new(inner: R, allowed: u64) -> Bounded<R> {
+        Bounded {
+            inner,
+            read: 0,
+            allowed,
+            tripped: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A flag set when the limit was hit.
+    pub fn tripped(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.tripped)
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read = self.read.saturating_add(n as u64);
+        if self.read > self.allowed {
+            self.tripped.store(true, Ordering::SeqCst);
+            return Err(io::Error::other(format!(
+                "layer expands beyond {} bytes",
+                self.allowed
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// The error for a layer that hit the limits.
+pub fn bomb_error(digest: &str, compressed: u64, limits: &Limits) -> StoreError {
+    StoreError::Rejected(format!(
+        "layer {digest} expands beyond {} bytes from {compressed} compressed bytes \
+         (limits: ratio {}:1 via {ENV_MAX_RATIO}, {} bytes via {ENV_MAX_UNPACKED}): \
+         refusing a possible decompression bomb",
+        limits.allowed(compressed),
+        limits.max_ratio,
+        limits.max_unpacked
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("10"), Some(10));
+        assert_eq!(parse_size("2K"), Some(2048));
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn bounded_reader_stops_past_the_limit() {
+        let data = vec![0u8; 100];
+        let mut reader = Bounded::new(&data[..], 50);
+        let flag = reader.tripped();
+        assert!(io::copy(&mut reader, &mut io::sink()).is_err());
+        assert!(flag.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn allowed_uses_ratio_floor_and_cap() {
+        let limits = Limits {
+            max_ratio: 10,
+            max_unpacked: 5 << 20,
+        };
+        assert_eq!(limits.allowed(1), RATIO_FLOOR);
+        assert_eq!(limits.allowed(300_000), 3_000_000);
+        assert_eq!(limits.allowed(10 << 20), 5 << 20);
+    }
+}
