@@ -16,7 +16,12 @@ pub struct BlobWriter {
     store: Store,
     temp: Option<tempfile::TempPath>,
     writer: HashingWriter<io::BufWriter<File>>,
+    /// Offset up to which writeback to disk has been started.
+    written_back: u64,
 }
+
+/// Bytes between two requests to start writing a blob back to disk.
+const WRITEBACK_STEP: u64 = 64 << 20;
 
 impl BlobWriter {
     pub(crate) fn create(store: &Store) -> Result<BlobWriter> {
@@ -30,6 +35,7 @@ impl BlobWriter {
             store: store.clone(),
             temp: Some(path),
             writer: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+            written_back: 0,
         })
     }
 
@@ -46,7 +52,33 @@ impl BlobWriter {
     /// Writes bytes, naming the temp file in errors.
     pub fn write_all_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let path = self.temp_path().to_path_buf();
-        self.writer.write_all(bytes).ctx("writing", path)
+        self.writer.write_all(bytes).ctx("writing", &path)?;
+        self.start_writeback().ctx("writing", path)
+    }
+
+    /// Every few dozen MiB, asks the kernel to start writing what is buffered
+    /// to disk without waiting, so the fsync in `commit` finds little left and
+    /// copying overlaps with the disk instead of preceding it.
+    fn start_writeback(&mut self) -> io::Result<()> {
+        let written = self.writer.written();
+        if written - self.written_back < WRITEBACK_STEP {
+            return Ok(());
+        }
+        self.writer.get_mut().flush()?;
+        let file = self.writer.get_mut().get_ref();
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on a descriptor we own; failure only means
+        // the final fsync does all the work.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                self.written_back as libc::off64_t,
+                (written - self.written_back) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.written_back = written;
+        Ok(())
     }
 
     /// Verifies the digest (when one is expected), fsyncs and renames the
@@ -88,7 +120,9 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
+        let n = self.writer.write(buf)?;
+        self.start_writeback()?;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
