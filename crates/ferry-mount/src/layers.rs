@@ -32,6 +32,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use ferry_spec::media::Encoding;
 use ferry_spec::oci::{Descriptor, Digest};
 use ferry_store::Store;
 use ferry_store::extract::{self, LayerPlacement};
@@ -250,31 +251,48 @@ fn build(store: &Store, source: &LayerSource) -> Result<bool> {
 }
 
 /// Unpacks a tar layer with the store's safe extractor, which refuses
-/// hostile entries and verifies the blob's digest and size while reading.
-/// Compressed layers are refused with the extractor's message unless it
-/// supports them.
+/// hostile entries, decompresses what it supports (gzip, zstd) within its
+/// limits, and verifies the blob's digest and size while reading.
 fn unpack(store: &Store, layer: &Descriptor, dir: &Path) -> Result<()> {
+    let layer = with_sniffed_compression(store, layer)?;
+    let blob = store.open_blob(layer.digest())?;
+    extract::place_layer_from_reader(&layer, io::BufReader::with_capacity(1 << 20, blob), dir)?;
+    Ok(())
+}
+
+/// ORAS marks directory layers for unpacking whatever their media type
+/// says, and compresses them: such a layer gets the OCI media type of the
+/// compression its first bytes show. A layer whose media type declares an
+/// uncompressed tar but whose bytes are compressed is mislabelled and
+/// refused.
+fn with_sniffed_compression(store: &Store, layer: &Descriptor) -> Result<Descriptor> {
     let path = store.blob_path(layer.digest());
     let mut magic = [0u8; 4];
     let read = File::open(&path)
         .and_then(|mut f| f.read(&mut magic))
         .ctx("reading blob", &path)?;
-    let compression = match magic[..read] {
-        [0x1f, 0x8b, ..] => Some("gzip"),
-        [0x28, 0xb5, 0x2f, 0xfd] => Some("zstd"),
-        _ => None,
+    let (kind, media_type) = match magic[..read] {
+        [0x1f, 0x8b, ..] => ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
+        [0x28, 0xb5, 0x2f, 0xfd] => ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
+        _ => return Ok(layer.clone()),
     };
-    if let (Some(kind), LayerPlacement::Tar(ferry_spec::media::Encoding::Tar)) =
-        (compression, extract::placement(layer)?)
-    {
+    if extract::placement(layer)? != LayerPlacement::Tar(Encoding::Tar) {
+        return Ok(layer.clone()); // the media type names the compression
+    }
+    // Without the ORAS mark, would the media type still say "tar"?
+    let mut unmarked = layer.clone();
+    let mut notes = layer.annotations().clone().unwrap_or_default();
+    notes.remove(ferry_spec::annotations::ORAS_UNPACK);
+    unmarked.set_annotations(Some(notes));
+    if matches!(extract::placement(&unmarked), Ok(LayerPlacement::Tar(_))) {
         return Err(MountError::Unsupported(format!(
             "layer {} is {kind}-compressed but its media type says uncompressed tar",
             layer.digest()
         )));
     }
-    let blob = store.open_blob(layer.digest())?;
-    extract::place_layer_from_reader(layer, io::BufReader::with_capacity(1 << 20, blob), dir)?;
-    Ok(())
+    let mut sniffed = layer.clone();
+    sniffed.set_media_type(ferry_spec::oci::MediaType::from(media_type));
+    Ok(sniffed)
 }
 
 /// Places a raw blob at its path: a hardlink of the blob (no data copied),

@@ -24,6 +24,7 @@ pub mod pack_push;
 pub mod platform;
 pub mod progress;
 pub mod referrers;
+pub mod remote_diff_ids;
 pub mod remote_extract;
 pub mod retry;
 pub mod transfer;

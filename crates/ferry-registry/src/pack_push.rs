@@ -185,14 +185,22 @@ fn push_layer(
             let producer = scope.spawn(move || {
                 let mut hashing = HashingWriter::new(writer);
                 let result = layer
-                    .write_to(&mut hashing, preserve, progress)
+                    .write_encoded_to(&mut hashing, preserve, progress)
                     .map_err(ClientError::from)
-                    .and_then(|_| {
+                    .and_then(|uncompressed| {
                         let (writer, digest, size) = hashing.finish();
                         writer
                             .finish()
                             .map_err(crate::error::io_error("uploading", layer.filepath()))?;
-                        Ok(WrittenBlob { digest, size })
+                        Ok(match uncompressed {
+                            Some(u) => WrittenBlob {
+                                digest,
+                                size,
+                                diff_id: u.digest,
+                                uncompressed_size: u.size,
+                            },
+                            None => WrittenBlob::uncompressed(digest, size),
+                        })
                     });
                 if let Err(error) = &result {
                     // Make the request fail instead of ending a short body.

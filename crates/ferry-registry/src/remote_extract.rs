@@ -14,11 +14,11 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use ferry_spec::Reference;
 use ferry_spec::annotations as ann;
-use ferry_spec::media::{Category, parse_layer_media_type};
+use ferry_spec::media::{Category, Encoding, parse_layer_media_type};
 use ferry_spec::oci::{Descriptor, Digest};
 use ferry_store::StoreError;
 use ferry_store::extract::{
-    ExtractOptions, Extracted, LayerPlacement, Staging, place_layer_from_reader, placement,
+    ExtractOptions, Extracted, LayerPlacement, Staging, place_layer_verified, placement,
 };
 
 use crate::bridge::consume_blocking;
@@ -161,10 +161,15 @@ pub async fn extract_remote(
     let (fetched, manifest) =
         resolve_manifest(client, &endpoint, reference, options.platform.as_ref()).await?;
     let mut selected = Vec::new();
+    let mut selected_indices = Vec::new();
     let mut skipped = 0;
-    for layer in manifest.layers().iter().filter(|l| !is_foreign(l)) {
+    for (i, layer) in manifest.layers().iter().enumerate() {
+        if is_foreign(layer) {
+            continue;
+        }
         if options.filter.accepts(layer) {
             selected.push(layer.clone());
+            selected_indices.push(i);
         } else {
             skipped += 1;
         }
@@ -180,11 +185,26 @@ pub async fn extract_remote(
     }
     // Refuse what cannot be placed before a byte is downloaded.
     let mut file_paths = Vec::new();
+    let mut compressed = false;
     for layer in &selected {
-        if let LayerPlacement::File(path) = placement(layer)? {
-            file_paths.push(path);
+        match placement(layer)? {
+            LayerPlacement::File(path) => file_paths.push(path),
+            LayerPlacement::Tar(encoding) => {
+                compressed |= !matches!(encoding, Encoding::Tar | Encoding::Raw)
+            }
         }
     }
+    // An uncompressed layer's diffId is its blob digest, verified anyway:
+    // the config is fetched only when a compressed layer needs it.
+    let diff_ids = if compressed {
+        crate::remote_diff_ids::remote_diff_ids(client, &endpoint, &manifest).await?
+    } else {
+        None
+    };
+    let selected_diff_ids: Vec<Option<Digest>> = selected_indices
+        .iter()
+        .map(|i| diff_ids.as_ref().and_then(|ids| ids.get(*i).cloned()))
+        .collect();
     // Single-file layers at distinct paths cannot overlap and go in
     // parallel; otherwise layers go in manifest order (a later one wins).
     let mut distinct = file_paths.clone();
@@ -202,8 +222,19 @@ pub async fn extract_remote(
         },
     )?;
     let root = staging.root().to_path_buf();
-    let placed: Vec<Extracted> = stream::iter(selected.iter())
-        .map(|layer| place_remote_layer(client, &endpoint, layer, root.clone(), progress))
+    let limits = ferry_store::decompress::Limits::from_env()?;
+    let placed: Vec<Extracted> = stream::iter(selected.iter().zip(selected_diff_ids))
+        .map(|(layer, diff_id)| {
+            place_remote_layer(
+                client,
+                &endpoint,
+                layer,
+                diff_id,
+                limits,
+                root.clone(),
+                progress,
+            )
+        })
         .buffered(concurrency)
         .try_collect()
         .await?;
@@ -232,6 +263,8 @@ async fn place_remote_layer(
     client: &Client,
     endpoint: &Endpoint,
     layer: &Descriptor,
+    diff_id: Option<Digest>,
+    limits: ferry_store::decompress::Limits,
     root: PathBuf,
     progress: &dyn TransferProgress,
 ) -> Result<Extracted> {
@@ -241,13 +274,15 @@ async fn place_remote_layer(
     let owned = layer.clone();
     let registry = endpoint.registry.clone();
     let placed = consume_blocking(stream, digest, progress, move |reader| {
-        place_layer_from_reader(&owned, reader, &root).map_err(|e| match e {
-            StoreError::DigestMismatch { digest, actual } => ClientError::Integrity {
-                what: format!("blob {digest} from {registry}"),
-                reason: format!("downloaded content hashes to {actual}"),
+        place_layer_verified(&owned, reader, &root, diff_id.as_ref(), &limits).map_err(
+            |e| match e {
+                StoreError::DigestMismatch { digest, actual } => ClientError::Integrity {
+                    what: format!("blob {digest} from {registry}"),
+                    reason: format!("downloaded content hashes to {actual}"),
+                },
+                other => ClientError::Store(other),
             },
-            other => ClientError::Store(other),
-        })
+        )
     })
     .await?;
     progress.blob_done(digest);

@@ -7,12 +7,19 @@
 //! beyond [`Limits::max_unpacked`] bytes.
 
 use std::io::{self, Read};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
-use ferry_spec::media::Encoding;
+use ferry_spec::config::ModelPackConfig;
+use ferry_spec::digest::HashingReader;
+use ferry_spec::media::{self, Encoding};
+use ferry_spec::oci::{Descriptor, Digest, ImageManifest};
 
 use crate::error::{Result, StoreError};
+use crate::extract::{Extracted, unpack_tar};
+use crate::store::Store;
 
 /// Environment variable overriding [`Limits::max_ratio`].
 pub const ENV_MAX_RATIO: &str = "FERRY_MAX_RATIO";
@@ -160,6 +167,151 @@ pub fn bomb_error(digest: &str, compressed: u64, limits: &Limits) -> StoreError 
     ))
 }
 
+/// The config's `modelfs.diffIds` when `manifest`'s config is a ModelPack
+/// config (one per layer), else `None`: only blob digests are checked then.
+pub fn diff_ids(store: &Store, manifest: &ImageManifest) -> Result<Option<Vec<Digest>>> {
+    if manifest.config().media_type().to_string() != media::MEDIA_TYPE_MODEL_CONFIG {
+        return Ok(None);
+    }
+    let digest = manifest.config().digest();
+    let bytes = store.read_document(digest)?;
+    diff_ids_from_config(&bytes, digest, manifest.layers().len()).map(Some)
+}
+
+/// Parses the diffIds of a ModelPack config and checks there is one per layer.
+pub fn diff_ids_from_config(bytes: &[u8], digest: &Digest, layers: usize) -> Result<Vec<Digest>> {
+    let config: ModelPackConfig =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidDocument {
+            what: "config",
+            digest: digest.to_string(),
+            reason: e.to_string(),
+        })?;
+    let ids = config.modelfs.diff_ids;
+    if ids.len() != layers {
+        return Err(StoreError::InvalidDocument {
+            what: "config",
+            digest: digest.to_string(),
+            reason: format!("{} diffIds for {layers} layers", ids.len()),
+        });
+    }
+    Ok(ids)
+}
+
+/// Decompressed bytes travel between the threads in chunks of this size,
+/// at most [`PIPELINE_DEPTH`] of them queued: memory stays bounded.
+const PIPELINE_CHUNK: usize = 1 << 20;
+const PIPELINE_DEPTH: usize = 4;
+
+/// Unpacks a compressed tar layer read from `reader` into `root` within
+/// `limits`, returning what was placed and the uncompressed digest (the
+/// whole decompressed stream is read, past the tar's end marker).
+///
+/// Two threads share the work: this one reads (and, in the caller, hashes)
+/// the compressed bytes and decompresses them; a second one hashes the
+/// uncompressed stream and writes the files. Decompression stops as soon
+/// as the limits are passed or the writer fails.
+pub fn unpack_compressed(
+    layer: &Descriptor,
+    encoding: Encoding,
+    reader: &mut dyn Read,
+    root: &Path,
+    limits: &Limits,
+) -> Result<(Extracted, Digest)> {
+    let digest = layer.digest().to_string();
+    let invalid = |e: &dyn std::fmt::Display| {
+        StoreError::Rejected(format!("layer {digest} ({}): {e}", encoding.suffix()))
+    };
+    let decoded = decoder(encoding, reader).map_err(|e| invalid(&e))?;
+    let mut bounded = Bounded::new(decoded, limits.allowed(layer.size()));
+    let tripped = bounded.tripped();
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPELINE_DEPTH);
+    let result = std::thread::scope(|scope| {
+        let consumer = scope.spawn(move || -> Result<(Extracted, Digest)> {
+            let mut hashing = HashingReader::new(ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+            });
+            let placed = unpack_tar(root, &mut hashing)?;
+            io::copy(&mut hashing, &mut io::sink()).map_err(|e| StoreError::Io {
+                action: "decompressing",
+                path: root.to_path_buf(),
+                source: e,
+            })?;
+            Ok((placed, hashing.finish().0))
+        });
+        loop {
+            let mut chunk = vec![0u8; PIPELINE_CHUNK];
+            match fill(&mut bounded, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.send(Ok(chunk)).is_err() {
+                        break; // the writer stopped: its error is the one to report
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        consumer.join().unwrap_or_else(|_| {
+            Err(StoreError::Rejected(format!(
+                "layer {digest}: the thread unpacking it panicked"
+            )))
+        })
+    });
+    if tripped.load(Ordering::SeqCst) {
+        return Err(bomb_error(&digest, layer.size(), limits));
+    }
+    // A truncated or corrupt stream surfaces as an I/O error of the file
+    // being written: name the layer so the cause is clear.
+    result.map_err(|e| invalid(&e))
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The receiving end of the pipeline as a reader; the sender hanging up
+/// is the end of the stream.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +326,7 @@ mod tests {
 
     #[test]
     fn bounded_reader_stops_past_the_limit() {
-        let data = vec![0u8; 100];
+        let data = [0u8; 100];
         let mut reader = Bounded::new(&data[..], 50);
         let flag = reader.tripped();
         assert!(io::copy(&mut reader, &mut io::sink()).is_err());

@@ -58,6 +58,7 @@ pub fn placement(layer: &Descriptor) -> Result<LayerPlacement> {
     let encoding = media::parse_layer_media_type(&media_type)
         .map(|(_, encoding)| encoding)
         .or_else(|| oci_tar_encoding(&media_type))
+        .or_else(|| kitops_encoding(&media_type))
         // ORAS marks the directories it packs as archives to unpack,
         // whatever media type the user gave them.
         .or_else(|| {
@@ -72,12 +73,19 @@ pub fn placement(layer: &Descriptor) -> Result<LayerPlacement> {
                 layer.digest()
             ))),
         },
-        Some(Encoding::Tar) => Ok(LayerPlacement::Tar(Encoding::Tar)),
-        Some(other) => Err(StoreError::Rejected(format!(
-            "layer {} is {}: compressed layers are not supported by this version of ferry",
-            layer.digest(),
-            other.suffix()
-        ))),
+        Some(tar) => Ok(LayerPlacement::Tar(tar)),
+    }
+}
+
+/// KitOps ModelKit layers (`application/vnd.kitops.modelkit.<kind>.v1.tar`,
+/// `...tar+gzip`, `...tar+zstd`) are tars of paths relative to the root.
+fn kitops_encoding(media_type: &str) -> Option<Encoding> {
+    let rest = media_type.strip_prefix("application/vnd.kitops.modelkit.")?;
+    match rest.rsplit_once(".v1.")?.1 {
+        "tar" => Some(Encoding::Tar),
+        "tar+gzip" => Some(Encoding::TarGzip),
+        "tar+zstd" => Some(Encoding::TarZstd),
+        _ => None,
     }
 }
 
@@ -101,10 +109,13 @@ pub fn extract(
 ) -> Result<Extracted> {
     let resolved = store.resolve(input)?;
     let manifest = store.read_manifest(resolved.descriptor.digest())?;
+    let diff_ids = crate::decompress::diff_ids(store, &manifest)?;
+    let limits = crate::decompress::Limits::from_env()?;
     let staging = Staging::begin(dir, options)?;
     let mut total = Extracted::default();
-    for layer in manifest.layers() {
-        let placed = place_layer(store, layer, staging.root())?;
+    for (i, layer) in manifest.layers().iter().enumerate() {
+        let diff_id = diff_ids.as_ref().and_then(|ids| ids.get(i));
+        let placed = place_layer_checked(store, layer, staging.root(), diff_id, &limits)?;
         total.entries += placed.entries;
         total.bytes += placed.bytes;
     }
@@ -171,14 +182,42 @@ fn is_empty_dir(dir: &Path) -> Result<bool> {
 
 /// Writes one layer into `root`, verifying the blob's digest on the way.
 pub fn place_layer(store: &Store, layer: &Descriptor, root: &Path) -> Result<Extracted> {
+    let limits = crate::decompress::Limits::from_env()?;
+    place_layer_checked(store, layer, root, None, &limits)
+}
+
+/// [`place_layer`] that also checks the uncompressed digest against
+/// `diff_id` (from a ModelPack config) and applies `limits`.
+pub fn place_layer_checked(
+    store: &Store,
+    layer: &Descriptor,
+    root: &Path,
+    diff_id: Option<&Digest>,
+    limits: &crate::decompress::Limits,
+) -> Result<Extracted> {
     let blob = store.open_blob(layer.digest())?;
     let placement = placement(layer)?;
+    if let LayerPlacement::File(_) = &placement
+        && let Some(expected) = diff_id
+        && expected != layer.digest()
+    {
+        return Err(StoreError::Rejected(format!(
+            "layer {}: the config's diffIds say {expected} for this uncompressed layer",
+            layer.digest()
+        )));
+    }
     if let LayerPlacement::File(path) = &placement
         && let Some(bytes) = reflink_file(store, layer, root, path)?
     {
         return Ok(Extracted { entries: 1, bytes });
     }
-    place_layer_from_reader(layer, blob, root)
+    place_layer_verified(
+        layer,
+        io::BufReader::with_capacity(1 << 20, blob),
+        root,
+        diff_id,
+        limits,
+    )
 }
 
 /// Writes one layer whose bytes come from `reader` (a store blob, or a
@@ -186,23 +225,54 @@ pub fn place_layer(store: &Store, layer: &Descriptor, root: &Path) -> Result<Ext
 /// At most the declared size plus one byte is read, so an endless source
 /// is cut off; a size or digest that does not match the descriptor fails
 /// the layer (the caller's [`Staging`] then discards what was placed).
+/// Gzip and zstd tar layers are decompressed while they are read, within
+/// the limits of `FERRY_MAX_RATIO` and `FERRY_MAX_UNPACKED`.
 pub fn place_layer_from_reader(
     layer: &Descriptor,
     reader: impl Read,
     root: &Path,
 ) -> Result<Extracted> {
+    let limits = crate::decompress::Limits::from_env()?;
+    place_layer_verified(layer, reader, root, None, &limits)
+}
+
+/// [`place_layer_from_reader`] with the expected uncompressed digest (the
+/// config's `diffIds` entry, for ModelPack artifacts) and explicit limits.
+pub fn place_layer_verified(
+    layer: &Descriptor,
+    reader: impl Read,
+    root: &Path,
+    diff_id: Option<&Digest>,
+    limits: &crate::decompress::Limits,
+) -> Result<Extracted> {
     let placement = placement(layer)?;
     let mut reader = HashingReader::new(reader.take(layer.size().saturating_add(1)));
-    let placed = match placement {
+    let (placed, uncompressed) = match placement {
         LayerPlacement::File(path) => {
             let bytes = write_file(root, &path, file_mode(layer), &mut reader)?;
-            Extracted { entries: 1, bytes }
+            (Extracted { entries: 1, bytes }, None)
         }
-        LayerPlacement::Tar(_) => unpack_tar(root, &mut reader)?,
+        LayerPlacement::Tar(Encoding::Tar | Encoding::Raw) => {
+            (unpack_tar(root, &mut reader)?, None)
+        }
+        LayerPlacement::Tar(encoding) => {
+            let (placed, digest) =
+                crate::decompress::unpack_compressed(layer, encoding, &mut reader, root, limits)?;
+            (placed, Some(digest))
+        }
     };
     io::copy(&mut reader, &mut io::sink()).ctx("reading blob", layer.digest().to_string())?;
     let (digest, size) = reader.finish();
     verify(layer, &digest, size)?;
+    if let Some(expected) = diff_id {
+        let actual = uncompressed.as_ref().unwrap_or(&digest);
+        if actual != expected {
+            return Err(StoreError::Rejected(format!(
+                "layer {}: uncompressed content hashes to {actual}, the config's diffIds say {expected}",
+                layer.digest()
+            )));
+        }
+    }
     Ok(placed)
 }
 

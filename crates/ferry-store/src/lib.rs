@@ -15,6 +15,8 @@
 //! ```
 
 pub mod blob;
+pub mod compress;
+pub mod decompress;
 pub mod detect;
 pub mod error;
 pub mod extract;

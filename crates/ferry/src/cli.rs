@@ -345,6 +345,21 @@ pub struct PackArgs {
     /// With --generic: the layers' media type [default: application/octet-stream].
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub media_type: Option<String>,
+    /// Layer compression: `auto` compresses text-like files (configs,
+    /// tokenizers, code, docs, datasets) into tar+zstd layers and keeps
+    /// weights raw.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub compress: CompressArg,
+    /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6).
+    #[arg(long, value_name = "N")]
+    pub level: Option<i32>,
+    /// Compress weights too, each only when a sample of it (first 4 MiB and
+    /// 4 MiB from the middle) shrinks by at least --min-saving.
+    #[arg(long)]
+    pub compress_weights: bool,
+    /// Minimum saving, in percent, for a sampled weight file to be compressed.
+    #[arg(long, value_name = "PERCENT", default_value_t = ferry_store::compress::DEFAULT_MIN_SAVING_PERCENT)]
+    pub min_saving: u32,
     /// Push to the registry REF names while packing: layers are hashed as
     /// they upload, every file is read once, nothing is stored locally.
     #[arg(long, conflicts_with_all = ["generic", "link"])]
@@ -356,6 +371,19 @@ pub struct PackArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressArg {
+    /// No compression.
+    None,
+    /// tar+gzip layers.
+    Gzip,
+    /// tar+zstd layers.
+    Zstd,
+    /// zstd for text-like files, weights raw.
+    Auto,
 }
 
 #[derive(Debug, Args)]

@@ -552,42 +552,89 @@ fn records_of_mounts_that_are_gone_are_cleaned_when_listing() {
     );
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 #[test]
-fn compressed_and_pathless_layers_are_refused_before_anything_is_built() {
+fn compressed_layers_are_unpacked_into_the_cache() {
     let env = Env::new();
-    let gz = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0].to_vec();
+    let zstd_tar = zstd::encode_all(&tar_of(&[("z/one.txt", b"zstd")])[..], 3).unwrap();
     put_artifact(
         &env.store,
-        "localhost/gz:v1",
+        "localhost/packed:v1",
+        &[
+            (
+                gzip(&tar_of(&[("g/one.txt", b"gzip")])),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                vec![],
+            ),
+            (
+                zstd_tar,
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                vec![],
+            ),
+            // As `oras push` stores a directory: gzip under a custom type.
+            (
+                gzip(&tar_of(&[("data/", b""), ("data/a.csv", b"1,2")])),
+                "application/vnd.example.dir",
+                vec![
+                    ("io.deis.oras.content.unpack", "true"),
+                    ("org.opencontainers.image.title", "data"),
+                ],
+            ),
+        ],
+    );
+    let sys = RecordingSyscalls::new();
+    let mounted = mount(
+        &env.store,
+        &MountRequest::new("localhost/packed:v1", env.path("mnt")),
+        &sys,
+    )
+    .unwrap();
+    assert_eq!(mounted.cache.built, 3);
+    let dirs = env.layer_dirs("localhost/packed:v1");
+    assert_eq!(fs::read(dirs[0].join("g/one.txt")).unwrap(), b"gzip");
+    assert_eq!(fs::read(dirs[1].join("z/one.txt")).unwrap(), b"zstd");
+    assert_eq!(fs::read(dirs[2].join("data/a.csv")).unwrap(), b"1,2");
+    let (overlay, ..) = overlay_call(&sys.calls());
+    assert_eq!(overlay.lowers, dirs);
+}
+
+#[test]
+fn bad_layers_are_refused_and_nothing_is_cached() {
+    let env = Env::new();
+    let gz = gzip(&tar_of(&[("x.txt", b"x")]));
+    put_artifact(
+        &env.store,
+        "localhost/garbage:v1",
         &[(
-            gz.clone(),
+            vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0],
             "application/vnd.oci.image.layer.v1.tar+gzip",
             vec![],
         )],
     );
     put_artifact(
         &env.store,
+        "localhost/mislabelled:v1",
+        &[(gz, "application/vnd.oci.image.layer.v1.tar", vec![])],
+    );
+    put_artifact(
+        &env.store,
         "localhost/nopath:v1",
         &[(b"x".to_vec(), "application/octet-stream", vec![])],
     );
-    // ORAS-style: a gzip archive under a custom type marked for unpacking.
-    put_artifact(
-        &env.store,
-        "localhost/oras-gz:v1",
-        &[(
-            gz,
-            "application/vnd.example.dir",
-            vec![
-                ("io.deis.oras.content.unpack", "true"),
-                ("org.opencontainers.image.title", "d"),
-            ],
-        )],
-    );
     let sys = RecordingSyscalls::new();
     for (name, needle) in [
-        ("localhost/gz:v1", "compressed"),
+        ("localhost/garbage:v1", "tar+gzip"),
+        (
+            "localhost/mislabelled:v1",
+            "gzip-compressed but its media type says uncompressed tar",
+        ),
         ("localhost/nopath:v1", "no file path"),
-        ("localhost/oras-gz:v1", "gzip-compressed"),
     ] {
         let err = mount(&env.store, &MountRequest::new(name, env.path("mnt")), &sys).unwrap_err();
         assert!(err.to_string().contains(needle), "{name}: {err}");
@@ -598,6 +645,8 @@ fn compressed_and_pathless_layers_are_refused_before_anything_is_built() {
         .map(|d| d.collect())
         .unwrap_or_default();
     assert!(cached.is_empty(), "nothing cached: {cached:?}");
+    assert!(ferry_mount::tree::is_empty_dir(&env.store.root().join("layers/tmp")).unwrap());
+    assert!(env.record_dirs().is_empty());
 }
 
 #[test]

@@ -21,10 +21,27 @@ const CHUNK: usize = 1 << 20;
 /// A blob written for one layer.
 #[derive(Debug, Clone)]
 pub struct WrittenBlob {
-    /// Blob digest (also the diffId: ferry writes no compressed layers here).
+    /// Blob digest.
     pub digest: Digest,
     /// Blob size.
     pub size: u64,
+    /// Digest of the uncompressed layer (the config's diffId); the blob
+    /// digest for uncompressed layers.
+    pub diff_id: Digest,
+    /// Size of the uncompressed layer.
+    pub uncompressed_size: u64,
+}
+
+impl WrittenBlob {
+    /// An uncompressed blob: its diffId is its digest.
+    pub fn uncompressed(digest: Digest, size: u64) -> WrittenBlob {
+        WrittenBlob {
+            diff_id: digest.clone(),
+            uncompressed_size: size,
+            digest,
+            size,
+        }
+    }
 }
 
 /// Fixed metadata for tar entries and annotations, unless preserved from disk.
@@ -124,7 +141,7 @@ pub fn write_raw(
             let after = fs::metadata(path).ctx("reading", path)?;
             ensure_unchanged(path, &before, &after)?;
             install_verified_file(store, &temp, &digest)?;
-            Ok(WrittenBlob { digest, size })
+            Ok(WrittenBlob::uncompressed(digest, size))
         });
         if result.is_err() {
             let _ = fs::remove_file(&temp);
@@ -155,7 +172,7 @@ pub fn write_raw(
         )));
     }
     let digest = writer.commit(None)?;
-    Ok(WrittenBlob { digest, size })
+    Ok(WrittenBlob::uncompressed(digest, size))
 }
 
 fn with_source_context(error: StoreError, source: &Path) -> StoreError {
@@ -200,7 +217,7 @@ pub fn write_tar(
     let writer = tar_into(writer, files, preserve, progress, &temp_path)?;
     let size = writer.written();
     let digest = writer.commit(None)?;
-    Ok(WrittenBlob { digest, size })
+    Ok(WrittenBlob::uncompressed(digest, size))
 }
 
 /// Streams the tar layer [`write_tar`] would store into any writer (an
@@ -279,7 +296,7 @@ impl Write for CountingWriter<'_> {
 
 /// Writes the deterministic tar of `files` into `writer` and returns it;
 /// `target` names where the bytes go, for errors.
-fn tar_into<W: Write>(
+pub(crate) fn tar_into<W: Write>(
     writer: W,
     files: &[&SourceFile],
     preserve: bool,

@@ -92,6 +92,8 @@ pub struct PackOptions {
     pub created: Option<String>,
     /// Hardlink raw files into the store instead of copying them.
     pub link: bool,
+    /// Layer compression (`--compress`, `--level`, `--compress-weights`, `--min-saving`).
+    pub compress: crate::compress::CompressOptions,
 }
 
 impl Default for PackOptions {
@@ -106,6 +108,7 @@ impl Default for PackOptions {
             preserve_metadata: false,
             created: None,
             link: false,
+            compress: crate::compress::CompressOptions::default(),
         }
     }
 }
@@ -133,6 +136,8 @@ pub struct PlannedLayer<'a> {
     filepath: String,
     files: Vec<&'a SourceFile>,
     untested: bool,
+    /// Set for a compressed tar layer.
+    codec: Option<crate::compress::Codec>,
 }
 
 impl PlannedLayer<'_> {
@@ -141,9 +146,33 @@ impl PlannedLayer<'_> {
         &self.filepath
     }
 
-    /// Raw file bytes or a tar archive.
+    /// Raw file bytes or a tar archive (compressed or not).
     pub fn encoding(&self) -> Encoding {
-        self.encoding
+        self.codec.map_or(self.encoding, |c| c.encoding)
+    }
+
+    /// Like [`PlannedLayer::write_to`], compressing when the layer is
+    /// compressed: the bytes `pack` stores. Returns the uncompressed side
+    /// of a compressed layer (`None`: the bytes written are the layer).
+    pub fn write_encoded_to(
+        &self,
+        writer: &mut dyn std::io::Write,
+        preserve_metadata: bool,
+        progress: &dyn Progress,
+    ) -> Result<Option<crate::compress::Uncompressed>> {
+        match self.codec {
+            Some(codec) => crate::compress::stream_compressed_tar(
+                writer,
+                &self.files,
+                preserve_metadata,
+                codec,
+                progress,
+            )
+            .map(Some),
+            None => self
+                .write_to(writer, preserve_metadata, progress)
+                .map(|_| None),
+        }
     }
 
     /// The ModelPack category.
@@ -205,6 +234,7 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
             reason: "pack needs a tag, not a digest".into(),
         });
     }
+    options.compress.validate()?;
     if !matches!(options.layer_format, Encoding::Raw | Encoding::Tar) {
         // write_tar writes plain tar: a compressed media type would lie.
         return Err(StoreError::Rejected(format!(
@@ -292,7 +322,7 @@ impl Prepared {
             &self.detected,
             self.modelfile.as_ref(),
             options,
-            written.iter().map(|b| b.digest.clone()).collect(),
+            written.iter().map(|b| b.diff_id.clone()).collect(),
         );
         let config_bytes = serde_json::to_vec(&config)
             .map_err(|e| StoreError::Rejected(format!("cannot serialize config: {e}")))?;
@@ -377,8 +407,15 @@ pub fn pack_with_progress(
     };
     let written: Vec<WrittenBlob> = plan
         .par_iter()
-        .map(|layer| match layer.encoding {
-            Encoding::Raw => layer::write_raw(store, layer.files[0], method, progress),
+        .map(|layer| match (layer.codec, layer.encoding) {
+            (Some(codec), _) => crate::compress::write_compressed_tar(
+                store,
+                &layer.files,
+                options.preserve_metadata,
+                codec,
+                progress,
+            ),
+            (None, Encoding::Raw) => layer::write_raw(store, layer.files[0], method, progress),
             _ => layer::write_tar(store, &layer.files, options.preserve_metadata, progress),
         })
         .collect::<Result<_>>()?;
@@ -470,6 +507,11 @@ fn plan_layers<'a>(
                 filepath: common_dir(small.iter().map(|(_, _, f)| f.rel.as_str())),
                 files: small.iter().map(|(_, _, f)| *f).collect(),
                 untested: small.iter().any(|(_, untested, _)| *untested),
+                codec: small
+                    .iter()
+                    .map(|(_, _, f)| options.compress.choose(category, f))
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|codecs| codecs.first().copied()),
             });
         }
         let singles = if small.len() == 1 {
@@ -491,6 +533,7 @@ fn plan_layers<'a>(
                 filepath: file.rel.clone(),
                 files: vec![file],
                 untested,
+                codec: options.compress.choose(category, file),
             });
         }
     }
@@ -564,7 +607,7 @@ fn layer_descriptor(
         .map_err(|e| StoreError::Rejected(format!("cannot serialize file metadata: {e}")))?;
     annotations.insert(ann::FILE_METADATA.to_string(), metadata_json);
     let mut descriptor = Descriptor::new(
-        MediaType::Other(media::layer_media_type(layer.category, layer.encoding)),
+        MediaType::Other(media::layer_media_type(layer.category, layer.encoding())),
         blob.size,
         blob.digest.clone(),
     );

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod compression;
 mod concurrency;
 mod extract_hostile;
 mod fsck;

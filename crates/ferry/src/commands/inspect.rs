@@ -93,6 +93,23 @@ pub fn ls(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// ` (N unpacked)` for a compressed layer whose file metadata gives the
+/// content size, else nothing.
+fn unpacked_note(layer: &Descriptor) -> String {
+    let compressed = media::parse_layer_media_type(layer.media_type().as_ref())
+        .is_some_and(|(_, e)| matches!(e, media::Encoding::TarGzip | media::Encoding::TarZstd));
+    let size = layer
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ann::FILE_METADATA))
+        .and_then(|json| serde_json::from_str::<ann::FileMetadata>(json).ok())
+        .map(|m| m.size);
+    match size {
+        Some(size) if compressed => format!(" ({} unpacked)", human(size)),
+        _ => String::new(),
+    }
+}
+
 /// One layer as `inspect` shows it.
 fn layer_row(layer: &Descriptor) -> serde_json::Value {
     let annotations = layer.annotations().clone().unwrap_or_default();
@@ -190,14 +207,15 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<ExitCode> {
         "  {:width$}  {:8}  {:>10}  MEDIA TYPE",
         "PATH", "CATEGORY", "SIZE"
     )?;
-    for layer in &layers {
+    for (layer, descriptor) in layers.iter().zip(manifest.layers()) {
         writeln!(
             out,
-            "  {:width$}  {:8}  {:>10}  {}",
+            "  {:width$}  {:8}  {:>10}  {}{}",
             layer["path"].as_str().unwrap_or("-"),
             layer["category"].as_str().unwrap_or("-"),
             human(layer["size"].as_u64().unwrap_or(0)),
             layer["mediaType"].as_str().unwrap_or("-"),
+            unpacked_note(descriptor),
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -9,10 +9,11 @@ use ferry_store::Store;
 use ferry_store::index::normalize_reference;
 use ferry_store::pack::{Metadata, PackOptions, pack_with_progress};
 
-use crate::cli::{LayerFormat, PackArgs};
+use crate::cli::{CompressArg, LayerFormat, PackArgs};
 use crate::output::print_json;
 use crate::progress::Bar;
 use crate::size::{human, parse_size};
+use ferry_store::compress::CompressMode;
 
 pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let reference = normalize_reference(&args.reference)?;
@@ -80,6 +81,18 @@ pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
         preserve_metadata: args.preserve_metadata,
         created,
         link: args.link,
+        compress: ferry_store::compress::CompressOptions {
+            mode: match args.compress {
+                CompressArg::None => CompressMode::None,
+                CompressArg::Gzip => CompressMode::Gzip,
+                CompressArg::Zstd => CompressMode::Zstd,
+                CompressArg::Auto => CompressMode::Auto,
+            },
+            level: args.level,
+            weights: args.compress_weights,
+            min_saving_percent: args.min_saving,
+            threads: 0,
+        },
     })
 }
 

@@ -7,6 +7,7 @@
 mod bad_input;
 mod commands;
 mod common;
+mod compression;
 mod concurrency;
 mod copy;
 mod crash;
