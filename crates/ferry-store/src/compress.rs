@@ -140,7 +140,21 @@ impl CompressOptions {
         if !self.weights {
             return None;
         }
+        // Readers refuse layers that expand more than the bomb limit; data
+        // that compresses that well (zero padding) stays raw so every ferry
+        // can read what ferry packs.
+        let readable = 100.0 * (1.0 - 1.0 / crate::decompress::Limits::default().max_ratio as f64);
         match sample_saving(&file.read_from, codec) {
+            Ok(percent)
+                if percent >= readable - 1.0
+                    && file.metadata.len() > crate::decompress::RATIO_FLOOR =>
+            {
+                tracing::debug!(
+                    "{} stays raw: sample saves {percent:.1}%, too much to tell from a bomb",
+                    file.rel
+                );
+                None
+            }
             Ok(percent) if percent >= f64::from(self.min_saving_percent) => Some(codec),
             Ok(percent) => {
                 tracing::debug!("{} stays raw: sample saves {percent:.1}%", file.rel);

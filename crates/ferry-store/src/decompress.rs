@@ -27,9 +27,10 @@ pub const ENV_MAX_RATIO: &str = "FERRY_MAX_RATIO";
 /// a `K`, `M`, `G` or `T` suffix in powers of 1024).
 pub const ENV_MAX_UNPACKED: &str = "FERRY_MAX_UNPACKED";
 
-/// Below this many uncompressed bytes the ratio is not enforced: tiny
-/// layers of repetitive text legitimately compress very well.
-const RATIO_FLOOR: u64 = 1 << 20;
+/// Below this many uncompressed bytes the ratio is not enforced: layers of
+/// repetitive text (configs, indexes, tokenizers) legitimately compress very
+/// well, and a bomb is stopped after at most this much output.
+pub const RATIO_FLOOR: u64 = 64 << 20;
 
 /// How far a compressed layer may expand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,10 +338,10 @@ mod tests {
     fn allowed_uses_ratio_floor_and_cap() {
         let limits = Limits {
             max_ratio: 10,
-            max_unpacked: 5 << 20,
+            max_unpacked: 1 << 30,
         };
         assert_eq!(limits.allowed(1), RATIO_FLOOR);
-        assert_eq!(limits.allowed(300_000), 3_000_000);
-        assert_eq!(limits.allowed(10 << 20), 5 << 20);
+        assert_eq!(limits.allowed(10 << 20), 100 << 20);
+        assert_eq!(limits.allowed(200 << 20), 1 << 30);
     }
 }
