@@ -4,6 +4,9 @@
 #
 #   bench/pack.sh [--size-gb 2] [--runs 3] [--model DIR]
 #
+# ferry fsyncs every blob (durable store); `cp -r && sync` is the fair
+# comparison for that, `cp -r` the lower bound.
+#
 # Prints median wall time, CPU time (user+sys) and peak RSS of each. Every
 # command reads the model from a warm page cache, as a re-pack would.
 set -euo pipefail
@@ -51,4 +54,5 @@ printf '%-22s %10s %10s %13s %14s\n' command wall cpu "peak RSS" throughput
 run "ferry pack (raw)" "$ferry" --store "$work/store" pack "$model" -t bench/model:v1 -q
 run "ferry pack (tar)" "$ferry" --store "$work/store" pack "$model" -t bench/model:v1 -q --layer-format tar
 run "cp -r" cp -r "$model" "$work/out"
+run "cp -r && sync" sh -c "cp -r '$model' '$work/out' && sync"
 run "sha256sum" sh -c "sha256sum '$model'/*"
