@@ -132,6 +132,19 @@ impl Encoding {
     }
 }
 
+/// True when `value` has the shape of a media type (`type/subtype`, RFC 6838
+/// characters only).
+pub fn is_valid_media_type(value: &str) -> bool {
+    value.split_once('/').is_some_and(|(t, s)| {
+        !t.is_empty()
+            && !s.is_empty()
+            && !s.contains('/')
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+/".contains(&b))
+    })
+}
+
 /// The media type of a ModelPack layer, e.g. `application/vnd.cncf.model.weight.v1.raw`.
 pub fn layer_media_type(category: Category, encoding: Encoding) -> String {
     format!(
@@ -179,6 +192,15 @@ mod tests {
             layer_media_type(Category::WeightConfig, Encoding::Raw),
             "application/vnd.cncf.model.weight.config.v1.raw"
         );
+    }
+
+    #[test]
+    fn media_type_shapes() {
+        assert!(is_valid_media_type("application/vnd.oci.empty.v1+json"));
+        assert!(!is_valid_media_type("application"));
+        assert!(!is_valid_media_type("a/b/c"));
+        assert!(!is_valid_media_type("a/ b"));
+        assert!(!is_valid_media_type("/b"));
     }
 
     #[test]

@@ -212,15 +212,7 @@ pub fn pack_generic_with_progress(
 
 /// Rejects what cannot be a media type (`type/subtype`).
 fn check_media_type(what: &str, value: &str) -> Result<()> {
-    let valid = value.split_once('/').is_some_and(|(t, s)| {
-        !t.is_empty()
-            && !s.is_empty()
-            && !s.contains('/')
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+/".contains(&b))
-    });
-    if valid {
+    if ferry_spec::media::is_valid_media_type(value) {
         Ok(())
     } else {
         Err(StoreError::Rejected(format!(
