@@ -403,10 +403,37 @@ fn write_file(root: &Path, rel: &str, mode: u32, content: &mut dyn Read) -> Resu
         .mode(0o600)
         .open(&path)
         .ctx("creating", &path)?;
-    let bytes = io::copy(content, &mut file).ctx("writing", &path)?;
+    let bytes = copy_large(content, &mut file).ctx("writing", &path)?;
     file.set_permissions(fs::Permissions::from_mode(mode & 0o777))
         .ctx("setting mode of", &path)?;
     Ok(bytes)
+}
+
+/// Copies with a 1 MiB buffer: `io::copy`'s 8 KiB one turns a multi-GiB
+/// weight into hundreds of thousands of write calls.
+fn copy_large(reader: &mut dyn Read, writer: &mut fs::File) -> io::Result<u64> {
+    use std::io::Write;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match reader.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        writer.write_all(&buffer[..filled])?;
+        total += filled as u64;
+        if filled < buffer.len() {
+            return Ok(total);
+        }
+    }
 }
 
 /// Unpacks a tar stream into `root` after checking every entry.
