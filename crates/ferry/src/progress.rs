@@ -3,7 +3,11 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Draws a byte-count bar for pack.
 pub struct Bar {
@@ -50,19 +54,30 @@ impl ferry_store::pack::Progress for Bar {
     }
 }
 
-/// Bars for pushes and pulls: total bytes across every blob.
+/// Bars for pushes and pulls: one per blob in flight, with its rate, above
+/// a total bar; nothing when stderr is not a terminal (the command prints a
+/// one-line summary instead).
 pub struct TransferBar {
+    multi: Option<MultiProgress>,
     bar: Option<ProgressBar>,
-    bytes: std::sync::atomic::AtomicU64,
-    total: std::sync::atomic::AtomicU64,
+    layers: Mutex<HashMap<String, ProgressBar>>,
+    bytes: AtomicU64,
+    total: AtomicU64,
 }
 
 impl TransferBar {
-    /// A bar when stderr is a terminal and output is not quiet.
+    /// Bars when stderr is a terminal and output is not quiet.
     pub fn new(quiet: bool, message: &str) -> TransferBar {
         let plain = Bar::new(quiet, message);
+        let multi = plain.bar.as_ref().map(|bar| {
+            let multi = MultiProgress::new();
+            multi.add(bar.clone());
+            multi
+        });
         TransferBar {
+            multi,
             bar: plain.bar,
+            layers: Mutex::new(HashMap::new()),
             bytes: 0.into(),
             total: 0.into(),
         }
@@ -70,11 +85,19 @@ impl TransferBar {
 
     /// Bytes moved.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+        self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Removes the bar.
+    /// Removes the bars.
     pub fn finish(&self) {
+        for (_, layer) in self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
+            layer.finish_and_clear();
+        }
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -82,20 +105,48 @@ impl TransferBar {
 }
 
 impl ferry_registry::progress::TransferProgress for TransferBar {
-    fn blob_started(&self, _digest: &ferry_spec::oci::Digest, size: u64) {
-        let total = self
-            .total
-            .fetch_add(size, std::sync::atomic::Ordering::Relaxed)
-            + size;
+    fn blob_started(&self, digest: &ferry_spec::oci::Digest, size: u64) {
+        let total = self.total.fetch_add(size, Ordering::Relaxed) + size;
         if let Some(bar) = &self.bar {
             bar.set_length(total);
         }
+        if let (Some(multi), Some(total_bar)) = (&self.multi, &self.bar) {
+            let layer = multi.insert_before(total_bar, ProgressBar::new(size));
+            let style = ProgressStyle::with_template(
+                "  {prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            layer.set_style(style);
+            layer.set_prefix(crate::output::short_digest(digest.as_ref()));
+            self.layers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(digest.to_string(), layer);
+        }
     }
-    fn advanced(&self, _digest: &ferry_spec::oci::Digest, bytes: u64) {
-        self.bytes
-            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    fn advanced(&self, digest: &ferry_spec::oci::Digest, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.inc(bytes);
+        }
+        if let Some(layer) = self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest.to_string())
+        {
+            layer.inc(bytes);
+        }
+    }
+    fn blob_done(&self, digest: &ferry_spec::oci::Digest) {
+        if let Some(layer) = self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&digest.to_string())
+        {
+            layer.finish_and_clear();
         }
     }
 }
