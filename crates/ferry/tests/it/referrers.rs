@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,25 +182,6 @@ impl Registry {
         );
         Some(serde_json::from_slice(&body).expect("manifest is JSON"))
     }
-}
-
-/// A minimal HTTP/1.0 GET (the test crate has no HTTP client): status and body.
-fn http_get(addr: &str, path: &str, accept: &str) -> Option<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, response[split + 4..].to_vec()))
 }
 
 // ---------------------------------------------------------------------------
