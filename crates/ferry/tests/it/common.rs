@@ -458,6 +458,11 @@ static GENERATING: Mutex<()> = Mutex::new(());
 /// `None` (after a note) when python3 with numpy and safetensors is missing
 /// outside CI.
 pub fn gen_model(seed: u64, shards: u32) -> Option<PathBuf> {
+    gen_model_sized("0.01", shards, seed)
+}
+
+/// A synthetic model of `total_gb` GiB of weights, cached like [`gen_model`].
+pub fn gen_model_sized(total_gb: &str, shards: u32, seed: u64) -> Option<PathBuf> {
     let script = Path::new(GEN_MODEL);
     if !require("shared/tools/gen-model.py", script.is_file())
         || !require(
@@ -469,7 +474,10 @@ pub fn gen_model(seed: u64, shards: u32) -> Option<PathBuf> {
     }
     let version = sha256(&fs::read(script).expect("read gen-model.py"));
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ferry-it-models");
-    let target = cache.join(format!("{}-seed{seed}-shards{shards}", &version[7..19]));
+    let target = cache.join(format!(
+        "{}-{total_gb}gb-seed{seed}-shards{shards}",
+        &version[7..19]
+    ));
     let _one = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
     if target.join("config.json").is_file() {
         return Some(target);
@@ -484,7 +492,7 @@ pub fn gen_model(seed: u64, shards: u32) -> Option<PathBuf> {
         .arg(script)
         .arg("--out")
         .arg(&out)
-        .args(["--total-gb", "0.01", "--shards"])
+        .args(["--total-gb", total_gb, "--shards"])
         .arg(shards.to_string())
         .arg("--seed")
         .arg(seed.to_string()));

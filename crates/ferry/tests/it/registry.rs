@@ -11,7 +11,6 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -229,59 +228,9 @@ fn words<S: AsRef<OsStr>>(args: &[S]) -> String {
 // Models
 // ---------------------------------------------------------------------------
 
-const GEN_MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/tools/gen-model.py"
-);
-
-static GENERATING: Mutex<()> = Mutex::new(());
-
-/// A synthetic model of `total_gb` GiB of weights from gen-model.py, cached in
-/// cargo's test temp dir (read-only: copy it to change it). `None` after a
-/// note when python3 with numpy and safetensors is missing outside CI.
+/// A synthetic model of `total_gb` GiB of weights (see `common::gen_model_sized`).
 fn model(total_gb: &str, shards: u32, seed: u64) -> Option<PathBuf> {
-    let script = Path::new(GEN_MODEL);
-    if !require("shared/tools/gen-model.py", script.is_file())
-        || !require(
-            "python3 with numpy and safetensors",
-            command_works("python3", &["-c", "import numpy, safetensors"]),
-        )
-    {
-        return None;
-    }
-    let version = sha256(&fs::read(script).expect("read gen-model.py"));
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ferry-it-models");
-    let target = cache.join(format!(
-        "{}-{total_gb}gb-seed{seed}-shards{shards}",
-        &version[7..19]
-    ));
-    let _one = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
-    if target.join("config.json").is_file() {
-        return Some(target);
-    }
-    fs::create_dir_all(&cache).expect("create model cache");
-    let staging = tempfile::Builder::new()
-        .prefix(".gen-")
-        .tempdir_in(&cache)
-        .expect("create staging dir");
-    let out = staging.path().join("model");
-    let output = run(Command::new("python3")
-        .arg(script)
-        .arg("--out")
-        .arg(&out)
-        .args(["--total-gb", total_gb, "--shards"])
-        .arg(shards.to_string())
-        .arg("--seed")
-        .arg(seed.to_string()));
-    assert_success(&output, "gen-model.py");
-    if fs::rename(&out, &target).is_err() {
-        assert!(
-            target.join("config.json").is_file(),
-            "cannot cache {}",
-            target.display()
-        );
-    }
-    Some(target)
+    gen_model_sized(total_gb, shards, seed)
 }
 
 /// Relative path -> (size, digest) of every regular file under `dir`.
