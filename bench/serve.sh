@@ -52,14 +52,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ferry is built here; another engineer may be mid-edit, so retry a few times.
-build_log=$work/build.log
-for attempt in 1 2 3 4 5; do
-  cargo build --release --quiet 2>"$build_log" && break
-  [ "$attempt" = 5 ] && { cat "$build_log" >&2; echo "cargo build --release failed" >&2; exit 1; }
-  echo "cargo build --release failed ($(grep -m1 '^error' "$build_log" || echo '?')), retrying in 60 s" >&2
-  sleep 60 & wait $!
-done
+cargo build --release --quiet
 ferry=$PWD/target/release/ferry
 export FERRY_HOME=$work/home # nothing outside $work is touched
 
