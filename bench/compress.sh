@@ -28,7 +28,7 @@ for tool in zstd pigz tar bc; do
   command -v $tool >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 cargo build --release --quiet
-ferry=$PWD/target/release/ferry
+ferry=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 if [ -z "$model" ]; then

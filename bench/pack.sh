@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 done
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 cargo build --release --quiet
-ferry=$PWD/target/release/ferry
+ferry=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 if [ -z "$model" ]; then

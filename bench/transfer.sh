@@ -42,7 +42,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cargo build --release --quiet
-ferry=$PWD/target/release/ferry
+ferry=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
 export FERRY_HOME=$work/home # nothing outside $work is touched
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

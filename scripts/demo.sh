@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-ferry=$PWD/target/release/ferry
+ferry=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-demo.XXXXXX")
 export FERRY_HOME="$work/store"
 server=""
