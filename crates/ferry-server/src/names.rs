@@ -4,51 +4,14 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::RegistryError;
 
-/// A repository name per the distribution spec:
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
+/// A repository name per the distribution spec (see
+/// [`ferry_spec::names::is_valid_repository`]).
 pub fn validate_name(name: &str) -> Result<(), RegistryError> {
-    let invalid = || RegistryError::name_invalid(name);
-    if name.is_empty() || name.len() > 255 {
-        return Err(invalid());
+    if ferry_spec::names::is_valid_repository(name) {
+        Ok(())
+    } else {
+        Err(RegistryError::name_invalid(name))
     }
-    for component in name.split('/') {
-        if !valid_component(component) {
-            return Err(invalid());
-        }
-    }
-    Ok(())
-}
-
-fn valid_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    if bytes.is_empty() || !is_alnum(bytes[0]) || !is_alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        if is_alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: ".", "_", "__" or one or more "-".
-        let start = i;
-        while i < bytes.len() && !is_alnum(bytes[i]) {
-            i += 1;
-        }
-        let separator = &component[start..i];
-        let ok = separator == "."
-            || separator == "_"
-            || separator == "__"
-            || separator.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-fn is_alnum(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
 /// A tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.

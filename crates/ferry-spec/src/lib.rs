@@ -10,6 +10,7 @@ pub mod digest;
 pub mod json;
 pub mod media;
 pub mod modelfile;
+pub mod names;
 
 pub use oci_spec::distribution::Reference;
 pub use oci_spec::image as oci;

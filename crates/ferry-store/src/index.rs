@@ -62,12 +62,24 @@ pub struct Resolved {
 
 /// Parses a user reference and returns its normalized full form.
 pub fn normalize_reference(input: &str) -> Result<Reference> {
-    input
+    let reference = input
         .parse::<Reference>()
         .map_err(|e| StoreError::InvalidReference {
             input: input.to_string(),
             reason: e.to_string(),
-        })
+        })?;
+    // oci-spec accepts some names the distribution grammar forbids
+    // (upper case, for one); registries would refuse them later.
+    if !ferry_spec::names::is_valid_repository(reference.repository()) {
+        return Err(StoreError::InvalidReference {
+            input: input.to_string(),
+            reason: format!(
+                "repository {:?} must be lowercase letters, digits and separators (. _ __ -)",
+                reference.repository()
+            ),
+        });
+    }
+    Ok(reference)
 }
 
 impl Store {
