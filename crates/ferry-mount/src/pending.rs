@@ -14,12 +14,13 @@
 //!   to write the data back: one `syncfs`, then the marker is deleted.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_store::Store;
+use ferry_store::lock::LockGuard;
 
 use crate::error::{IoContext, Result};
 use crate::layers::{LayerKey, cache_root};
@@ -37,16 +38,10 @@ fn pending_dir(store: &Store) -> PathBuf {
 
 /// Holds `layers/.lock` while markers are judged: a process that removes
 /// a torn entry must not race one that just rebuilt it.
-fn lock(store: &Store) -> Result<File> {
-    let path = cache_root(store).join(".lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .ctx("opening lock file", &path)?;
-    file.lock().ctx("locking", &path)?;
-    Ok(file)
+fn lock(store: &Store) -> Result<LockGuard> {
+    Ok(ferry_store::lock::exclusive(
+        &cache_root(store).join(".lock"),
+    )?)
 }
 
 /// A marker file: where it is, the boot that wrote it, its age, its keys.
@@ -143,9 +138,7 @@ pub fn mark(store: &Store, keys: &[&LayerKey]) -> Result<()> {
         text.push('\n');
         text.push_str(key.as_str());
     }
-    let mut file = tempfile::Builder::new()
-        .prefix("pending-")
-        .tempfile_in(&dir)
+    let mut file = ferry_spec::durable::temp_file_in(&dir, ferry_spec::durable::SHARED_FILE_MODE)
         .ctx("creating marker in", &dir)?;
     file.write_all(text.as_bytes())
         .ctx("writing", file.path().to_path_buf())?;
@@ -162,9 +155,7 @@ pub fn mark(store: &Store, keys: &[&LayerKey]) -> Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("syncing directory", dir)
+    ferry_spec::durable::sync_dir(dir).ctx("syncing directory", dir)
 }
 
 /// Keys listed by markers, with the boot that wrote them (for tests and

@@ -8,11 +8,12 @@
 //! whose lock is free and whose mount is gone (the machine rebooted, or the
 //! target is no longer a mount point) is stale.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use ferry_store::Store;
+use ferry_store::lock::{Existing, LockGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, MountError, Result};
@@ -118,7 +119,7 @@ pub struct RecordDir {
     pub id: String,
     /// `<root>/mounts/<id>`.
     pub path: PathBuf,
-    _lock: File,
+    _lock: LockGuard,
 }
 
 impl RecordDir {
@@ -136,8 +137,7 @@ impl RecordDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let lock = lock_file(&dir)?;
-        lock.lock().ctx("locking", dir.join("lock"))?;
+        let lock = ferry_store::lock::exclusive(&dir.join("lock"))?;
         Ok(RecordDir {
             id,
             path: dir,
@@ -151,20 +151,11 @@ impl RecordDir {
         // Never create the lock file here: a directory being removed would
         // get a new file and its removal would fail.
         let path = dir.join("lock");
-        let lock = match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Lock::Gone),
-            Err(e) => return Err(e).ctx("opening lock file", path),
+        let lock = match ferry_store::lock::exclusive_if_exists(&path, !try_only)? {
+            Existing::Held(guard) => guard,
+            Existing::Busy => return Ok(Lock::Busy),
+            Existing::Missing => return Ok(Lock::Gone),
         };
-        if try_only {
-            match lock.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => return Ok(Lock::Busy),
-                Err(fs::TryLockError::Error(e)) => return Err(e).ctx("locking", path),
-            }
-        } else {
-            lock.lock().ctx("locking", &path)?;
-        }
         // The holder before us may have removed the directory.
         if !path.exists() {
             return Ok(Lock::Gone);
@@ -200,15 +191,9 @@ impl RecordDir {
             path: self.path.join("record.json"),
             reason: e.to_string(),
         })?;
-        let temp = self.path.join("record.json.tmp");
-        let mut file = File::create(&temp).ctx("creating", &temp)?;
-        file.write_all(&bytes).ctx("writing", &temp)?;
-        file.sync_all().ctx("syncing", &temp)?;
         let path = self.path.join("record.json");
-        fs::rename(&temp, &path).ctx("replacing", &path)?;
-        File::open(&self.path)
-            .and_then(|d| d.sync_all())
-            .ctx("syncing directory", &self.path)
+        ferry_spec::durable::write_file(&path, &bytes, None, ferry_spec::durable::SHARED_FILE_MODE)
+            .ctx("replacing", path)
     }
 
     /// Removes the directory and everything in it (the lock goes with it).
@@ -226,17 +211,6 @@ pub enum Lock {
     Busy,
     /// The directory has no lock file: removed, or debris.
     Gone,
-}
-
-fn lock_file(dir: &Path) -> Result<File> {
-    let path = dir.join("lock");
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .ctx("opening lock file", path)
 }
 
 /// Reads one record.

@@ -432,18 +432,10 @@ fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<Built>
 }
 
 /// Serialises "is this target free?" with writing the record that takes it.
-fn lock_targets(store: &Store) -> Result<fs::File> {
+fn lock_targets(store: &Store) -> Result<ferry_store::lock::LockGuard> {
     let root = record::mounts_root(store);
     fs::create_dir_all(&root).ctx("creating", &root)?;
-    let path = root.join(".targets.lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .ctx("opening lock file", &path)?;
-    file.lock().ctx("locking", &path)?;
-    Ok(file)
+    Ok(ferry_store::lock::exclusive(&root.join(".targets.lock"))?)
 }
 
 /// The id of a record that holds `target` and is live (or in progress).

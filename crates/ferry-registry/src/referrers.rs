@@ -29,11 +29,7 @@ use crate::progress::TransferProgress;
 use crate::retry::RetryPolicy;
 use crate::transfer::reference_tail;
 
-/// The content of the empty descriptor (`application/vnd.oci.empty.v1+json`).
-pub const EMPTY_CONFIG: &[u8] = b"{}";
-
-/// Media type of the layers `attach` pushes unless told otherwise.
-pub const DEFAULT_LAYER_MEDIA_TYPE: &str = "application/octet-stream";
+use ferry_spec::media::EMPTY_CONFIG;
 
 /// Deepest referrer tree [`referrer_tree`] builds, whatever it is asked.
 pub const MAX_TREE_DEPTH: usize = 64;

@@ -1,9 +1,119 @@
-//! SHA-256 digests computed while data streams through.
+//! Digests computed while data streams through: SHA-256 (what ferry writes)
+//! and SHA-512 (what registries may be sent), one hasher for both.
+//!
+//! The digest type everywhere is `oci_spec`'s [`Digest`]; [`parse_digest`]
+//! narrows it to the algorithms ferry can verify, so a digest that passed it
+//! is lowercase hex of the right length and safe as a file name.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::path::Path;
 
-use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
+use oci_spec::image::{Digest, DigestAlgorithm};
+use sha2::{Digest as _, Sha256, Sha512};
+
+/// A digest ferry cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    /// Not `ALGORITHM:ENCODED` per the image spec, or the wrong length or case.
+    #[error("invalid digest {input:?}: {reason}")]
+    Invalid {
+        /// What was given.
+        input: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Well formed, but an algorithm ferry does not compute.
+    #[error("digest algorithm {0:?} is not supported (sha256, sha512)")]
+    Unsupported(String),
+}
+
+/// Parses a digest ferry can verify: `sha256:<64 hex>` or `sha512:<128 hex>`.
+pub fn parse_digest(input: &str) -> Result<Digest, DigestError> {
+    let digest = Digest::try_from(input).map_err(|e| DigestError::Invalid {
+        input: input.to_string(),
+        reason: e.to_string(),
+    })?;
+    match digest.algorithm() {
+        DigestAlgorithm::Sha256 | DigestAlgorithm::Sha512 => Ok(digest),
+        other => Err(DigestError::Unsupported(other.to_string())),
+    }
+}
+
+/// An incremental hasher for the algorithms ferry verifies.
+#[derive(Clone)]
+pub enum DigestHasher {
+    /// SHA-256.
+    Sha256(Sha256),
+    /// SHA-512.
+    Sha512(Sha512),
+}
+
+impl DigestHasher {
+    /// A SHA-256 hasher, the algorithm ferry writes.
+    pub fn sha256() -> Self {
+        DigestHasher::Sha256(Sha256::new())
+    }
+
+    /// A hasher for `algorithm`, or an error for one ferry does not compute.
+    pub fn new(algorithm: &DigestAlgorithm) -> Result<Self, DigestError> {
+        match algorithm {
+            DigestAlgorithm::Sha256 => Ok(DigestHasher::Sha256(Sha256::new())),
+            DigestAlgorithm::Sha512 => Ok(DigestHasher::Sha512(Sha512::new())),
+            other => Err(DigestError::Unsupported(other.to_string())),
+        }
+    }
+
+    /// A hasher for the algorithm of `digest`, to verify content against it.
+    pub fn for_digest(digest: &Digest) -> Result<Self, DigestError> {
+        Self::new(digest.algorithm())
+    }
+
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            DigestHasher::Sha256(h) => h.update(bytes),
+            DigestHasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> Digest {
+        let (algorithm, hex) = match self {
+            DigestHasher::Sha256(h) => ("sha256", hex::encode(h.finalize())),
+            DigestHasher::Sha512(h) => ("sha512", hex::encode(h.finalize())),
+        };
+        // Lowercase hex of the algorithm's length is always a valid digest.
+        Digest::try_from(format!("{algorithm}:{hex}"))
+            .expect("hex of a sha2 hash is a valid digest")
+    }
+}
+
+/// The digest and length of everything `reader` yields, read in 1 MiB blocks.
+pub fn hash_reader(
+    mut reader: impl Read,
+    algorithm: &DigestAlgorithm,
+) -> io::Result<(Digest, u64)> {
+    let mut hasher = DigestHasher::new(algorithm).map_err(io::Error::other)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+    Ok((hasher.finish(), total))
+}
+
+/// The digest and length of the file at `path`.
+pub fn hash_file(path: &Path, algorithm: &DigestAlgorithm) -> io::Result<(Digest, u64)> {
+    hash_reader(File::open(path)?, algorithm)
+}
 
 /// The digest of an in-memory buffer.
 pub fn sha256_digest(bytes: &[u8]) -> Digest {
@@ -12,11 +122,9 @@ pub fn sha256_digest(bytes: &[u8]) -> Digest {
     digest_from_hasher(hasher)
 }
 
-/// Turns a finished hasher into an OCI digest.
+/// Turns a finished SHA-256 hasher into an OCI digest.
 pub fn digest_from_hasher(hasher: Sha256) -> Digest {
-    let hex = hex::encode(hasher.finalize());
-    // A lowercase 64-character hex string is always a valid sha256 digest.
-    Digest::try_from(format!("sha256:{hex}")).expect("sha256 hex is a valid digest")
+    DigestHasher::Sha256(hasher).finish()
 }
 
 /// True when `digest` is a sha256 digest (the only algorithm the store writes).
@@ -27,7 +135,7 @@ pub fn is_sha256(digest: &Digest) -> bool {
 /// A writer that hashes and counts every byte before passing it on.
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: DigestHasher,
     written: u64,
 }
 
@@ -36,7 +144,16 @@ impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: DigestHasher::sha256(),
+            written: 0,
+        }
+    }
+
+    /// Wraps `inner`, hashing with `hasher` (e.g. to verify a sha512 digest).
+    pub fn with_hasher(inner: W, hasher: DigestHasher) -> Self {
+        Self {
+            inner,
+            hasher,
             written: 0,
         }
     }
@@ -53,7 +170,7 @@ impl<W: Write> HashingWriter<W> {
 
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
-        (self.inner, digest_from_hasher(self.hasher), self.written)
+        (self.inner, self.hasher.finish(), self.written)
     }
 }
 
@@ -73,7 +190,7 @@ impl<W: Write> Write for HashingWriter<W> {
 /// A reader that hashes and counts every byte it yields.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: DigestHasher,
     read: u64,
 }
 
@@ -82,14 +199,14 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: DigestHasher::sha256(),
             read: 0,
         }
     }
 
     /// Returns the digest and byte count of everything read so far.
     pub fn finish(self) -> (Digest, u64) {
-        (digest_from_hasher(self.hasher), self.read)
+        (self.hasher.finish(), self.read)
     }
 }
 
@@ -112,6 +229,32 @@ mod tests {
             sha256_digest(b"{}").to_string(),
             "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
+    }
+
+    #[test]
+    fn sha512_and_parsing() {
+        let mut hasher = DigestHasher::new(&DigestAlgorithm::Sha512).unwrap();
+        hasher.update(b"abc");
+        let digest = hasher.finish();
+        assert!(digest.to_string().starts_with("sha512:ddaf35a1"));
+        assert_eq!(parse_digest(digest.as_ref()).unwrap(), digest);
+        let (streamed, n) = hash_reader(&b"abc"[..], &DigestAlgorithm::Sha512).unwrap();
+        assert_eq!((streamed, n), (digest, 3));
+        assert!(matches!(
+            parse_digest(&format!("sha384:{}", "a".repeat(96))),
+            Err(DigestError::Unsupported(_))
+        ));
+        for bad in [
+            "sha256:abc",
+            "sha256",
+            &format!("sha256:{}", "A".repeat(64)),
+            "sha256:../../etc",
+        ] {
+            assert!(
+                matches!(parse_digest(bad), Err(DigestError::Invalid { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub const MEDIA_TYPE_IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.
 pub const MEDIA_TYPE_IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// The OCI empty descriptor media type (content `{}`).
 pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The content of the OCI empty descriptor: the config of artifacts without one.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+/// Media type of a file layer when nothing more specific is known.
+pub const DEFAULT_LAYER_MEDIA_TYPE: &str = "application/octet-stream";
 
 const PREFIX: &str = "application/vnd.cncf.model.";
 /// modctl before v0.2.0 wrote this prefix; readers accept it.

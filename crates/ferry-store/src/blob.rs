@@ -26,9 +26,7 @@ const WRITEBACK_STEP: u64 = 64 << 20;
 impl BlobWriter {
     pub(crate) fn create(store: &Store) -> Result<BlobWriter> {
         let dir = store.tmp_dir();
-        let named = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&dir)
+        let named = ferry_spec::durable::temp_file_in(&dir, ferry_spec::durable::SHARED_FILE_MODE)
             .ctx("creating temporary file in", &dir)?;
         let (file, path) = named.into_parts();
         Ok(BlobWriter {
@@ -129,11 +127,9 @@ impl Write for BlobWriter {
     }
 }
 
-/// Makes a rename durable.
+/// Makes a rename in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("syncing directory", dir)
+    ferry_spec::durable::sync_dir(dir).ctx("syncing directory", dir)
 }
 
 /// Moves an already-verified file into the store under `digest`: used for
@@ -144,11 +140,7 @@ pub(crate) fn install_verified_file(store: &Store, temp: &Path, digest: &Digest)
         fs::remove_file(temp).ctx("removing", temp)?;
         return Ok(());
     }
-    File::open(temp)
-        .and_then(|f| f.sync_all())
-        .ctx("syncing", temp)?;
-    fs::rename(temp, &target).ctx("renaming blob to", &target)?;
-    sync_dir(target.parent().unwrap_or(Path::new(".")))
+    ferry_spec::durable::install_path(temp, &target).ctx("installing blob", &target)
 }
 
 /// A path in the store's tmp directory that nothing else uses, for a reflink

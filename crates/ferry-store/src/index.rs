@@ -8,14 +8,12 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::Path;
 
 use ferry_spec::Reference;
 use ferry_spec::annotations::REF_NAME;
 use ferry_spec::oci::{Descriptor, Digest, ImageIndex};
 
-use crate::blob::sync_dir;
 use crate::error::{IoContext, Result, StoreError};
 use crate::store::Store;
 
@@ -23,23 +21,16 @@ use crate::store::Store;
 pub const EMPTY_INDEX: &str =
     r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
 
-/// Writes `bytes` to `path` through a temp file in the same directory: fsync, rename, fsync dir.
+/// Replaces `path` with `bytes` durably. The temp file lives in tmp/ (same
+/// filesystem), so a crash leaves debris only where prune looks for it.
 pub fn write_atomically(store: &Store, path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(store.root());
-    // The temp file lives in tmp/ (same filesystem), so a crash leaves debris
-    // only where prune looks for it.
-    let tmp = store.tmp_dir();
-    let mut temp = tempfile::Builder::new()
-        .prefix("index-")
-        .tempfile_in(&tmp)
-        .ctx("creating temporary file in", &tmp)?;
-    temp.write_all(bytes)
-        .ctx("writing", temp.path().to_path_buf())?;
-    temp.as_file().sync_all().ctx("syncing", path)?;
-    temp.persist(path)
-        .map_err(|e| e.error)
-        .ctx("replacing", path)?;
-    sync_dir(dir)
+    ferry_spec::durable::write_file(
+        path,
+        bytes,
+        Some(&store.tmp_dir()),
+        ferry_spec::durable::SHARED_FILE_MODE,
+    )
+    .ctx("replacing", path)
 }
 
 /// The reference name recorded on an index entry, if any.
@@ -60,26 +51,13 @@ pub struct Resolved {
     pub descriptor: Descriptor,
 }
 
-/// Parses a user reference and returns its normalized full form.
+/// Parses a user reference and returns its normalized full form (see
+/// [`ferry_spec::names::parse_reference`]).
 pub fn normalize_reference(input: &str) -> Result<Reference> {
-    let reference = input
-        .parse::<Reference>()
-        .map_err(|e| StoreError::InvalidReference {
-            input: input.to_string(),
-            reason: e.to_string(),
-        })?;
-    // oci-spec accepts some names the distribution grammar forbids
-    // (upper case, for one); registries would refuse them later.
-    if !ferry_spec::names::is_valid_repository(reference.repository()) {
-        return Err(StoreError::InvalidReference {
-            input: input.to_string(),
-            reason: format!(
-                "repository {:?} must be lowercase letters, digits and separators (. _ __ -)",
-                reference.repository()
-            ),
-        });
-    }
-    Ok(reference)
+    ferry_spec::names::parse_reference(input).map_err(|e| StoreError::InvalidReference {
+        input: e.input,
+        reason: e.reason,
+    })
 }
 
 impl Store {

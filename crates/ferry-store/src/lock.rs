@@ -45,3 +45,34 @@ pub fn shared(path: &Path) -> Result<LockGuard> {
     file.lock_shared().ctx("locking", path)?;
     Ok(LockGuard { file })
 }
+
+/// What locking a lock file that may be gone gave.
+#[derive(Debug)]
+pub enum Existing {
+    /// The lock is held.
+    Held(LockGuard),
+    /// Another process holds it (only when not waiting).
+    Busy,
+    /// There is no lock file (its directory was removed, or is debris).
+    Missing,
+}
+
+/// Locks `path` exclusively without creating it: a directory being removed
+/// must not get a new lock file. With `wait` false, a held lock is `Busy`.
+pub fn exclusive_if_exists(path: &Path, wait: bool) -> Result<Existing> {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Missing),
+        Err(e) => return Err(e).ctx("opening lock file", path),
+    };
+    if wait {
+        file.lock().ctx("locking", path)?;
+    } else {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(Existing::Busy),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).ctx("locking", path),
+        }
+    }
+    Ok(Existing::Held(LockGuard { file }))
+}

@@ -345,10 +345,13 @@ pub struct PackArgs {
     /// With --generic: the layers' media type [default: application/octet-stream].
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub media_type: Option<String>,
-    /// Layer compression: `auto` compresses text-like files (configs,
-    /// tokenizers, code, docs, datasets) into tar+zstd layers and keeps
-    /// weights raw.
-    #[arg(long, value_enum, default_value = "auto")]
+    /// Layer compression. `none` (the default) writes every file as a raw
+    /// layer, which every consumer reads (CRI-O image volumes, ORAS, modctl);
+    /// `auto` compresses text-like files (configs, tokenizers, code, docs,
+    /// datasets) into tar+zstd layers and keeps weights raw; `zstd`/`gzip`
+    /// compress every layer. Compressed layers need ferry (or a runtime
+    /// that unpacks tar layers) to read.
+    #[arg(long, value_enum, default_value = "none")]
     pub compress: CompressArg,
     /// Compression level (zstd 1-22, default 3; gzip 0-9, default 6).
     #[arg(long, value_name = "N")]

@@ -17,16 +17,12 @@ use ferry_spec::annotations as ann;
 use ferry_spec::oci::{Descriptor, ImageManifestBuilder, MediaType};
 
 use super::layer::{self, RawMethod, WrittenBlob};
+use ferry_spec::media::{DEFAULT_LAYER_MEDIA_TYPE, EMPTY_CONFIG};
+
 use super::walk::{self, Filter, SymlinkMode};
 use super::{Ingest, NoProgress, Packed, Progress};
 use crate::error::{IoContext, Result, StoreError};
 use crate::store::{MAX_DOCUMENT_SIZE, Store};
-
-/// The empty descriptor's content.
-pub const EMPTY_CONFIG: &[u8] = b"{}";
-
-/// Layer media type when none is given.
-pub const DEFAULT_LAYER_MEDIA_TYPE: &str = "application/octet-stream";
 
 /// A config file and its media type (`--config FILE:MEDIATYPE`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -778,3 +778,14 @@ pub fn http_get(addr: &str, path: &str, accept: &str) -> Option<(u16, Vec<u8>)> 
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, response[split + 4..].to_vec()))
 }
+
+/// Every regular file under `dir`: relative path -> (size, digest).
+pub fn contents(dir: &Path) -> BTreeMap<String, (u64, String)> {
+    tree(dir)
+        .into_iter()
+        .filter_map(|(path, node)| match node {
+            Node::File { size, digest, .. } => Some((path, (size, digest))),
+            _ => None,
+        })
+        .collect()
+}

@@ -84,6 +84,66 @@ fn skopeo_copies_every_blob_byte_for_byte() {
     );
 }
 
+/// What a consumer that knows only the OCI layout and the title annotation
+/// (CRI-O's image volumes, ORAS) sees: each layer's blob written as a file
+/// named by its title.
+fn read_layout_as_plain_files(layout: &Path, name: &str, out: &Path) {
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+        .expect("the name is in index.json");
+    let blob = |digest: &str| {
+        fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let manifest: Value = serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let title = layer["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .expect("every layer has a title");
+        let target = out.join(title);
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(target, blob(layer["digest"].as_str().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn a_default_pack_is_raw_and_read_file_for_file_through_skopeo() {
+    if !require_skopeo() {
+        return;
+    }
+    let Some(model) = gen_model(3, 2) else { return };
+    let dir = tempdir();
+    let ferry = Ferry::new(dir.path().join("store"));
+    ferry.pack(&model, REF);
+    let manifest = ferry.manifest(REF);
+    for layer in manifest["layers"].as_array().unwrap() {
+        let media_type = layer["mediaType"].as_str().unwrap();
+        assert!(
+            media_type.starts_with("application/vnd.cncf.model.")
+                && media_type.ends_with(".v1.raw"),
+            "a default pack writes raw layers only: {layer}"
+        );
+    }
+    let layout = dir.path().join("layout");
+    let output = run(Command::new("skopeo")
+        .arg("copy")
+        .arg(oci(&ferry.store, REF))
+        .arg(format!("oci:{}:m", s(&layout))));
+    assert_success(&output, "skopeo copy");
+    let out = dir.path().join("plain");
+    read_layout_as_plain_files(&layout, "m", &out);
+    assert_eq!(contents(&model), contents(&out));
+}
+
 /// A generated model plus what real model directories also have: a nested
 /// folder, a symlink, an executable script and a private file.
 fn rich_model(dir: &Path, generated: &Path) {
