@@ -78,6 +78,10 @@ impl DigestHasher {
     }
 
     /// The digest of everything added.
+    #[expect(
+        clippy::expect_used,
+        reason = "lowercase hex of a sha2 output always parses"
+    )]
     pub fn finish(self) -> Digest {
         let (algorithm, hex) = match self {
             DigestHasher::Sha256(h) => ("sha256", hex::encode(h.finalize())),

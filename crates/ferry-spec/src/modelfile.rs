@@ -82,36 +82,62 @@ pub struct Modelfile {
 pub enum ModelfileError {
     /// The first word of a line is not a known directive.
     #[error("modelfile line {line}: unknown directive {directive:?}")]
-    UnknownDirective { line: usize, directive: String },
+    UnknownDirective {
+        /// 1-based line number.
+        line: usize,
+        /// The directive as written.
+        directive: String,
+    },
     /// A directive with nothing after it.
     #[error("modelfile line {line}: {directive} needs a value")]
     MissingValue {
+        /// 1-based line number.
         line: usize,
+        /// The directive as written.
         directive: &'static str,
     },
     /// A single-valued directive given a second time.
     #[error("modelfile line {line}: {directive} is already set on line {first}")]
     Duplicate {
+        /// 1-based line number.
         line: usize,
+        /// The directive as written.
         directive: &'static str,
+        /// The line that set it first.
         first: usize,
     },
     /// A value opened with a quote that never closes.
     #[error("modelfile line {line}: unterminated quote")]
-    UnterminatedQuote { line: usize },
+    UnterminatedQuote {
+        /// 1-based line number.
+        line: usize,
+    },
     /// Text after a closing quote that is not a comment.
     #[error("modelfile line {line}: unexpected {text:?} after the quoted value")]
-    TrailingText { line: usize, text: String },
+    TrailingText {
+        /// 1-based line number.
+        line: usize,
+        /// The unexpected text.
+        text: String,
+    },
     /// A glob that globset cannot compile.
     #[error("modelfile line {line}: invalid glob {pattern:?}: {reason}")]
     InvalidGlob {
+        /// 1-based line number.
         line: usize,
+        /// The glob as written.
         pattern: String,
+        /// Why globset refused it.
         reason: String,
     },
     /// A glob that matches none of the directory's files.
     #[error("modelfile line {line}: glob {pattern:?} matches no file")]
-    UnmatchedGlob { line: usize, pattern: String },
+    UnmatchedGlob {
+        /// 1-based line number.
+        line: usize,
+        /// The glob as written.
+        pattern: String,
+    },
 }
 
 impl ModelfileError {

@@ -1,6 +1,9 @@
 //! The ModelPack spec's 27 config vectors: ferry must accept and reject each
 //! exactly as `index.json` says.
 
+// Test code may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use ferry_spec::config::ModelPackConfig;

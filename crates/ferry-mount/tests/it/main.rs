@@ -2,6 +2,9 @@
 //! (no root), then real mounts (root; skipped with a note elsewhere, failed
 //! under `CI=true`).
 
+// Test code may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod gc;
 mod planning;

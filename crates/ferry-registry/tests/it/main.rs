@@ -3,6 +3,9 @@
 //! retries, auth challenges, redirects, oversized documents, interrupted
 //! uploads, mounts and mirrors.
 
+// Test code may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod auth;
 mod common;
 mod download;

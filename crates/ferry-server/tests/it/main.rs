@@ -10,6 +10,9 @@
 //! - `gc`: garbage collection.
 //! - `clients`: skopeo and oras-py.
 
+// Test code may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod auth;
 mod clients;
 mod common;

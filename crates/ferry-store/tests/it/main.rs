@@ -1,6 +1,9 @@
 //! Library-level integration tests of ferry-store: one test binary, one
 //! module per concern.
 
+// Test code may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 mod compression;

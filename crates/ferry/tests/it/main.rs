@@ -4,6 +4,9 @@
 //! mounts, setpriv, python with numpy and safetensors) print a note and skip,
 //! except with `CI=true`, where a missing component fails the test.
 
+// Test code may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod commands;
 mod common;
