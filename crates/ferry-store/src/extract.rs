@@ -301,9 +301,8 @@ fn reflink_file(store: &Store, layer: &Descriptor, root: &Path, rel: &str) -> Re
         let _ = fs::remove_file(&path);
         return Ok(None);
     }
-    let mut reader = HashingReader::new(fs::File::open(&path).ctx("reading", &path)?);
-    io::copy(&mut reader, &mut io::sink()).ctx("reading", &path)?;
-    let (digest, size) = reader.finish();
+    let (digest, size) =
+        ferry_spec::digest::hash_file(&path, layer.digest().algorithm()).ctx("reading", &path)?;
     verify(layer, &digest, size)?;
     fs::set_permissions(&path, fs::Permissions::from_mode(file_mode(layer)))
         .ctx("setting mode of", &path)?;

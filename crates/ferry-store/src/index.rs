@@ -228,9 +228,12 @@ pub struct Reach {
 
 /// Parses a digest string with a clear error.
 pub fn parse_digest(input: &str) -> Result<Digest> {
-    Digest::try_from(input).map_err(|e| StoreError::InvalidReference {
+    ferry_spec::digest::parse_digest(input).map_err(|e| StoreError::InvalidReference {
         input: input.to_string(),
-        reason: e.to_string(),
+        reason: match e {
+            ferry_spec::digest::DigestError::Invalid { reason, .. } => reason,
+            unsupported => unsupported.to_string(),
+        },
     })
 }
 

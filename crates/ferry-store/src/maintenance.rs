@@ -1,14 +1,13 @@
 //! Keeping the store healthy: `rm`, `prune` and `fsck`.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use ferry_spec::digest::HashingReader;
-use ferry_spec::oci::{Descriptor, Digest, MediaType};
+use ferry_spec::oci::{Descriptor, Digest, DigestAlgorithm, MediaType};
 
 use crate::error::{IoContext, Result, StoreError};
 use crate::index::{normalize_reference, parse_digest};
@@ -234,11 +233,7 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
     let results: Vec<Hashed> = stored
         .into_par_iter()
         .map(|(name, path)| {
-            let hashed = File::open(&path).and_then(|f| {
-                let mut reader = HashingReader::new(f);
-                io::copy(&mut reader, &mut io::sink())?;
-                Ok(reader.finish())
-            });
+            let hashed = ferry_spec::digest::hash_file(&path, &DigestAlgorithm::Sha256);
             (name, path, hashed)
         })
         .collect();

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use ferry_spec::digest::HashingReader;
-use ferry_spec::oci::Digest;
+use ferry_spec::oci::{Digest, DigestAlgorithm};
 
 use crate::blob::{fresh_temp_path, install_verified_file};
 use crate::error::{IoContext, Result, StoreError};
@@ -190,18 +190,14 @@ fn with_source_context(error: StoreError, source: &Path) -> StoreError {
 
 fn hash_file(path: &Path, progress: &dyn Progress) -> Result<(Digest, u64)> {
     let file = File::open(path).ctx("reading", path)?;
-    let mut reader = HashingReader::new(file);
-    let mut buffer = vec![0u8; CHUNK];
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).ctx("reading", path),
-        };
-        progress.advance(n as u64);
-    }
-    Ok(reader.finish())
+    ferry_spec::digest::hash_reader(
+        ProgressReader {
+            inner: file,
+            progress,
+        },
+        &DigestAlgorithm::Sha256,
+    )
+    .ctx("reading", path)
 }
 
 /// Writes a tar layer holding `files` (paths relative to the model root),
@@ -352,8 +348,9 @@ fn tar_error(e: io::Error, entry: &str, target: &str) -> StoreError {
     StoreError::Rejected(format!("writing tar entry {entry} to {target}: {e}"))
 }
 
+/// Reports every byte read to a progress bar.
 struct ProgressReader<'a, R> {
-    inner: HashingReader<R>,
+    inner: R,
     progress: &'a dyn Progress,
 }
 
