@@ -211,7 +211,7 @@ mod tests {
         );
         assert_eq!(
             access.check(&headers, &Method::PUT).unwrap_err().code,
-            "UNAUTHORIZED"
+            Some(crate::error::ErrorCode::Unauthorized)
         );
         std::fs::write(&path, "bob:plaintext\n").unwrap();
         assert!(Access::new(Some(&path), false, false).is_err());
@@ -226,7 +226,7 @@ mod tests {
                 .check(&HeaderMap::new(), &Method::DELETE)
                 .unwrap_err()
                 .code,
-            "UNSUPPORTED"
+            Some(crate::error::ErrorCode::Unsupported)
         );
     }
 }

@@ -3,24 +3,51 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+pub use oci_spec::distribution::ErrorCode;
+use serde::Serialize;
 
 /// An error response.
 #[derive(Debug)]
 pub struct RegistryError {
     /// HTTP status.
     pub status: StatusCode,
-    /// Spec error code (`BLOB_UNKNOWN`, ...).
-    pub code: &'static str,
+    /// The spec's error code; `None` for a server failure, which no code of
+    /// the spec describes (its envelope says `UNKNOWN`, as other registries').
+    pub code: Option<ErrorCode>,
     /// Human message.
     pub message: String,
 }
 
+/// The body of an error response.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    errors: [Entry<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(serialize_with = "serialize_code")]
+    code: &'a Option<ErrorCode>,
+    message: &'a str,
+    detail: Option<()>,
+}
+
+fn serialize_code<S: serde::Serializer>(
+    code: &&Option<ErrorCode>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match code {
+        Some(code) => code.serialize(serializer),
+        None => serializer.serialize_str("UNKNOWN"),
+    }
+}
+
 impl RegistryError {
-    /// Builds an error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// Builds an error with a code of the spec.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         RegistryError {
             status,
-            code,
+            code: Some(code),
             message: message.into(),
         }
     }
@@ -28,7 +55,7 @@ impl RegistryError {
     pub fn blob_unknown(digest: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "BLOB_UNKNOWN",
+            ErrorCode::BlobUnknown,
             format!("blob unknown: {digest}"),
         )
     }
@@ -36,35 +63,39 @@ impl RegistryError {
     pub fn upload_unknown() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "BLOB_UPLOAD_UNKNOWN",
+            ErrorCode::BlobUploadUnknown,
             "blob upload unknown",
         )
     }
     /// Invalid upload (400).
     pub fn upload_invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BlobUploadInvalid,
+            message,
+        )
     }
     /// A digest that is malformed or does not match the content (400).
     pub fn digest_invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::DigestInvalid, message)
     }
     /// The manifest is unknown (404).
     pub fn manifest_unknown(reference: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "MANIFEST_UNKNOWN",
+            ErrorCode::ManifestUnknown,
             format!("manifest unknown: {reference}"),
         )
     }
     /// The manifest is invalid (400).
     pub fn manifest_invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::ManifestInvalid, message)
     }
     /// The manifest references a blob the repository lacks (400).
     pub fn manifest_blob_unknown(digest: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "MANIFEST_BLOB_UNKNOWN",
+            ErrorCode::ManifestBlobUnknown,
             format!("manifest references unknown blob {digest}"),
         )
     }
@@ -72,7 +103,7 @@ impl RegistryError {
     pub fn name_invalid(name: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "NAME_INVALID",
+            ErrorCode::NameInvalid,
             format!("invalid repository name {name:?}"),
         )
     }
@@ -80,58 +111,84 @@ impl RegistryError {
     pub fn name_unknown(name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "NAME_UNKNOWN",
+            ErrorCode::NameUnknown,
             format!("repository name not known to registry: {name}"),
         )
     }
-    /// Invalid tag (400).
+    /// A manifest reference that is neither a tag nor a digest (400). The
+    /// spec has no tag code: the manifest request is invalid.
     pub fn tag_invalid(tag: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "TAG_INVALID",
-            format!("invalid tag {tag:?}"),
-        )
+        Self::manifest_invalid(format!("invalid tag {tag:?}"))
     }
     /// A size that does not match (400).
     pub fn size_invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "SIZE_INVALID", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::SizeInvalid, message)
     }
     /// Authentication required (401).
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+            ErrorCode::Unauthorized,
             "authentication required",
         )
     }
     /// Access denied (403).
     pub fn denied(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "DENIED", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Denied, message)
     }
     /// Operation not supported (405).
     pub fn unsupported(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Unsupported,
+            message,
+        )
+    }
+    /// A path that is no endpoint of the API (404).
+    pub fn no_such_endpoint() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::Unsupported,
+            "no such endpoint",
+        )
     }
     /// A body over the limit (413).
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", message)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::SizeInvalid,
+            message,
+        )
     }
     /// Too many requests (429).
     pub fn too_many_requests() -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "TOOMANYREQUESTS",
+            ErrorCode::TooManyRequests,
             "too many requests",
         )
     }
     /// A server-side failure (500); the detail is logged, not sent.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {error}");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN",
-            "internal server error",
-        )
+        RegistryError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: None,
+            message: "internal server error".into(),
+        }
+    }
+
+    /// The envelope's JSON.
+    fn body(&self) -> String {
+        let envelope = Envelope {
+            errors: [Entry {
+                code: &self.code,
+                message: &self.message,
+                detail: None,
+            }],
+        };
+        // Strings and a unit enum always serialize.
+        serde_json::to_string(&envelope).unwrap_or_else(|_| r#"{"errors":[]}"#.into())
     }
 }
 
@@ -143,10 +200,7 @@ impl From<std::io::Error> for RegistryError {
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "errors": [{"code": self.code, "message": self.message, "detail": null}]
-        });
-        let mut response = (self.status, body.to_string()).into_response();
+        let mut response = (self.status, self.body()).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -163,3 +217,41 @@ impl IntoResponse for RegistryError {
 
 /// Result alias for handlers.
 pub type RegistryResult<T> = Result<T, RegistryError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(error: &RegistryError) -> serde_json::Value {
+        serde_json::from_str(&error.body()).unwrap()
+    }
+
+    #[test]
+    fn the_envelope_carries_the_spec_strings() {
+        let cases = [
+            (RegistryError::blob_unknown("x"), "BLOB_UNKNOWN"),
+            (RegistryError::upload_unknown(), "BLOB_UPLOAD_UNKNOWN"),
+            (
+                RegistryError::manifest_blob_unknown("x"),
+                "MANIFEST_BLOB_UNKNOWN",
+            ),
+            (RegistryError::too_many_requests(), "TOOMANYREQUESTS"),
+            (RegistryError::too_large("big"), "SIZE_INVALID"),
+        ];
+        for (error, code) in cases {
+            let body = envelope(&error);
+            assert_eq!(body["errors"][0]["code"], code);
+            assert_eq!(body["errors"][0]["message"], error.message.as_str());
+            assert!(body["errors"][0]["detail"].is_null());
+        }
+    }
+
+    #[test]
+    fn a_server_failure_says_unknown_and_hides_its_cause() {
+        let error = RegistryError::internal("disk on fire at /secret/path");
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body = envelope(&error);
+        assert_eq!(body["errors"][0]["code"], "UNKNOWN");
+        assert!(!error.body().contains("/secret/path"));
+    }
+}

@@ -1,4 +1,5 @@
-//! `ferry serve gc`: mark what tags reach, sweep the rest.
+//! `ferry serve gc`: mark what tags reach, sweep the rest — through the
+//! [`Storage`] trait only, so it works on any backend.
 //!
 //! Live manifests: every tagged manifest, every manifest an index or a live
 //! manifest's referrer chain reaches, and (unless `delete_untagged`) every
@@ -8,14 +9,15 @@
 //! uploaded, manifest not yet sent) is never collected.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use ferry_spec::oci::Digest;
 use serde_json::Value;
 
-use crate::names::BlobDigest;
+use crate::storage::fs::FsStorage;
+use crate::storage::{Storage, StorageError};
 
 /// Options of a collection.
 #[derive(Debug, Clone)]
@@ -41,176 +43,174 @@ pub struct GcReport {
     pub bytes: u64,
 }
 
-fn list_dir(path: &Path) -> io::Result<Vec<fs::DirEntry>> {
-    match fs::read_dir(path) {
-        Ok(entries) => entries.collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Digests stored under `<dir>/<alg>/<hex>`.
-fn digests_under(dir: &Path) -> io::Result<Vec<(BlobDigest, PathBuf)>> {
-    let mut out = Vec::new();
-    for alg in list_dir(dir)? {
-        for entry in list_dir(&alg.path())? {
-            let text = format!(
-                "{}:{}",
-                alg.file_name().to_string_lossy(),
-                entry.file_name().to_string_lossy()
-            );
-            if let Ok(digest) = BlobDigest::parse(&text) {
-                out.push((digest, entry.path()));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn old_enough(path: &Path, grace: Duration) -> bool {
-    fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .map(|t| SystemTime::now().duration_since(t).unwrap_or_default() >= grace)
-        .unwrap_or(false)
-}
-
-fn descriptor_digests(document: &Value, key: &str) -> Vec<BlobDigest> {
-    match document.get(key) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|d| d.get("digest")?.as_str())
-            .filter_map(|d| BlobDigest::parse(d).ok())
-            .collect(),
-        Some(Value::Object(_)) => document
-            .get(key)
-            .and_then(|d| d.get("digest")?.as_str())
-            .and_then(|d| BlobDigest::parse(d).ok())
-            .into_iter()
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Collects garbage in the storage tree at `root`.
+/// Collects garbage in the filesystem storage at `root`, on a runtime of
+/// its own: for the CLI, which has none. Must not be called from async code
+/// (use [`run`] there).
 pub fn collect(root: &Path, options: &GcOptions) -> io::Result<GcReport> {
+    let storage = FsStorage::open(root)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(&storage, options))
+        .map_err(|e| match e {
+            StorageError::Io(e) => e,
+            other => io::Error::other(other),
+        })
+}
+
+/// Collects garbage in `storage`.
+pub async fn run(storage: &dyn Storage, options: &GcOptions) -> Result<GcReport, StorageError> {
+    let now = SystemTime::now();
+    let old_enough = |t: SystemTime| now.duration_since(t).unwrap_or_default() >= options.grace;
     let mut report = GcReport::default();
-    let blob_path = |d: &BlobDigest| root.join("blobs").join(d.algorithm().name()).join(d.hex());
-    let read_manifest = |d: &BlobDigest| -> Option<Value> {
-        fs::read(blob_path(d))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-    };
-    let mut live_blobs: HashSet<BlobDigest> = HashSet::new();
-    let mut repos = Vec::new();
-    let mut stack = vec![root.join("repos")];
-    while let Some(dir) = stack.pop() {
-        for entry in list_dir(&dir)? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // A repository with blobs but no manifest is one too: its links
-            // must be swept along with the content they point to.
-            if name == "_manifests" || name == "_blobs" {
-                if !repos.contains(&dir) {
-                    repos.push(dir.clone());
-                }
-            } else if !name.starts_with('_') && entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    for repo in &repos {
-        let stored = digests_under(&repo.join("_manifests"))?;
-        let stored_set: HashSet<BlobDigest> = stored.iter().map(|(d, _)| d.clone()).collect();
-        // Roots: tags, or everything stored when untagged manifests are kept.
-        let mut queue: VecDeque<BlobDigest> = VecDeque::new();
-        if options.delete_untagged {
-            for tag in list_dir(&repo.join("_tags"))? {
-                if let Ok(text) = fs::read_to_string(tag.path())
-                    && let Ok(d) = BlobDigest::parse(text.trim())
-                {
-                    queue.push_back(d);
-                }
-            }
-        } else {
-            queue.extend(stored_set.iter().cloned());
-        }
-        let mut live: HashSet<BlobDigest> = HashSet::new();
-        while let Some(digest) = queue.pop_front() {
-            if !stored_set.contains(&digest) || !live.insert(digest.clone()) {
+    let mut live_blobs: HashSet<Digest> = HashSet::new();
+    for repo in storage.repositories().await? {
+        let stored: HashSet<Digest> = storage.manifests(&repo).await?.into_iter().collect();
+        let live = mark(storage, &repo, &stored, options).await?;
+        for digest in stored {
+            if live.contains(&digest) {
                 continue;
             }
-            // Referrers of a live manifest stay alive.
-            let referrers = repo
-                .join("_referrers")
-                .join(digest.algorithm().name())
-                .join(digest.hex());
-            for entry in list_dir(&referrers)? {
-                let name = entry
-                    .file_name()
-                    .to_string_lossy()
-                    .replace(".json", "")
-                    .replacen('-', ":", 1);
-                if let Ok(d) = BlobDigest::parse(&name) {
-                    queue.push_back(d);
-                }
-            }
-            if let Some(document) = read_manifest(&digest) {
-                queue.extend(descriptor_digests(&document, "manifests"));
-            }
-        }
-        for (digest, path) in &stored {
-            if live.contains(digest) {
-                continue;
-            }
-            report
-                .manifests
-                .push(format!("{}@{digest}", repo.display()));
+            report.manifests.push(format!("{repo}@{digest}"));
             if !options.dry_run {
-                fs::remove_file(path)?;
-                if let Some(document) = read_manifest(digest) {
-                    for subject in descriptor_digests(&document, "subject") {
-                        let record = repo
-                            .join("_referrers")
-                            .join(subject.algorithm().name())
-                            .join(subject.hex())
-                            .join(format!(
-                                "{}-{}.json",
-                                digest.algorithm().name(),
-                                digest.hex()
-                            ));
-                        let _ = fs::remove_file(record);
-                    }
-                }
+                sweep_manifest(storage, &repo, &digest).await?;
             }
         }
-        let mut repo_live: HashSet<BlobDigest> = HashSet::new();
+        // What the repository still needs: its live manifests and the
+        // config and layers they name.
+        let mut repo_live: HashSet<Digest> = HashSet::new();
         for digest in &live {
             repo_live.insert(digest.clone());
-            if let Some(document) = read_manifest(digest) {
+            if let Some(document) = read_manifest(storage, &repo, digest).await? {
                 repo_live.extend(descriptor_digests(&document, "config"));
                 repo_live.extend(descriptor_digests(&document, "layers"));
             }
         }
-        for (digest, path) in digests_under(&repo.join("_blobs"))? {
-            if repo_live.contains(&digest) || !old_enough(&path, options.grace) {
-                live_blobs.insert(digest);
+        for link in storage.blob_links(&repo).await? {
+            if repo_live.contains(&link.digest) || !old_enough(link.modified) {
+                live_blobs.insert(link.digest);
                 continue;
             }
             report.links += 1;
             if !options.dry_run {
-                fs::remove_file(&path)?;
+                storage.blob_unlink(&repo, &link.digest).await?;
             }
         }
         live_blobs.extend(repo_live);
     }
-    for (digest, path) in digests_under(&root.join("blobs"))? {
-        if live_blobs.contains(&digest) || !old_enough(&path, options.grace) {
+    for blob in storage.blobs().await? {
+        if live_blobs.contains(&blob.digest) || !old_enough(blob.modified) {
             continue;
         }
-        report.bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        report.blobs.push(digest.to_string());
+        report.bytes += blob.size;
+        report.blobs.push(blob.digest.to_string());
         if !options.dry_run {
-            fs::remove_file(&path)?;
+            storage.blob_delete(&blob.digest).await?;
         }
     }
     Ok(report)
+}
+
+/// The live manifests of `repo`: from the roots (tags, or every manifest
+/// when untagged ones are kept) through index children and referrers.
+async fn mark(
+    storage: &dyn Storage,
+    repo: &str,
+    stored: &HashSet<Digest>,
+    options: &GcOptions,
+) -> Result<HashSet<Digest>, StorageError> {
+    let mut queue: VecDeque<Digest> = VecDeque::new();
+    if options.delete_untagged {
+        for tag in storage.tags(repo).await?.unwrap_or_default() {
+            if let Some(digest) = storage.tag_get(repo, &tag).await? {
+                queue.push_back(digest);
+            }
+        }
+    } else {
+        queue.extend(stored.iter().cloned());
+    }
+    let mut live: HashSet<Digest> = HashSet::new();
+    while let Some(digest) = queue.pop_front() {
+        if !stored.contains(&digest) || !live.insert(digest.clone()) {
+            continue;
+        }
+        // Referrers of a live manifest stay alive.
+        for referrer in storage.referrers(repo, &digest).await? {
+            queue.push_back(referrer.digest);
+        }
+        if let Some(document) = read_manifest(storage, repo, &digest).await? {
+            queue.extend(descriptor_digests(&document, "manifests"));
+        }
+    }
+    Ok(live)
+}
+
+/// Removes a dead manifest and its referrer record.
+async fn sweep_manifest(
+    storage: &dyn Storage,
+    repo: &str,
+    digest: &Digest,
+) -> Result<(), StorageError> {
+    let document = read_manifest(storage, repo, digest).await?;
+    storage.manifest_delete(repo, digest).await?;
+    if let Some(document) = document {
+        for subject in descriptor_digests(&document, "subject") {
+            storage.referrer_remove(repo, &subject, digest).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A manifest of `repo` as JSON; `None` when gone or not JSON.
+async fn read_manifest(
+    storage: &dyn Storage,
+    repo: &str,
+    digest: &Digest,
+) -> Result<Option<Value>, StorageError> {
+    Ok(storage
+        .manifest_get(repo, digest)
+        .await?
+        .and_then(|m| serde_json::from_slice(&m.bytes).ok()))
+}
+
+/// The digests of the descriptor (or array of descriptors) under `key`;
+/// anything that is not a usable digest is ignored.
+fn descriptor_digests(document: &Value, key: &str) -> Vec<Digest> {
+    let digest_of = |descriptor: &Value| {
+        descriptor
+            .get("digest")?
+            .as_str()
+            .and_then(|d| ferry_spec::digest::parse_digest(d).ok())
+    };
+    match document.get(key) {
+        Some(Value::Array(items)) => items.iter().filter_map(digest_of).collect(),
+        Some(descriptor @ Value::Object(_)) => digest_of(descriptor).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_single_or_many_and_junk_ignored() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha512:{}", "b".repeat(128));
+        let document = serde_json::json!({
+            "config": {"digest": a},
+            "layers": [{"digest": b}, {"digest": "sha256:short"}, {"size": 1}],
+            "subject": "not a descriptor",
+        });
+        let names = |key| {
+            descriptor_digests(&document, key)
+                .iter()
+                .map(Digest::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("config"), [a]);
+        assert_eq!(names("layers"), [b]);
+        assert!(names("subject").is_empty());
+        assert!(names("manifests").is_empty());
+    }
 }

@@ -1,8 +1,10 @@
 //! ferry-server: an embedded OCI distribution-spec v1.1 registry.
 //!
-//! Storage is behind the [`storage::Storage`] trait; [`storage::fs::FsStorage`]
-//! keeps blobs content-addressed once for all repositories. Requests are
-//! streamed with bounded memory; uploads survive restarts.
+//! Storage is behind the [`storage::Storage`] trait (streams in and out, no
+//! files): [`storage::fs::FsStorage`] keeps blobs content-addressed once for
+//! all repositories, durably, and its uploads survive restarts;
+//! [`storage::memory::MemoryStorage`] is the in-memory reference backend.
+//! Requests are streamed with bounded memory.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ferry_server::ServerError> {
@@ -10,6 +12,15 @@
 //! let handle = ferry_server::Handle::new();
 //! ferry_server::serve(config, handle).await
 //! # }
+//! ```
+//!
+//! The HTTP service alone, over any backend (for embedding, tests, fuzzing):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ferry_server::{AppOptions, app, storage::memory::MemoryStorage};
+//!
+//! let router: axum::Router = app(Arc::new(MemoryStorage::new()), AppOptions::default());
 //! ```
 
 pub mod auth;
@@ -30,6 +41,7 @@ use tower_http::trace::TraceLayer;
 
 use auth::Access;
 use routes::AppState;
+use storage::Storage;
 use storage::fs::FsStorage;
 
 /// Everything `ferry serve` can be told.
@@ -99,28 +111,36 @@ pub enum ServerError {
     },
 }
 
-/// The router over a storage backend, for embedding and tests.
-pub fn router(
-    storage: Arc<dyn storage::Storage>,
-    access: Access,
-    max_manifest_bytes: usize,
-) -> Router {
-    router_with_idle_timeout(storage, access, max_manifest_bytes, Duration::from_secs(60))
+/// How the HTTP service behaves, apart from its storage.
+#[derive(Debug)]
+pub struct AppOptions {
+    /// Who may do what (default: anyone may do anything).
+    pub access: Access,
+    /// Largest manifest accepted (default 4 MiB).
+    pub max_manifest_bytes: usize,
+    /// A request body that sends nothing for this long fails (default 60 s).
+    pub idle_timeout: Duration,
 }
 
-/// [`router`], dropping a manifest request whose client sends nothing for
-/// `idle_timeout`.
-pub fn router_with_idle_timeout(
-    storage: Arc<dyn storage::Storage>,
-    access: Access,
-    max_manifest_bytes: usize,
-    idle_timeout: Duration,
-) -> Router {
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            access: Access::default(),
+            max_manifest_bytes: 4 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The registry's HTTP service (every `/v2/` route) over `storage`: what
+/// [`serve`] listens with, and what embedders, tests and fuzzers call
+/// directly (e.g. with `tower::ServiceExt::oneshot`).
+pub fn app(storage: Arc<dyn Storage>, options: AppOptions) -> Router {
     let state = Arc::new(AppState {
         storage,
-        access,
-        max_manifest_bytes,
-        idle_timeout,
+        access: options.access,
+        max_manifest_bytes: options.max_manifest_bytes,
+        idle_timeout: options.idle_timeout,
     });
     Router::new()
         .fallback(routes::dispatch)
@@ -137,24 +157,48 @@ async fn add_api_version(mut response: axum::response::Response) -> axum::respon
     response
 }
 
-/// Serves until `handle` is told to shut down (in-flight requests finish).
-pub async fn serve(config: ServerConfig, handle: Handle<SocketAddr>) -> Result<(), ServerError> {
-    let storage = Arc::new(FsStorage::open(&config.root, config.idle_timeout).map_err(
-        |source| ServerError::Storage {
-            path: config.root.clone(),
-            source,
+/// [`app`] with the given access rules and manifest limit, and the default
+/// idle timeout.
+pub fn router(storage: Arc<dyn Storage>, access: Access, max_manifest_bytes: usize) -> Router {
+    app(
+        storage,
+        AppOptions {
+            access,
+            max_manifest_bytes,
+            ..AppOptions::default()
         },
-    )?);
+    )
+}
+
+/// Serves the filesystem storage at `config.root` until `handle` is told to
+/// shut down (in-flight requests finish).
+pub async fn serve(config: ServerConfig, handle: Handle<SocketAddr>) -> Result<(), ServerError> {
+    let storage = FsStorage::open(&config.root).map_err(|source| ServerError::Storage {
+        path: config.root.clone(),
+        source,
+    })?;
+    serve_storage(Arc::new(storage), config, handle).await
+}
+
+/// Serves `storage` with the settings of `config` (whose `root` is not
+/// used) until `handle` is told to shut down.
+pub async fn serve_storage(
+    storage: Arc<dyn Storage>,
+    config: ServerConfig,
+    handle: Handle<SocketAddr>,
+) -> Result<(), ServerError> {
     let access = Access::new(
         config.htpasswd.as_deref(),
         config.anonymous_pull,
         config.read_only,
     )?;
-    let app = router_with_idle_timeout(
+    let app = app(
         storage.clone(),
-        access,
-        config.max_manifest_bytes,
-        config.idle_timeout,
+        AppOptions {
+            access,
+            max_manifest_bytes: config.max_manifest_bytes,
+            idle_timeout: config.idle_timeout,
+        },
     );
     let expiry = {
         let storage = storage.clone();

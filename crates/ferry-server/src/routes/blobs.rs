@@ -3,12 +3,10 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::set_header;
-use crate::error::{RegistryError, RegistryResult};
-use crate::names::BlobDigest;
+use crate::error::{ErrorCode, RegistryError, RegistryResult};
+use crate::names::parse_digest;
 use crate::storage::{Storage, StorageError};
 
 /// Streams a blob, honouring a single `Range`.
@@ -19,7 +17,7 @@ pub async fn get(
     headers: &HeaderMap,
     head_only: bool,
 ) -> RegistryResult<Response> {
-    let digest = BlobDigest::parse(digest)?;
+    let digest = parse_digest(digest)?;
     let Some(blob) = storage
         .blob_open(name, &digest)
         .await
@@ -27,14 +25,14 @@ pub async fn get(
     else {
         return Err(RegistryError::blob_unknown(&digest));
     };
-    let size = blob.size;
+    let size = blob.size();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(value) => match parse_range(value, size) {
             Ok(range) => Some(range),
             Err(()) => {
                 let mut response = RegistryError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
-                    "BLOB_UNKNOWN",
+                    ErrorCode::BlobUnknown,
                     format!("range {value:?} not satisfiable for a {size}-byte blob"),
                 )
                 .into_response();
@@ -55,17 +53,13 @@ pub async fn get(
     let body = if head_only {
         Body::empty()
     } else {
-        let mut file = blob.file;
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start)).await?;
-        }
-        Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024))
+        Body::from_stream(blob.read(start, len).await?)
     };
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     set_header(h, "content-length", &len.to_string());
     set_header(h, "content-type", "application/octet-stream");
-    set_header(h, "docker-content-digest", &digest.to_string());
+    set_header(h, "docker-content-digest", digest.as_ref());
     set_header(h, "accept-ranges", "bytes");
     if status == StatusCode::PARTIAL_CONTENT {
         set_header(
@@ -110,7 +104,7 @@ fn parse_range(value: &str, size: u64) -> Result<(u64, u64), ()> {
 
 /// Unlinks a blob from the repository.
 pub async fn delete(storage: &dyn Storage, name: &str, digest: &str) -> RegistryResult<Response> {
-    let digest = BlobDigest::parse(digest)?;
+    let digest = parse_digest(digest)?;
     if storage
         .blob_unlink(name, &digest)
         .await
@@ -131,11 +125,10 @@ pub fn storage_error(error: StorageError) -> RegistryError {
         StorageError::DigestMismatch(actual) => {
             RegistryError::digest_invalid(format!("content digest is {actual}"))
         }
-        StorageError::TooLarge => RegistryError::too_large("body too large"),
-        StorageError::ClientTimeout(why) => RegistryError::upload_invalid(why),
+        StorageError::Body(why) => RegistryError::upload_invalid(why.to_string()),
         StorageError::OutOfOrder(offset) => RegistryError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
-            "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadInvalid,
             format!("chunk out of order: upload is at offset {offset}"),
         ),
         StorageError::Io(e) => RegistryError::internal(e),

@@ -1,18 +1,18 @@
 //! Manifests by tag or digest, and the referrers API.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
+use ferry_spec::digest::DigestHasher;
+use ferry_spec::oci::Digest;
 use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::blobs::storage_error;
 use super::{Query, set_header};
 use crate::error::{RegistryError, RegistryResult};
-use crate::names::{Algorithm, BlobDigest, ManifestRef};
+use crate::names::{BadReference, ManifestRef, parse_digest};
 use crate::storage::{ByteStream, ReferrerDescriptor, Storage, StoredManifest};
 
 const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -44,10 +44,10 @@ pub async fn get(
     reference: &str,
     head_only: bool,
 ) -> RegistryResult<Response> {
-    // A reference that cannot name anything is simply unknown here.
-    let reference = ManifestRef::parse(reference).map_err(|e| match e.code {
-        "TAG_INVALID" => RegistryError::manifest_unknown(reference),
-        _ => e,
+    // A tag that cannot name anything is simply unknown here.
+    let reference = ManifestRef::parse(reference).map_err(|bad| match bad {
+        BadReference::Tag(_) => RegistryError::manifest_unknown(reference),
+        BadReference::Digest(error) => error,
     })?;
     let manifest = resolve(storage, name, &reference).await?;
     let len = manifest.bytes.len();
@@ -60,7 +60,7 @@ pub async fn get(
     let h = response.headers_mut();
     set_header(h, "content-type", &manifest.media_type);
     set_header(h, "content-length", &len.to_string());
-    set_header(h, "docker-content-digest", &manifest.digest.to_string());
+    set_header(h, "docker-content-digest", manifest.digest.as_ref());
     Ok(response)
 }
 
@@ -68,11 +68,11 @@ fn too_large(limit: usize) -> RegistryError {
     RegistryError::too_large(format!("manifest is larger than the {limit}-byte limit"))
 }
 
-/// Reads a body of at most `limit` bytes, waiting at most `idle` for each piece.
+/// Reads a body of at most `limit` bytes (the body fails by itself when the
+/// client stalls).
 async fn read_limited(
     mut body: ByteStream,
     limit: usize,
-    idle: Duration,
     declared: Option<u64>,
 ) -> RegistryResult<Bytes> {
     // Announced far over the limit: not worth reading at all.
@@ -80,11 +80,7 @@ async fn read_limited(
         return Err(too_large(limit));
     }
     let mut buffer = BytesMut::new();
-    let stalled = || RegistryError::manifest_invalid(format!("no data for {idle:?}"));
-    while let Some(chunk) = tokio::time::timeout(idle, body.next())
-        .await
-        .map_err(|_| stalled())?
-    {
+    while let Some(chunk) = body.next().await {
         let chunk =
             chunk.map_err(|e| RegistryError::manifest_invalid(format!("reading body: {e}")))?;
         if buffer.len() + chunk.len() > limit {
@@ -93,8 +89,8 @@ async fn read_limited(
             // connection reset mid-body.
             let mut seen = buffer.len() + chunk.len();
             while seen <= limit.saturating_mul(2) {
-                match tokio::time::timeout(idle, body.next()).await {
-                    Ok(Some(Ok(chunk))) => seen += chunk.len(),
+                match body.next().await {
+                    Some(Ok(chunk)) => seen += chunk.len(),
                     _ => break,
                 }
             }
@@ -109,12 +105,12 @@ fn is_non_distributable(media_type: &str) -> bool {
     media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
 }
 
-fn descriptor_digest(descriptor: &Value) -> RegistryResult<BlobDigest> {
+fn descriptor_digest(descriptor: &Value) -> RegistryResult<Digest> {
     let digest = descriptor
         .get("digest")
         .and_then(Value::as_str)
         .ok_or_else(|| RegistryError::manifest_invalid("descriptor without digest"))?;
-    BlobDigest::parse(digest)
+    parse_digest(digest)
         .map_err(|_| RegistryError::manifest_invalid(format!("invalid digest {digest:?}")))
 }
 
@@ -184,13 +180,12 @@ pub async fn put(
     headers: &HeaderMap,
     body: ByteStream,
     limit: usize,
-    idle: Duration,
 ) -> RegistryResult<Response> {
     let reference = ManifestRef::parse(reference)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let bytes = read_limited(body, limit, idle, declared).await?;
+    let bytes = read_limited(body, limit, declared).await?;
     let document: Value = serde_json::from_slice(&bytes)
         .map_err(|e| RegistryError::manifest_invalid(format!("manifest is not JSON: {e}")))?;
     if !document.is_object() {
@@ -219,7 +214,10 @@ pub async fn put(
     };
     let digest = match &reference {
         ManifestRef::Digest(expected) => {
-            let actual = BlobDigest::of(expected.algorithm(), &bytes);
+            // `parse_digest` admitted only algorithms the hasher computes.
+            let hasher = DigestHasher::for_digest(expected)
+                .map_err(|e| RegistryError::unsupported(e.to_string()))?;
+            let actual = digest_of(&bytes, hasher);
             if &actual != expected {
                 return Err(RegistryError::digest_invalid(format!(
                     "manifest digest is {actual}, not {expected}"
@@ -227,7 +225,7 @@ pub async fn put(
             }
             actual
         }
-        ManifestRef::Tag(_) => BlobDigest::of(Algorithm::Sha256, &bytes),
+        ManifestRef::Tag(_) => digest_of(&bytes, DigestHasher::sha256()),
     };
     check_references(storage, name, &document).await?;
     // Validated before anything is stored: a refused manifest leaves no trace.
@@ -260,20 +258,26 @@ pub async fn put(
         set_header(
             response.headers_mut(),
             "oci-subject",
-            &subject_digest.to_string(),
+            subject_digest.as_ref(),
         );
     }
     let h = response.headers_mut();
     set_header(h, "location", &format!("/v2/{name}/manifests/{digest}"));
-    set_header(h, "docker-content-digest", &digest.to_string());
+    set_header(h, "docker-content-digest", digest.as_ref());
     set_header(h, "content-length", "0");
     Ok(response)
+}
+
+/// The digest of a whole manifest body.
+fn digest_of(bytes: &[u8], mut hasher: DigestHasher) -> Digest {
+    hasher.update(bytes);
+    hasher.finish()
 }
 
 fn referrer_descriptor(
     document: &Value,
     media_type: String,
-    digest: &BlobDigest,
+    digest: &Digest,
     size: u64,
 ) -> ReferrerDescriptor {
     let artifact_type = document
@@ -288,7 +292,7 @@ fn referrer_descriptor(
         .map(str::to_string);
     ReferrerDescriptor {
         media_type,
-        digest: digest.to_string(),
+        digest: digest.clone(),
         size,
         artifact_type,
         annotations: document
@@ -332,7 +336,7 @@ pub async fn delete(
                 && let Ok(subject_digest) = descriptor_digest(&subject)
             {
                 storage
-                    .referrer_remove(name, &subject_digest, &digest.to_string())
+                    .referrer_remove(name, &subject_digest, &digest)
                     .await
                     .map_err(storage_error)?;
             }
@@ -350,7 +354,7 @@ pub async fn referrers(
     digest: &str,
     query: &Query,
 ) -> RegistryResult<Response> {
-    let subject = BlobDigest::parse(digest)?;
+    let subject = parse_digest(digest)?;
     let mut descriptors = storage
         .referrers(name, &subject)
         .await

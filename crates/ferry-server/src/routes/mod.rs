@@ -6,13 +6,15 @@ mod manifests;
 mod tags;
 mod uploads;
 
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::auth::Access;
 use crate::error::{RegistryError, RegistryResult};
@@ -27,8 +29,8 @@ pub struct AppState {
     pub access: Access,
     /// Largest manifest accepted.
     pub max_manifest_bytes: usize,
-    /// A manifest body that stalls this long is refused.
-    pub idle_timeout: std::time::Duration,
+    /// A request body that stalls this long fails.
+    pub idle_timeout: Duration,
 }
 
 /// A parsed registry path.
@@ -88,7 +90,7 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
     match handle(&state, request).await {
         Ok(response) => response,
         Err(error) => {
-            tracing::debug!(%method, %path, %query, code = error.code, "request failed");
+            tracing::debug!(%method, %path, %query, code = ?error.code, "request failed");
             error.into_response()
         }
     }
@@ -97,13 +99,14 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
 async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Response> {
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
-    let route = parse_route(parts.uri.path()).ok_or_else(|| {
-        RegistryError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
-    })?;
+    let route = parse_route(parts.uri.path()).ok_or_else(RegistryError::no_such_endpoint)?;
     state.access.check(&parts.headers, &method)?;
     let query = Query::parse(parts.uri.query().unwrap_or(""));
     let headers = parts.headers;
-    let body: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let body = with_idle_timeout(
+        Box::pin(body.into_data_stream().map_err(io::Error::other)),
+        state.idle_timeout,
+    );
     let s = &*state.storage;
     match route {
         Route::Base => Ok(base()),
@@ -153,7 +156,6 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
                         &headers,
                         body,
                         state.max_manifest_bytes,
-                        state.idle_timeout,
                     )
                     .await
                 }
@@ -169,6 +171,30 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
             }
         }
     }
+}
+
+/// A body that fails with `TimedOut` when no bytes arrive for `idle`, and
+/// ends after its first error: a stalled client cannot hold a request (and
+/// an upload session's lock) forever.
+fn with_idle_timeout(body: ByteStream, idle: Duration) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(error))) => Some((Err(error), None)),
+                Ok(None) => None,
+                Err(_) => {
+                    let stalled = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("client sent no data for {idle:?}"),
+                    );
+                    Some((Err(stalled), None))
+                }
+            }
+        },
+    ))
 }
 
 fn base() -> Response {
@@ -281,6 +307,19 @@ mod tests {
             Some(Route::Referrers("r".into(), d))
         );
         assert_eq!(parse_route("/v1/x"), None);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out_once_and_ends() {
+        let stalled: ByteStream = Box::pin(
+            futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"abc"))])
+                .chain(futures_util::stream::pending()),
+        );
+        let mut body = with_idle_timeout(stalled, Duration::from_millis(50));
+        assert_eq!(body.next().await.unwrap().unwrap(), "abc");
+        let error = body.next().await.unwrap().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(body.next().await.is_none());
     }
 
     #[test]

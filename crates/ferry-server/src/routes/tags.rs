@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::blobs::storage_error;
 use super::{Query, set_header};
-use crate::error::{RegistryError, RegistryResult};
+use crate::error::{ErrorCode, RegistryError, RegistryResult};
 use crate::storage::Storage;
 
 /// Applies `last` (exclusive start) and `n` (page size) to a sorted list;
@@ -18,11 +18,12 @@ fn paginate(items: Vec<String>, query: &Query) -> RegistryResult<(Vec<String>, b
     let Some(n) = query.get("n") else {
         return Ok((items, false));
     };
+    // The spec has no code for a bad page size: the request is unsupported.
     let n: usize = n.parse().map_err(|_| {
         RegistryError::new(
             StatusCode::BAD_REQUEST,
-            "PAGINATION_NUMBER_INVALID",
-            "invalid n",
+            ErrorCode::Unsupported,
+            format!("invalid page size n={n:?}: a non-negative integer is expected"),
         )
     })?;
     let more = items.len() > n;

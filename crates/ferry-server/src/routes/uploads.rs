@@ -6,16 +6,18 @@ use axum::response::{IntoResponse, Response};
 
 use super::blobs::storage_error;
 use super::{Query, set_header};
-use crate::error::{RegistryError, RegistryResult};
-use crate::names::{BlobDigest, validate_name};
+use ferry_spec::oci::Digest;
+
+use crate::error::{ErrorCode, RegistryError, RegistryResult};
+use crate::names::{parse_digest, validate_name};
 use crate::storage::{ByteStream, Storage, StorageError};
 
 /// `201 Created` for a blob now in the repository.
-fn created(name: &str, digest: &BlobDigest) -> Response {
+fn created(name: &str, digest: &Digest) -> Response {
     let mut response = StatusCode::CREATED.into_response();
     let h = response.headers_mut();
     set_header(h, "location", &format!("/v2/{name}/blobs/{digest}"));
-    set_header(h, "docker-content-digest", &digest.to_string());
+    set_header(h, "docker-content-digest", digest.as_ref());
     set_header(h, "content-length", "0");
     response
 }
@@ -42,7 +44,7 @@ pub async fn start(
 ) -> RegistryResult<Response> {
     if let Some(mount) = query.get("mount") {
         // A mount that cannot be honoured falls back to a new session.
-        if let Ok(digest) = BlobDigest::parse(mount) {
+        if let Ok(digest) = parse_digest(mount) {
             let available = match query.get("from") {
                 Some(from) => {
                     validate_name(from).is_ok()
@@ -64,7 +66,7 @@ pub async fn start(
         }
     }
     if let Some(digest) = query.get("digest") {
-        let digest = BlobDigest::parse(digest)?;
+        let digest = parse_digest(digest)?;
         check_declared_length(headers)?;
         let id = storage.upload_start(name).await.map_err(storage_error)?;
         let result = async {
@@ -102,7 +104,7 @@ fn content_range(headers: &HeaderMap) -> RegistryResult<Option<(u64, u64)>> {
     let invalid = || {
         RegistryError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
-            "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadInvalid,
             "invalid Content-Range",
         )
     };
@@ -135,7 +137,7 @@ async fn append_checked(
     {
         return Err(RegistryError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
-            "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadInvalid,
             "Content-Length does not match Content-Range",
         ));
     }
@@ -147,7 +149,7 @@ async fn append_checked(
             {
                 return Err(RegistryError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
-                    "BLOB_UPLOAD_INVALID",
+                    ErrorCode::BlobUploadInvalid,
                     format!(
                         "chunk ended at offset {offset}, Content-Range said {}",
                         end + 1
@@ -216,7 +218,7 @@ pub async fn put(
     let digest = query
         .get("digest")
         .ok_or_else(|| RegistryError::digest_invalid("digest query parameter is required"))?;
-    let digest = BlobDigest::parse(digest)?;
+    let digest = parse_digest(digest)?;
     append_checked(storage, name, id, headers, body).await?;
     match storage.upload_finish(name, id, &digest).await {
         Ok(_) => Ok(created(name, &digest)),

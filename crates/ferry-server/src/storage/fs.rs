@@ -11,25 +11,35 @@
 //! ```
 //! Names and digests are validated before they reach this module, and
 //! repository components cannot start with `_`, so no request can name a
-//! path outside these trees.
+//! path outside these trees. Every file that outlives a request is written
+//! durably (`ferry_spec::durable`: temp file, fsync, rename, fsync the
+//! directory) on a blocking thread.
 
 use std::collections::HashMap;
+use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use ferry_spec::digest::DigestHasher;
+use ferry_spec::durable;
+use ferry_spec::oci::{Digest, DigestAlgorithm};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
 
-use super::{BlobReader, ByteStream, ReferrerDescriptor, Storage, StorageError, StoredManifest};
-use crate::names::{Algorithm, BlobDigest, Hasher};
+use super::{
+    BlobEntry, BlobLink, BlobReader, BlobSource, ByteStream, ReferrerDescriptor, Storage,
+    StorageError, StoredManifest,
+};
 
-/// Incremental hash state of an upload held in memory so finishing a large
-/// upload does not re-read it; after a restart the file is re-hashed.
+/// Incremental SHA-256 state of an upload held in memory so finishing a
+/// large upload does not re-read it; after a restart, or for a sha512
+/// digest, the file is re-hashed.
 struct SessionHash {
-    hasher: Hasher,
+    hasher: DigestHasher,
     offset: u64,
 }
 
@@ -38,12 +48,20 @@ pub struct FsStorage {
     root: PathBuf,
     sessions: Mutex<HashMap<String, SessionHash>>,
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    idle_timeout: Duration,
 }
+
+/// Bytes gathered before a write to an upload's data file.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Bytes between two requests to start writing an upload back to disk.
+const WRITEBACK_STEP: u64 = 64 << 20;
+
+/// Bytes per chunk of a blob sent to a client.
+const READ_CHUNK: usize = 256 * 1024;
 
 impl FsStorage {
     /// Opens (creating) a storage tree at `root`.
-    pub fn open(root: impl Into<PathBuf>, idle_timeout: Duration) -> io::Result<FsStorage> {
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<FsStorage> {
         let root = root.into();
         for dir in ["blobs/sha256", "blobs/sha512", "repos", "uploads", "tmp"] {
             std::fs::create_dir_all(root.join(dir))?;
@@ -52,7 +70,6 @@ impl FsStorage {
             root,
             sessions: Mutex::new(HashMap::new()),
             session_locks: Mutex::new(HashMap::new()),
-            idle_timeout,
         })
     }
 
@@ -61,42 +78,28 @@ impl FsStorage {
         &self.root
     }
 
-    /// Where blob content lives.
-    pub fn blob_path(&self, digest: &BlobDigest) -> PathBuf {
-        self.root
-            .join("blobs")
-            .join(digest.algorithm().name())
-            .join(digest.hex())
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        digest_path(&self.root.join("blobs"), digest)
     }
 
-    /// A repository's directory.
-    pub fn repo_dir(&self, repo: &str) -> PathBuf {
+    fn repo_dir(&self, repo: &str) -> PathBuf {
         self.root.join("repos").join(repo)
     }
 
-    fn link_path(&self, repo: &str, digest: &BlobDigest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_blobs")
-            .join(digest.algorithm().name())
-            .join(digest.hex())
+    fn link_path(&self, repo: &str, digest: &Digest) -> PathBuf {
+        digest_path(&self.repo_dir(repo).join("_blobs"), digest)
     }
 
-    fn manifest_meta_path(&self, repo: &str, digest: &BlobDigest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_manifests")
-            .join(digest.algorithm().name())
-            .join(digest.hex())
+    fn manifest_meta_path(&self, repo: &str, digest: &Digest) -> PathBuf {
+        digest_path(&self.repo_dir(repo).join("_manifests"), digest)
     }
 
     fn tag_path(&self, repo: &str, tag: &str) -> PathBuf {
         self.repo_dir(repo).join("_tags").join(tag)
     }
 
-    fn referrers_dir(&self, repo: &str, subject: &BlobDigest) -> PathBuf {
-        self.repo_dir(repo)
-            .join("_referrers")
-            .join(subject.algorithm().name())
-            .join(subject.hex())
+    fn referrers_dir(&self, repo: &str, subject: &Digest) -> PathBuf {
+        digest_path(&self.repo_dir(repo).join("_referrers"), subject)
     }
 
     fn session_dir(&self, id: &str) -> PathBuf {
@@ -108,94 +111,50 @@ impl FsStorage {
         locks.entry(id.to_string()).or_default().clone()
     }
 
-    fn forget_session(&self, id: &str) {
+    fn take_session_hash(&self, id: &str) -> Option<SessionHash> {
         self.sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+            .remove(id)
+    }
+
+    fn forget_session(&self, id: &str) {
+        self.take_session_hash(id);
         self.session_locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
     }
 
-    /// Writes `bytes` to `path` via tmp/: fsync, rename.
-    async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        let temp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
-        let mut file = tokio::fs::File::create(&temp).await?;
-        let result = async {
-            file.write_all(bytes).await?;
-            file.sync_all().await?;
-            tokio::fs::rename(&temp, path).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        result
-    }
-
-    /// Moves a verified file into the blob store (keeping an existing copy).
-    async fn install_blob(&self, temp: &Path, digest: &BlobDigest) -> io::Result<()> {
-        let target = self.blob_path(digest);
-        if tokio::fs::metadata(&target).await.is_ok() {
-            tokio::fs::remove_file(temp).await?;
-            return Ok(());
-        }
-        tokio::fs::File::open(temp).await?.sync_all().await?;
-        tokio::fs::rename(temp, &target).await
-    }
-
-    async fn link(&self, repo: &str, digest: &BlobDigest) -> io::Result<()> {
-        let path = self.link_path(repo, digest);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        tokio::fs::write(&path, b"").await
-    }
-
-    /// Removes upload sessions untouched for longer than `max_age`.
-    pub async fn expire_sessions(&self, max_age: Duration) -> io::Result<usize> {
-        let mut removed = 0;
-        let mut entries = tokio::fs::read_dir(self.root.join("uploads")).await?;
-        let now = SystemTime::now();
-        while let Some(entry) = entries.next_entry().await? {
-            // A session being created has no `data` yet: judge it by its
-            // directory, so it is not mistaken for an ancient one.
-            let last_touched = |path: PathBuf| async move {
-                match tokio::fs::metadata(path.join("data")).await {
-                    Ok(m) => m.modified().ok(),
-                    Err(_) => tokio::fs::metadata(&path)
-                        .await
-                        .and_then(|m| m.modified())
-                        .ok(),
-                }
-            };
-            let stale = |t: Option<SystemTime>| {
-                t.is_some_and(|t| now.duration_since(t).unwrap_or_default() > max_age)
-            };
-            if stale(last_touched(entry.path()).await) {
-                let id = entry.file_name().to_string_lossy().into_owned();
-                let lock = self.session_lock(&id);
-                let _guard = lock.lock().await;
-                // Re-check under the lock: an append may have just finished,
-                // or the session may have been finished or cancelled.
-                if !stale(last_touched(entry.path()).await) {
-                    continue;
-                }
-                match tokio::fs::remove_dir_all(entry.path()).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                }
-                self.forget_session(&id);
-                removed += 1;
+    /// Replaces `path` with `bytes` durably, through `tmp/`.
+    async fn write_atomic(&self, path: PathBuf, bytes: Bytes) -> io::Result<()> {
+        let temp_dir = self.root.join("tmp");
+        blocking(move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
             }
-        }
-        Ok(removed)
+            durable::write_file(&path, &bytes, Some(&temp_dir), durable::SHARED_FILE_MODE)
+        })
+        .await
+    }
+
+    /// Moves a verified file into the blob store durably (keeping an
+    /// existing copy, which has the same content).
+    async fn install_blob(&self, temp: PathBuf, digest: &Digest) -> io::Result<()> {
+        let target = self.blob_path(digest);
+        blocking(move || {
+            if target.exists() {
+                return std::fs::remove_file(&temp);
+            }
+            durable::install_path(&temp, &target)
+        })
+        .await
+    }
+
+    /// Links the blob into `repo` durably: a `201` promises it is there.
+    async fn link(&self, repo: &str, digest: &Digest) -> io::Result<()> {
+        self.write_atomic(self.link_path(repo, digest), Bytes::new())
+            .await
     }
 
     async fn session_repo(&self, id: &str) -> Option<String> {
@@ -207,31 +166,69 @@ impl FsStorage {
             .ok()
     }
 
-    async fn hash_file(path: PathBuf, algorithm: Algorithm) -> io::Result<BlobDigest> {
-        tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut file = std::fs::File::open(path)?;
-            let mut hasher = Hasher::new(algorithm);
-            let mut buffer = vec![0u8; 1 << 20];
-            loop {
-                let n = file.read(&mut buffer)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..n]);
-            }
-            Ok(hasher.finish())
-        })
-        .await
-        .map_err(io::Error::other)?
+    /// The SHA-256 state of a session when it covers exactly `size` bytes
+    /// and the digest to verify is a SHA-256 one.
+    fn usable_session_hash(&self, id: &str, size: u64, digest: &Digest) -> Option<DigestHasher> {
+        self.take_session_hash(id)
+            .filter(|state| state.offset == size && *digest.algorithm() == DigestAlgorithm::Sha256)
+            .map(|state| state.hasher)
     }
 }
 
-/// Bytes gathered before a write to an upload's data file.
-const WRITE_BATCH: usize = 1 << 20;
+/// `<dir>/<alg>/<hex>`: both parts validated, so safe as path components.
+fn digest_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join(digest.algorithm().as_ref()).join(digest.digest())
+}
 
-/// Bytes between two requests to start writing an upload back to disk.
-const WRITEBACK_STEP: u64 = 64 << 20;
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// Digests stored under `<dir>/<alg>/<hex>`, with their metadata; names that
+/// are not digests are skipped, and so are entries removed meanwhile.
+fn list_digests(dir: &Path) -> io::Result<Vec<(Digest, Metadata)>> {
+    let mut out = Vec::new();
+    for algorithm in read_dir_or_empty(dir)? {
+        let algorithm = algorithm?;
+        for entry in read_dir_or_empty(&algorithm.path())? {
+            let entry = entry?;
+            let name = format!(
+                "{}:{}",
+                algorithm.file_name().to_string_lossy(),
+                entry.file_name().to_string_lossy()
+            );
+            let Ok(digest) = ferry_spec::digest::parse_digest(&name) else {
+                continue;
+            };
+            match entry.metadata() {
+                Ok(metadata) => out.push((digest, metadata)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_dir_or_empty(
+    dir: &Path,
+) -> io::Result<Box<dyn Iterator<Item = io::Result<std::fs::DirEntry>>>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(Box::new(entries)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
+        Err(e) => Err(e),
+    }
+}
+
+fn modified(metadata: &Metadata) -> SystemTime {
+    // Every Linux filesystem keeps mtimes; "now" keeps an entry from gc.
+    metadata.modified().unwrap_or_else(|_| SystemTime::now())
+}
 
 /// Starts writeback of everything from `start` without waiting, so the fsync
 /// that installs the blob finds little left to do.
@@ -282,23 +279,29 @@ fn not_found_is_none<T>(result: io::Result<T>) -> Result<Option<T>, StorageError
     }
 }
 
+/// An open blob file.
+struct FileSource(tokio::fs::File);
+
+#[async_trait::async_trait]
+impl BlobSource for FileSource {
+    async fn read(self: Box<Self>, start: u64, len: u64) -> io::Result<ByteStream> {
+        let mut file = self.0;
+        if start > 0 {
+            file.seek(io::SeekFrom::Start(start)).await?;
+        }
+        Ok(Box::pin(ReaderStream::with_capacity(
+            file.take(len),
+            READ_CHUNK,
+        )))
+    }
+}
+
 #[async_trait::async_trait]
 impl Storage for FsStorage {
-    async fn blob_size(
-        &self,
-        repo: &str,
-        digest: &BlobDigest,
-    ) -> Result<Option<u64>, StorageError> {
-        if !self.blob_linked(repo, digest).await? {
-            return Ok(None);
-        }
-        Ok(not_found_is_none(tokio::fs::metadata(self.blob_path(digest)).await)?.map(|m| m.len()))
-    }
-
     async fn blob_open(
         &self,
         repo: &str,
-        digest: &BlobDigest,
+        digest: &Digest,
     ) -> Result<Option<BlobReader>, StorageError> {
         if !self.blob_linked(repo, digest).await? {
             return Ok(None);
@@ -308,14 +311,14 @@ impl Storage for FsStorage {
             return Ok(None);
         };
         let size = file.metadata().await?.len();
-        Ok(Some(BlobReader { file, size }))
+        Ok(Some(BlobReader::new(size, Box::new(FileSource(file)))))
     }
 
-    async fn blob_known(&self, digest: &BlobDigest) -> Result<bool, StorageError> {
+    async fn blob_known(&self, digest: &Digest) -> Result<bool, StorageError> {
         Ok(tokio::fs::metadata(self.blob_path(digest)).await.is_ok())
     }
 
-    async fn blob_linked(&self, repo: &str, digest: &BlobDigest) -> Result<bool, StorageError> {
+    async fn blob_linked(&self, repo: &str, digest: &Digest) -> Result<bool, StorageError> {
         Ok(tokio::fs::metadata(self.link_path(repo, digest))
             .await
             .is_ok()
@@ -324,18 +327,47 @@ impl Storage for FsStorage {
                 .is_ok())
     }
 
-    async fn blob_link(&self, repo: &str, digest: &BlobDigest) -> Result<(), StorageError> {
+    async fn blob_link(&self, repo: &str, digest: &Digest) -> Result<(), StorageError> {
         if !self.blob_known(digest).await? {
             return Err(StorageError::NotFound);
         }
         Ok(self.link(repo, digest).await?)
     }
 
-    async fn blob_unlink(&self, repo: &str, digest: &BlobDigest) -> Result<bool, StorageError> {
+    async fn blob_unlink(&self, repo: &str, digest: &Digest) -> Result<bool, StorageError> {
         Ok(
             not_found_is_none(tokio::fs::remove_file(self.link_path(repo, digest)).await)?
                 .is_some(),
         )
+    }
+
+    async fn blob_links(&self, repo: &str) -> Result<Vec<BlobLink>, StorageError> {
+        let dir = self.repo_dir(repo).join("_blobs");
+        let links = blocking(move || list_digests(&dir)).await?;
+        Ok(links
+            .into_iter()
+            .map(|(digest, metadata)| BlobLink {
+                digest,
+                modified: modified(&metadata),
+            })
+            .collect())
+    }
+
+    async fn blobs(&self) -> Result<Vec<BlobEntry>, StorageError> {
+        let dir = self.root.join("blobs");
+        let blobs = blocking(move || list_digests(&dir)).await?;
+        Ok(blobs
+            .into_iter()
+            .map(|(digest, metadata)| BlobEntry {
+                digest,
+                size: metadata.len(),
+                modified: modified(&metadata),
+            })
+            .collect())
+    }
+
+    async fn blob_delete(&self, digest: &Digest) -> Result<bool, StorageError> {
+        Ok(not_found_is_none(tokio::fs::remove_file(self.blob_path(digest)).await)?.is_some())
     }
 
     async fn upload_start(&self, repo: &str) -> Result<String, StorageError> {
@@ -350,7 +382,7 @@ impl Storage for FsStorage {
             .insert(
                 id.clone(),
                 SessionHash {
-                    hasher: Hasher::new(Algorithm::Sha256),
+                    hasher: DigestHasher::sha256(),
                     offset: 0,
                 },
             );
@@ -380,10 +412,12 @@ impl Storage for FsStorage {
         let lock = self.session_lock(id);
         let _guard = lock.lock().await;
         let path = self.session_dir(id).join("data");
-        let mut file = tokio::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .await?;
+        let Some(mut file) =
+            not_found_is_none(tokio::fs::OpenOptions::new().append(true).open(&path).await)?
+        else {
+            // Finished, cancelled or expired while this request waited.
+            return Err(StorageError::NotFound);
+        };
         let mut offset = file.metadata().await?.len();
         if let Some(start) = start
             && start != offset
@@ -391,25 +425,14 @@ impl Storage for FsStorage {
             return Err(StorageError::OutOfOrder(offset));
         }
         // Take the hash state out; it goes back only if it still matches the file.
-        let mut state = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
-            .filter(|s| s.offset == offset);
+        let mut state = self.take_session_hash(id).filter(|s| s.offset == offset);
         // Network chunks are small: gather them into large writes (each
         // tokio file write is a trip to the blocking pool).
         let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
         let mut written_back = offset;
         let result: Result<(), StorageError> = async {
-            loop {
-                let next = tokio::time::timeout(self.idle_timeout, body.next())
-                    .await
-                    .map_err(|_| {
-                        StorageError::ClientTimeout(format!("no data for {:?}", self.idle_timeout))
-                    })?;
-                let Some(chunk) = next else { break };
-                let chunk: Bytes = chunk.map_err(|e| StorageError::ClientTimeout(e.to_string()))?;
+            while let Some(chunk) = body.next().await {
+                let chunk: Bytes = chunk.map_err(StorageError::Body)?;
                 pending.extend_from_slice(&chunk);
                 if pending.len() >= WRITE_BATCH {
                     write_batch(&mut file, &mut pending, &mut state, &mut offset).await?;
@@ -445,7 +468,7 @@ impl Storage for FsStorage {
         &self,
         repo: &str,
         id: &str,
-        digest: &BlobDigest,
+        digest: &Digest,
     ) -> Result<u64, StorageError> {
         if self.session_repo(id).await.as_deref() != Some(repo) {
             return Err(StorageError::NotFound);
@@ -454,23 +477,25 @@ impl Storage for FsStorage {
         let _guard = lock.lock().await;
         let dir = self.session_dir(id);
         let data = dir.join("data");
-        let size = tokio::fs::metadata(&data).await?.len();
-        let state = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
-            .filter(|s| s.offset == size && digest.algorithm() == Algorithm::Sha256);
-        let actual = match state {
-            Some(state) => state.hasher.finish(),
-            None => Self::hash_file(data.clone(), digest.algorithm()).await?,
+        let Some(size) = not_found_is_none(tokio::fs::metadata(&data).await)?.map(|m| m.len())
+        else {
+            return Err(StorageError::NotFound);
+        };
+        let actual = match self.usable_session_hash(id, size, digest) {
+            Some(hasher) => hasher.finish(),
+            None => {
+                let (path, algorithm) = (data.clone(), digest.algorithm().clone());
+                blocking(move || ferry_spec::digest::hash_file(&path, &algorithm))
+                    .await?
+                    .0
+            }
         };
         if &actual != digest {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             self.forget_session(id);
-            return Err(StorageError::DigestMismatch(actual.to_string()));
+            return Err(StorageError::DigestMismatch(actual));
         }
-        self.install_blob(&data, digest).await?;
+        self.install_blob(data, digest).await?;
         self.link(repo, digest).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         self.forget_session(id);
@@ -483,15 +508,55 @@ impl Storage for FsStorage {
         }
         let lock = self.session_lock(id);
         let _guard = lock.lock().await;
-        tokio::fs::remove_dir_all(self.session_dir(id)).await?;
+        let removed = not_found_is_none(tokio::fs::remove_dir_all(self.session_dir(id)).await)?;
         self.forget_session(id);
-        Ok(true)
+        Ok(removed.is_some())
+    }
+
+    async fn expire_sessions(&self, max_age: Duration) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        let mut entries = tokio::fs::read_dir(self.root.join("uploads")).await?;
+        let now = SystemTime::now();
+        while let Some(entry) = entries.next_entry().await? {
+            // A session being created has no `data` yet: judge it by its
+            // directory, so it is not mistaken for an ancient one.
+            let last_touched = |path: PathBuf| async move {
+                match tokio::fs::metadata(path.join("data")).await {
+                    Ok(m) => m.modified().ok(),
+                    Err(_) => tokio::fs::metadata(&path)
+                        .await
+                        .and_then(|m| m.modified())
+                        .ok(),
+                }
+            };
+            let stale = |t: Option<SystemTime>| {
+                t.is_some_and(|t| now.duration_since(t).unwrap_or_default() > max_age)
+            };
+            if stale(last_touched(entry.path()).await) {
+                let id = entry.file_name().to_string_lossy().into_owned();
+                let lock = self.session_lock(&id);
+                let _guard = lock.lock().await;
+                // Re-check under the lock: an append may have just finished,
+                // or the session may have been finished or cancelled.
+                if !stale(last_touched(entry.path()).await) {
+                    continue;
+                }
+                match tokio::fs::remove_dir_all(entry.path()).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                self.forget_session(&id);
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     async fn manifest_get(
         &self,
         repo: &str,
-        digest: &BlobDigest,
+        digest: &Digest,
     ) -> Result<Option<StoredManifest>, StorageError> {
         let Some(media_type) = not_found_is_none(
             tokio::fs::read_to_string(self.manifest_meta_path(repo, digest)).await,
@@ -509,15 +574,6 @@ impl Storage for FsStorage {
         }))
     }
 
-    async fn tag_get(&self, repo: &str, tag: &str) -> Result<Option<BlobDigest>, StorageError> {
-        let Some(text) =
-            not_found_is_none(tokio::fs::read_to_string(self.tag_path(repo, tag)).await)?
-        else {
-            return Ok(None);
-        };
-        Ok(BlobDigest::parse(text.trim()).ok())
-    }
-
     async fn manifest_put(
         &self,
         repo: &str,
@@ -526,24 +582,24 @@ impl Storage for FsStorage {
     ) -> Result<(), StorageError> {
         let target = self.blob_path(&manifest.digest);
         if tokio::fs::metadata(&target).await.is_err() {
-            self.write_atomic(&target, &manifest.bytes).await?;
+            self.write_atomic(target, manifest.bytes.clone()).await?;
         }
         self.write_atomic(
-            &self.manifest_meta_path(repo, &manifest.digest),
-            manifest.media_type.as_bytes(),
+            self.manifest_meta_path(repo, &manifest.digest),
+            Bytes::from(manifest.media_type.clone()),
         )
         .await?;
         if let Some(tag) = tag {
             self.write_atomic(
-                &self.tag_path(repo, tag),
-                manifest.digest.to_string().as_bytes(),
+                self.tag_path(repo, tag),
+                Bytes::from(manifest.digest.to_string()),
             )
             .await?;
         }
         Ok(())
     }
 
-    async fn manifest_delete(&self, repo: &str, digest: &BlobDigest) -> Result<bool, StorageError> {
+    async fn manifest_delete(&self, repo: &str, digest: &Digest) -> Result<bool, StorageError> {
         let existed =
             not_found_is_none(tokio::fs::remove_file(self.manifest_meta_path(repo, digest)).await)?
                 .is_some();
@@ -560,6 +616,21 @@ impl Storage for FsStorage {
             }
         }
         Ok(true)
+    }
+
+    async fn manifests(&self, repo: &str) -> Result<Vec<Digest>, StorageError> {
+        let dir = self.repo_dir(repo).join("_manifests");
+        let manifests = blocking(move || list_digests(&dir)).await?;
+        Ok(manifests.into_iter().map(|(digest, _)| digest).collect())
+    }
+
+    async fn tag_get(&self, repo: &str, tag: &str) -> Result<Option<Digest>, StorageError> {
+        let Some(text) =
+            not_found_is_none(tokio::fs::read_to_string(self.tag_path(repo, tag)).await)?
+        else {
+            return Ok(None);
+        };
+        Ok(ferry_spec::digest::parse_digest(text.trim()).ok())
     }
 
     async fn tag_delete(&self, repo: &str, tag: &str) -> Result<bool, StorageError> {
@@ -585,16 +656,15 @@ impl Storage for FsStorage {
 
     async fn repositories(&self) -> Result<Vec<String>, StorageError> {
         let root = self.root.join("repos");
-        tokio::task::spawn_blocking(move || {
+        let repos = blocking(move || {
             let mut repos = Vec::new();
             let mut stack = vec![root.clone()];
             while let Some(dir) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&dir) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
+                for entry in read_dir_or_empty(&dir)? {
+                    let entry = entry?;
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if name.starts_with('_') {
+                        // A repository with blobs but no manifest is one too.
                         if (name == "_manifests" || name == "_blobs")
                             && let Ok(rel) = dir.strip_prefix(&root)
                         {
@@ -603,48 +673,48 @@ impl Storage for FsStorage {
                                 repos.push(repo);
                             }
                         }
-                    } else if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    } else if entry.file_type()?.is_dir() {
                         stack.push(entry.path());
                     }
                 }
             }
             repos.sort();
-            repos
+            Ok(repos)
         })
-        .await
-        .map_err(|e| StorageError::Io(io::Error::other(e)))
+        .await?;
+        Ok(repos)
     }
 
     async fn referrer_add(
         &self,
         repo: &str,
-        subject: &BlobDigest,
+        subject: &Digest,
         referrer: &ReferrerDescriptor,
     ) -> Result<(), StorageError> {
-        let file = referrer.digest.replace(':', "-") + ".json";
         let bytes = serde_json::to_vec(referrer).map_err(io::Error::other)?;
-        Ok(self
-            .write_atomic(&self.referrers_dir(repo, subject).join(file), &bytes)
-            .await?)
+        let path = self
+            .referrers_dir(repo, subject)
+            .join(referrer_file(&referrer.digest));
+        Ok(self.write_atomic(path, Bytes::from(bytes)).await?)
     }
 
     async fn referrer_remove(
         &self,
         repo: &str,
-        subject: &BlobDigest,
-        referrer: &str,
+        subject: &Digest,
+        referrer: &Digest,
     ) -> Result<(), StorageError> {
-        let file = referrer.replace(':', "-") + ".json";
-        not_found_is_none(
-            tokio::fs::remove_file(self.referrers_dir(repo, subject).join(file)).await,
-        )?;
+        let path = self
+            .referrers_dir(repo, subject)
+            .join(referrer_file(referrer));
+        not_found_is_none(tokio::fs::remove_file(path).await)?;
         Ok(())
     }
 
     async fn referrers(
         &self,
         repo: &str,
-        subject: &BlobDigest,
+        subject: &Digest,
     ) -> Result<Vec<ReferrerDescriptor>, StorageError> {
         let mut out = Vec::new();
         let Some(mut entries) =
@@ -659,7 +729,16 @@ impl Storage for FsStorage {
                 out.push(descriptor);
             }
         }
-        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        out.sort_by(|a, b| a.digest.as_ref().cmp(b.digest.as_ref()));
         Ok(out)
     }
+}
+
+/// `<alg>-<hex>.json`: the record of one referrer.
+fn referrer_file(referrer: &Digest) -> String {
+    format!(
+        "{}-{}.json",
+        referrer.algorithm().as_ref(),
+        referrer.digest()
+    )
 }

@@ -1,27 +1,62 @@
-//! What the HTTP layer needs from storage. The filesystem backend
-//! ([`fs::FsStorage`]) implements it; an object-store backend can too,
-//! without touching the routes.
+//! What the HTTP layer and gc need from storage, and nothing more: bytes go
+//! in and out as streams, things are named by repository, digest and tag,
+//! and listings carry the age gc's grace period needs. No file or path
+//! crosses this boundary.
+//!
+//! [`fs::FsStorage`] is the backend `ferry serve` uses; [`memory::MemoryStorage`]
+//! is the reference backend the tests run the routes and gc against too.
 
 pub mod fs;
+pub mod memory;
 
 use std::io;
 use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use ferry_spec::oci::Digest;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::names::BlobDigest;
-
-/// A request body as a stream of chunks.
+/// Bytes flowing in (a request body) or out (a blob).
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
-/// An open blob for reading.
+/// Where a backend reads a blob's bytes from.
+#[async_trait::async_trait]
+pub trait BlobSource: Send {
+    /// `len` bytes from `start` (both within the blob).
+    async fn read(self: Box<Self>, start: u64, len: u64) -> io::Result<ByteStream>;
+}
+
+/// A blob opened for reading: its size is known before any byte is sent,
+/// and its bytes come from the same opened content (a concurrent delete
+/// cannot change the size under a response).
 pub struct BlobReader {
-    /// The blob's bytes from the requested offset.
-    pub file: tokio::fs::File,
+    size: u64,
+    source: Box<dyn BlobSource>,
+}
+
+impl BlobReader {
+    /// A blob of `size` bytes read from `source`.
+    pub fn new(size: u64, source: Box<dyn BlobSource>) -> BlobReader {
+        BlobReader { size, source }
+    }
+
     /// The blob's total size.
-    pub size: u64,
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Streams `len` bytes from `start`; a range beyond the blob is refused.
+    pub async fn read(self, start: u64, len: u64) -> io::Result<ByteStream> {
+        if start.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("range {start}+{len} is outside a {}-byte blob", self.size),
+            ));
+        }
+        self.source.read(start, len).await
+    }
 }
 
 /// A manifest as stored.
@@ -32,7 +67,7 @@ pub struct StoredManifest {
     /// The media type it was pushed with.
     pub media_type: String,
     /// Its digest.
-    pub digest: BlobDigest,
+    pub digest: Digest,
 }
 
 /// A referrer descriptor kept per subject.
@@ -42,7 +77,7 @@ pub struct ReferrerDescriptor {
     /// Manifest media type.
     pub media_type: String,
     /// Manifest digest.
-    pub digest: String,
+    pub digest: Digest,
     /// Manifest size.
     pub size: u64,
     /// Its artifact type (manifest `artifactType`, else config media type).
@@ -51,6 +86,26 @@ pub struct ReferrerDescriptor {
     /// The manifest's annotations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A repository's link to a blob, as gc sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLink {
+    /// The blob.
+    pub digest: Digest,
+    /// When the link was last made (a mount or upload renews it).
+    pub modified: SystemTime,
+}
+
+/// Blob content, as gc sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    /// The content's digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// When it was written.
+    pub modified: SystemTime,
 }
 
 /// Errors a backend reports.
@@ -64,13 +119,11 @@ pub enum StorageError {
     OutOfOrder(u64),
     /// Content does not hash to the given digest.
     #[error("digest mismatch: content is {0}")]
-    DigestMismatch(String),
-    /// Content is larger than allowed.
-    #[error("too large")]
-    TooLarge,
-    /// The client stopped sending.
-    #[error("client stopped sending: {0}")]
-    ClientTimeout(String),
+    DigestMismatch(Digest),
+    /// The request body failed (the client stalled or went away); what
+    /// arrived before is kept.
+    #[error("reading the request body: {0}")]
+    Body(io::Error),
     /// A backend failure.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -78,32 +131,38 @@ pub enum StorageError {
 
 /// Storage for the registry. Blobs are content-addressed once for all
 /// repositories; each repository links the blobs and manifests it holds.
+/// Names, tags and digests are validated before they reach a backend.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// The size of a blob linked into `repo`.
-    async fn blob_size(&self, repo: &str, digest: &BlobDigest)
-    -> Result<Option<u64>, StorageError>;
-    /// Opens a blob linked into `repo`.
+    /// Opens a blob (or manifest) linked into `repo`.
     async fn blob_open(
         &self,
         repo: &str,
-        digest: &BlobDigest,
+        digest: &Digest,
     ) -> Result<Option<BlobReader>, StorageError>;
     /// True when the blob content exists anywhere in the registry.
-    async fn blob_known(&self, digest: &BlobDigest) -> Result<bool, StorageError>;
-    /// True when `repo` links the blob.
-    async fn blob_linked(&self, repo: &str, digest: &BlobDigest) -> Result<bool, StorageError>;
-    /// Links existing blob content into `repo` (cross-repository mount).
-    async fn blob_link(&self, repo: &str, digest: &BlobDigest) -> Result<(), StorageError>;
+    async fn blob_known(&self, digest: &Digest) -> Result<bool, StorageError>;
+    /// True when `repo` links the blob, or holds it as a manifest.
+    async fn blob_linked(&self, repo: &str, digest: &Digest) -> Result<bool, StorageError>;
+    /// Links existing blob content into `repo` (cross-repository mount);
+    /// [`StorageError::NotFound`] when the content is gone.
+    async fn blob_link(&self, repo: &str, digest: &Digest) -> Result<(), StorageError>;
     /// Unlinks a blob from `repo`; false when it was not linked.
-    async fn blob_unlink(&self, repo: &str, digest: &BlobDigest) -> Result<bool, StorageError>;
+    async fn blob_unlink(&self, repo: &str, digest: &Digest) -> Result<bool, StorageError>;
+    /// The blobs `repo` links, with when each link was made.
+    async fn blob_links(&self, repo: &str) -> Result<Vec<BlobLink>, StorageError>;
+    /// All blob content (manifests included), with sizes and ages.
+    async fn blobs(&self) -> Result<Vec<BlobEntry>, StorageError>;
+    /// Deletes blob content (whatever still links it); false when unknown.
+    async fn blob_delete(&self, digest: &Digest) -> Result<bool, StorageError>;
 
     /// Starts an upload session; returns its id.
     async fn upload_start(&self, repo: &str) -> Result<String, StorageError>;
     /// Bytes received so far, or `None` for an unknown session.
     async fn upload_offset(&self, repo: &str, id: &str) -> Result<Option<u64>, StorageError>;
     /// Appends a body; `start` must equal the current offset when given.
-    /// Returns the new offset.
+    /// Returns the new offset. When the body fails, what arrived before is
+    /// kept so the client can resume.
     async fn upload_append(
         &self,
         repo: &str,
@@ -112,24 +171,25 @@ pub trait Storage: Send + Sync + 'static {
         body: ByteStream,
     ) -> Result<u64, StorageError>;
     /// Verifies the session's content against `digest` and makes it a blob
-    /// linked into `repo`. Returns the size.
+    /// linked into `repo`. Returns the size. A mismatch drops the session
+    /// and stores nothing.
     async fn upload_finish(
         &self,
         repo: &str,
         id: &str,
-        digest: &BlobDigest,
+        digest: &Digest,
     ) -> Result<u64, StorageError>;
     /// Drops a session; false when unknown.
     async fn upload_cancel(&self, repo: &str, id: &str) -> Result<bool, StorageError>;
+    /// Drops sessions untouched for longer than `max_age`; returns how many.
+    async fn expire_sessions(&self, max_age: Duration) -> Result<usize, StorageError>;
 
     /// Reads a manifest by digest from `repo`.
     async fn manifest_get(
         &self,
         repo: &str,
-        digest: &BlobDigest,
+        digest: &Digest,
     ) -> Result<Option<StoredManifest>, StorageError>;
-    /// The digest a tag points to.
-    async fn tag_get(&self, repo: &str, tag: &str) -> Result<Option<BlobDigest>, StorageError>;
     /// Stores manifest bytes in `repo`, and tags it when `tag` is given.
     async fn manifest_put(
         &self,
@@ -138,32 +198,39 @@ pub trait Storage: Send + Sync + 'static {
         tag: Option<&str>,
     ) -> Result<(), StorageError>;
     /// Removes a manifest and every tag pointing to it; false when unknown.
-    async fn manifest_delete(&self, repo: &str, digest: &BlobDigest) -> Result<bool, StorageError>;
+    async fn manifest_delete(&self, repo: &str, digest: &Digest) -> Result<bool, StorageError>;
+    /// The manifests `repo` holds, in no particular order.
+    async fn manifests(&self, repo: &str) -> Result<Vec<Digest>, StorageError>;
+    /// The digest a tag points to.
+    async fn tag_get(&self, repo: &str, tag: &str) -> Result<Option<Digest>, StorageError>;
     /// Removes a tag; false when unknown.
     async fn tag_delete(&self, repo: &str, tag: &str) -> Result<bool, StorageError>;
     /// Every tag of `repo`, sorted; `None` when the repository is unknown.
     async fn tags(&self, repo: &str) -> Result<Option<Vec<String>>, StorageError>;
-    /// Every repository, sorted.
+    /// Every repository holding blobs or manifests, sorted.
     async fn repositories(&self) -> Result<Vec<String>, StorageError>;
 
     /// Records that `referrer` has `subject` as its subject.
     async fn referrer_add(
         &self,
         repo: &str,
-        subject: &BlobDigest,
+        subject: &Digest,
         referrer: &ReferrerDescriptor,
     ) -> Result<(), StorageError>;
     /// Forgets a referrer.
     async fn referrer_remove(
         &self,
         repo: &str,
-        subject: &BlobDigest,
-        referrer: &str,
+        subject: &Digest,
+        referrer: &Digest,
     ) -> Result<(), StorageError>;
     /// Referrers of `subject`, sorted by digest.
     async fn referrers(
         &self,
         repo: &str,
-        subject: &BlobDigest,
+        subject: &Digest,
     ) -> Result<Vec<ReferrerDescriptor>, StorageError>;
 }
+
+#[cfg(test)]
+mod contract;

@@ -1,10 +1,15 @@
-//! Shared helpers: an in-process server on a free port, an HTTP client
-//! bound to it, digests, raw-socket requests and blob/manifest shortcuts.
+//! Shared helpers: an in-process server on a free port (over either storage
+//! backend), an HTTP client bound to it, digests, raw-socket requests and
+//! blob/manifest shortcuts.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_server::storage::Storage;
+use ferry_server::storage::fs::FsStorage;
+use ferry_server::storage::memory::MemoryStorage;
 use ferry_server::{Handle, ServerConfig, ServerError};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -73,12 +78,56 @@ pub fn require(tool: &str, available: bool) -> bool {
     false
 }
 
+/// The storage backends the route and gc tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `FsStorage`, served by `ferry_server::serve` as `ferry serve` does.
+    Fs,
+    /// `MemoryStorage`, served by `ferry_server::serve_storage`.
+    Memory,
+}
+
+/// Defines `fs::NAME` and `memory::NAME` tests, each running the
+/// `async fn NAME(backend: Backend)` of the calling module.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Fs).await
+                }
+            )+
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Memory).await
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// Where a test server keeps its content.
+enum Store {
+    /// A directory; the `FsStorage` here is a second handle on it, opened
+    /// beside the server's as `ferry serve gc` would.
+    Fs {
+        root: PathBuf,
+        storage: Arc<FsStorage>,
+    },
+    Memory(Arc<MemoryStorage>),
+}
+
 /// A server running in-process on 127.0.0.1 with a free port.
 pub struct Server {
     pub addr: SocketAddr,
     pub base: String,
-    pub root: PathBuf,
     pub client: reqwest::Client,
+    store: Store,
     handle: Handle<SocketAddr>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
     _dir: Option<TempDir>,
@@ -88,6 +137,25 @@ impl Server {
     /// A server over a fresh temporary root with default settings.
     pub async fn start() -> Server {
         Server::start_with(|_| {}).await
+    }
+
+    /// A server with default settings over a fresh store of `backend`.
+    pub async fn start_on(backend: Backend) -> Server {
+        match backend {
+            Backend::Fs => Server::start().await,
+            Backend::Memory => {
+                let storage = Arc::new(MemoryStorage::new());
+                let mut config = ServerConfig::new(PathBuf::from("/nonexistent"));
+                config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+                let handle = Handle::new();
+                let task = tokio::spawn(ferry_server::serve_storage(
+                    storage.clone(),
+                    config,
+                    handle.clone(),
+                ));
+                Server::connect(handle, task, Store::Memory(storage)).await
+            }
+        }
     }
 
     /// A server over a fresh temporary root, `tweak` adjusting the config.
@@ -106,6 +174,18 @@ impl Server {
         tweak(&mut config);
         let handle = Handle::new();
         let task = tokio::spawn(ferry_server::serve(config, handle.clone()));
+        let store = Store::Fs {
+            root: root.to_path_buf(),
+            storage: Arc::new(FsStorage::open(root).unwrap()),
+        };
+        Server::connect(handle, task, store).await
+    }
+
+    async fn connect(
+        handle: Handle<SocketAddr>,
+        task: JoinHandle<Result<(), ServerError>>,
+        store: Store,
+    ) -> Server {
         let addr = tokio::time::timeout(Duration::from_secs(10), handle.listening())
             .await
             .expect("server did not start listening within 10 s")
@@ -113,14 +193,38 @@ impl Server {
         Server {
             addr,
             base: format!("http://{addr}"),
-            root: root.to_path_buf(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            store,
             handle,
             task: Some(task),
             _dir: None,
+        }
+    }
+
+    /// The storage root of a filesystem server.
+    pub fn root(&self) -> &Path {
+        match &self.store {
+            Store::Fs { root, .. } => root,
+            Store::Memory(_) => panic!("a memory server has no root"),
+        }
+    }
+
+    /// The server's content, through the storage boundary.
+    pub fn storage(&self) -> &dyn Storage {
+        match &self.store {
+            Store::Fs { storage, .. } => &**storage,
+            Store::Memory(storage) => &**storage,
+        }
+    }
+
+    /// Upload sessions still open.
+    pub fn open_sessions(&self) -> usize {
+        match &self.store {
+            Store::Fs { root, .. } => tree(&root.join("uploads")).len(),
+            Store::Memory(storage) => storage.session_count(),
         }
     }
 
@@ -271,11 +375,19 @@ pub fn location(response: &Response) -> String {
     location
 }
 
-/// The first error code of an error envelope.
+/// The first error code of an error envelope; for a 4xx response it must be
+/// one of the spec's codes.
 pub async fn error_code(response: Response) -> String {
+    let client_error = response.status().is_client_error();
     let body: Value = response.json().await.expect("error body is JSON");
-    body["errors"][0]["code"]
-        .as_str()
+    let code = &body["errors"][0]["code"];
+    if client_error {
+        assert!(
+            serde_json::from_value::<oci_spec::distribution::ErrorCode>(code.clone()).is_ok(),
+            "{code} is not an error code of the distribution spec"
+        );
+    }
+    code.as_str()
         .expect("error envelope has errors[0].code")
         .to_string()
 }

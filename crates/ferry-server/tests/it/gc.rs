@@ -1,17 +1,57 @@
-//! `ferry_server::gc::collect`.
+//! `ferry_server::gc`: `run` over both backends (through the storage
+//! boundary, as gc itself works), and `collect`, the CLI's entry point.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferry_server::gc::{GcOptions, collect};
+use ferry_server::gc::{GcOptions, GcReport, collect, run};
+use ferry_server::storage::Storage;
+use ferry_spec::digest::parse_digest;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn blob_file(root: &Path, digest: &str) -> PathBuf {
-    let (alg, hex) = digest.split_once(':').unwrap();
-    root.join("blobs").join(alg).join(hex)
+on_both_backends!(
+    gc_removes_unreferenced_blobs_and_keeps_shared_ones,
+    gc_delete_untagged,
+    gc_in_repositories_without_manifests,
+    mount_of_a_blob_whose_content_is_gone_falls_back_to_an_upload,
+);
+
+async fn gc(server: &Server, options: &GcOptions) -> GcReport {
+    run(server.storage(), options).await.unwrap()
+}
+
+/// True when the blob's content is still stored (linked or not).
+async fn stored(server: &Server, digest: &str) -> bool {
+    let digest = parse_digest(digest).unwrap();
+    server.storage().blob_known(&digest).await.unwrap()
+}
+
+/// Everything the storage holds, as sorted lines: what a dry run must not
+/// change.
+async fn snapshot(storage: &dyn Storage) -> Vec<String> {
+    let mut lines = Vec::new();
+    for blob in storage.blobs().await.unwrap() {
+        lines.push(format!("blob {} {}", blob.digest, blob.size));
+    }
+    for repo in storage.repositories().await.unwrap() {
+        for manifest in storage.manifests(&repo).await.unwrap() {
+            lines.push(format!("{repo} manifest {manifest}"));
+            for referrer in storage.referrers(&repo, &manifest).await.unwrap() {
+                lines.push(format!("{repo} referrer {manifest} {}", referrer.digest));
+            }
+        }
+        for link in storage.blob_links(&repo).await.unwrap() {
+            lines.push(format!("{repo} link {}", link.digest));
+        }
+        for tag in storage.tags(&repo).await.unwrap().unwrap_or_default() {
+            let target = storage.tag_get(&repo, &tag).await.unwrap().unwrap();
+            lines.push(format!("{repo} tag {tag} {target}"));
+        }
+    }
+    lines.sort();
+    lines
 }
 
 fn options(dry_run: bool, delete_untagged: bool) -> GcOptions {
@@ -59,10 +99,8 @@ async fn pulls(server: &Server, repo: &str, reference: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn gc_removes_unreferenced_blobs_and_keeps_shared_ones() {
-    let server = Server::start().await;
-    let root = server.root.clone();
+async fn gc_removes_unreferenced_blobs_and_keeps_shared_ones(backend: Backend) {
+    let server = Server::start_on(backend).await;
     for (i, alg) in ALGS.into_iter().enumerate() {
         let repo = format!("gc/{i}");
         let seed = 1100 + 10 * i as u64;
@@ -108,20 +146,21 @@ async fn gc_removes_unreferenced_blobs_and_keeps_shared_ones() {
             .await;
 
         // A dry run reports but deletes nothing.
-        let before = tree(&root);
-        let report = collect(&root, &options(true, false)).unwrap();
+        let before = snapshot(server.storage()).await;
+        let report = gc(&server, &options(true, false)).await;
         assert!(report.blobs.contains(&orphan), "{report:?}");
         assert!(report.blobs.contains(&a_digest), "{report:?}");
+        assert!(report.links > 0, "{report:?}");
         assert!(report.bytes > 0);
-        assert_eq!(tree(&root), before);
+        assert_eq!(snapshot(server.storage()).await, before);
 
-        let report = collect(&root, &options(false, false)).unwrap();
+        let report = gc(&server, &options(false, false)).await;
         assert!(report.blobs.contains(&orphan), "{report:?}");
-        assert!(!blob_file(&root, &orphan).exists());
-        assert!(!blob_file(&root, &a_digest).exists());
+        assert!(!stored(&server, &orphan).await);
+        assert!(!stored(&server, &a_digest).await);
         // a's config: unlinked from `repo`, but kept because gc/mounted uses it.
         assert!(!report.blobs.contains(&a_config), "{report:?}");
-        assert!(blob_file(&root, &a_config).exists());
+        assert!(stored(&server, &a_config).await);
         assert_eq!(
             server
                 .head(&format!("/v2/{repo}/blobs/{a_config}"))
@@ -137,23 +176,21 @@ async fn gc_removes_unreferenced_blobs_and_keeps_shared_ones() {
             StatusCode::NOT_FOUND
         );
         // Shared and live content stays; both tagged artifacts still pull.
-        assert!(blob_file(&root, &shared_layer).exists());
-        assert!(blob_file(&root, &b_config).exists());
+        assert!(stored(&server, &shared_layer).await);
+        assert!(stored(&server, &b_config).await);
         pulls(&server, &repo, "b").await;
         pulls(&server, "gc/mounted", &format!("m{i}")).await;
         // A second run finds nothing more.
-        let again = collect(&root, &options(false, false)).unwrap();
+        let again = gc(&server, &options(false, false)).await;
         assert!(
-            again.blobs.is_empty() && again.manifests.is_empty(),
+            again.blobs.is_empty() && again.manifests.is_empty() && again.links == 0,
             "{again:?}"
         );
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn gc_delete_untagged() {
-    let server = Server::start().await;
-    let root = server.root.clone();
+async fn gc_delete_untagged(backend: Backend) {
+    let server = Server::start_on(backend).await;
     let repo = "gc/untagged";
     let alg = Alg::Sha512;
     let layer = server.push_blob(repo, &random_bytes(300, 1200), alg).await;
@@ -195,11 +232,12 @@ async fn gc_delete_untagged() {
     server.put_manifest_ok(repo, "index", INDEX, &index).await;
 
     // Without delete_untagged nothing of this goes.
-    let report = collect(&root, &options(false, false)).unwrap();
+    let report = gc(&server, &options(false, false)).await;
     assert!(report.manifests.is_empty(), "{report:?}");
     assert!(report.blobs.is_empty(), "{report:?}");
     // Dry run with delete_untagged: reported, not removed.
-    let report = collect(&root, &options(true, true)).unwrap();
+    let before = snapshot(server.storage()).await;
+    let report = gc(&server, &options(true, true)).await;
     assert!(
         report
             .manifests
@@ -209,8 +247,9 @@ async fn gc_delete_untagged() {
     );
     let path = format!("/v2/{repo}/manifests/{untagged_digest}");
     assert_eq!(server.head(&path).await.status(), StatusCode::OK);
+    assert_eq!(snapshot(server.storage()).await, before);
 
-    let report = collect(&root, &options(false, true)).unwrap();
+    let report = gc(&server, &options(false, true)).await;
     assert!(
         report
             .manifests
@@ -229,7 +268,7 @@ async fn gc_delete_untagged() {
         StatusCode::NOT_FOUND
     );
     // The referrer's config is the untagged image's config: still needed.
-    assert!(blob_file(&root, &untagged_config).exists());
+    assert!(stored(&server, &untagged_config).await);
     pulls(&server, repo, "keep").await;
     let referrer_path = format!("/v2/{repo}/manifests/{referrer_digest}");
     assert_eq!(server.head(&referrer_path).await.status(), StatusCode::OK);
@@ -240,7 +279,7 @@ async fn gc_delete_untagged() {
     assert_eq!(body["manifests"].as_array().unwrap().len(), 1);
     // The index's child stays.
     pulls(&server, repo, &child_digest).await;
-    assert!(blob_file(&root, &child_config).exists());
+    assert!(stored(&server, &child_config).await);
     assert_eq!(
         server
             .get(&format!("/v2/{repo}/manifests/index"))
@@ -250,17 +289,16 @@ async fn gc_delete_untagged() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn gc_in_repositories_without_manifests() {
-    let server = Server::start().await;
-    let root = server.root.clone();
+async fn gc_in_repositories_without_manifests(backend: Backend) {
+    let server = Server::start_on(backend).await;
     // Blobs pushed, no manifest ever: garbage once older than the grace.
     let orphan = server
         .push_blob("gc/blobonly", b"orphan blob", Alg::Sha256)
         .await;
-    let report = collect(&root, &options(false, false)).unwrap();
+    let report = gc(&server, &options(false, false)).await;
     assert!(report.blobs.contains(&orphan), "{report:?}");
-    assert!(!blob_file(&root, &orphan).exists());
+    assert_eq!(report.links, 1, "{report:?}");
+    assert!(!stored(&server, &orphan).await);
     let path = format!("/v2/gc/blobonly/blobs/{orphan}");
     assert_eq!(server.head(&path).await.status(), StatusCode::NOT_FOUND);
     // No dangling link is left: mounting from there falls back to an
@@ -282,26 +320,26 @@ async fn gc_in_repositories_without_manifests() {
         "orphan blob"
     );
     // With a long grace, a fresh upload is left alone.
-    let report = collect(
-        &root,
+    let report = gc(
+        &server,
         &GcOptions {
             dry_run: false,
             delete_untagged: true,
             grace: Duration::from_secs(3600),
         },
     )
-    .unwrap();
+    .await;
     assert!(report.blobs.is_empty() && report.links == 0, "{report:?}");
-    assert!(blob_file(&root, &orphan).exists());
+    assert!(stored(&server, &orphan).await);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn mount_of_a_blob_whose_content_is_gone_falls_back_to_an_upload() {
-    let server = Server::start().await;
+async fn mount_of_a_blob_whose_content_is_gone_falls_back_to_an_upload(backend: Backend) {
+    let server = Server::start_on(backend).await;
     let digest = server
         .push_blob("lost/from", b"lost content", Alg::Sha256)
         .await;
-    std::fs::remove_file(blob_file(&server.root, &digest)).unwrap();
+    let parsed = parse_digest(&digest).unwrap();
+    assert!(server.storage().blob_delete(&parsed).await.unwrap());
     for query in [
         format!("mount={digest}&from=lost/from"),
         format!("mount={digest}"),
@@ -316,5 +354,35 @@ async fn mount_of_a_blob_whose_content_is_gone_falls_back_to_an_upload() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED, "{query}");
         assert!(location(&response).starts_with("/v2/lost/to/blobs/uploads/"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collect_works_on_a_root_as_the_cli_calls_it() {
+    let server = Server::start().await;
+    let first = server
+        .push_blob("gc/cli", b"first orphan", Alg::Sha256)
+        .await;
+    let second = server.push_blob("gc/cli", b"second", Alg::Sha512).await;
+    let root = server.root().to_path_buf();
+    // The CLI has no runtime: `collect` brings its own, on a plain thread.
+    let report = std::thread::spawn(move || {
+        let options = GcOptions {
+            dry_run: false,
+            delete_untagged: false,
+            grace: Duration::ZERO,
+        };
+        collect(&root, &options)
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.links, 2, "{report:?}");
+    assert_eq!(report.bytes, ("first orphan".len() + "second".len()) as u64);
+    for orphan in [first, second] {
+        assert!(report.blobs.contains(&orphan), "{report:?}");
+        assert!(!stored(&server, &orphan).await);
+        let path = format!("/v2/gc/cli/blobs/{orphan}");
+        assert_eq!(server.head(&path).await.status(), StatusCode::NOT_FOUND);
     }
 }

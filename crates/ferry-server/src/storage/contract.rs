@@ -1,0 +1,300 @@
+//! The [`Storage`] contract, checked against every backend.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_spec::digest::DigestHasher;
+use ferry_spec::oci::{Digest, DigestAlgorithm};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::fs::FsStorage;
+use super::memory::MemoryStorage;
+use super::{ByteStream, ReferrerDescriptor, Storage, StorageError, StoredManifest};
+
+/// Runs `check` on a fresh filesystem backend and a fresh memory backend.
+async fn on_every_backend<F, Fut>(check: F)
+where
+    F: Fn(Box<dyn Storage>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    check(Box::new(FsStorage::open(dir.path()).unwrap())).await;
+    check(Box::new(MemoryStorage::new())).await;
+}
+
+fn digest(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
+    let mut hasher = DigestHasher::new(&algorithm).unwrap();
+    hasher.update(bytes);
+    hasher.finish()
+}
+
+fn body(chunks: &[&'static [u8]]) -> ByteStream {
+    let chunks: Vec<io::Result<Bytes>> = chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+    Box::pin(futures_util::stream::iter(chunks))
+}
+
+async fn push(storage: &dyn Storage, repo: &str, bytes: &'static [u8]) -> Digest {
+    let digest = digest(DigestAlgorithm::Sha256, bytes);
+    let id = storage.upload_start(repo).await.unwrap();
+    storage
+        .upload_append(repo, &id, Some(0), body(&[bytes]))
+        .await
+        .unwrap();
+    storage.upload_finish(repo, &id, &digest).await.unwrap();
+    digest
+}
+
+async fn read_all(
+    storage: &dyn Storage,
+    repo: &str,
+    digest: &Digest,
+    start: u64,
+    len: u64,
+) -> Vec<u8> {
+    let blob = storage.blob_open(repo, digest).await.unwrap().unwrap();
+    let chunks: Vec<Bytes> = blob
+        .read(start, len)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    chunks.concat()
+}
+
+#[tokio::test]
+async fn uploads_are_verified_and_read_back_in_ranges() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let content: &'static [u8] = b"hello, registry";
+        for algorithm in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
+            let digest = digest(algorithm, content);
+            let id = storage.upload_start("r").await.unwrap();
+            // Appends must start where the session is.
+            let at = storage
+                .upload_append("r", &id, Some(0), body(&[b"hello", b", "]))
+                .await
+                .unwrap();
+            assert_eq!(at, 7);
+            assert!(matches!(
+                storage
+                    .upload_append("r", &id, Some(3), body(&[b"x"]))
+                    .await,
+                Err(StorageError::OutOfOrder(7))
+            ));
+            storage
+                .upload_append("r", &id, None, body(&[b"registry"]))
+                .await
+                .unwrap();
+            assert_eq!(storage.upload_offset("r", &id).await.unwrap(), Some(15));
+            // Another repository cannot see or finish the session.
+            assert_eq!(storage.upload_offset("other", &id).await.unwrap(), None);
+            assert!(matches!(
+                storage.upload_finish("other", &id, &digest).await,
+                Err(StorageError::NotFound)
+            ));
+            assert_eq!(storage.upload_finish("r", &id, &digest).await.unwrap(), 15);
+            assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
+
+            assert!(storage.blob_linked("r", &digest).await.unwrap());
+            assert!(!storage.blob_linked("other", &digest).await.unwrap());
+            assert!(storage.blob_open("other", &digest).await.unwrap().is_none());
+            let blob = storage.blob_open("r", &digest).await.unwrap().unwrap();
+            assert_eq!(blob.size(), 15);
+            assert!(blob.read(10, 6).await.is_err(), "a range past the end");
+            assert_eq!(read_all(storage, "r", &digest, 0, 15).await, content);
+            assert_eq!(read_all(storage, "r", &digest, 7, 8).await, b"registry");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_mismatched_upload_stores_nothing() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let claimed = digest(DigestAlgorithm::Sha256, b"what was promised");
+        let id = storage.upload_start("r").await.unwrap();
+        storage
+            .upload_append("r", &id, None, body(&[b"something else"]))
+            .await
+            .unwrap();
+        let actual = digest(DigestAlgorithm::Sha256, b"something else");
+        assert!(matches!(
+            storage.upload_finish("r", &id, &claimed).await,
+            Err(StorageError::DigestMismatch(d)) if d == actual
+        ));
+        assert!(!storage.blob_known(&claimed).await.unwrap());
+        assert!(!storage.blob_known(&actual).await.unwrap());
+        assert!(storage.blobs().await.unwrap().is_empty());
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_body_keeps_what_arrived() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let id = storage.upload_start("r").await.unwrap();
+        let failing: ByteStream = Box::pin(
+            futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]).chain(
+                futures_util::stream::iter([Err(io::Error::from(io::ErrorKind::TimedOut))]),
+            ),
+        );
+        assert!(matches!(
+            storage.upload_append("r", &id, None, failing).await,
+            Err(StorageError::Body(e)) if e.kind() == io::ErrorKind::TimedOut
+        ));
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), Some(3));
+        assert!(storage.upload_cancel("r", &id).await.unwrap());
+        assert!(!storage.upload_cancel("r", &id).await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_expire_by_age() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let id = storage.upload_start("r").await.unwrap();
+        assert_eq!(
+            storage
+                .expire_sessions(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), Some(0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            storage
+                .expire_sessions(Duration::from_millis(1))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn listings_and_deletes_for_gc() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let blob = push(storage, "a/b", b"layer").await;
+        let manifest_bytes = Bytes::from_static(br#"{"schemaVersion":2}"#);
+        let manifest = StoredManifest {
+            digest: digest(DigestAlgorithm::Sha256, &manifest_bytes),
+            bytes: manifest_bytes.clone(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        };
+        storage
+            .manifest_put("a/b", &manifest, Some("v1"))
+            .await
+            .unwrap();
+        storage
+            .manifest_put("a/b", &manifest, Some("v2"))
+            .await
+            .unwrap();
+        let referrer = ReferrerDescriptor {
+            media_type: manifest.media_type.clone(),
+            digest: blob.clone(),
+            size: 5,
+            artifact_type: Some("application/x.sig".into()),
+            annotations: None,
+        };
+        storage
+            .referrer_add("a/b", &manifest.digest, &referrer)
+            .await
+            .unwrap();
+        push(storage, "c", b"other").await;
+
+        assert_eq!(storage.repositories().await.unwrap(), ["a/b", "c"]);
+        assert_eq!(
+            storage.manifests("a/b").await.unwrap(),
+            std::slice::from_ref(&manifest.digest)
+        );
+        assert_eq!(storage.tags("a/b").await.unwrap().unwrap(), ["v1", "v2"]);
+        assert_eq!(storage.tags("nope").await.unwrap(), None);
+        assert_eq!(
+            storage.tag_get("a/b", "v1").await.unwrap(),
+            Some(manifest.digest.clone())
+        );
+        let links = storage.blob_links("a/b").await.unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].digest, blob);
+        assert!(links[0].modified.elapsed().unwrap_or_default() < Duration::from_secs(60));
+        let mut sizes: Vec<(String, u64)> = storage
+            .blobs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.digest.to_string(), b.size))
+            .collect();
+        sizes.sort();
+        let mut expected = vec![
+            (blob.to_string(), 5),
+            (manifest.digest.to_string(), manifest_bytes.len() as u64),
+            (digest(DigestAlgorithm::Sha256, b"other").to_string(), 5),
+        ];
+        expected.sort();
+        assert_eq!(sizes, expected);
+        assert_eq!(
+            storage.referrers("a/b", &manifest.digest).await.unwrap(),
+            [referrer]
+        );
+
+        // Deleting a manifest takes its tags; the content stays until deleted.
+        assert!(
+            storage
+                .manifest_delete("a/b", &manifest.digest)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !storage
+                .manifest_delete("a/b", &manifest.digest)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            storage.tags("a/b").await.unwrap().unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(
+            storage
+                .manifest_get("a/b", &manifest.digest)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        storage
+            .referrer_remove("a/b", &manifest.digest, &blob)
+            .await
+            .unwrap();
+        assert!(
+            storage
+                .referrers("a/b", &manifest.digest)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(storage.blob_known(&manifest.digest).await.unwrap());
+        assert!(storage.blob_delete(&manifest.digest).await.unwrap());
+        assert!(!storage.blob_delete(&manifest.digest).await.unwrap());
+
+        // A link survives its content; a mount of missing content is refused.
+        assert!(storage.blob_delete(&blob).await.unwrap());
+        assert!(storage.blob_open("a/b", &blob).await.unwrap().is_none());
+        assert!(matches!(
+            storage.blob_link("c", &blob).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(storage.blob_unlink("a/b", &blob).await.unwrap());
+        assert!(storage.blob_links("a/b").await.unwrap().is_empty());
+    })
+    .await;
+}
