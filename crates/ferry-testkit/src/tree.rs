@@ -142,16 +142,17 @@ pub fn paths(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Copies `from` to `to` (which must not exist yet), keeping permission
-/// bits, symbolic links and modification times, like `cp -a` without the
-/// ownership.
+/// Copies the tree `from` to `to` (created with its parents; an existing
+/// `to` should be empty), keeping permission bits, symbolic links and
+/// modification times, like `cp -a` without the ownership.
 pub fn copy_tree(from: &Path, to: &Path) {
-    copy_dir(from, to)
+    fs::create_dir_all(to)
+        .and_then(|()| copy_dir(from, to))
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
 }
 
+/// Copies the contents of `from` into the existing directory `to`.
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let (source, target) = (entry.path(), to.join(entry.file_name()));
@@ -159,6 +160,7 @@ fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
         if kind.is_symlink() {
             symlink(fs::read_link(&source)?, &target)?;
         } else if kind.is_dir() {
+            fs::create_dir(&target)?;
             copy_dir(&source, &target)?;
         } else {
             fs::copy(&source, &target)?;
@@ -212,7 +214,7 @@ mod tests {
         )
         .unwrap();
         symlink("../a.txt", src.join("sub/link")).unwrap();
-        let dst = dir.path().join("dst");
+        let dst = dir.path().join("new/dst");
         copy_tree(&src, &dst);
         assert_same_tree(&tree(&src), &tree(&dst));
         assert_eq!(
