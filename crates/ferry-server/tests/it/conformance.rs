@@ -92,7 +92,7 @@ async fn monolithic_post_stores_the_blob() {
         assert_eq!(server.head(&path).await.status(), StatusCode::NOT_FOUND);
     }
     // No session is left behind by the failed monolithic upload.
-    assert!(tree(&server.root.join("uploads")).is_empty());
+    assert!(paths(&server.root.join("uploads")).is_empty());
 }
 
 // ---------------------------------------------------------------------------

@@ -108,12 +108,12 @@ async fn gc_removes_unreferenced_blobs_and_keeps_shared_ones() {
             .await;
 
         // A dry run reports but deletes nothing.
-        let before = tree(&root);
+        let before = paths(&root);
         let report = collect(&root, &options(true, false)).unwrap();
         assert!(report.blobs.contains(&orphan), "{report:?}");
         assert!(report.blobs.contains(&a_digest), "{report:?}");
         assert!(report.bytes > 0);
-        assert_eq!(tree(&root), before);
+        assert_eq!(paths(&root), before);
 
         let report = collect(&root, &options(false, false)).unwrap();
         assert!(report.blobs.contains(&orphan), "{report:?}");
