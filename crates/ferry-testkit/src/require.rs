@@ -4,6 +4,7 @@
 //! returns early when a check answers `false`).
 
 use std::fs;
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,7 +15,9 @@ pub fn in_ci() -> bool {
 }
 
 /// True when `available`; otherwise panics under CI and prints a skip note
-/// elsewhere (the caller returns early).
+/// elsewhere (the caller returns early). The note goes straight to the
+/// process's stderr, so it shows even when the test harness captures
+/// output.
 pub fn require(component: &str, available: bool) -> bool {
     if available {
         return true;
@@ -23,7 +26,12 @@ pub fn require(component: &str, available: bool) -> bool {
         !in_ci(),
         "{component} is required when CI=true, but it is missing"
     );
-    eprintln!("note: skipping this test: {component} is missing");
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
+    let _ = writeln!(
+        io::stderr().lock(),
+        "note: skipping {test}: {component} is missing"
+    );
     false
 }
 
@@ -91,7 +99,7 @@ pub fn shared_data(rel: &str) -> Option<PathBuf> {
     let path = shared_root().join(rel);
     require(
         &format!(
-            "shared data {} (set FERRY_SHARED_DIR to the shared/ folder)",
+            "shared data at {} (FERRY_SHARED_DIR names the shared/ folder)",
             path.display()
         ),
         path.exists(),
