@@ -145,19 +145,28 @@ impl ModelSpec {
 /// The shape of the generated network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Architecture {
+    /// `hidden_size`.
     pub hidden: u64,
+    /// Width of one attention head.
     pub head_dim: u64,
+    /// `num_attention_heads`.
     pub heads: u64,
+    /// `num_key_value_heads` (grouped-query attention).
     pub kv_heads: u64,
+    /// `intermediate_size`, the MLP width.
     pub intermediate: u64,
+    /// `num_hidden_layers`.
     pub layers: u64,
+    /// `vocab_size`.
     pub vocab: u64,
 }
 
 /// One tensor of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// The name in the safetensors header and the index.
     pub name: String,
+    /// Its dimensions.
     pub shape: Vec<u64>,
 }
 
@@ -176,8 +185,11 @@ impl Tensor {
 /// shard, before anything is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The network's shape.
     pub arch: Architecture,
+    /// The weights' element type.
     pub dtype: Dtype,
+    /// Every tensor, in file order.
     pub tensors: Vec<Tensor>,
     /// For each shard, the indices of its tensors (consecutive, in order).
     pub shards: Vec<Vec<usize>>,
