@@ -4,7 +4,7 @@
 #   bench/mount.sh [--sizes-gb "0.1953125 2"] [--tar-gb 2] [--runs 5]
 #
 # Raw layers: for each size (GiB; 0.1953125 = 200 MiB) a model from
-# shared/tools/gen-model.py (4 shards, seed 1) is packed, pushed to
+# ferry-gen-model (crates/ferry-testkit; 4 shards, seed 1) is packed, pushed to
 # `ferry serve` and pulled into a fresh store, then mounted read-only:
 #   first   the layer cache is empty (entries are hardlinks of the blobs)
 #   again   the layer cache is there (a new mount reuses it)
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "needs root (it mounts)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "needs python3 with numpy and safetensors" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench-mount.XXXXXX")
 reg_pid=""
@@ -46,6 +46,8 @@ trap 'exit 130' INT TERM
 
 cargo build --release --quiet -p ferry
 ferry=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
+cargo build --release --quiet -p ferry-testkit
+gen_model=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry-gen-model
 export FERRY_HOME=$work/home
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -59,7 +61,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 
 # model SIZE_GB DIR: generates a model once.
 model() {
-  [ -d "$2" ] || python3 ../shared/tools/gen-model.py --out "$2" --total-gb "$1" --shards 4 --seed 1 >/dev/null 2>&1
+  [ -d "$2" ] || "$gen_model" --out "$2" --total-gb "$1" --shards 4 --seed 1 >/dev/null 2>&1
 }
 
 # publish DIR REF STORE [PACK ARGS...]: pack, push, pull into STORE (fresh).

@@ -23,11 +23,13 @@ done
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 cargo build --release --quiet
 ferry=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
+cargo build --release --quiet -p ferry-testkit
+gen_model=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry-gen-model
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 if [ -z "$model" ]; then
   model=$work/model
-  python3 ../shared/tools/gen-model.py --out "$model" --total-gb "$size_gb" --shards 4 --seed 1 >/dev/null
+  "$gen_model" --out "$model" --total-gb "$size_gb" --shards 4 --seed 1 >/dev/null
 fi
 bytes=$(du -sb "$model" | cut -f1)
 cat "$model"/* >/dev/null # warm the page cache for everyone

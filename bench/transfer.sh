@@ -43,6 +43,8 @@ trap 'exit 130' INT TERM
 
 cargo build --release --quiet
 ferry=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry
+cargo build --release --quiet -p ferry-testkit
+gen_model=${CARGO_TARGET_DIR:-$PWD/target}/release/ferry-gen-model
 export FERRY_HOME=$work/home # nothing outside $work is touched
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -83,7 +85,7 @@ stop_registry() {
 
 if [ -z "$model" ]; then
   model=$work/model
-  python3 ../shared/tools/gen-model.py --out "$model" --total-gb "$size_gb" --shards 4 --seed 1 \
+  "$gen_model" --out "$model" --total-gb "$size_gb" --shards 4 --seed 1 \
     >/dev/null 2>"$work/gen.log" || { cat "$work/gen.log" >&2; exit 1; }
 fi
 model=$(cd "$model" && pwd)

@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ferry_mount::{LinuxSyscalls, UmountOptions};
-use ferry_spec::digest::HashingReader;
 use ferry_spec::media::Encoding;
 use ferry_spec::oci::Digest;
 use ferry_store::Store;
@@ -16,21 +15,7 @@ use ferry_store::pack::{PackOptions, pack};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// True when `CI=true`: a missing requirement fails instead of skipping.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Root is needed for real mounts: without it the test fails under CI and
-/// is skipped (with a note) elsewhere.
-pub fn require_root() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert!(!in_ci(), "root is required for mount tests when CI=true");
-    eprintln!("note: skipping this test: it needs root for real mounts");
-    false
-}
+pub use ferry_testkit::{Node, require_root, sha256_file, tree};
 
 /// A temporary directory holding a store and whatever a test makes.
 pub struct Env {
@@ -196,50 +181,6 @@ pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     builder.into_inner().expect("tar")
 }
 
-/// One entry of a tree as a volume shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, digest: String },
-    Link { target: PathBuf },
-}
-
-/// Every entry under `root` by relative path.
-pub fn tree(root: &Path) -> BTreeMap<String, Node> {
-    let mut out = BTreeMap::new();
-    walk(root, "", &mut out);
-    out
-}
-
-fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Node>) {
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
-        let entry = entry.expect("entry");
-        let rel = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).expect("stat");
-        let mode = meta.mode() & 0o7777;
-        if meta.file_type().is_symlink() {
-            out.insert(
-                rel,
-                Node::Link {
-                    target: fs::read_link(&path).expect("readlink"),
-                },
-            );
-        } else if meta.is_dir() {
-            out.insert(rel.clone(), Node::Dir { mode });
-            walk(&path, &format!("{rel}/"), out);
-        } else {
-            out.insert(
-                rel,
-                Node::File {
-                    mode,
-                    digest: sha256_file(&path),
-                },
-            );
-        }
-    }
-}
-
 /// The tree with every write bit removed (what a read-only volume shows of
 /// an extracted tree) and directory modes dropped (extract keeps the
 /// staging directory's, the cache its own).
@@ -247,8 +188,9 @@ pub fn read_only_view_of(tree: BTreeMap<String, Node>) -> BTreeMap<String, Node>
     tree.into_iter()
         .map(|(k, node)| {
             let node = match node {
-                Node::File { mode, digest } => Node::File {
+                Node::File { mode, size, digest } => Node::File {
                     mode: mode & 0o7555,
+                    size,
                     digest,
                 },
                 Node::Dir { .. } => Node::Dir { mode: 0 },
@@ -257,14 +199,6 @@ pub fn read_only_view_of(tree: BTreeMap<String, Node>) -> BTreeMap<String, Node>
             (k, node)
         })
         .collect()
-}
-
-/// `sha256:...` of a file.
-pub fn sha256_file(path: &Path) -> String {
-    let file = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut reader = HashingReader::new(file);
-    io::copy(&mut reader, &mut io::sink()).expect("read");
-    reader.finish().0.to_string()
 }
 
 /// Asserts every blob in the store still hashes to its name.

@@ -171,7 +171,7 @@ fn prune_keeps_the_blobs_of_mounted_manifests_no_name_reaches() {
 
 #[test]
 fn forced_removal_under_a_real_mount_leaves_the_volume_readable() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();

@@ -45,7 +45,7 @@ fn ro(env: &Env, reference: &str, target: &Path) -> ferry_mount::Mounted {
 
 #[test]
 fn volumes_hold_what_extract_writes() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -110,7 +110,7 @@ fn volumes_hold_what_extract_writes() {
 
 #[test]
 fn read_only_volumes_refuse_every_kind_of_write() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -200,7 +200,7 @@ fn read_only_volumes_refuse_every_kind_of_write() {
 
 #[test]
 fn read_write_volumes_are_isolated_and_never_touch_the_store() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -309,7 +309,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn subpaths_mount_one_directory_or_one_file() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -371,7 +371,7 @@ fn subpaths_mount_one_directory_or_one_file() {
 
 #[test]
 fn a_missing_subpath_mounts_nothing() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -389,7 +389,7 @@ fn a_missing_subpath_mounts_nothing() {
 
 #[test]
 fn stacked_artifacts_merge_with_the_later_one_winning() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -459,7 +459,7 @@ fn raw_tar(name: &[u8], kind: tar::EntryType, link: &[u8], data: &[u8]) -> Vec<u
 
 #[test]
 fn hostile_tar_layers_are_refused_with_nothing_mounted() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     use tar::EntryType::*;
@@ -528,7 +528,7 @@ fn hostile_tar_layers_are_refused_with_nothing_mounted() {
 
 #[test]
 fn a_second_mount_reuses_the_cache_without_unpacking() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -569,7 +569,7 @@ fn a_second_mount_reuses_the_cache_without_unpacking() {
 
 #[test]
 fn concurrent_mounts_of_one_artifact_share_one_cache() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -610,7 +610,7 @@ fn concurrent_mounts_of_one_artifact_share_one_cache() {
 
 #[test]
 fn a_busy_volume_is_reported_and_stays_mounted() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -648,7 +648,7 @@ fn a_busy_volume_is_reported_and_stays_mounted() {
 
 #[test]
 fn stale_records_are_cleaned() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -711,7 +711,7 @@ fn stale_records_are_cleaned() {
 
 #[test]
 fn the_same_target_cannot_be_mounted_twice() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -742,7 +742,7 @@ fn the_same_target_cannot_be_mounted_twice() {
 
 #[test]
 fn noexec_is_honoured_and_executables_keep_their_mode() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();
@@ -781,7 +781,7 @@ fn noexec_is_honoured_and_executables_keep_their_mode() {
 
 #[test]
 fn no_mount_volumes_pass_the_same_content_tests() {
-    if !require_root() {
+    if !require_root("for real mounts") {
         return;
     }
     let env = Env::new();

@@ -70,7 +70,7 @@ async fn htpasswd_basic_auth() {
         .unwrap();
     expect_401(response).await;
     // Nothing was stored by the refused requests.
-    assert!(tree(&server.root().join("repos")).is_empty());
+    assert!(paths(&server.root().join("repos")).is_empty());
 
     // The right credentials: 201, and reads work.
     let response = post_blob(&server, "r", b"data", Some(("alice", "s3cret"))).await;

@@ -10,16 +10,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn command_works(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Runs a command off the async runtime; panics with its output on failure.
 async fn run(program: &str, args: Vec<String>, dir: Option<PathBuf>) -> String {
     let program = program.to_string();

@@ -59,24 +59,7 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// True when `CI=true`: a missing external tool then fails the test.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// True when the tool is available; otherwise fails under CI and prints a
-/// note elsewhere (the caller returns early).
-pub fn require(tool: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    assert!(
-        !in_ci(),
-        "{tool} is required when CI=true, but it is missing"
-    );
-    eprintln!("note: skipping this test: {tool} is missing");
-    false
-}
+pub use ferry_testkit::{command_works, paths, require};
 
 /// The storage backends the route and gc tests run against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +206,7 @@ impl Server {
     /// Upload sessions still open.
     pub fn open_sessions(&self) -> usize {
         match &self.store {
-            Store::Fs { root, .. } => tree(&root.join("uploads")).len(),
+            Store::Fs { root, .. } => paths(&root.join("uploads")).len(),
             Store::Memory(storage) => storage.session_count(),
         }
     }
@@ -461,24 +444,4 @@ impl RawResponse {
         let value: Value = serde_json::from_str(&text[start..=end]).ok()?;
         value["errors"][0]["code"].as_str().map(str::to_string)
     }
-}
-
-/// Every path under `dir`, relative, sorted.
-pub fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }

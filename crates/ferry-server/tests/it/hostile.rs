@@ -17,7 +17,7 @@ use crate::common::*;
 async fn traversal_in_names_creates_nothing_outside_the_root() {
     let server = Server::start().await;
     let parent = server.root().parent().unwrap().to_path_buf();
-    let before_root = tree(server.root());
+    let before_root = paths(server.root());
     let digest = sha256(b"x");
     let cases = [
         ("GET", format!("/v2/../../etc/blobs/{digest}")),
@@ -57,8 +57,8 @@ async fn traversal_in_names_creates_nothing_outside_the_root() {
         .collect();
     outside.sort();
     assert_eq!(outside, ["root"]);
-    assert_eq!(tree(server.root()), before_root);
-    assert!(tree(&server.root().join("repos")).is_empty());
+    assert_eq!(paths(server.root()), before_root);
+    assert!(paths(&server.root().join("repos")).is_empty());
     // The server still works.
     server.push_blob("a/b", b"fine", Alg::Sha256).await;
 }
@@ -66,7 +66,7 @@ async fn traversal_in_names_creates_nothing_outside_the_root() {
 #[tokio::test(flavor = "multi_thread")]
 async fn traversal_in_digests_and_upload_ids() {
     let server = Server::start().await;
-    let before = tree(server.root());
+    let before = paths(server.root());
     // Digests in queries reach the digest parser: 400 DIGEST_INVALID.
     for digest in ["sha256:../../x", "sha256:..%2F..%2Fx", "sha512:/etc/passwd"] {
         let response = server
@@ -146,7 +146,7 @@ async fn traversal_in_digests_and_upload_ids() {
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(server.delete(&real).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(tree(server.root()), before);
+    assert_eq!(paths(server.root()), before);
     assert_eq!(
         std::fs::read_dir(server.root().parent().unwrap())
             .unwrap()
@@ -375,8 +375,8 @@ async fn concurrent_uploads_of_the_same_blob() {
             assert_eq!(got.bytes().await.unwrap(), blob);
         }
     }
-    assert!(tree(&server.root().join("uploads")).is_empty());
-    assert!(tree(&server.root().join("tmp")).is_empty());
+    assert!(paths(&server.root().join("uploads")).is_empty());
+    assert!(paths(&server.root().join("tmp")).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

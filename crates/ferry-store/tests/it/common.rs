@@ -1,26 +1,19 @@
 //! Helpers shared by the integration tests: fixtures, tree snapshots and
 //! small readers of what the store holds on disk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use ferry_spec::Reference;
 use ferry_spec::annotations::{self as ann, FileMetadata};
-use ferry_spec::digest::sha256_digest;
 use ferry_spec::oci::{Descriptor, Digest, MediaType};
 use ferry_store::Store;
 use ferry_store::pack::{self, PackOptions, Packed};
+use ferry_testkit::{MIB, ModelSpec};
 use serde_json::Value;
-
-/// `/work/shared`: specs, vectors and tools beside the project root.
-pub fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
 
 /// A scratch directory deleted when the test ends.
 pub struct TestDir {
@@ -127,79 +120,18 @@ pub fn small_model(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// Fails under CI, else prints why a test is skipped.
-pub fn missing_component(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("required test component missing (CI=true): {what}");
-    }
-    eprintln!("note: skipping test: {what}");
-}
-
-/// The directory gen-model.py made (once per test binary and script
-/// version; later runs reuse it from CARGO_TARGET_TMPDIR). `None` (after a
-/// note) when python3, numpy or safetensors are missing outside CI.
-pub fn generated_model() -> Option<&'static Path> {
-    static MODEL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = MODEL.get_or_init(generate_model);
-    match result {
-        Ok(path) => Some(path.as_path()),
-        Err(why) => {
-            missing_component(why);
-            None
-        }
-    }
-}
-
-fn generate_model() -> Result<PathBuf, String> {
-    const ARGS: [&str; 6] = ["--total-gb", "0.02", "--shards", "2", "--seed", "1"];
-    let script = shared_dir().join("tools/gen-model.py");
-    let source = fs::read(&script).map_err(|e| format!("{}: {e}", script.display()))?;
-    let probe = Command::new("python3")
-        .args(["-c", "import numpy, safetensors"])
-        .output()
-        .map_err(|e| format!("python3 is not runnable: {e}"))?;
-    if !probe.status.success() {
-        return Err(format!(
-            "python3 lacks numpy or safetensors: {}",
-            String::from_utf8_lossy(&probe.stderr).trim()
-        ));
-    }
-    let mut key = source.clone();
-    key.extend(ARGS.concat().bytes());
-    let key = sha256_digest(&key).digest().to_string();
-    let cache_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let cached = cache_root.join(format!("gen-model-{}", &key[..16]));
-    // The cache directory only ever appears by rename, so it is complete.
-    if cached.is_dir() {
-        return Ok(cached);
-    }
-    fs::create_dir_all(&cache_root).map_err(|e| e.to_string())?;
-    let work = tempfile::tempdir_in(&cache_root).map_err(|e| e.to_string())?;
-    let out = work.path().join("model");
-    let run = Command::new("python3")
-        .arg(&script)
-        .arg("--out")
-        .arg(&out)
-        .args(ARGS)
-        .output()
-        .map_err(|e| format!("running gen-model.py: {e}"))?;
-    assert!(
-        run.status.success(),
-        "gen-model.py failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    if fs::rename(&out, &cached).is_err() && !cached.is_dir() {
-        panic!("cannot move the generated model to {}", cached.display());
-    }
-    Ok(cached)
+/// A synthetic model (two shards, the generator's smallest size), made
+/// once by `ferry_testkit` and cached across test binaries: read-only.
+pub fn generated_model() -> PathBuf {
+    let spec = ModelSpec::new(20 * MIB).shards(2).seed(1);
+    ferry_testkit::cached_model(env!("CARGO_TARGET_TMPDIR"), &spec)
 }
 
 /// Copies the generated model into `dest` and adds what the round trip
 /// needs: nested folders, an executable script, a 0600 file, a symlink, an
-/// empty file, a long path and non-ASCII names. `None` when skipped.
-pub fn model_fixture(dest: &Path) -> Option<PathBuf> {
-    let generated = generated_model()?;
-    copy_tree(generated, dest);
+/// empty file, a long path and non-ASCII names.
+pub fn model_fixture(dest: &Path) -> PathBuf {
+    copy_tree(&generated_model(), dest);
     write_file(
         dest,
         "1_Pooling/config.json",
@@ -229,27 +161,10 @@ pub fn model_fixture(dest: &Path) -> Option<PathBuf> {
     let long = format!("deep/{}/{}/file.txt", "a".repeat(60), "b".repeat(60));
     write_file(dest, &long, b"long path\n", 0o644);
     write_symlink(dest, "docs/README-link.md", "../README.md");
-    Some(dest.to_path_buf())
+    dest.to_path_buf()
 }
 
-/// Copies a tree, keeping modes and symlinks.
-pub fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("creating copy target");
-    for entry in walkdir::WalkDir::new(from).min_depth(1).sort_by_file_name() {
-        let entry = entry.expect("walking source tree");
-        let rel = entry.path().strip_prefix(from).expect("under root");
-        let target = to.join(rel);
-        let kind = entry.file_type();
-        if kind.is_dir() {
-            fs::create_dir_all(&target).expect("creating directory");
-        } else if kind.is_symlink() {
-            let link = fs::read_link(entry.path()).expect("reading link");
-            symlink(link, &target).expect("creating link");
-        } else {
-            fs::copy(entry.path(), &target).expect("copying file");
-        }
-    }
-}
+pub use ferry_testkit::{Node, copy_tree, files_only, tree, tree_following_links};
 
 /// Sets the modification time of every regular file under `root`.
 pub fn set_all_mtimes(root: &Path, time: SystemTime) {
@@ -266,67 +181,6 @@ pub fn set_mtime(path: &Path, time: SystemTime) {
     File::open(path)
         .and_then(|f| f.set_modified(time))
         .unwrap_or_else(|e| panic!("setting mtime of {}: {e}", path.display()));
-}
-
-/// What a tree entry is, for comparing trees.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    /// A regular file: permission bits, size and content digest.
-    File {
-        mode: u32,
-        size: u64,
-        sha256: String,
-    },
-    /// A symbolic link and its text.
-    Symlink(PathBuf),
-    /// A directory.
-    Dir,
-}
-
-/// Every entry under `root` by `/`-separated relative path. With
-/// `follow_symlinks`, a link is recorded as what it points to.
-pub fn snapshot(root: &Path, follow_symlinks: bool) -> BTreeMap<String, Node> {
-    let mut out = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let entry = entry.expect("walking tree");
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .expect("under root")
-            .to_string_lossy()
-            .into_owned();
-        let path = entry.path();
-        let meta = if follow_symlinks {
-            fs::metadata(path)
-        } else {
-            fs::symlink_metadata(path)
-        }
-        .expect("reading metadata");
-        let node = if meta.file_type().is_symlink() {
-            Node::Symlink(fs::read_link(path).expect("reading link"))
-        } else if meta.is_dir() {
-            Node::Dir
-        } else if meta.is_file() {
-            let bytes = fs::read(path).expect("reading file");
-            Node::File {
-                mode: meta.permissions().mode() & 0o777,
-                size: bytes.len() as u64,
-                sha256: sha256_digest(&bytes).to_string(),
-            }
-        } else {
-            panic!("unexpected file type at {}", path.display());
-        };
-        out.insert(rel, node);
-    }
-    out
-}
-
-/// Only the files and links of a snapshot (directory entries dropped).
-pub fn files_only(snapshot: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
-    snapshot
-        .into_iter()
-        .filter(|(_, node)| *node != Node::Dir)
-        .collect()
 }
 
 /// The manifest `input` resolves to: digest, the exact bytes stored, parsed JSON.

@@ -88,8 +88,8 @@ fn eight_threads_pack_into_one_store() {
         let out = t.join(format!("out-{i}"));
         extract::extract(&store, &format!("m:t{i}"), &out, &ExtractOptions::default()).unwrap();
         assert_eq!(
-            common::files_only(common::snapshot(&out, false)),
-            common::files_only(common::snapshot(&models[i], true))
+            common::files_only(common::tree(&out)),
+            common::files_only(common::tree_following_links(&models[i]))
         );
     }
 }

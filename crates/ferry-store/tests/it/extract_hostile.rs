@@ -140,7 +140,7 @@ fn tar_layer(entries: &[E]) -> LayerSpec<'static> {
 
 /// Every path under `dir`, directories included.
 fn tree(dir: &Path) -> BTreeSet<String> {
-    common::snapshot(dir, false).into_keys().collect()
+    common::tree(dir).into_keys().collect()
 }
 
 /// Extraction of `layers` must fail, twice: into a fresh target (which must
@@ -172,18 +172,14 @@ fn assert_refused(case: &str, layers: Vec<LayerSpec>, needle: &str) {
     // With --force into an existing, non-empty directory.
     common::write_file(&target, "keep.txt", b"keep", 0o644);
     common::write_file(&target, "ok.txt", b"old", 0o644);
-    let before = common::snapshot(&target, false);
+    let before = common::tree(&target);
     let err = extract::extract(&store, "hostile", &target, &ExtractOptions { force: true })
         .expect_err(&format!("{case}: hostile layer was extracted with force"));
     assert!(
         matches!(err, StoreError::Rejected(_)),
         "{case} (force): {err:?}"
     );
-    assert_eq!(
-        common::snapshot(&target, false),
-        before,
-        "{case}: target changed"
-    );
+    assert_eq!(common::tree(&target), before, "{case}: target changed");
     assert!(
         common::entries_with_prefix(&parent, ".ferry-extract-").is_empty(),
         "{case}: staging directory left behind"
@@ -412,8 +408,13 @@ fn the_harness_extracts_a_well_formed_archive() {
     assert_eq!(fs::read(out.join("sub/back")).unwrap(), b"dot");
     assert_eq!(fs::read(out.join("pax/long-name.txt")).unwrap(), b"pax");
     assert_eq!(fs::read(out.join("nested/raw.bin")).unwrap(), b"raw bytes");
-    let snap = common::snapshot(&out, false);
-    assert_eq!(snap["sub/link"], Node::Symlink("a.txt".into()));
+    let snap = common::tree(&out);
+    assert_eq!(
+        snap["sub/link"],
+        Node::Link {
+            target: "a.txt".into()
+        }
+    );
     assert!(
         !snap.contains_key("harmless.txt"),
         "the pax path was ignored"

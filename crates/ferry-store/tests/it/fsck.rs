@@ -128,13 +128,13 @@ fn extracting_a_corrupt_layer_fails_and_writes_nothing() {
 
         // Into an existing directory with --force: unchanged.
         common::write_file(&out, "keep.txt", b"keep", 0o644);
-        let before = common::snapshot(&out, false);
+        let before = common::tree(&out);
         let err = extract::extract(&store, "m", &out, &ExtractOptions { force: true }).unwrap_err();
         assert!(
             matches!(err, StoreError::DigestMismatch { .. }),
             "{tag}: {err:?}"
         );
-        assert_eq!(common::snapshot(&out, false), before, "{tag}");
+        assert_eq!(common::tree(&out), before, "{tag}");
     }
 }
 

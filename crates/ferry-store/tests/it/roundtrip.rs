@@ -30,13 +30,11 @@ fn assert_special_modes(tree: &std::collections::BTreeMap<String, Node>) {
 #[test]
 fn raw_layers_round_trip_byte_identical_with_modes() {
     let t = TestDir::new();
-    let Some(model) = common::model_fixture(&t.join("model")) else {
-        return;
-    };
+    let model = common::model_fixture(&t.join("model"));
     let store = t.store("store");
     let packed = common::pack_ok(&store, &model, "roundtrip:raw", &PackOptions::default());
 
-    let source = common::files_only(common::snapshot(&model, true));
+    let source = common::files_only(common::tree_following_links(&model));
     let layers = common::layers(&store, "roundtrip:raw");
     assert_eq!(packed.layers, layers.len());
     assert_eq!(
@@ -59,7 +57,7 @@ fn raw_layers_round_trip_byte_identical_with_modes() {
     let out = t.join("out/model");
     let extracted = extract_to(&store, "roundtrip:raw", &out);
     assert_eq!(extracted.entries, layers.len());
-    let result = common::files_only(common::snapshot(&out, false));
+    let result = common::files_only(common::tree(&out));
     assert_eq!(result, source, "extracted tree differs from the source");
     assert_special_modes(&result);
     // Raw layers carry bytes, not links: the symlink became README's bytes.
@@ -71,9 +69,7 @@ fn raw_layers_round_trip_byte_identical_with_modes() {
 #[test]
 fn tar_layers_round_trip_and_keep_symlinks() {
     let t = TestDir::new();
-    let Some(model) = common::model_fixture(&t.join("model")) else {
-        return;
-    };
+    let model = common::model_fixture(&t.join("model"));
     let store = t.store("store");
     let options = PackOptions {
         layer_format: Encoding::Tar,
@@ -94,13 +90,15 @@ fn tar_layers_round_trip_and_keep_symlinks() {
 
     let out = t.join("out");
     extract_to(&store, "roundtrip:tar", &out);
-    let source = common::files_only(common::snapshot(&model, false));
-    let result = common::files_only(common::snapshot(&out, false));
+    let source = common::files_only(common::tree(&model));
+    let result = common::files_only(common::tree(&out));
     assert_eq!(result, source, "extracted tree differs from the source");
     assert_special_modes(&result);
     assert_eq!(
         result["docs/README-link.md"],
-        Node::Symlink(PathBuf::from("../README.md"))
+        Node::Link {
+            target: PathBuf::from("../README.md")
+        }
     );
     assert_eq!(
         std::fs::read(out.join("docs/README-link.md")).unwrap(),
@@ -112,9 +110,7 @@ fn tar_layers_round_trip_and_keep_symlinks() {
 #[test]
 fn bundled_small_files_round_trip_with_annotations() {
     let t = TestDir::new();
-    let Some(model) = common::model_fixture(&t.join("model")) else {
-        return;
-    };
+    let model = common::model_fixture(&t.join("model"));
     // Declared: the weights (large, one layer each) and the only dataset
     // file (small but alone in its category, so a single layer).
     common::write_file(
@@ -189,9 +185,9 @@ fn bundled_small_files_round_trip_with_annotations() {
 
     let out = t.join("out");
     extract_to(&store, "roundtrip:bundled", &out);
-    let mut source = common::files_only(common::snapshot(&model, true));
+    let mut source = common::files_only(common::tree_following_links(&model));
     source.remove("Modelfile");
-    let result = common::files_only(common::snapshot(&out, false));
+    let result = common::files_only(common::tree(&out));
     assert_eq!(result, source, "extracted tree differs from the source");
     assert_special_modes(&result);
 }
@@ -219,8 +215,12 @@ fn hand_made_model_round_trips_in_every_layout() {
         let out = t.join(format!("out-{tag}"));
         extract_to(&store, &name, &out);
         assert_eq!(
-            common::files_only(common::snapshot(&out, false)),
-            common::files_only(common::snapshot(&model, follow)),
+            common::files_only(common::tree(&out)),
+            common::files_only(if follow {
+                common::tree_following_links(&model)
+            } else {
+                common::tree(&model)
+            }),
             "variant {tag}"
         );
     }

@@ -6,12 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 
-use ferry_spec::digest::HashingReader;
 use tempfile::TempDir;
 
 /// The binary under test.
@@ -27,56 +25,7 @@ pub const REF: &str = "localhost:5000/m:v1";
 // Components a test needs
 // ---------------------------------------------------------------------------
 
-/// True when `CI=true`: a missing component then fails the test.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// True when `available`; otherwise fails under CI and prints a skip note
-/// elsewhere (the caller returns early).
-pub fn require(component: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    assert!(
-        !in_ci(),
-        "{component} is required when CI=true, but it is missing"
-    );
-    eprintln!("note: skipping this test: {component} is missing");
-    false
-}
-
-/// True when this process runs as root.
-pub fn is_root() -> bool {
-    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// True when `program args` runs and exits 0.
-pub fn command_works(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Root, needed for mounts and for switching users.
-pub fn require_root(why: &str) -> bool {
-    require(&format!("root ({why})"), is_root())
-}
-
-/// Root and `setpriv`, to run ferry as another user.
-pub fn require_setpriv() -> bool {
-    require_root("to run ferry as another user")
-        && require("setpriv", command_works("setpriv", &["--version"]))
-}
-
-/// `skopeo`, a real OCI client.
-pub fn require_skopeo() -> bool {
-    require("skopeo", command_works("skopeo", &["--version"]))
-}
+pub use ferry_testkit::{command_works, require, require_root, require_setpriv, require_skopeo};
 
 // ---------------------------------------------------------------------------
 // Running ferry
@@ -308,18 +257,7 @@ pub fn is_digest(text: &str) -> bool {
     })
 }
 
-/// `sha256:...` of `bytes`.
-pub fn sha256(bytes: &[u8]) -> String {
-    ferry_spec::digest::sha256_digest(bytes).to_string()
-}
-
-/// `sha256:...` of a file, streamed.
-pub fn sha256_file(path: &Path) -> String {
-    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut reader = HashingReader::new(file);
-    io::copy(&mut reader, &mut io::sink()).expect("read file");
-    reader.finish().0.to_string()
-}
+pub use ferry_testkit::{sha256, sha256_file};
 
 /// Where the store keeps the blob `digest`.
 pub fn blob_path(store: &Path, digest: &str) -> PathBuf {
@@ -360,21 +298,7 @@ pub fn chown_recursive(path: &Path, uid: u32) {
     assert!(status.success(), "chown -R {uid} {}", path.display());
 }
 
-/// `cp -a from to`.
-pub fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp");
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
-}
+pub use ferry_testkit::copy_tree;
 
 /// Writes `len` pseudo-random bytes to `path` quickly: one megabyte from an
 /// LCG, repeated with the chunk number stamped in, so no two chunks (and no
@@ -441,167 +365,25 @@ pub fn tiny_model(dir: &Path, seed: u64) {
 }
 
 // ---------------------------------------------------------------------------
-// Synthetic Hugging Face models from shared/tools/gen-model.py
+// Synthetic Hugging Face models and directory trees
 // ---------------------------------------------------------------------------
 
-const GEN_MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/tools/gen-model.py"
-);
+pub use ferry_testkit::{MIB, Node, assert_same_tree, file_sizes, files_only, tree};
 
-/// One generation at a time in this process (the cache is shared).
-static GENERATING: Mutex<()> = Mutex::new(());
-
-/// A small (~35 MB) synthetic Llama-style model with `shards` weight files.
-/// Generated once per script version, seed and shard count into cargo's
-/// test temp dir and reused: treat it as read-only (copy it to change it).
-/// `None` (after a note) when python3 with numpy and safetensors is missing
-/// outside CI.
-pub fn gen_model(seed: u64, shards: u32) -> Option<PathBuf> {
-    gen_model_sized("0.01", shards, seed)
+/// A small (about 34 MB, the generator's smallest) synthetic Llama-style
+/// model with `shards` weight files. Generated once per seed, shard count
+/// and generator version into cargo's test temp dir and reused: treat it
+/// as read-only (copy it to change it).
+pub fn gen_model(seed: u64, shards: u32) -> PathBuf {
+    gen_model_sized(10 * MIB, shards, seed)
 }
 
-/// A synthetic model of `total_gb` GiB of weights, cached like [`gen_model`].
-pub fn gen_model_sized(total_gb: &str, shards: u32, seed: u64) -> Option<PathBuf> {
-    let script = Path::new(GEN_MODEL);
-    if !require("shared/tools/gen-model.py", script.is_file())
-        || !require(
-            "python3 with numpy and safetensors",
-            command_works("python3", &["-c", "import numpy, safetensors"]),
-        )
-    {
-        return None;
-    }
-    let version = sha256(&fs::read(script).expect("read gen-model.py"));
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ferry-it-models");
-    let target = cache.join(format!(
-        "{}-{total_gb}gb-seed{seed}-shards{shards}",
-        &version[7..19]
-    ));
-    let _one = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
-    if target.join("config.json").is_file() {
-        return Some(target);
-    }
-    fs::create_dir_all(&cache).expect("create model cache");
-    let staging = tempfile::Builder::new()
-        .prefix(".gen-")
-        .tempdir_in(&cache)
-        .expect("create staging dir");
-    let out = staging.path().join("model");
-    let output = run(Command::new("python3")
-        .arg(script)
-        .arg("--out")
-        .arg(&out)
-        .args(["--total-gb", total_gb, "--shards"])
-        .arg(shards.to_string())
-        .arg("--seed")
-        .arg(seed.to_string()));
-    assert_success(&output, "gen-model.py");
-    // Another test process may have won the race; either copy is the same.
-    if fs::rename(&out, &target).is_err() {
-        assert!(
-            target.join("config.json").is_file(),
-            "cannot cache {}",
-            target.display()
-        );
-    }
-    Some(target)
-}
-
-/// The files (relative path -> size) of a generated model.
-pub fn file_sizes(dir: &Path) -> BTreeMap<String, u64> {
-    tree(dir)
-        .into_iter()
-        .filter_map(|(path, node)| match node {
-            Node::File { size, .. } => Some((path, size)),
-            _ => None,
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------
-// Directory trees
-// ---------------------------------------------------------------------------
-
-/// One entry of a directory tree, as compared after a round trip.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    /// A directory and its permission bits.
-    Dir { mode: u32 },
-    /// A regular file: permission bits, size and content digest.
-    File {
-        mode: u32,
-        size: u64,
-        digest: String,
-    },
-    /// A symbolic link and its target text.
-    Link { target: PathBuf },
-}
-
-/// Every entry under `root` (not `root` itself) by `/`-separated relative path.
-pub fn tree(root: &Path) -> BTreeMap<String, Node> {
-    let mut out = BTreeMap::new();
-    walk(root, "", &mut out);
-    out
-}
-
-fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Node>) {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry"))
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = format!("{prefix}{name}");
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).expect("stat");
-        let mode = meta.mode() & 0o7777;
-        if meta.file_type().is_symlink() {
-            let target = fs::read_link(&path).expect("readlink");
-            out.insert(rel, Node::Link { target });
-        } else if meta.is_dir() {
-            out.insert(rel.clone(), Node::Dir { mode });
-            walk(&path, &format!("{rel}/"), out);
-        } else {
-            let digest = sha256_file(&path);
-            out.insert(
-                rel,
-                Node::File {
-                    mode,
-                    size: meta.len(),
-                    digest,
-                },
-            );
-        }
-    }
-}
-
-/// Asserts two trees hold the same entries, naming the first difference.
-pub fn assert_same_tree(expected: &BTreeMap<String, Node>, actual: &BTreeMap<String, Node>) {
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|k| !actual.contains_key(*k))
-        .collect();
-    let extra: Vec<_> = actual
-        .keys()
-        .filter(|k| !expected.contains_key(*k))
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "trees differ: missing {missing:?}, unexpected {extra:?}"
-    );
-    for (path, node) in expected {
-        assert_eq!(Some(node), actual.get(path), "entry {path} differs");
-    }
-}
-
-/// The regular files of a tree only (for comparing where directory modes
-/// are not ferry's to keep).
-pub fn files_only(tree: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
-    tree.into_iter()
-        .filter(|(_, n)| !matches!(n, Node::Dir { .. }))
-        .collect()
+/// A synthetic model of about `total_bytes` of weights, cached like [`gen_model`].
+pub fn gen_model_sized(total_bytes: u64, shards: u32, seed: u64) -> PathBuf {
+    let spec = ferry_testkit::ModelSpec::new(total_bytes)
+        .shards(shards)
+        .seed(seed);
+    ferry_testkit::cached_model(env!("CARGO_TARGET_TMPDIR"), &spec)
 }
 
 // ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 //! Integration tests of the `ferry` binary, run as real processes.
 //!
 //! Tests that need a component this machine may lack (skopeo, root for
-//! mounts, setpriv, python with numpy and safetensors) print a note and skip,
-//! except with `CI=true`, where a missing component fails the test.
+//! mounts, setpriv, python with oras) print a note and skip, except with
+//! `CI=true`, where a missing component fails the test (see `ferry_testkit`).
+//! Models come from `ferry_testkit`'s generator.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

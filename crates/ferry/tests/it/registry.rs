@@ -227,11 +227,6 @@ fn words<S: AsRef<OsStr>>(args: &[S]) -> String {
 // Models
 // ---------------------------------------------------------------------------
 
-/// A synthetic model of `total_gb` GiB of weights (see `common::gen_model_sized`).
-fn model(total_gb: &str, shards: u32, seed: u64) -> Option<PathBuf> {
-    gen_model_sized(total_gb, shards, seed)
-}
-
 /// Total bytes of an artifact's config and layers, from its stored manifest.
 fn blob_bytes(ferry: &Ferry, reference: &str) -> u64 {
     let manifest = ferry.manifest(reference);
@@ -264,9 +259,7 @@ fn push_rm_pull_extract_through_distribution() {
     if !require_distribution() {
         return;
     }
-    let Some(model) = model("0.05", 2, 1) else {
-        return;
-    };
+    let model = gen_model_sized(50 * MIB, 2, 1);
     let registry = Server::distribution();
     let cli = Cli::new();
     let reference = registry.reference("models/llama:v1");
@@ -321,9 +314,7 @@ fn oras_py_pulls_what_ferry_pushed() {
     if !require_distribution() || !require_oras_py() {
         return;
     }
-    let Some(model) = model("0.05", 2, 1) else {
-        return;
-    };
+    let model = gen_model_sized(50 * MIB, 2, 1);
     let registry = Server::distribution();
     let cli = Cli::new();
     let reference = registry.reference("interop/ferry-made:v1");
@@ -436,9 +427,7 @@ fn skopeo_copies_a_ferry_artifact_to_ferry_serve() {
     if !require_distribution() || !require_skopeo() {
         return;
     }
-    let Some(model) = model("0.05", 2, 1) else {
-        return;
-    };
+    let model = gen_model_sized(50 * MIB, 2, 1);
     let source = Server::distribution();
     let destination = Server::ferry_serve::<&str>(&[]);
     let cli = Cli::new();
@@ -732,9 +721,7 @@ fn a_pull_killed_mid_transfer_leaves_a_consistent_store_and_resumes() {
     if !require_distribution() {
         return;
     }
-    let Some(model) = model("0.3", 3, 5) else {
-        return;
-    };
+    let model = gen_model_sized(300 * MIB, 3, 5);
     let registry = Server::distribution();
     let pusher = Cli::new();
     let reference = registry.reference("big/model:v1");

@@ -7,7 +7,7 @@ use crate::common::*;
 
 #[test]
 fn the_same_directory_packs_to_the_same_digest_in_two_stores() {
-    let Some(model) = gen_model(2, 2) else { return };
+    let model = gen_model(2, 2);
     let dir = tempdir();
     let first = Ferry::new(dir.path().join("store-1")).pack(&model, REF);
     let second = Ferry::new(dir.path().join("store-2")).pack(&model, REF);
@@ -20,7 +20,7 @@ fn the_same_directory_packs_to_the_same_digest_in_two_stores() {
 
 #[test]
 fn touching_or_copying_the_files_keeps_the_digest() {
-    let Some(model) = gen_model(2, 2) else { return };
+    let model = gen_model(2, 2);
     let dir = tempdir();
     let expected = Ferry::new(dir.path().join("store-0")).pack(&model, REF);
 
@@ -79,7 +79,7 @@ fn another_user_packs_the_same_digest() {
     if !require_setpriv() {
         return;
     }
-    let Some(model) = gen_model(2, 2) else { return };
+    let model = gen_model(2, 2);
     let dir = tempdir();
     open_to_all(dir.path());
     let expected = Ferry::new(dir.path().join("root-store")).pack(&model, REF);
@@ -98,7 +98,7 @@ fn another_user_packs_the_same_digest() {
 
 #[test]
 fn source_date_epoch_sets_a_reproducible_creation_time() {
-    let Some(model) = gen_model(2, 2) else { return };
+    let model = gen_model(2, 2);
     let dir = tempdir();
     let plain = Ferry::new(dir.path().join("plain")).pack(&model, REF);
     let with_epoch = |store: &str| {
@@ -138,7 +138,7 @@ fn source_date_epoch_sets_a_reproducible_creation_time() {
 
 #[test]
 fn created_flag_is_recorded_in_the_manifest() {
-    let Some(model) = gen_model(2, 2) else { return };
+    let model = gen_model(2, 2);
     let dir = tempdir();
     let ferry = Ferry::new(dir.path().join("store"));
     let stdout = ferry.ok(&[
