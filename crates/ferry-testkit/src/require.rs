@@ -89,7 +89,11 @@ pub fn require_python(modules: &[&str]) -> bool {
 pub fn shared_root() -> PathBuf {
     match std::env::var_os("FERRY_SHARED_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        // crates/ferry-testkit -> crates -> the workspace -> its parent.
+        _ => match Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(3) {
+            Some(beside_workspace) => beside_workspace.join("shared"),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        },
     }
 }
 

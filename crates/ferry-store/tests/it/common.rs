@@ -120,10 +120,11 @@ pub fn small_model(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// A synthetic model (two shards, the generator's smallest size), made
-/// once by `ferry_testkit` and cached across test binaries: read-only.
+/// A synthetic model (two shards, the generator's smallest size, about
+/// 34 MB), made once by `ferry_testkit` and cached across test binaries
+/// (the ferry CLI's tests use the same one): read-only.
 pub fn generated_model() -> PathBuf {
-    let spec = ModelSpec::new(20 * MIB).shards(2).seed(1);
+    let spec = ModelSpec::new(10 * MIB).shards(2).seed(1);
     ferry_testkit::cached_model(env!("CARGO_TARGET_TMPDIR"), &spec)
 }
 
