@@ -3,6 +3,7 @@
 //! reference names.
 
 use ferry_registry::transfer;
+use ferry_spec::Reference;
 use ferry_store::Store;
 use ferry_store::index::normalize_reference;
 use ferry_store::maintenance::{self, Damaged, FsckReport};
@@ -64,7 +65,17 @@ fn refetch(
             });
             continue;
         };
-        let exact = normalize_reference(name)?.clone_with_digest(digest.clone());
+        let named = normalize_reference(name)?;
+        // The tag keeps the store's name; the digest pins the content.
+        let exact = match named.tag() {
+            Some(tag) => Reference::with_tag_and_digest(
+                named.registry().to_string(),
+                named.repository().to_string(),
+                tag.to_string(),
+                digest.clone(),
+            ),
+            None => named.clone_with_digest(digest.clone()),
+        };
         let command = format!("ferry pull {}", exact.whole());
         let bar = TransferBar::new(quiet, "fetching");
         let result = runtime.block_on(transfer::pull(

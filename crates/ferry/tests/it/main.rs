@@ -5,6 +5,7 @@
 //! except with `CI=true`, where a missing component fails the test.
 
 mod bad_input;
+mod cli_contract;
 mod commands;
 mod common;
 mod compression;
