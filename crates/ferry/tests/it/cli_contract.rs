@@ -741,8 +741,9 @@ fn fsck_repair_refetches_from_the_registry_or_names_the_command() {
 // login and colours
 // ---------------------------------------------------------------------------
 
-#[test]
-fn a_refused_login_says_so_without_suggesting_ferry_login() {
+/// `ferry serve` requiring Basic auth for alice (password `right`); the
+/// server, its directory and its address.
+fn serve_with_login() -> (KillOnDrop, TempDir, String) {
     let dir = tempdir();
     let htpasswd = dir.path().join("htpasswd");
     let hash = bcrypt::hash("right", 4).expect("bcrypt");
@@ -754,13 +755,18 @@ fn a_refused_login_says_so_without_suggesting_ferry_login() {
         .arg("--htpasswd")
         .arg(&htpasswd)
         .env_remove("RUST_LOG");
-    let _server = KillOnDrop::spawn(cmd);
+    let server = KillOnDrop::spawn(cmd);
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "ferry serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (server, dir, addr)
+}
 
+#[test]
+fn a_refused_login_says_so_without_suggesting_ferry_login() {
+    let (_server, _dir, addr) = serve_with_login();
     let cli = Cli::new();
     let mut login = cli.command(&["login", &addr, "-u", "alice", "--password-stdin"]);
     login
@@ -795,9 +801,9 @@ fn has_colour(text: &str) -> bool {
     })
 }
 
-/// Runs `ferry args` under a pseudo-terminal (`script`), returning what the
-/// terminal showed.
-fn on_a_terminal(cli: &Cli, args: &[&str], no_color: bool) -> String {
+/// Runs `ferry args` under a pseudo-terminal (`script`) with `typed` as the
+/// keyboard, returning the exit code and what the terminal showed.
+fn on_a_terminal(cli: &Cli, args: &[&str], no_color: bool, typed: &str) -> (Option<i32>, String) {
     let line = std::iter::once(FERRY)
         .chain(["--store", s(&cli.ferry.store)])
         .chain(args.iter().copied())
@@ -811,20 +817,55 @@ fn on_a_terminal(cli: &Cli, args: &[&str], no_color: bool) -> String {
         .env("NO_PROGRESS", "1")
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
-        .stdin(Stdio::null());
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if no_color {
         cmd.env("NO_COLOR", "1");
     }
-    let output = run(&mut cmd);
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let mut child = cmd.spawn().expect("spawn script");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(typed.as_bytes())
+        .expect("type into the terminal");
+    let output = child.wait_with_output().expect("wait for script");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+fn require_script() -> bool {
+    require(
+        "script (util-linux)",
+        command_works("script", &["--version"]),
+    )
+}
+
+#[test]
+fn login_asks_for_the_password_on_a_terminal() {
+    if !require_script() {
+        return;
+    }
+    let (_server, _dir, addr) = serve_with_login();
+    let cli = Cli::new();
+    let (code, screen) = on_a_terminal(&cli, &["login", &addr, "-u", "alice"], true, "right\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains(&format!("Password for alice at {addr}: ")),
+        "{screen}"
+    );
+    assert!(screen.contains("login succeeded"), "{screen}");
+    let config: Value =
+        serde_json::from_slice(&fs::read(cli.path("docker/config.json")).expect("saved")).unwrap();
+    assert!(config["auths"][&addr]["auth"].is_string(), "{config}");
 }
 
 #[test]
 fn retry_warnings_are_coloured_only_on_a_terminal_without_no_color() {
-    if !require(
-        "script (util-linux)",
-        command_works("script", &["--version"]),
-    ) {
+    if !require_script() {
         return;
     }
     // A registry that answers 503 (Retry-After: 0), so ferry warns and retries at once.
@@ -862,11 +903,11 @@ fn retry_warnings_are_coloured_only_on_a_terminal_without_no_color() {
         "no escape codes into a pipe: {text:?}"
     );
 
-    let plain = on_a_terminal(&cli, &args, true);
+    let (_, plain) = on_a_terminal(&cli, &args, true, "");
     assert!(plain.contains("retrying"), "{plain:?}");
     assert!(!has_colour(&plain), "NO_COLOR: {plain:?}");
 
-    let coloured = on_a_terminal(&cli, &args, false);
+    let (_, coloured) = on_a_terminal(&cli, &args, false, "");
     assert!(coloured.contains("retrying"), "{coloured:?}");
     assert!(has_colour(&coloured), "colours on a terminal: {coloured:?}");
 
