@@ -51,62 +51,82 @@ fn refetch(
 ) -> anyhow::Result<Vec<Repair>> {
     let client = client(&args.transport)?;
     let runtime = runtime()?;
-    let mut repairs = Vec::new();
-    for artifact in damaged {
-        let digest = artifact.digest.to_string();
-        let Some(name) = &artifact.reference else {
-            repairs.push(Repair {
-                reference: None,
-                digest,
-                refetched: false,
-                received_blobs: 0,
-                error: Some("an unnamed entry does not say which registry it came from".into()),
-                command: None,
-            });
-            continue;
-        };
-        let named = normalize_reference(name)?;
-        // The tag keeps the store's name; the digest pins the content.
-        let exact = match named.tag() {
-            Some(tag) => Reference::with_tag_and_digest(
-                named.registry().to_string(),
-                named.repository().to_string(),
-                tag.to_string(),
-                digest.clone(),
-            ),
-            None => named.clone_with_digest(digest.clone()),
-        };
-        let command = format!("ferry pull {}", exact.whole());
-        let bar = TransferBar::new(quiet, "fetching");
-        let result = runtime.block_on(transfer::pull(
-            &client,
-            store,
-            &exact,
-            None,
-            args.transport.concurrency,
-            &bar,
-        ));
-        bar.finish();
-        repairs.push(match result {
-            Ok(pulled) => Repair {
-                reference: Some(name.clone()),
-                digest,
-                refetched: true,
-                received_blobs: pulled.downloaded,
-                error: None,
-                command: None,
-            },
-            Err(error) => Repair {
-                reference: Some(name.clone()),
-                digest,
-                refetched: false,
-                received_blobs: 0,
-                error: Some(error_chain(&anyhow::Error::new(error))),
-                command: Some(command),
-            },
-        });
-    }
+    let repairs = damaged
+        .iter()
+        .map(|artifact| {
+            let digest = artifact.digest.to_string();
+            let Some(name) = &artifact.reference else {
+                return failed(
+                    None,
+                    digest,
+                    "an unnamed entry does not say which registry it came from".into(),
+                    None,
+                );
+            };
+            let exact = match exact_reference(name, &digest) {
+                Ok(exact) => exact,
+                Err(error) => return failed(Some(name.clone()), digest, error.to_string(), None),
+            };
+            let bar = TransferBar::new(quiet, "fetching");
+            let result = runtime.block_on(transfer::pull(
+                &client,
+                store,
+                &exact,
+                None,
+                args.transport.concurrency,
+                &bar,
+            ));
+            bar.finish();
+            match result {
+                Ok(pulled) => Repair {
+                    reference: Some(name.clone()),
+                    digest,
+                    refetched: true,
+                    received_blobs: pulled.downloaded,
+                    error: None,
+                    command: None,
+                },
+                Err(error) => failed(
+                    Some(name.clone()),
+                    digest,
+                    error_chain(&anyhow::Error::new(error)),
+                    Some(format!("ferry pull {}", exact.whole())),
+                ),
+            }
+        })
+        .collect();
     Ok(repairs)
+}
+
+/// `name` pinned to `digest`: the tag keeps the store's name, the digest
+/// the content.
+fn exact_reference(name: &str, digest: &str) -> ferry_store::Result<Reference> {
+    let named = normalize_reference(name)?;
+    Ok(match named.tag() {
+        Some(tag) => Reference::with_tag_and_digest(
+            named.registry().to_string(),
+            named.repository().to_string(),
+            tag.to_string(),
+            digest.to_string(),
+        ),
+        None => named.clone_with_digest(digest.to_string()),
+    })
+}
+
+fn failed(
+    reference: Option<String>,
+    digest: String,
+    error: String,
+    command: Option<String>,
+) -> Repair {
+    Repair {
+        reference,
+        digest,
+        refetched: false,
+        received_blobs: 0,
+        error: Some(error),
+        command,
+    }
 }
 
 fn json_report(found: &FsckReport, repairs: Vec<Repair>, clean: bool) -> report::FsckReport {

@@ -621,6 +621,19 @@ fn a_certificate_from_the_wrong_ca_is_reported_as_such() {
             line.to_lowercase().contains("certificate"),
             "the error is about the certificate: {line}"
         );
+        let hinted = cli.run(&[
+            OsStr::new("pull"),
+            reference.as_ref(),
+            "--ca-file".as_ref(),
+            wrong_ca.as_os_str(),
+        ]);
+        let stderr = String::from_utf8_lossy(&hinted.stderr);
+        assert!(
+            stderr.lines().any(|l| l.starts_with("hint: ")
+                && l.contains("--ca-file")
+                && l.contains("--insecure")),
+            "a TLS failure suggests --ca-file and --insecure: {stderr}"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "certificate errors are not retried"
