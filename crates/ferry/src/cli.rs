@@ -353,8 +353,8 @@ pub struct PackArgs {
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub artifact_type: Option<String>,
     /// With --generic: a config blob and its media type.
-    #[arg(long, value_name = "FILE:MEDIATYPE", requires = "generic")]
-    pub config: Option<String>,
+    #[arg(long, value_name = "FILE:MEDIATYPE", requires = "generic", value_parser = parse::config_file)]
+    pub config: Option<ferry_store::pack::generic::ConfigFile>,
     /// With --generic: the layers' media type [default: application/octet-stream].
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub media_type: Option<String>,

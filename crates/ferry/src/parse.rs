@@ -38,6 +38,11 @@ pub fn rfc3339(value: &str) -> Result<String, String> {
     parsed.format(&Rfc3339).map_err(|e| e.to_string())
 }
 
+/// `FILE:MEDIATYPE` for `pack --generic --config`.
+pub fn config_file(value: &str) -> Result<ferry_store::pack::generic::ConfigFile, String> {
+    value.parse()
+}
+
 /// A `KEY=VALUE` annotation; the value may be empty or contain `=`.
 pub fn annotation(value: &str) -> Result<(String, String), String> {
     match value.split_once('=') {

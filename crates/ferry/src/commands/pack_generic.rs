@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use ferry_store::Store;
 use ferry_store::index::normalize_reference;
-use ferry_store::pack::generic::{ConfigFile, GenericOptions, pack_generic_with_progress};
+use ferry_store::pack::generic::{GenericOptions, pack_generic_with_progress};
 
 use super::pack::source_date_epoch;
 use crate::cli::PackArgs;
@@ -58,12 +58,7 @@ fn options(args: &PackArgs) -> anyhow::Result<GenericOptions> {
     };
     Ok(GenericOptions {
         artifact_type: args.artifact_type.clone(),
-        config: args
-            .config
-            .as_deref()
-            .map(str::parse::<ConfigFile>)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        config: args.config.clone(),
         layer_media_type: args.media_type.clone(),
         include: args.include.clone(),
         exclude: args.exclude.clone(),

@@ -522,6 +522,10 @@ fn usage_errors_exit_2_and_name_the_flag() {
             &["pack", "--generic", dir, "-t", REF, "--name", "m"],
             "--generic",
         ),
+        (
+            &["pack", "--generic", dir, "-t", REF, "--config", "nocolon"],
+            "--config",
+        ),
         (&["pull", REF, "--platform", "linux"], "--platform"),
         (
             &["fetch", REF, "--include", "*", "-o", dir, "--platform", "/"],
