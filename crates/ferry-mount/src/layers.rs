@@ -319,14 +319,11 @@ fn place_raw(
     // The store verified the content when the blob was written (and fsck
     // re-hashes); a size that disagrees with the manifest is still caught.
     if meta.len() != layer.size() {
-        return Err(MountError::Store(ferry_store::StoreError::Rejected(
-            format!(
-                "blob {} is {} bytes, the manifest says {}",
-                layer.digest(),
-                meta.len(),
-                layer.size()
-            ),
-        )));
+        return Err(MountError::Store(ferry_store::StoreError::SizeMismatch {
+            digest: layer.digest().to_string(),
+            actual: meta.len(),
+            expected: layer.size(),
+        }));
     }
     let mut path = dir.to_path_buf();
     for part in &parts[..parts.len() - 1] {

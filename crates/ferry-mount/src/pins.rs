@@ -18,7 +18,9 @@ impl Pins for MountPins {
     fn pinned(&self, store: &Store) -> ferry_store::Result<Vec<Pin>> {
         let records = active_records(store).map_err(|e| match e {
             crate::MountError::Store(e) => e,
-            other => ferry_store::StoreError::Rejected(format!("reading mount records: {other}")),
+            other => ferry_store::StoreError::PinsUnreadable {
+                source: Box::new(other),
+            },
         })?;
         let mut pins = Vec::new();
         for record in records {

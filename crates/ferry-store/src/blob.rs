@@ -99,7 +99,7 @@ impl BlobWriter {
             });
         }
         let Some(temp) = temp else {
-            return Err(StoreError::Rejected("blob writer used after commit".into()));
+            return Err(StoreError::Internal("blob writer used after commit"));
         };
         let target = self.store.blob_path(&digest);
         if target.is_file() {

@@ -91,11 +91,11 @@ impl CompressOptions {
             CompressMode::None => return Ok(()),
         };
         match self.level {
-            Some(level) if !range.contains(&level) => Err(StoreError::Rejected(format!(
-                "compression level {level} is out of range {}..={}",
-                range.start(),
-                range.end()
-            ))),
+            Some(level) if !range.contains(&level) => Err(StoreError::LevelOutOfRange {
+                level,
+                min: *range.start(),
+                max: *range.end(),
+            }),
             _ => Ok(()),
         }
     }
@@ -275,8 +275,11 @@ pub fn compressed_tar_into<W: Write>(
     progress: &dyn Progress,
     target: &str,
 ) -> Result<(W, Uncompressed)> {
-    let encoder = Encoder::new(writer, codec)
-        .map_err(|e| StoreError::Rejected(format!("starting compression for {target}: {e}")))?;
+    let encoder = Encoder::new(writer, codec).map_err(|source| StoreError::Compression {
+        action: "starting",
+        target: target.to_string(),
+        source,
+    })?;
     let hashing = tar_into(
         HashingWriter::new(encoder),
         files,
@@ -285,9 +288,11 @@ pub fn compressed_tar_into<W: Write>(
         target,
     )?;
     let (encoder, digest, size) = hashing.finish();
-    let writer = encoder
-        .finish()
-        .map_err(|e| StoreError::Rejected(format!("finishing compression for {target}: {e}")))?;
+    let writer = encoder.finish().map_err(|source| StoreError::Compression {
+        action: "finishing",
+        target: target.to_string(),
+        source,
+    })?;
     Ok((writer, Uncompressed { digest, size }))
 }
 

@@ -61,17 +61,17 @@ impl Limits {
                 .parse::<u64>()
                 .ok()
                 .filter(|r| *r > 0)
-                .ok_or_else(|| {
-                    StoreError::Rejected(format!(
-                        "{ENV_MAX_RATIO}={value:?} is not a positive integer"
-                    ))
+                .ok_or_else(|| StoreError::InvalidEnv {
+                    name: ENV_MAX_RATIO,
+                    value: value.clone(),
+                    expected: "a positive integer",
                 })?;
         }
         if let Ok(value) = std::env::var(ENV_MAX_UNPACKED) {
-            limits.max_unpacked = parse_size(&value).ok_or_else(|| {
-                StoreError::Rejected(format!(
-                    "{ENV_MAX_UNPACKED}={value:?} is not a size (e.g. 1099511627776 or 1T)"
-                ))
+            limits.max_unpacked = parse_size(&value).ok_or_else(|| StoreError::InvalidEnv {
+                name: ENV_MAX_UNPACKED,
+                value: value.clone(),
+                expected: "a size (e.g. 1099511627776 or 1T)",
             })?;
         }
         Ok(limits)
@@ -86,16 +86,13 @@ impl Limits {
     }
 }
 
+/// `1099511627776`, `1T`, `1 TiB`, `512G`: K, M, G, T are powers of 1024, as
+/// in the command line's sizes.
 fn parse_size(value: &str) -> Option<u64> {
-    let value = value.trim();
-    let (digits, shift) = match value.char_indices().last()? {
-        (i, 'K' | 'k') => (&value[..i], 10),
-        (i, 'M' | 'm') => (&value[..i], 20),
-        (i, 'G' | 'g') => (&value[..i], 30),
-        (i, 'T' | 't') => (&value[..i], 40),
-        _ => (value, 0),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(value.trim())
+        .ok()
 }
 
 /// A reader of decompressed bytes for `encoding` (`TarGzip`, `TarZstd`);
@@ -158,14 +155,13 @@ impl<R: Read> Read for Bounded<R> {
 
 /// The error for a layer that hit the limits.
 pub fn bomb_error(digest: &str, compressed: u64, limits: &Limits) -> StoreError {
-    StoreError::Rejected(format!(
-        "layer {digest} expands beyond {} bytes from {compressed} compressed bytes \
-         (limits: ratio {}:1 via {ENV_MAX_RATIO}, {} bytes via {ENV_MAX_UNPACKED}): \
-         refusing a possible decompression bomb",
-        limits.allowed(compressed),
-        limits.max_ratio,
-        limits.max_unpacked
-    ))
+    StoreError::DecompressionBomb {
+        digest: digest.to_string(),
+        compressed,
+        allowed: limits.allowed(compressed),
+        max_ratio: limits.max_ratio,
+        max_unpacked: limits.max_unpacked,
+    }
 }
 
 /// The config's `modelfs.diffIds` when `manifest`'s config is a ModelPack
@@ -219,10 +215,11 @@ pub fn unpack_compressed(
     limits: &Limits,
 ) -> Result<(Extracted, Digest)> {
     let digest = layer.digest().to_string();
-    let invalid = |e: &dyn std::fmt::Display| {
-        StoreError::Rejected(format!("layer {digest} ({}): {e}", encoding.suffix()))
-    };
-    let decoded = decoder(encoding, reader).map_err(|e| invalid(&e))?;
+    let decoded = decoder(encoding, reader).map_err(|source| StoreError::Decode {
+        digest: digest.clone(),
+        encoding: encoding.suffix(),
+        source,
+    })?;
     let mut bounded = Bounded::new(decoded, limits.allowed(layer.size()));
     let tripped = bounded.tripped();
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPELINE_DEPTH);
@@ -258,18 +255,20 @@ pub fn unpack_compressed(
             }
         }
         drop(tx);
-        consumer.join().unwrap_or_else(|_| {
-            Err(StoreError::Rejected(format!(
-                "layer {digest}: the thread unpacking it panicked"
-            )))
-        })
+        consumer.join().unwrap_or(Err(StoreError::Internal(
+            "the thread unpacking a layer panicked",
+        )))
     });
     if tripped.load(Ordering::SeqCst) {
         return Err(bomb_error(&digest, layer.size(), limits));
     }
     // A truncated or corrupt stream surfaces as an I/O error of the file
     // being written: name the layer so the cause is clear.
-    result.map_err(|e| invalid(&e))
+    result.map_err(|source| StoreError::InLayer {
+        digest: digest.clone(),
+        encoding: encoding.suffix(),
+        source: Box::new(source),
+    })
 }
 
 /// Reads until `buf` is full or the stream ends.
@@ -322,7 +321,10 @@ mod tests {
         assert_eq!(parse_size("10"), Some(10));
         assert_eq!(parse_size("2K"), Some(2048));
         assert_eq!(parse_size("1T"), Some(1 << 40));
+        assert_eq!(parse_size("1 TiB"), Some(1 << 40));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
         assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("-1"), None);
     }
 
     #[test]

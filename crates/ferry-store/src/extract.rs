@@ -68,10 +68,10 @@ pub fn placement(layer: &Descriptor) -> Result<LayerPlacement> {
     match encoding {
         Some(Encoding::Raw) | None => match path_annotation {
             Some(path) if encoding.is_some() || !path.is_empty() => Ok(LayerPlacement::File(path)),
-            _ => Err(StoreError::Rejected(format!(
-                "layer {} ({media_type}) has no file path annotation",
-                layer.digest()
-            ))),
+            _ => Err(StoreError::NoFilePath {
+                digest: layer.digest().to_string(),
+                media_type,
+            }),
         },
         Some(tar) => Ok(LayerPlacement::Tar(tar)),
     }
@@ -139,10 +139,7 @@ impl Staging {
     pub fn begin(dir: &Path, options: &ExtractOptions) -> Result<Staging> {
         // A file where the directory should be is refused, even with --force.
         if dir.exists() && !is_empty_dir(dir)? && !options.force {
-            return Err(StoreError::Rejected(format!(
-                "{} is not empty (use --force to overwrite)",
-                dir.display()
-            )));
+            return Err(StoreError::NotEmpty(dir.to_path_buf()));
         }
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -172,10 +169,7 @@ impl Staging {
 
 fn is_empty_dir(dir: &Path) -> Result<bool> {
     if !dir.is_dir() {
-        return Err(StoreError::Rejected(format!(
-            "{} exists and is not a directory",
-            dir.display()
-        )));
+        return Err(StoreError::NotADirectory(dir.to_path_buf()));
     }
     Ok(fs::read_dir(dir).ctx("reading", dir)?.next().is_none())
 }
@@ -201,10 +195,11 @@ pub fn place_layer_checked(
         && let Some(expected) = diff_id
         && expected != layer.digest()
     {
-        return Err(StoreError::Rejected(format!(
-            "layer {}: the config's diffIds say {expected} for this uncompressed layer",
-            layer.digest()
-        )));
+        return Err(StoreError::DiffIdMismatch {
+            layer: layer.digest().to_string(),
+            actual: layer.digest().to_string(),
+            expected: expected.to_string(),
+        });
     }
     if let LayerPlacement::File(path) = &placement
         && let Some(bytes) = reflink_file(store, layer, root, path)?
@@ -267,10 +262,11 @@ pub fn place_layer_verified(
     if let Some(expected) = diff_id {
         let actual = uncompressed.as_ref().unwrap_or(&digest);
         if actual != expected {
-            return Err(StoreError::Rejected(format!(
-                "layer {}: uncompressed content hashes to {actual}, the config's diffIds say {expected}",
-                layer.digest()
-            )));
+            return Err(StoreError::DiffIdMismatch {
+                layer: layer.digest().to_string(),
+                actual: actual.to_string(),
+                expected: expected.to_string(),
+            });
         }
     }
     Ok(placed)
@@ -317,11 +313,11 @@ fn verify(layer: &Descriptor, digest: &Digest, size: u64) -> Result<()> {
         });
     }
     if size != layer.size() {
-        return Err(StoreError::Rejected(format!(
-            "blob {} is {size} bytes, the manifest says {}",
-            layer.digest(),
-            layer.size()
-        )));
+        return Err(StoreError::SizeMismatch {
+            digest: layer.digest().to_string(),
+            actual: size,
+            expected: layer.size(),
+        });
     }
     Ok(())
 }
@@ -334,26 +330,29 @@ pub fn safe_components(path: &str) -> Result<Vec<String>> {
         match component {
             Component::Normal(part) => parts.push(
                 part.to_str()
-                    .ok_or_else(|| StoreError::Rejected(format!("path {path:?} is not UTF-8")))?
+                    .ok_or_else(|| StoreError::NonUtf8Path(PathBuf::from(path)))?
                     .to_string(),
             ),
             Component::CurDir => {}
             Component::ParentDir => {
-                return Err(StoreError::Rejected(format!(
-                    "refusing path {path:?}: contains '..'"
-                )));
+                return Err(StoreError::unsafe_entry(
+                    format!("path {path:?}"),
+                    "contains '..'",
+                ));
             }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(StoreError::Rejected(format!(
-                    "refusing absolute path {path:?}"
-                )));
+                return Err(StoreError::unsafe_entry(
+                    format!("path {path:?}"),
+                    "it is absolute",
+                ));
             }
         }
     }
     if parts.is_empty() {
-        return Err(StoreError::Rejected(format!(
-            "refusing empty path {path:?}"
-        )));
+        return Err(StoreError::unsafe_entry(
+            format!("path {path:?}"),
+            "it is empty",
+        ));
     }
     Ok(parts)
 }
@@ -367,11 +366,10 @@ fn prepare_parent(root: &Path, parts: &[String]) -> Result<PathBuf> {
         match fs::symlink_metadata(&current) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
-                return Err(StoreError::Rejected(format!(
-                    "refusing path {}: {} is not a directory",
-                    parts.join("/"),
-                    part
-                )));
+                return Err(StoreError::unsafe_entry(
+                    format!("path {:?}", parts.join("/")),
+                    format!("{part} is not a directory"),
+                ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir(&current).ctx("creating", &current)?;
@@ -439,15 +437,21 @@ fn copy_large(reader: &mut dyn Read, writer: &mut fs::File) -> io::Result<u64> {
 pub fn unpack_tar(root: &Path, reader: &mut dyn Read) -> Result<Extracted> {
     let mut archive = tar::Archive::new(reader);
     let mut out = Extracted::default();
-    let entries = archive
-        .entries()
-        .map_err(|e| StoreError::Rejected(format!("invalid tar layer: {e}")))?;
+    let entries = archive.entries().map_err(|source| StoreError::InvalidTar {
+        part: "layer".into(),
+        source,
+    })?;
     for entry in entries {
-        let mut entry =
-            entry.map_err(|e| StoreError::Rejected(format!("invalid tar layer: {e}")))?;
+        let mut entry = entry.map_err(|source| StoreError::InvalidTar {
+            part: "layer".into(),
+            source,
+        })?;
         let raw_path = entry
             .path()
-            .map_err(|e| StoreError::Rejected(format!("invalid tar entry path: {e}")))?
+            .map_err(|source| StoreError::InvalidTar {
+                part: "entry path".into(),
+                source,
+            })?
             .to_string_lossy()
             .into_owned();
         let kind = entry.header().entry_type();
@@ -488,20 +492,23 @@ pub fn unpack_tar(root: &Path, reader: &mut dyn Read) -> Result<Extracted> {
             tar::EntryType::Link => {
                 let target = link_name(&entry, &raw_path)?;
                 let target_parts = safe_components(&target).map_err(|_| {
-                    StoreError::Rejected(format!(
-                        "refusing hardlink {raw_path:?}: target {target:?} escapes the root"
-                    ))
+                    StoreError::unsafe_entry(
+                        format!("hardlink {raw_path:?}"),
+                        format!("target {target:?} escapes the root"),
+                    )
                 })?;
                 let target_path = root.join(target_parts.join("/"));
                 let meta = fs::symlink_metadata(&target_path).map_err(|_| {
-                    StoreError::Rejected(format!(
-                        "refusing hardlink {raw_path:?}: target {target:?} does not exist"
-                    ))
+                    StoreError::unsafe_entry(
+                        format!("hardlink {raw_path:?}"),
+                        format!("target {target:?} does not exist"),
+                    )
                 })?;
                 if !meta.is_file() {
-                    return Err(StoreError::Rejected(format!(
-                        "refusing hardlink {raw_path:?}: target {target:?} is not a regular file"
-                    )));
+                    return Err(StoreError::unsafe_entry(
+                        format!("hardlink {raw_path:?}"),
+                        format!("target {target:?} is not a regular file"),
+                    ));
                 }
                 // The target's parents must be real directories as well.
                 prepare_parent(root, &target_parts)?;
@@ -511,9 +518,12 @@ pub fn unpack_tar(root: &Path, reader: &mut dyn Read) -> Result<Extracted> {
             }
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             other => {
-                return Err(StoreError::Rejected(format!(
-                    "refusing tar entry {raw_path:?}: unsupported type {other:?} (device nodes, fifos and sockets are not allowed)"
-                )));
+                return Err(StoreError::unsafe_entry(
+                    format!("tar entry {raw_path:?}"),
+                    format!(
+                        "unsupported type {other:?} (device nodes, fifos and sockets are not allowed)"
+                    ),
+                ));
             }
         }
         out.entries += 1;
@@ -524,17 +534,21 @@ pub fn unpack_tar(root: &Path, reader: &mut dyn Read) -> Result<Extracted> {
 fn link_name<R: Read>(entry: &tar::Entry<R>, raw_path: &str) -> Result<String> {
     entry
         .link_name()
-        .map_err(|e| StoreError::Rejected(format!("invalid link in {raw_path:?}: {e}")))?
+        .map_err(|source| StoreError::InvalidTar {
+            part: format!("link in {raw_path:?}"),
+            source,
+        })?
         .map(|p| p.to_string_lossy().into_owned())
-        .ok_or_else(|| StoreError::Rejected(format!("link {raw_path:?} has no target")))
+        .ok_or_else(|| StoreError::unsafe_entry(format!("link {raw_path:?}"), "it has no target"))
 }
 
 /// A symlink may only point inside the root, judged lexically from its directory.
 fn check_symlink_target(parts: &[String], target: &str, raw_path: &str) -> Result<()> {
     if target.starts_with('/') {
-        return Err(StoreError::Rejected(format!(
-            "refusing symlink {raw_path:?}: absolute target {target:?}"
-        )));
+        return Err(StoreError::unsafe_entry(
+            format!("symlink {raw_path:?}"),
+            format!("absolute target {target:?}"),
+        ));
     }
     let mut depth: Vec<&str> = parts[..parts.len() - 1]
         .iter()
@@ -548,9 +562,10 @@ fn check_symlink_target(parts: &[String], target: &str, raw_path: &str) -> Resul
                 // `..` after a name could climb out through a symlinked
                 // directory (`a -> .` makes `a/..` the root's parent).
                 if descended || depth.pop().is_none() {
-                    return Err(StoreError::Rejected(format!(
-                        "refusing symlink {raw_path:?}: target {target:?} escapes the root"
-                    )));
+                    return Err(StoreError::unsafe_entry(
+                        format!("symlink {raw_path:?}"),
+                        format!("target {target:?} escapes the root"),
+                    ));
                 }
             }
             other => {

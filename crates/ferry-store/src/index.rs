@@ -85,8 +85,11 @@ impl Store {
         let mut manifests = index.manifests().clone();
         let out = change(&mut manifests);
         index.set_manifests(manifests);
-        let bytes = ferry_spec::json::canonical_json(&index)
-            .map_err(|e| StoreError::Rejected(format!("cannot serialize index.json: {e}")))?;
+        let bytes =
+            ferry_spec::json::canonical_json(&index).map_err(|source| StoreError::Serialize {
+                what: "index.json",
+                source,
+            })?;
         write_atomically(self, &self.index_path(), &bytes)?;
         Ok(out)
     }

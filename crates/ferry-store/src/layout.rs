@@ -172,11 +172,11 @@ pub fn find_entry(
                 ([only], _) => Ok(only.clone()),
                 (_, [only]) => Ok((*only).clone()),
                 ([], _) => Err(StoreError::NotFound(format!("any manifest in {location}"))),
-                _ => Err(StoreError::Rejected(format!(
-                    "{location} holds {} manifests: name one as {location}:NAME (names: {})",
-                    entries.len(),
-                    names(entries)
-                ))),
+                _ => Err(StoreError::AmbiguousLayout {
+                    location: location.to_string(),
+                    count: entries.len(),
+                    names: names(entries),
+                }),
             }
         }
     }
@@ -285,7 +285,10 @@ mod tests {
         assert_eq!(layout.find(Some("v1")).unwrap().digest(), two.digest());
         let by_digest = layout.find(Some(one.digest().as_ref())).unwrap();
         assert_eq!(ref_name(&by_digest), None);
-        assert!(matches!(layout.find(None), Err(StoreError::Rejected(_))));
+        assert!(matches!(
+            layout.find(None),
+            Err(StoreError::AmbiguousLayout { .. })
+        ));
         // Temporary index files were renamed away; only the layout remains.
         let mut names: Vec<String> = std::fs::read_dir(&path)
             .unwrap()

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use ferry_spec::oci::{Descriptor, Digest, DigestAlgorithm, MediaType};
 
 use crate::error::{IoContext, Result, StoreError};
-use crate::index::{normalize_reference, parse_digest};
+use crate::index::{normalize_reference, parse_digest, ref_name};
 use crate::store::Store;
 
 /// What `ferry rm` did.
@@ -206,6 +206,21 @@ pub struct FsckReport {
     pub leftovers: usize,
     /// Set when `index.json` cannot be read.
     pub index_error: Option<String>,
+    /// The index entries that reach a corrupt or missing blob, in index order.
+    pub damaged: Vec<Damaged>,
+}
+
+/// An index entry some of whose blobs are corrupt or missing: what a user
+/// must re-fetch or re-pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    /// The entry's full reference (`registry.example.com/org/m:v1`), which
+    /// says where it can be pulled from again; `None` for an unnamed entry.
+    pub reference: Option<String>,
+    /// The manifest (or index) the entry names.
+    pub digest: Digest,
+    /// Its blobs that are corrupt or missing, sorted.
+    pub blobs: Vec<String>,
 }
 
 impl FsckReport {
@@ -218,7 +233,10 @@ impl FsckReport {
 /// A blob's name, path and what hashing its content gave.
 type Hashed = (String, PathBuf, io::Result<(Digest, u64)>);
 
-/// Re-hashes every blob and checks that everything the index needs is there.
+/// Re-hashes every blob and checks that everything the index needs is there;
+/// lists the index entries that reach a corrupt or missing blob. With
+/// `repair`, corrupt blobs are deleted (re-fetching what the damaged entries
+/// need is the caller's part: only it can reach a registry).
 pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
     let mut report = FsckReport::default();
     let reachable = match store.reachable_blobs() {
@@ -279,5 +297,40 @@ pub fn fsck(store: &Store, repair: bool) -> Result<FsckReport> {
     if tmp.is_dir() {
         report.leftovers = fs::read_dir(&tmp).ctx("reading", &tmp)?.count();
     }
+    if reachable.is_some() {
+        report.damaged = damaged_entries(store, &report)?;
+    }
     Ok(report)
+}
+
+/// The index entries that reach a blob `report` found corrupt or missing.
+fn damaged_entries(store: &Store, report: &FsckReport) -> Result<Vec<Damaged>> {
+    let bad: HashSet<&str> = report
+        .corrupt
+        .iter()
+        .chain(&report.missing)
+        .map(String::as_str)
+        .collect();
+    if bad.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut damaged = Vec::new();
+    for entry in store.entries()? {
+        let mut blobs: Vec<String> = store
+            .reachable_from(vec![entry.clone()])?
+            .into_keys()
+            .map(|d| d.to_string())
+            .filter(|d| bad.contains(d.as_str()))
+            .collect();
+        if blobs.is_empty() {
+            continue;
+        }
+        blobs.sort();
+        damaged.push(Damaged {
+            reference: ref_name(&entry).map(str::to_string),
+            digest: entry.digest().clone(),
+            blobs,
+        });
+    }
+    Ok(damaged)
 }

@@ -203,9 +203,11 @@ impl Store {
         let path = self.blob_path(digest);
         let len = file.metadata().ctx("reading", &path)?.len();
         if len > MAX_DOCUMENT_SIZE {
-            return Err(StoreError::Rejected(format!(
-                "blob {digest} is {len} bytes, larger than the {MAX_DOCUMENT_SIZE}-byte limit for manifests and configs"
-            )));
+            return Err(StoreError::TooLarge {
+                what: format!("blob {digest}"),
+                size: len,
+                limit: MAX_DOCUMENT_SIZE,
+            });
         }
         let mut bytes = Vec::with_capacity(len as usize);
         file.take(MAX_DOCUMENT_SIZE + 1)
@@ -257,10 +259,9 @@ impl Store {
     /// does while streaming); the file is fsynced and renamed.
     pub fn install_verified(&self, temp: &Path, digest: &Digest) -> Result<()> {
         if temp.parent() != Some(self.tmp_dir().as_path()) {
-            return Err(StoreError::Rejected(format!(
-                "{} is not in the store's tmp directory",
-                temp.display()
-            )));
+            return Err(StoreError::Internal(
+                "install_verified takes files from the store's tmp directory only",
+            ));
         }
         crate::blob::install_verified_file(self, temp, digest)
     }

@@ -1,8 +1,12 @@
 //! Command-line arguments, parsed into plain values.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_registry::platform::Platform;
+
+use crate::parse;
 
 /// ferry: pack, store, move and mount AI models as OCI artifacts (CNCF ModelPack).
 #[derive(Debug, Parser)]
@@ -72,8 +76,10 @@ pub enum Command {
 impl Command {
     /// Commands that only touch local files (no sockets).
     pub fn is_local_only(&self) -> bool {
-        if let Command::Pack(args) = self {
-            return !args.push;
+        match self {
+            Command::Pack(args) => return !args.push,
+            Command::Fsck(args) => return !args.repair,
+            _ => {}
         }
         matches!(
             self,
@@ -130,8 +136,8 @@ pub struct PullArgs {
     /// The artifact to pull.
     pub reference: String,
     /// Platform to choose from an index (os/arch[/variant]); default: this machine.
-    #[arg(long)]
-    pub platform: Option<String>,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse::platform)]
+    pub platform: Option<Platform>,
     /// Write the artifact's files (with their modes) into DIR instead of the
     /// store; nothing is kept in the store.
     #[arg(long, value_name = "DIR")]
@@ -185,8 +191,8 @@ pub struct FetchArgs {
     #[arg(long)]
     pub force: bool,
     /// Platform to choose from an index (os/arch[/variant]); default: this machine.
-    #[arg(long)]
-    pub platform: Option<String>,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse::platform)]
+    pub platform: Option<Platform>,
     #[command(flatten)]
     pub transport: TransportArgs,
     /// Print JSON.
@@ -201,7 +207,7 @@ pub struct LoginArgs {
     /// User name.
     #[arg(short, long)]
     pub username: String,
-    /// Read the password from stdin.
+    /// Read the password from stdin; without it ferry asks on the terminal.
     #[arg(long)]
     pub password_stdin: bool,
     #[command(flatten)]
@@ -240,12 +246,12 @@ pub struct ServeArgs {
     /// TLS private key (PEM); needs --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Seconds a client may send nothing before its request is dropped.
-    #[arg(long, default_value_t = 60)]
-    pub idle_timeout: u64,
-    /// Hours an unfinished upload is kept.
-    #[arg(long, default_value_t = 24)]
-    pub upload_ttl_hours: u64,
+    /// How long a client may send nothing before its request is dropped (e.g. 60s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse::duration)]
+    pub idle_timeout: Duration,
+    /// How long an unfinished upload is kept (e.g. 24h, 30m).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse::duration)]
+    pub upload_ttl: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,9 +271,9 @@ pub struct GcArgs {
     /// Also remove manifests no tag reaches.
     #[arg(long)]
     pub delete_untagged: bool,
-    /// Leave blobs younger than this many seconds (pushes in progress).
-    #[arg(long, default_value_t = 3600)]
-    pub grace_seconds: u64,
+    /// Leave blobs younger than this (pushes in progress), e.g. 1h, 30m.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse::duration)]
+    pub grace: Duration,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -290,6 +296,9 @@ pub struct InitArgs {
     /// Overwrite an existing Modelfile.
     #[arg(long)]
     pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -320,13 +329,13 @@ pub struct PackArgs {
     #[arg(long, value_enum, default_value = "raw")]
     pub layer_format: LayerFormat,
     /// Bundle files smaller than SIZE (e.g. 64KiB) into one tar layer per category.
-    #[arg(long, value_name = "SIZE")]
-    pub bundle_small: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    pub bundle_small: Option<u64>,
     /// Keep uid, gid and mtime from disk (not reproducible across machines).
     #[arg(long)]
     pub preserve_metadata: bool,
     /// Creation time (RFC 3339); default: $SOURCE_DATE_EPOCH if set, else none.
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "RFC3339", value_parser = parse::rfc3339)]
     pub created: Option<String>,
     /// Hardlink weights into the store instead of copying (same filesystem;
     /// the source must not be modified afterwards; `ferry fsck` detects it).
@@ -334,14 +343,18 @@ pub struct PackArgs {
     pub link: bool,
     /// Pack any files as a generic OCI artifact (one raw layer per file),
     /// not a ModelPack model.
-    #[arg(long, conflicts_with_all = ["modelfile", "bundle_small", "layer_format", "preserve_metadata"])]
+    #[arg(long, conflicts_with_all = [
+        "modelfile", "bundle_small", "layer_format", "preserve_metadata", "compress", "level",
+        "compress_weights", "min_saving", "name", "family", "arch", "format", "param_size",
+        "precision", "quantization", "model_version", "license", "author",
+    ])]
     pub generic: bool,
     /// With --generic: the manifest's artifactType (required without --config).
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub artifact_type: Option<String>,
     /// With --generic: a config blob and its media type.
-    #[arg(long, value_name = "FILE:MEDIATYPE", requires = "generic")]
-    pub config: Option<String>,
+    #[arg(long, value_name = "FILE:MEDIATYPE", requires = "generic", value_parser = parse::config_file)]
+    pub config: Option<ferry_store::pack::generic::ConfigFile>,
     /// With --generic: the layers' media type [default: application/octet-stream].
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub media_type: Option<String>,
@@ -361,7 +374,12 @@ pub struct PackArgs {
     #[arg(long)]
     pub compress_weights: bool,
     /// Minimum saving, in percent, for a sampled weight file to be compressed.
-    #[arg(long, value_name = "PERCENT", default_value_t = ferry_store::compress::DEFAULT_MIN_SAVING_PERCENT)]
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = ferry_store::compress::DEFAULT_MIN_SAVING_PERCENT,
+        value_parser = clap::value_parser!(u32).range(0..=100)
+    )]
     pub min_saving: u32,
     /// Push to the registry REF names while packing: layers are hashed as
     /// they upload, every file is read once, nothing is stored locally.
@@ -444,6 +462,9 @@ pub struct TagArgs {
     pub source: String,
     /// New reference.
     pub target: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -474,9 +495,13 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct FsckArgs {
-    /// Delete corrupt blobs.
+    /// Delete corrupt blobs and fetch what damaged artifacts lack again from
+    /// the registry their reference names.
     #[arg(long)]
     pub repair: bool,
+    /// How to reach registries (with --repair).
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -507,8 +532,8 @@ pub struct AttachArgs {
     #[arg(long, value_name = "TYPE")]
     pub artifact_type: String,
     /// Manifest annotation (repeatable).
-    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
-    pub annotations: Vec<String>,
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse::annotation)]
+    pub annotations: Vec<(String, String)>,
     /// Media type of the layers.
     #[arg(long, value_name = "TYPE", default_value = "application/octet-stream")]
     pub media_type: String,
@@ -560,8 +585,8 @@ pub struct IndexCreateArgs {
     pub manifests: Vec<String>,
     /// Platform (os/arch[/variant]) of each --manifest, in the same order;
     /// default: from each manifest's image config.
-    #[arg(long = "platform", value_name = "PLATFORM")]
-    pub platforms: Vec<String>,
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = parse::platform)]
+    pub platforms: Vec<Platform>,
     #[command(flatten)]
     pub transport: TransportArgs,
     /// Print JSON.
@@ -602,8 +627,8 @@ pub struct MountArgs {
     #[arg(long, value_enum, default_value = "missing")]
     pub pull: PullPolicy,
     /// Platform to pull from an index (os/arch[/variant]); default: this machine.
-    #[arg(long)]
-    pub platform: Option<String>,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse::platform)]
+    pub platform: Option<Platform>,
     /// Build the volume as a tree of hardlinks (or copies with --rw) instead of mounting.
     #[arg(long)]
     pub no_mount: bool,

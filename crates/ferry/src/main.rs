@@ -2,13 +2,19 @@
 
 mod cli;
 mod commands;
+mod exit;
+mod hint;
 mod output;
+mod parse;
 mod progress;
+mod report;
 mod size;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+use crate::exit::Exit;
 
 fn main() -> ExitCode {
     // A peer that closes a socket mid-write must surface as an error on that
@@ -17,6 +23,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    // clap exits 2 on usage errors (0 for --help and --version).
     let cli = cli::Cli::parse();
     if cli.command.is_local_only() {
         // A closed stdout (`ferry ls | head -1`) ends ferry quietly, as it
@@ -30,14 +37,18 @@ fn main() -> ExitCode {
     }
     init_logging(cli.verbose, cli.quiet);
     match commands::run(cli) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {}", output::error_chain(&error));
-            if let Some(hint) = output::hint(&error) {
-                eprintln!("hint: {hint}");
+        Ok(exit) => exit.into(),
+        Err(error) => match error.downcast::<clap::Error>() {
+            // A usage error found after parsing: printed as clap prints its own.
+            Ok(usage) => usage.exit(),
+            Err(error) => {
+                eprintln!("error: {}", output::error_chain(&error));
+                if let Some(hint) = hint::hint(&error) {
+                    eprintln!("hint: {hint}");
+                }
+                Exit::Error.into()
             }
-            ExitCode::FAILURE
-        }
+        },
     }
 }
 
@@ -54,6 +65,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(output::stderr_colors())
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -1,59 +1,36 @@
 //! Printing results and errors.
 
-use ferry_store::StoreError;
+use std::io::IsTerminal;
+
+use serde::Serialize;
 
 /// The error and its causes on one line.
 pub fn error_chain(error: &anyhow::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
         let text = cause.to_string();
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        source = cause.source();
     }
     parts.join(": ")
 }
 
-/// Something the user can do about an error, when ferry knows it.
-pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
-    let store_error = match error.downcast_ref::<ferry_mount::MountError>() {
-        Some(ferry_mount::MountError::Store(e)) => e,
-        Some(ferry_mount::MountError::Busy { .. }) => {
-            return Some(
-                "stop what uses it (`fuser -vm TARGET` lists it), then run `ferry umount` again",
-            );
-        }
-        Some(ferry_mount::MountError::NotMounted(_)) => {
-            return Some("run `ferry mounts` to see the volumes ferry mounted");
-        }
-        Some(_) => return None,
-        None => error.downcast_ref::<StoreError>()?,
-    };
-    match store_error {
-        StoreError::InUse { .. } => {
-            Some("unmount it first (`ferry mounts` lists volumes), or pass --force")
-        }
-        StoreError::NotFound(_) => Some("run `ferry ls` to see what the store holds"),
-        StoreError::CorruptIndex { .. } => {
-            Some("run `ferry fsck`; restore index.json from a backup or re-pack the models")
-        }
-        StoreError::DigestMismatch { .. } => {
-            Some("run `ferry fsck --repair`, then pack or pull again")
-        }
-        _ => None,
-    }
-}
-
-/// Prints a value as pretty JSON on stdout.
-pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+/// Prints a command's report as pretty JSON on stdout.
+pub fn print_json(report: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
     Ok(())
 }
 
-/// The short form of a digest for tables (`sha256:` and 12 hex characters).
+/// The short form of a digest for tables (12 hex characters).
 pub fn short_digest(digest: &str) -> String {
     let hex = digest.split_once(':').map(|(_, h)| h).unwrap_or(digest);
     hex.chars().take(12).collect()
+}
+
+/// Colours on stderr: only on a terminal, and never with `NO_COLOR` set
+/// (no-color.org: any non-empty value).
+pub fn stderr_colors() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }

@@ -100,9 +100,7 @@ pub fn pack_generic_with_progress(
     if let Some(artifact_type) = &options.artifact_type {
         check_media_type("artifact type", artifact_type)?;
     } else if options.config.is_none() {
-        return Err(StoreError::Rejected(
-            "an artifact without a config needs --artifact-type (the image spec requires artifactType with the empty config)".into(),
-        ));
+        return Err(StoreError::MissingArtifactType);
     }
     let layer_media_type = options
         .layer_media_type
@@ -180,11 +178,12 @@ pub fn pack_generic_with_progress(
     if let Some(created) = &options.created {
         builder = builder.annotations(HashMap::from([(ann::CREATED.to_string(), created.clone())]));
     }
-    let manifest = builder
-        .build()
-        .map_err(|e| StoreError::Rejected(format!("cannot build manifest: {e}")))?;
-    let manifest_bytes = ferry_spec::json::canonical_json(&manifest)
-        .map_err(|e| StoreError::Rejected(format!("cannot serialize manifest: {e}")))?;
+    let manifest = builder.build().map_err(StoreError::BuildManifest)?;
+    let manifest_bytes =
+        ferry_spec::json::canonical_json(&manifest).map_err(|source| StoreError::Serialize {
+            what: "manifest",
+            source,
+        })?;
     let manifest_digest = store.put_document(&manifest_bytes)?;
     let mut descriptor = Descriptor::new(
         MediaType::ImageManifest,
@@ -207,13 +206,14 @@ pub fn pack_generic_with_progress(
 }
 
 /// Rejects what cannot be a media type (`type/subtype`).
-fn check_media_type(what: &str, value: &str) -> Result<()> {
+fn check_media_type(what: &'static str, value: &str) -> Result<()> {
     if ferry_spec::media::is_valid_media_type(value) {
         Ok(())
     } else {
-        Err(StoreError::Rejected(format!(
-            "{what} {value:?} is not a media type (type/subtype)"
-        )))
+        Err(StoreError::InvalidMediaType {
+            what,
+            value: value.to_string(),
+        })
     }
 }
 
@@ -224,10 +224,11 @@ fn read_config(path: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .ctx("reading config", path)?;
     if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
-        return Err(StoreError::Rejected(format!(
-            "config {} is larger than {MAX_DOCUMENT_SIZE} bytes",
-            path.display()
-        )));
+        return Err(StoreError::TooLarge {
+            what: format!("config {}", path.display()),
+            size: bytes.len() as u64,
+            limit: MAX_DOCUMENT_SIZE,
+        });
     }
     Ok(bytes)
 }

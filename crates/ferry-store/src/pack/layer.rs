@@ -85,10 +85,7 @@ fn ensure_unchanged(path: &Path, before: &fs::Metadata, after: &fs::Metadata) ->
         || before.mtime() != after.mtime()
         || before.mtime_nsec() != after.mtime_nsec()
     {
-        return Err(StoreError::Rejected(format!(
-            "{} changed while it was being packed",
-            path.display()
-        )));
+        return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
     }
     Ok(())
 }
@@ -115,12 +112,10 @@ pub fn write_raw(
     let linked = match method {
         RawMethod::Hardlink => {
             let temp = fresh_temp_path(store)?;
-            fs::hard_link(path, &temp).map_err(|e| {
-                StoreError::Rejected(format!(
-                    "cannot hardlink {} into the store at {} (--link needs one filesystem): {e}",
-                    path.display(),
-                    store.root().display()
-                ))
+            fs::hard_link(path, &temp).map_err(|source| StoreError::Hardlink {
+                path: path.to_path_buf(),
+                store: store.root().to_path_buf(),
+                source,
             })?;
             Some(temp)
         }
@@ -166,10 +161,7 @@ pub fn write_raw(
     ensure_unchanged(path, &before, &after)?;
     let size = writer.written();
     if size != before.len() {
-        return Err(StoreError::Rejected(format!(
-            "{} changed while it was being packed",
-            path.display()
-        )));
+        return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
     }
     let digest = writer.commit(None)?;
     Ok(WrittenBlob::uncompressed(digest, size))
@@ -178,12 +170,14 @@ pub fn write_raw(
 fn with_source_context(error: StoreError, source: &Path) -> StoreError {
     match error {
         StoreError::Io {
-            path, source: e, ..
-        } => StoreError::Rejected(format!(
-            "writing blob for {} to {}: {e}",
-            source.display(),
-            path.display()
-        )),
+            path: blob,
+            source: e,
+            ..
+        } => StoreError::BlobWrite {
+            file: source.to_path_buf(),
+            blob,
+            source: e,
+        },
         other => other,
     }
 }
@@ -256,19 +250,14 @@ pub fn stream_raw(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).ctx("reading", path),
         };
-        writer
-            .write_all(&buffer[..n])
-            .map_err(|e| StoreError::Rejected(format!("sending {}: {e}", path.display())))?;
+        writer.write_all(&buffer[..n]).ctx("sending", path)?;
         written += n as u64;
         progress.advance(n as u64);
     }
     let after = source.metadata().ctx("reading", path)?;
     ensure_unchanged(path, &before, &after)?;
     if written != before.len() {
-        return Err(StoreError::Rejected(format!(
-            "{} changed while it was being packed",
-            path.display()
-        )));
+        return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
     }
     Ok(written)
 }
@@ -333,10 +322,7 @@ pub(crate) fn tar_into<W: Write>(
         let after = fs::metadata(path).ctx("reading", path)?;
         ensure_unchanged(path, &before, &after)?;
         if read != before.len() {
-            return Err(StoreError::Rejected(format!(
-                "{} changed while it was being packed",
-                path.display()
-            )));
+            return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
         }
     }
     builder
@@ -344,8 +330,12 @@ pub(crate) fn tar_into<W: Write>(
         .map_err(|e| tar_error(e, "end of archive", temp_path))
 }
 
-fn tar_error(e: io::Error, entry: &str, target: &str) -> StoreError {
-    StoreError::Rejected(format!("writing tar entry {entry} to {target}: {e}"))
+fn tar_error(source: io::Error, entry: &str, target: &str) -> StoreError {
+    StoreError::TarWrite {
+        entry: entry.to_string(),
+        target: target.to_string(),
+        source,
+    }
 }
 
 /// Reports every byte read to a progress bar.

@@ -237,10 +237,9 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
     options.compress.validate()?;
     if !matches!(options.layer_format, Encoding::Raw | Encoding::Tar) {
         // write_tar writes plain tar: a compressed media type would lie.
-        return Err(StoreError::Rejected(format!(
-            "layer format {} is not supported by pack (use raw or tar)",
-            options.layer_format.suffix()
-        )));
+        return Err(StoreError::UnsupportedLayerFormat(
+            options.layer_format.suffix(),
+        ));
     }
     let (modelfile, modelfile_text, modelfile_rel) = load_modelfile(dir, options)?;
     let filter = Filter::new(&options.include, &options.exclude)?;
@@ -260,12 +259,11 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
             .modelfile
             .clone()
             .unwrap_or_else(|| dir.join("Modelfile"));
-        return Err(StoreError::Rejected(format!(
-            "{}: modelfile line {}: glob {:?} matches no file",
-            path.display(),
-            glob.line,
-            glob.pattern
-        )));
+        return Err(StoreError::UnmatchedGlob {
+            path,
+            line: glob.line,
+            pattern: glob.pattern.clone(),
+        });
     }
     let rel_paths: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
     let detected = detect::detect_metadata(dir, &rel_paths).unwrap_or_else(|e| {
@@ -306,11 +304,9 @@ impl Prepared {
         written: &[WrittenBlob],
     ) -> Result<Assembled> {
         if plan.len() != written.len() {
-            return Err(StoreError::Rejected(format!(
-                "{} layers planned but {} written",
-                plan.len(),
-                written.len()
-            )));
+            return Err(StoreError::Internal(
+                "the number of layers written differs from the plan",
+            ));
         }
         let layers: Vec<Descriptor> = plan
             .iter()
@@ -324,11 +320,11 @@ impl Prepared {
             options,
             written.iter().map(|b| b.diff_id.clone()).collect(),
         );
-        let config_bytes = serde_json::to_vec(&config)
-            .map_err(|e| StoreError::Rejected(format!("cannot serialize config: {e}")))?;
-        config
-            .validate()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let config_bytes = serde_json::to_vec(&config).map_err(|source| StoreError::Serialize {
+            what: "config",
+            source,
+        })?;
+        config.validate()?;
         let config_descriptor = Descriptor::new(
             MediaType::Other(media::MEDIA_TYPE_MODEL_CONFIG.into()),
             config_bytes.len() as u64,
@@ -351,11 +347,13 @@ impl Prepared {
         if !annotations.is_empty() {
             builder = builder.annotations(annotations);
         }
-        let manifest = builder
-            .build()
-            .map_err(|e| StoreError::Rejected(format!("cannot build manifest: {e}")))?;
-        let manifest_bytes = ferry_spec::json::canonical_json(&manifest)
-            .map_err(|e| StoreError::Rejected(format!("cannot serialize manifest: {e}")))?;
+        let manifest = builder.build().map_err(StoreError::BuildManifest)?;
+        let manifest_bytes = ferry_spec::json::canonical_json(&manifest).map_err(|source| {
+            StoreError::Serialize {
+                what: "manifest",
+                source,
+            }
+        })?;
         let mut descriptor = Descriptor::new(
             MediaType::ImageManifest,
             manifest_bytes.len() as u64,
@@ -426,8 +424,8 @@ pub fn pack_with_progress(
     if &config_digest != assembled.config.digest()
         || &manifest_digest != assembled.manifest.digest()
     {
-        return Err(StoreError::Rejected(
-            "config or manifest stored under an unexpected digest".into(),
+        return Err(StoreError::Internal(
+            "config or manifest stored under an unexpected digest",
         ));
     }
     store.set_reference(reference, &assembled.manifest)?;
@@ -468,8 +466,10 @@ fn load_modelfile(
         }
     };
     let text = std::fs::read_to_string(&path).ctx("reading modelfile", &path)?;
-    let modelfile = Modelfile::parse(&text)
-        .map_err(|e| StoreError::Rejected(format!("{}: {e}", path.display())))?;
+    let modelfile = match Modelfile::parse(&text) {
+        Ok(modelfile) => modelfile,
+        Err(source) => return Err(StoreError::Modelfile { path, source }),
+    };
     Ok((Some(modelfile), Some(text), rel))
 }
 
@@ -603,8 +603,11 @@ fn layer_descriptor(
             typeflag: ann::TYPEFLAG_DIRECTORY,
         }
     };
-    let metadata_json = serde_json::to_string(&metadata)
-        .map_err(|e| StoreError::Rejected(format!("cannot serialize file metadata: {e}")))?;
+    let metadata_json =
+        serde_json::to_string(&metadata).map_err(|source| StoreError::Serialize {
+            what: "file metadata",
+            source,
+        })?;
     annotations.insert(ann::FILE_METADATA.to_string(), metadata_json);
     let mut descriptor = Descriptor::new(
         MediaType::Other(media::layer_media_type(layer.category, layer.encoding())),

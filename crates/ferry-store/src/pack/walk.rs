@@ -55,12 +55,16 @@ fn compile(patterns: &[String]) -> Result<GlobSet> {
         let glob = globset::GlobBuilder::new(pattern)
             .literal_separator(true)
             .build()
-            .map_err(|e| StoreError::Rejected(format!("invalid glob {pattern:?}: {e}")))?;
+            .map_err(|source| StoreError::InvalidGlob {
+                pattern: pattern.clone(),
+                source,
+            })?;
         builder.add(glob);
     }
-    builder
-        .build()
-        .map_err(|e| StoreError::Rejected(format!("invalid glob set: {e}")))
+    builder.build().map_err(|source| StoreError::InvalidGlob {
+        pattern: patterns.join(" "),
+        source,
+    })
 }
 
 /// Hidden files and directories (which covers `.git/`), `__pycache__/` and `*.pyc`.
@@ -88,10 +92,7 @@ pub fn collect_files(
 ) -> Result<Vec<SourceFile>> {
     let meta = fs::metadata(root).ctx("reading model directory", root)?;
     if !meta.is_dir() {
-        return Err(StoreError::Rejected(format!(
-            "{} is not a directory",
-            root.display()
-        )));
+        return Err(StoreError::NotADirectory(root.to_path_buf()));
     }
     let canonical_root = fs::canonicalize(root).ctx("resolving", root)?;
     let mut files = Vec::new();
@@ -119,7 +120,7 @@ pub fn collect_files(
                     path,
                     source,
                 },
-                None => StoreError::Rejected(format!("filesystem loop at {}", path.display())),
+                None => StoreError::FilesystemLoop(path),
             }
         })?;
         if entry.file_type().is_dir() {
@@ -141,17 +142,11 @@ pub fn collect_files(
                 metadata,
             });
         } else {
-            return Err(StoreError::Rejected(format!(
-                "{} is not a regular file, directory or symlink",
-                path.display()
-            )));
+            return Err(StoreError::SpecialFile(path.to_path_buf()));
         }
     }
     if files.is_empty() {
-        return Err(StoreError::Rejected(format!(
-            "{} contains no files to pack",
-            root.display()
-        )));
+        return Err(StoreError::NoFiles(root.to_path_buf()));
     }
     Ok(files)
 }
@@ -159,18 +154,16 @@ pub fn collect_files(
 fn relative_string(root: &Path, path: &Path) -> Result<String> {
     let rel = path
         .strip_prefix(root)
-        .map_err(|_| StoreError::Rejected(format!("{} is outside the model", path.display())))?;
+        .map_err(|_| StoreError::OutsideModel(path.to_path_buf()))?;
     let mut parts = Vec::new();
     for component in rel.components() {
         match component {
-            Component::Normal(part) => parts.push(part.to_str().ok_or_else(|| {
-                StoreError::Rejected(format!("{} is not valid UTF-8", path.display()))
-            })?),
+            Component::Normal(part) => parts.push(
+                part.to_str()
+                    .ok_or_else(|| StoreError::NonUtf8Path(path.to_path_buf()))?,
+            ),
             _ => {
-                return Err(StoreError::Rejected(format!(
-                    "unexpected path component in {}",
-                    path.display()
-                )));
+                return Err(StoreError::OutsideModel(path.to_path_buf()));
             }
         }
     }
@@ -183,27 +176,21 @@ fn symlink_source(
     rel: String,
     mode: SymlinkMode,
 ) -> Result<SourceFile> {
-    let target = fs::canonicalize(path).map_err(|e| {
-        StoreError::Rejected(format!(
-            "symlink {} cannot be resolved: {e}",
-            path.display()
-        ))
+    let target = fs::canonicalize(path).map_err(|source| StoreError::BrokenSymlink {
+        path: path.to_path_buf(),
+        source,
     })?;
     let Ok(target_rel) = target.strip_prefix(canonical_root) else {
-        return Err(StoreError::Rejected(format!(
-            "symlink {} points outside the model directory (to {})",
-            path.display(),
-            target.display()
-        )));
+        return Err(StoreError::SymlinkEscapes {
+            path: path.to_path_buf(),
+            target,
+        });
     };
     let metadata = fs::metadata(&target).ctx("reading", &target)?;
     match mode {
         SymlinkMode::Follow => {
             if !metadata.is_file() {
-                return Err(StoreError::Rejected(format!(
-                    "symlink {} points to a directory; raw layers hold files only (use --layer-format tar)",
-                    path.display()
-                )));
+                return Err(StoreError::SymlinkToDirectory(path.to_path_buf()));
             }
             Ok(SourceFile {
                 rel,

@@ -237,3 +237,77 @@ fn a_truncated_index_is_reported_and_refused_everywhere() {
         "index rewritten"
     );
 }
+
+#[test]
+fn damaged_entries_name_the_references_that_reach_a_bad_blob() {
+    let t = TestDir::new();
+    let model = common::small_model(&t.join("model"));
+    let store = t.store("store");
+    let first = common::pack_ok(
+        &store,
+        &model,
+        "registry.example.com/org/m:v1",
+        &PackOptions::default(),
+    );
+    common::pack_ok(
+        &store,
+        &model,
+        "registry.example.com/org/m:v2",
+        &PackOptions::default(),
+    );
+    common::write_file(&model, "extra.txt", b"only in v3", 0o644);
+    let third = common::pack_ok(
+        &store,
+        &model,
+        "registry.example.com/org/m:v3",
+        &PackOptions::default(),
+    );
+    assert!(maintenance::fsck(&store, false).unwrap().damaged.is_empty());
+
+    // A layer v1 and v2 share (same content, same manifest) goes missing.
+    let shared = largest_layer(&store, "registry.example.com/org/m:v1");
+    fs::remove_file(store.blob_path(&shared)).unwrap();
+    // The layer only v3 has is corrupted.
+    let extra = common::layer_at(
+        &common::layers(&store, "registry.example.com/org/m:v3"),
+        "extra.txt",
+    )
+    .digest()
+    .clone();
+    flip_byte(&store.blob_path(&extra));
+
+    let report = maintenance::fsck(&store, false).unwrap();
+    let damaged: Vec<(Option<&str>, &Digest, &[String])> = report
+        .damaged
+        .iter()
+        .map(|d| (d.reference.as_deref(), &d.digest, d.blobs.as_slice()))
+        .collect();
+    let mut both = vec![shared.to_string(), extra.to_string()];
+    both.sort();
+    assert_eq!(
+        damaged,
+        [
+            (
+                Some("registry.example.com/org/m:v1"),
+                &first.manifest_digest,
+                &[shared.to_string()][..]
+            ),
+            (
+                Some("registry.example.com/org/m:v2"),
+                &first.manifest_digest,
+                &[shared.to_string()][..]
+            ),
+            (
+                Some("registry.example.com/org/m:v3"),
+                &third.manifest_digest,
+                &both[..]
+            ),
+        ]
+    );
+    // Repair deletes the corrupt blob: v3 then lacks both, and still is listed.
+    maintenance::fsck(&store, true).unwrap();
+    let after = maintenance::fsck(&store, false).unwrap();
+    assert_eq!(after.missing, both);
+    assert_eq!(after.damaged.len(), 3, "{after:?}");
+    assert_eq!(after.damaged[2].blobs, both);
+}

@@ -96,7 +96,10 @@ fn compressed_layer_formats_are_refused_not_mislabelled() {
             ..PackOptions::default()
         };
         let err = assert_pack_refused(&model, &options, format.suffix());
-        assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+        assert!(
+            matches!(err, StoreError::UnsupportedLayerFormat(_)),
+            "{err:?}"
+        );
     }
 }
 

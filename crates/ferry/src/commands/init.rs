@@ -1,7 +1,5 @@
 //! `ferry init`: write a Modelfile from what the directory holds.
 
-use std::process::ExitCode;
-
 use anyhow::{Context, bail};
 use ferry_spec::classify::classify;
 use ferry_spec::media::Category;
@@ -10,8 +8,11 @@ use ferry_store::detect::detect_metadata;
 use ferry_store::pack::walk::{Filter, SymlinkMode, collect_files};
 
 use crate::cli::InitArgs;
+use crate::exit::Exit;
+use crate::output::print_json;
+use crate::report::{InitMetadata, InitReport};
 
-pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
     let output = args
         .output
         .clone()
@@ -51,9 +52,37 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let text = modelfile.render();
-    let temp = output.with_extension("ferry-tmp");
-    std::fs::write(&temp, &text).with_context(|| format!("writing {}", temp.display()))?;
-    std::fs::rename(&temp, &output).with_context(|| format!("writing {}", output.display()))?;
-    println!("wrote {} ({} files)", output.display(), rel.len());
-    Ok(ExitCode::SUCCESS)
+    ferry_spec::durable::write_file(
+        &output,
+        text.as_bytes(),
+        None,
+        ferry_spec::durable::SHARED_FILE_MODE,
+    )
+    .with_context(|| format!("writing {}", output.display()))?;
+    if args.json {
+        print_json(&InitReport {
+            modelfile: output,
+            files: rel.len(),
+            declared: [
+                ("model", modelfile.model.len()),
+                ("config", modelfile.config.len()),
+                ("code", modelfile.code.len()),
+                ("doc", modelfile.doc.len()),
+                ("dataset", modelfile.dataset.len()),
+            ]
+            .into(),
+            metadata: InitMetadata {
+                name: detected.name,
+                arch: detected.arch,
+                family: detected.family,
+                format: detected.format,
+                param_size: detected.param_size,
+                precision: detected.precision,
+                quantization: detected.quantization,
+            },
+        })?;
+    } else {
+        println!("wrote {} ({} files)", output.display(), rel.len());
+    }
+    Ok(Exit::Ok)
 }

@@ -1,7 +1,6 @@
 //! `ferry ls` and `ferry inspect`.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use ferry_spec::annotations as ann;
 use ferry_spec::config::ModelPackConfig;
@@ -11,17 +10,12 @@ use ferry_store::Store;
 use ferry_store::index::ref_name;
 
 use crate::cli::InspectArgs;
+use crate::exit::Exit;
 use crate::output::{print_json, short_digest};
+use crate::report::{InspectReport, InspectedLayer, ListedArtifact};
 use crate::size::human;
 
-struct Listed {
-    reference: String,
-    digest: String,
-    size: u64,
-    created: Option<String>,
-}
-
-fn describe(store: &Store, entry: &Descriptor) -> Listed {
+fn describe(store: &Store, entry: &Descriptor) -> ListedArtifact {
     let manifest = store.read_manifest(entry.digest()).ok();
     let size = manifest
         .as_ref()
@@ -35,7 +29,7 @@ fn describe(store: &Store, entry: &Descriptor) -> Listed {
             .and_then(|a| a.get(ann::CREATED).cloned())
             .or_else(|| read_config(store, m).and_then(|c| c.descriptor.created_at))
     });
-    Listed {
+    ListedArtifact {
         reference: ref_name(entry).unwrap_or("<none>").to_string(),
         digest: entry.digest().to_string(),
         size,
@@ -48,25 +42,15 @@ fn read_config(store: &Store, manifest: &ImageManifest) -> Option<ModelPackConfi
     serde_json::from_slice(&bytes).ok()
 }
 
-pub fn ls(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
-    let listed: Vec<Listed> = store
+pub fn ls(store: &Store, json: bool) -> anyhow::Result<Exit> {
+    let listed: Vec<ListedArtifact> = store
         .entries()?
         .iter()
         .map(|entry| describe(store, entry))
         .collect();
     if json {
-        let rows: Vec<_> = listed
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "reference": l.reference,
-                    "digest": l.digest,
-                    "size": l.size,
-                    "created": l.created,
-                })
-            })
-            .collect();
-        return print_json(&serde_json::Value::Array(rows)).map(|_| ExitCode::SUCCESS);
+        print_json(&listed)?;
+        return Ok(Exit::Ok);
     }
     let mut out = std::io::stdout().lock();
     let width = listed
@@ -90,7 +74,7 @@ pub fn ls(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
             l.created.as_deref().unwrap_or("-")
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// ` (N unpacked)` for a compressed layer whose file metadata gives the
@@ -111,7 +95,7 @@ fn unpacked_note(layer: &Descriptor) -> String {
 }
 
 /// One layer as `inspect` shows it.
-fn layer_row(layer: &Descriptor) -> serde_json::Value {
+fn layer_row(layer: &Descriptor) -> InspectedLayer {
     let annotations = layer.annotations().clone().unwrap_or_default();
     let path = annotations
         .get(ann::FILEPATH)
@@ -123,49 +107,51 @@ fn layer_row(layer: &Descriptor) -> serde_json::Value {
         Some((c, e)) => (Some(c.name()), Some(e.suffix())),
         None => (None, None),
     };
-    serde_json::json!({
-        "path": path,
-        "category": category,
-        "encoding": encoding,
-        "mediaType": media_type,
-        "digest": layer.digest().to_string(),
-        "size": layer.size(),
-        "untested": annotations.get(ann::MEDIATYPE_UNTESTED).map(|v| v == "true").unwrap_or(false),
-    })
+    InspectedLayer {
+        path,
+        category,
+        encoding,
+        media_type,
+        digest: layer.digest().to_string(),
+        size: layer.size(),
+        untested: annotations
+            .get(ann::MEDIATYPE_UNTESTED)
+            .is_some_and(|v| v == "true"),
+    }
 }
 
-pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<Exit> {
     let resolved = store.resolve(&args.reference)?;
     let digest = resolved.descriptor.digest().clone();
     let manifest_bytes = store.read_document(&digest)?;
     if args.manifest {
         std::io::stdout().write_all(&manifest_bytes)?;
         println!();
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)?;
     let config_bytes = store.read_document(manifest.config().digest())?;
     if args.config {
         std::io::stdout().write_all(&config_bytes)?;
         println!();
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or_default();
-    let layers: Vec<_> = manifest.layers().iter().map(layer_row).collect();
+    let layers: Vec<InspectedLayer> = manifest.layers().iter().map(layer_row).collect();
     let artifact_type = manifest
         .artifact_type()
         .as_ref()
         .map(|t| t.to_string())
         .unwrap_or_else(|| manifest.config().media_type().to_string());
     if args.json {
-        print_json(&serde_json::json!({
-            "reference": resolved.reference,
-            "digest": digest.to_string(),
-            "artifactType": artifact_type,
-            "config": config,
-            "layers": layers,
-        }))?;
-        return Ok(ExitCode::SUCCESS);
+        print_json(&InspectReport {
+            reference: resolved.reference,
+            digest: digest.to_string(),
+            artifact_type,
+            config,
+            layers,
+        })?;
+        return Ok(Exit::Ok);
     }
     let mut out = std::io::stdout().lock();
     if let Some(reference) = &resolved.reference {
@@ -198,7 +184,7 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "Layers:")?;
     let width = layers
         .iter()
-        .filter_map(|l| l["path"].as_str().map(str::len))
+        .filter_map(|l| l.path.as_deref().map(str::len))
         .max()
         .unwrap_or(4)
         .max(4);
@@ -211,12 +197,12 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "  {:width$}  {:8}  {:>10}  {}{}",
-            layer["path"].as_str().unwrap_or("-"),
-            layer["category"].as_str().unwrap_or("-"),
-            human(layer["size"].as_u64().unwrap_or(0)),
-            layer["mediaType"].as_str().unwrap_or("-"),
+            layer.path.as_deref().unwrap_or("-"),
+            layer.category.unwrap_or("-"),
+            human(layer.size),
+            layer.media_type,
             unpacked_note(descriptor),
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -1,21 +1,22 @@
-//! `ferry tag`, `rm`, `prune`, `fsck`, `extract`.
+//! `ferry tag`, `rm`, `prune`, `extract`.
 
-use std::process::ExitCode;
-
+use anyhow::bail;
 use ferry_store::Store;
 use ferry_store::extract::{ExtractOptions, extract as extract_artifact};
 use ferry_store::index::normalize_reference;
 use ferry_store::maintenance;
 
-use crate::cli::{ExtractArgs, FsckArgs, PruneArgs, RmArgs, TagArgs};
+use crate::cli::{ExtractArgs, PruneArgs, RmArgs, TagArgs};
+use crate::exit::Exit;
 use crate::output::print_json;
+use crate::report::{ExtractReport, PruneReport, RemovedArtifact, TagReport};
 use crate::size::human;
 
-pub fn tag(store: &Store, args: &TagArgs) -> anyhow::Result<ExitCode> {
+pub fn tag(store: &Store, args: &TagArgs) -> anyhow::Result<Exit> {
     let source = store.resolve(&args.source)?;
     let target = normalize_reference(&args.target)?;
     if target.digest().is_some() {
-        anyhow::bail!(
+        bail!(
             "cannot tag as {}: the new name must be a tag, not a digest",
             args.target
         );
@@ -23,11 +24,19 @@ pub fn tag(store: &Store, args: &TagArgs) -> anyhow::Result<ExitCode> {
     let mut descriptor = source.descriptor.clone();
     descriptor.set_annotations(None);
     store.set_reference(&target, &descriptor)?;
-    println!("{} {}", target.whole(), descriptor.digest());
-    Ok(ExitCode::SUCCESS)
+    if args.json {
+        print_json(&TagReport {
+            reference: target.whole(),
+            digest: descriptor.digest().to_string(),
+            source: args.source.clone(),
+        })?;
+    } else {
+        println!("{} {}", target.whole(), descriptor.digest());
+    }
+    Ok(Exit::Ok)
 }
 
-pub fn rm(store: &Store, args: &RmArgs) -> anyhow::Result<ExitCode> {
+pub fn rm(store: &Store, args: &RmArgs) -> anyhow::Result<Exit> {
     let mut rows = Vec::new();
     for reference in &args.references {
         let removed = maintenance::remove_with(store, reference, super::mount::pins(args.force))?;
@@ -38,20 +47,20 @@ pub fn rm(store: &Store, args: &RmArgs) -> anyhow::Result<ExitCode> {
                 human(removed.bytes)
             );
         }
-        rows.push(serde_json::json!({
-            "reference": reference,
-            "entries": removed.entries,
-            "blobs": removed.blobs,
-            "bytes": removed.bytes,
-        }));
+        rows.push(RemovedArtifact {
+            reference: reference.clone(),
+            entries: removed.entries,
+            blobs: removed.blobs,
+            freed_bytes: removed.bytes,
+        });
     }
     if args.json {
-        print_json(&serde_json::Value::Array(rows))?;
+        print_json(&rows)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
-pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
+pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<Exit> {
     // Records of volumes that are gone pin nothing; drop them first.
     if !args.dry_run {
         let listing = ferry_mount::list(store, &ferry_mount::LinuxSyscalls)?;
@@ -64,85 +73,43 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     }
     let pruned = maintenance::prune_with(store, args.dry_run, super::mount::pins(args.force))?;
     let layers = ferry_mount::layers::collect(store, args.dry_run)?;
+    let freed_bytes = pruned.bytes + layers.bytes;
     if args.json {
-        print_json(&serde_json::json!({
-            "dryRun": args.dry_run,
-            "blobs": pruned.blobs,
-            "tempFiles": pruned.temp_files,
-            "layerCache": layers.entries,
-            "bytes": pruned.bytes + layers.bytes,
-        }))?;
-    } else {
-        let verb = if args.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
-        for blob in &pruned.blobs {
-            println!("{verb} {blob}");
-        }
-        for file in &pruned.temp_files {
-            println!("{verb} {}", file.display());
-        }
-        for entry in &layers.entries {
-            println!("{verb} layer cache {entry}");
-        }
-        println!(
-            "{verb} {} blobs, {} temporary files and {} layer cache entries ({})",
-            pruned.blobs.len(),
-            pruned.temp_files.len(),
-            layers.entries.len(),
-            human(pruned.bytes + layers.bytes)
-        );
+        print_json(&PruneReport {
+            dry_run: args.dry_run,
+            blobs: pruned.blobs,
+            temp_files: pruned.temp_files,
+            layer_cache: layers.entries,
+            freed_bytes,
+        })?;
+        return Ok(Exit::Ok);
     }
-    Ok(ExitCode::SUCCESS)
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for blob in &pruned.blobs {
+        println!("{verb} {blob}");
+    }
+    for file in &pruned.temp_files {
+        println!("{verb} {}", file.display());
+    }
+    for entry in &layers.entries {
+        println!("{verb} layer cache {entry}");
+    }
+    println!(
+        "{verb} {} blobs, {} temporary files and {} layer cache entries ({})",
+        pruned.blobs.len(),
+        pruned.temp_files.len(),
+        layers.entries.len(),
+        human(freed_bytes)
+    );
+    Ok(Exit::Ok)
 }
 
-pub fn fsck(store: &Store, args: &FsckArgs) -> anyhow::Result<ExitCode> {
-    let report = maintenance::fsck(store, args.repair)?;
-    if args.json {
-        print_json(&serde_json::json!({
-            "clean": report.is_clean(),
-            "checked": report.checked,
-            "bytes": report.bytes,
-            "corrupt": report.corrupt,
-            "missing": report.missing,
-            "unreferenced": report.unreferenced,
-            "leftovers": report.leftovers,
-            "indexError": report.index_error,
-        }))?;
-    } else {
-        if let Some(error) = &report.index_error {
-            println!("index: {error}");
-        }
-        for blob in &report.corrupt {
-            let action = if args.repair { " (deleted)" } else { "" };
-            println!("corrupt: {blob}{action}");
-        }
-        for blob in &report.missing {
-            println!("missing: {blob}");
-        }
-        println!(
-            "checked {} blobs ({}): {} corrupt, {} missing, {} unreferenced, {} leftover temporary files",
-            report.checked,
-            human(report.bytes),
-            report.corrupt.len(),
-            report.missing.len(),
-            report.unreferenced.len(),
-            report.leftovers
-        );
-        if !report.unreferenced.is_empty() || report.leftovers > 0 {
-            println!("run `ferry prune` to remove unreferenced blobs and leftovers");
-        }
-    }
-    Ok(if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-pub fn extract(store: &Store, args: &ExtractArgs) -> anyhow::Result<ExitCode> {
+pub fn extract(store: &Store, args: &ExtractArgs) -> anyhow::Result<Exit> {
+    let resolved = store.resolve(&args.reference)?;
     let extracted = extract_artifact(
         store,
         &args.reference,
@@ -150,11 +117,13 @@ pub fn extract(store: &Store, args: &ExtractArgs) -> anyhow::Result<ExitCode> {
         &ExtractOptions { force: args.force },
     )?;
     if args.json {
-        print_json(&serde_json::json!({
-            "dir": args.dir,
-            "entries": extracted.entries,
-            "bytes": extracted.bytes,
-        }))?;
+        print_json(&ExtractReport {
+            reference: resolved.reference,
+            digest: resolved.descriptor.digest().to_string(),
+            dir: args.dir.clone(),
+            entries: extracted.entries,
+            written_bytes: extracted.bytes,
+        })?;
     } else {
         println!(
             "extracted {} entries ({}) to {}",
@@ -163,5 +132,5 @@ pub fn extract(store: &Store, args: &ExtractArgs) -> anyhow::Result<ExitCode> {
             args.dir.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

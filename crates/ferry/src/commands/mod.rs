@@ -1,8 +1,10 @@
 //! One function per command; each turns arguments into library calls.
 
+mod fsck;
 mod index;
 mod init;
 mod inspect;
+mod login;
 mod maintain;
 mod mount;
 mod pack;
@@ -12,15 +14,15 @@ mod remote;
 mod serve;
 mod transfer;
 
-use std::process::ExitCode;
-
 use anyhow::Context;
 use ferry_store::Store;
 
 use crate::cli::{Cli, Command};
+use crate::exit::Exit;
 
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs the parsed command line; errors are [`Exit::Error`] (or, for a
+/// `clap::Error`, [`Exit::Usage`]) to the caller.
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let root = cli.store.clone().unwrap_or_else(Store::default_root);
     let quiet = cli.quiet;
     match cli.command {
@@ -33,7 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tag(args) => maintain::tag(&open_store(&root)?, &args),
         Command::Rm(args) => maintain::rm(&open_store(&root)?, &args),
         Command::Prune(args) => maintain::prune(&open_store(&root)?, &args),
-        Command::Fsck(args) => maintain::fsck(&read_store(&root)?, &args),
+        Command::Fsck(args) if args.repair => fsck::run(&open_store(&root)?, &args, quiet),
+        Command::Fsck(args) => fsck::run(&read_store(&root)?, &args, quiet),
         Command::Extract(args) => maintain::extract(&read_store(&root)?, &args),
         Command::Serve(args) => serve::run(&root, &args),
         Command::Push(args) => transfer::push(&open_store(&root)?, &args, quiet),
@@ -41,8 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Copy(args) => remote::copy(&args, quiet),
         Command::Fetch(args) => remote::fetch(&args, quiet),
         Command::Pull(args) => transfer::pull(&open_store(&root)?, &args, quiet),
-        Command::Login(args) => transfer::login(&args),
-        Command::Logout(args) => transfer::logout(&args),
+        Command::Login(args) => login::login(&args),
+        Command::Logout(args) => login::logout(&args),
         Command::Attach(args) => referrers::attach(&args, quiet),
         Command::Discover(args) => referrers::discover(&args),
         Command::Index(args) => index::run(&args),

@@ -1,16 +1,15 @@
 //! `ferry mount`, `umount`, `mounts`, and the mount pins `rm` and `prune` honour.
 
-use std::process::ExitCode;
-
 use anyhow::Context;
 use ferry_mount::{Access, LinuxSyscalls, MountPins, MountRecord, MountRequest, UmountOptions};
-use ferry_registry::platform::Platform;
 use ferry_store::maintenance::{NoPins, Pins};
 use ferry_store::{Store, StoreError};
 
 use crate::cli::{MountArgs, PullPolicy, UmountArgs};
+use crate::exit::Exit;
 use crate::output::{print_json, short_digest};
 use crate::progress::TransferBar;
+use crate::report::{MountReport, UmountReport, Volume};
 
 /// What `rm` and `prune` must keep: the manifests of mounted volumes,
 /// unless `--force`.
@@ -18,7 +17,7 @@ pub fn pins(force: bool) -> &'static dyn Pins {
     if force { &NoPins } else { &MountPins }
 }
 
-pub fn mount(store: &Store, args: &MountArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn mount(store: &Store, args: &MountArgs, quiet: bool) -> anyhow::Result<Exit> {
     let mut artifacts = vec![args.reference.clone()];
     artifacts.extend(args.stack.iter().cloned());
     for artifact in &artifacts {
@@ -51,13 +50,12 @@ pub fn mount(store: &Store, args: &MountArgs, quiet: bool) -> anyhow::Result<Exi
         );
     }
     if args.json {
-        let mut value = serde_json::to_value(record)?;
-        value["cache"] = serde_json::json!({
-            "built": mounted.cache.built,
-            "reused": mounted.cache.reused,
-        });
-        value["fallback"] = serde_json::json!(mounted.fallback);
-        print_json(&value)?;
+        print_json(&MountReport {
+            volume: Volume::from(record),
+            cache_built: mounted.cache.built,
+            cache_reused: mounted.cache.reused,
+            fallback: mounted.fallback.clone(),
+        })?;
     } else {
         println!(
             "mounted {} at {} ({}, {})",
@@ -73,7 +71,7 @@ pub fn mount(store: &Store, args: &MountArgs, quiet: bool) -> anyhow::Result<Exi
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// Applies the pull policy to one artifact.
@@ -96,19 +94,13 @@ fn make_local(store: &Store, input: &str, args: &MountArgs, quiet: bool) -> anyh
         return Ok(());
     }
     let reference = ferry_store::index::normalize_reference(input)?;
-    let platform = args
-        .platform
-        .as_deref()
-        .map(str::parse::<Platform>)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
     let client = super::transfer::client(&args.transport)?;
     let bar = TransferBar::new(quiet, "pulling");
     let result = super::transfer::runtime()?.block_on(ferry_registry::transfer::pull(
         &client,
         store,
         &reference,
-        platform.as_ref(),
+        args.platform.as_ref(),
         args.transport.concurrency,
         &bar,
     ));
@@ -117,25 +109,26 @@ fn make_local(store: &Store, input: &str, args: &MountArgs, quiet: bool) -> anyh
     Ok(())
 }
 
-pub fn umount(store: &Store, args: &UmountArgs) -> anyhow::Result<ExitCode> {
+pub fn umount(store: &Store, args: &UmountArgs) -> anyhow::Result<Exit> {
     let options = UmountOptions {
         keep_changes: args.keep_changes.clone(),
     };
     let unmounted = ferry_mount::umount(store, &args.target, &options, &LinuxSyscalls)?;
     if args.json {
-        let mut value = serde_json::to_value(&unmounted.record)?;
-        value["keptChanges"] = serde_json::json!(unmounted.kept);
-        print_json(&value)?;
+        print_json(&UmountReport {
+            volume: Volume::from(&unmounted.record),
+            kept_changes: unmounted.kept,
+        })?;
     } else {
         println!("unmounted {}", unmounted.record.target.display());
         if let (Some(kept), Some(dir)) = (unmounted.kept, &args.keep_changes) {
             println!("kept {kept} changed entries in {}", dir.display());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
-pub fn mounts(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+pub fn mounts(store: &Store, json: bool) -> anyhow::Result<Exit> {
     let listing = ferry_mount::list(store, &LinuxSyscalls)?;
     for (record, reason) in &listing.cleaned {
         eprintln!(
@@ -148,12 +141,13 @@ pub fn mounts(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
         eprintln!("warning: cannot read {}: {error}", dir.display());
     }
     if json {
-        print_json(&serde_json::to_value(&listing.active)?)?;
-        return Ok(ExitCode::SUCCESS);
+        let volumes: Vec<Volume> = listing.active.iter().map(Volume::from).collect();
+        print_json(&volumes)?;
+        return Ok(Exit::Ok);
     }
     if listing.active.is_empty() {
         println!("no volumes mounted");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     println!(
         "{:<40} {:<4} {:<8} {:<14} REFERENCE",
@@ -178,7 +172,7 @@ pub fn mounts(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
             names(record)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn names(record: &MountRecord) -> String {

@@ -1,21 +1,23 @@
 //! `ferry pack`.
 
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use ferry_spec::media::Encoding;
 use ferry_store::Store;
+use ferry_store::StoreError;
+use ferry_store::compress::{CompressMode, CompressOptions};
 use ferry_store::index::normalize_reference;
 use ferry_store::pack::{Metadata, PackOptions, pack_with_progress};
 
 use crate::cli::{CompressArg, LayerFormat, PackArgs};
+use crate::exit::{Exit, usage_error};
 use crate::output::print_json;
 use crate::progress::Bar;
-use crate::size::{human, parse_size};
-use ferry_store::compress::CompressMode;
+use crate::report::PackReport;
+use crate::size::{human, rate};
 
-pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = options(args)?;
     let bar = Bar::new(quiet, "packing");
@@ -25,13 +27,19 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCo
     let packed = result?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        print_json(&serde_json::json!({
-            "reference": packed.reference,
-            "digest": packed.manifest_digest.to_string(),
-            "layers": packed.layers,
-            "bytes": packed.content_bytes,
-            "seconds": seconds,
-        }))?;
+        print_json(&PackReport {
+            reference: packed.reference,
+            digest: packed.manifest_digest.to_string(),
+            artifact_type: packed
+                .manifest
+                .artifact_type()
+                .as_ref()
+                .map(|t| t.to_string()),
+            layers: packed.layers,
+            content_bytes: packed.content_bytes,
+            sent_bytes: None,
+            seconds,
+        })?;
     } else {
         println!("{} {}", packed.reference, packed.manifest_digest);
         if !quiet {
@@ -39,18 +47,34 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCo
                 "packed {} in {} layers in {seconds:.2}s ({}/s)",
                 human(packed.content_bytes),
                 packed.layers,
-                human((packed.content_bytes as f64 / seconds.max(1e-9)) as u64)
+                rate(packed.content_bytes, seconds)
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
     let created = match &args.created {
-        Some(value) => Some(check_rfc3339(value)?),
+        Some(value) => Some(value.clone()),
         None => source_date_epoch()?,
     };
+    let compress = CompressOptions {
+        mode: match args.compress {
+            CompressArg::None => CompressMode::None,
+            CompressArg::Gzip => CompressMode::Gzip,
+            CompressArg::Zstd => CompressMode::Zstd,
+            CompressArg::Auto => CompressMode::Auto,
+        },
+        level: args.level,
+        weights: args.compress_weights,
+        min_saving_percent: args.min_saving,
+        threads: 0,
+    };
+    // The level's range depends on the codec, so clap cannot check it alone.
+    if let Err(e @ StoreError::LevelOutOfRange { .. }) = compress.validate() {
+        return Err(usage_error(&["pack"], format!("--level: {e}")));
+    }
     let m = &args.metadata;
     Ok(PackOptions {
         include: args.include.clone(),
@@ -72,35 +96,12 @@ pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
             LayerFormat::Raw => Encoding::Raw,
             LayerFormat::Tar => Encoding::Tar,
         },
-        bundle_small: args
-            .bundle_small
-            .as_deref()
-            .map(parse_size)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        bundle_small: args.bundle_small,
         preserve_metadata: args.preserve_metadata,
         created,
         link: args.link,
-        compress: ferry_store::compress::CompressOptions {
-            mode: match args.compress {
-                CompressArg::None => CompressMode::None,
-                CompressArg::Gzip => CompressMode::Gzip,
-                CompressArg::Zstd => CompressMode::Zstd,
-                CompressArg::Auto => CompressMode::Auto,
-            },
-            level: args.level,
-            weights: args.compress_weights,
-            min_saving_percent: args.min_saving,
-            threads: 0,
-        },
+        compress,
     })
-}
-
-pub(super) fn check_rfc3339(value: &str) -> anyhow::Result<String> {
-    use time::format_description::well_known::Rfc3339;
-    let parsed = time::OffsetDateTime::parse(value, &Rfc3339)
-        .with_context(|| format!("--created {value:?} is not an RFC 3339 date-time"))?;
-    Ok(parsed.format(&Rfc3339)?)
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org): seconds since the epoch.

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::ExitCode;
 
-use anyhow::bail;
 use ferry_registry::client::Endpoint;
 use ferry_registry::referrers::{
     self, AttachOptions, FallbackPolicy, ReferrerNode, list_referrers, referrer_tree,
@@ -12,20 +10,21 @@ use ferry_registry::referrers::{
 };
 use ferry_spec::oci::Descriptor;
 use ferry_store::index::normalize_reference;
-use serde_json::{Value, json};
 
 use super::transfer::{client, runtime};
 use crate::cli::{AttachArgs, DiscoverArgs};
+use crate::exit::{Exit, usage_error};
 use crate::output::print_json;
 use crate::progress::TransferBar;
+use crate::report::{AttachReport, DiscoverReport, Referrer, Subject};
 
-pub fn attach(args: &AttachArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn attach(args: &AttachArgs, quiet: bool) -> anyhow::Result<Exit> {
     let subject = normalize_reference(&args.reference)?;
     let options = AttachOptions {
         artifact_type: args.artifact_type.clone(),
         files: args.files.clone(),
         layer_media_type: args.media_type.clone(),
-        annotations: parse_annotations(&args.annotations)?,
+        annotations: annotation_map(&args.annotations)?,
         concurrency: args.transport.concurrency,
         fallback: FallbackPolicy::default(),
     };
@@ -35,20 +34,20 @@ pub fn attach(args: &AttachArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     bar.finish();
     let attached = result?;
     if args.json {
-        print_json(&json!({
-            "reference": attached.reference,
-            "digest": attached.descriptor.digest().to_string(),
-            "artifactType": args.artifact_type,
-            "subject": {
-                "reference": subject.whole(),
-                "mediaType": attached.subject.media_type().to_string(),
-                "digest": attached.subject.digest().to_string(),
-                "size": attached.subject.size(),
+        print_json(&AttachReport {
+            reference: attached.reference.clone(),
+            digest: attached.descriptor.digest().to_string(),
+            artifact_type: args.artifact_type.clone(),
+            subject: Subject {
+                reference: subject.whole(),
+                media_type: attached.subject.media_type().to_string(),
+                digest: attached.subject.digest().to_string(),
+                size: attached.subject.size(),
             },
-            "referrersApi": attached.fallback.is_none(),
-            "fallbackTag": attached.fallback.as_ref().map(|f| f.tag.clone()),
-            "fallbackAttempts": attached.fallback.as_ref().map(|f| f.attempts),
-        }))?;
+            referrers_api: attached.fallback.is_none(),
+            fallback_tag: attached.fallback.as_ref().map(|f| f.tag.clone()),
+            fallback_attempts: attached.fallback.as_ref().map(|f| f.attempts),
+        })?;
     } else {
         println!("{}", attached.reference);
         if let Some(fallback) = &attached.fallback
@@ -61,30 +60,25 @@ pub fn attach(args: &AttachArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
-/// `KEY=VALUE` pairs; a key given twice is an error.
-fn parse_annotations(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// The `--annotation` pairs (clap checked each); a key given twice is a
+/// usage error, since which value was meant is unknown.
+fn annotation_map(pairs: &[(String, String)]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut annotations = BTreeMap::new();
-    for value in values {
-        let Some((key, val)) = value.split_once('=') else {
-            bail!("annotation {value:?} is not KEY=VALUE");
-        };
-        if key.is_empty() {
-            bail!("annotation {value:?} has an empty key");
-        }
-        if annotations
-            .insert(key.to_string(), val.to_string())
-            .is_some()
-        {
-            bail!("annotation {key:?} is given twice");
+    for (key, value) in pairs {
+        if annotations.insert(key.clone(), value.clone()).is_some() {
+            return Err(usage_error(
+                &["attach"],
+                format!("--annotation {key:?} is given twice"),
+            ));
         }
     }
     Ok(annotations)
 }
 
-pub fn discover(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
+pub fn discover(args: &DiscoverArgs) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let endpoint = Endpoint::of(&reference);
     let client = client(&args.transport)?;
@@ -106,17 +100,18 @@ pub fn discover(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
             usize::from(args.depth),
         ))?;
         if args.json {
-            print_json(&json!({
-                "reference": shown,
-                "digest": subject.digest().to_string(),
-                "referrers": tree.iter().map(node_json).collect::<Vec<_>>(),
-            }))?;
+            print_json(&DiscoverReport {
+                reference: shown,
+                digest: subject.digest().to_string(),
+                source: None,
+                referrers: tree.iter().map(node_report).collect(),
+            })?;
         } else {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{shown}")?;
             print_tree(&mut out, &tree, "")?;
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Ok);
     }
     let listed = runtime.block_on(list_referrers(
         &client,
@@ -125,12 +120,12 @@ pub fn discover(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
         artifact_type,
     ))?;
     if args.json {
-        print_json(&json!({
-            "reference": shown,
-            "digest": subject.digest().to_string(),
-            "source": listed.source.name(),
-            "referrers": listed.descriptors.iter().map(descriptor_json).collect::<Vec<_>>(),
-        }))?;
+        print_json(&DiscoverReport {
+            reference: shown,
+            digest: subject.digest().to_string(),
+            source: Some(listed.source.name()),
+            referrers: listed.descriptors.iter().map(referrer_report).collect(),
+        })?;
     } else {
         let mut out = std::io::stdout().lock();
         for descriptor in &listed.descriptors {
@@ -142,7 +137,7 @@ pub fn discover(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 fn artifact_type_of(descriptor: &Descriptor) -> String {
@@ -153,30 +148,31 @@ fn artifact_type_of(descriptor: &Descriptor) -> String {
         .unwrap_or_else(|| "<unknown type>".to_string())
 }
 
-fn descriptor_json(descriptor: &Descriptor) -> Value {
-    let mut value = json!({
-        "mediaType": descriptor.media_type().to_string(),
-        "digest": descriptor.digest().to_string(),
-        "size": descriptor.size(),
-        "artifactType": descriptor.artifact_type().as_ref().map(|t| t.to_string()),
-    });
-    if let Some(annotations) = descriptor.annotations() {
-        let sorted: BTreeMap<_, _> = annotations.iter().collect();
-        value["annotations"] = json!(sorted);
+/// A referrer without its own referrers (the flat listing).
+fn referrer_report(descriptor: &Descriptor) -> Referrer {
+    Referrer {
+        media_type: descriptor.media_type().to_string(),
+        digest: descriptor.digest().to_string(),
+        size: descriptor.size(),
+        artifact_type: descriptor.artifact_type().as_ref().map(|t| t.to_string()),
+        annotations: descriptor
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        referrers: Vec::new(),
+        repeated: false,
+        truncated: false,
     }
-    value
 }
 
-fn node_json(node: &ReferrerNode) -> Value {
-    let mut value = descriptor_json(&node.descriptor);
-    value["referrers"] = Value::Array(node.referrers.iter().map(node_json).collect());
-    if node.repeated {
-        value["repeated"] = Value::Bool(true);
+fn node_report(node: &ReferrerNode) -> Referrer {
+    Referrer {
+        referrers: node.referrers.iter().map(node_report).collect(),
+        repeated: node.repeated,
+        truncated: node.truncated,
+        ..referrer_report(&node.descriptor)
     }
-    if node.truncated {
-        value["truncated"] = Value::Bool(true);
-    }
-    value
 }
 
 fn print_tree(out: &mut impl Write, nodes: &[ReferrerNode], prefix: &str) -> std::io::Result<()> {
@@ -209,15 +205,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn annotations_parse_and_reject_bad_pairs() {
-        let parsed =
-            parse_annotations(&["a=1".to_string(), "b=x=y".to_string(), "c=".to_string()]).unwrap();
-        assert_eq!(parsed["a"], "1");
-        assert_eq!(parsed["b"], "x=y");
-        assert_eq!(parsed["c"], "");
-        assert!(parse_annotations(&["novalue".to_string()]).is_err());
-        assert!(parse_annotations(&["=v".to_string()]).is_err());
-        let twice = parse_annotations(&["a=1".to_string(), "a=2".to_string()]).unwrap_err();
-        assert!(twice.to_string().contains("twice"), "{twice}");
+    fn a_repeated_annotation_key_is_a_usage_error() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let map = annotation_map(&pairs(&[("a", "1"), ("b", "x=y")])).unwrap();
+        assert_eq!(map["b"], "x=y");
+        let twice = annotation_map(&pairs(&[("a", "1"), ("a", "2")])).unwrap_err();
+        let usage = twice.downcast_ref::<clap::Error>().expect("a usage error");
+        assert!(usage.to_string().contains("given twice"), "{usage}");
     }
 }

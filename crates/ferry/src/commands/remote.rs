@@ -1,35 +1,24 @@
 //! `ferry copy`, `ferry fetch`, `ferry pull --extract` and `ferry pack --push`:
 //! commands that move artifacts without going through the store.
 
-use std::process::ExitCode;
 use std::time::Instant;
 
 use ferry_registry::copy::{CopyOptions, Location, copy as copy_artifact};
 use ferry_registry::pack_push::pack_and_push;
-use ferry_registry::platform::Platform;
 use ferry_registry::remote_extract::{
     LayerFilter, RemoteExtractOptions, RemoteExtracted, extract_remote,
 };
 use ferry_store::index::normalize_reference;
 
 use super::transfer::{client, runtime};
-use crate::cli::{CopyArgs, FetchArgs, PackArgs, PullArgs};
+use crate::cli::{CopyArgs, FetchArgs, PackArgs, PullArgs, TransportArgs};
+use crate::exit::Exit;
 use crate::output::print_json;
 use crate::progress::{Bar, TransferBar};
-use crate::size::human;
+use crate::report::{CopiedBlobs, CopyReport, FetchReport, PackReport};
+use crate::size::{human, rate};
 
-fn platform(value: Option<&str>) -> anyhow::Result<Option<Platform>> {
-    value
-        .map(str::parse::<Platform>)
-        .transpose()
-        .map_err(anyhow::Error::msg)
-}
-
-fn rate(bytes: u64, seconds: f64) -> String {
-    human((bytes as f64 / seconds.max(1e-9)) as u64)
-}
-
-pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<Exit> {
     let source = Location::parse(&args.source)?;
     let destination = Location::parse(&args.destination)?;
     let client = client(&args.transport)?;
@@ -50,21 +39,21 @@ pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let copied = result?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        print_json(&serde_json::json!({
-            "source": copied.source,
-            "destination": copied.destination,
-            "digest": copied.digest.to_string(),
-            "mediaType": copied.media_type,
-            "manifests": copied.manifests,
-            "referrers": copied.referrers,
-            "blobs": {
-                "sent": copied.sent,
-                "mounted": copied.mounted,
-                "present": copied.present,
+        print_json(&CopyReport {
+            source: copied.source,
+            destination: copied.destination,
+            digest: copied.digest.to_string(),
+            media_type: copied.media_type,
+            manifests: copied.manifests,
+            referrers: copied.referrers,
+            blobs: CopiedBlobs {
+                sent: copied.sent,
+                mounted: copied.mounted,
+                present: copied.present,
             },
-            "bytes": copied.bytes,
-            "seconds": seconds,
-        }))?;
+            sent_bytes: copied.bytes,
+            seconds,
+        })?;
     } else {
         println!("{} {}", copied.destination, copied.digest);
         if !quiet {
@@ -80,18 +69,18 @@ pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// `ferry pull REF --extract DIR`: no store is opened.
-pub fn pull_extract(args: &PullArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn pull_extract(args: &PullArgs, quiet: bool) -> anyhow::Result<Exit> {
     let Some(dir) = &args.extract else {
         anyhow::bail!("pull --extract needs a directory");
     };
     let options = RemoteExtractOptions {
         force: args.force,
         filter: LayerFilter::default(),
-        platform: platform(args.platform.as_deref())?,
+        platform: args.platform.clone(),
         concurrency: args.transport.concurrency,
     };
     extract(
@@ -105,11 +94,11 @@ pub fn pull_extract(args: &PullArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `ferry fetch REF --include GLOB --category C -o DIR`.
-pub fn fetch(args: &FetchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn fetch(args: &FetchArgs, quiet: bool) -> anyhow::Result<Exit> {
     let options = RemoteExtractOptions {
         force: args.force,
         filter: LayerFilter::new(&args.include, &args.category)?,
-        platform: platform(args.platform.as_deref())?,
+        platform: args.platform.clone(),
         concurrency: args.transport.concurrency,
     };
     extract(
@@ -126,10 +115,10 @@ fn extract(
     reference: &str,
     dir: &std::path::Path,
     options: &RemoteExtractOptions,
-    transport: &crate::cli::TransportArgs,
+    transport: &TransportArgs,
     json: bool,
     quiet: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let reference = normalize_reference(reference)?;
     let client = client(transport)?;
     let bar = TransferBar::new(quiet, "downloading");
@@ -139,16 +128,17 @@ fn extract(
     let extracted: RemoteExtracted = result?;
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        print_json(&serde_json::json!({
-            "reference": extracted.reference,
-            "digest": extracted.digest.to_string(),
-            "dir": extracted.dir,
-            "layers": extracted.layers,
-            "skippedLayers": extracted.skipped_layers,
-            "entries": extracted.entries,
-            "bytes": extracted.bytes,
-            "seconds": seconds,
-        }))?;
+        print_json(&FetchReport {
+            reference: extracted.reference,
+            digest: extracted.digest.to_string(),
+            dir: extracted.dir,
+            layers: extracted.layers,
+            skipped_layers: extracted.skipped_layers,
+            entries: extracted.entries,
+            written_bytes: extracted.bytes,
+            received_bytes: bar.bytes(),
+            seconds,
+        })?;
     } else {
         println!("{} {}", extracted.reference, extracted.digest);
         if !quiet {
@@ -163,11 +153,11 @@ fn extract(
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 /// `ferry pack DIR -t REF --push`: no store is opened.
-pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = super::pack::options(args)?;
     let client = client(&args.transport)?;
@@ -187,14 +177,16 @@ pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let pushed = result?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        print_json(&serde_json::json!({
-            "reference": pushed.reference,
-            "digest": pushed.digest.to_string(),
-            "layers": pushed.layers,
-            "bytes": pushed.content_bytes,
-            "uploaded": pushed.uploaded_bytes,
-            "seconds": seconds,
-        }))?;
+        print_json(&PackReport {
+            reference: pushed.reference,
+            digest: pushed.digest.to_string(),
+            // The manifest pack_and_push assembles is the one `ferry pack` writes.
+            artifact_type: Some(ferry_spec::media::ARTIFACT_TYPE_MODEL.to_string()),
+            layers: pushed.layers,
+            content_bytes: pushed.content_bytes,
+            sent_bytes: Some(pushed.uploaded_bytes),
+            seconds,
+        })?;
     } else {
         println!("{} {}", pushed.reference, pushed.digest);
         if !quiet {
@@ -206,5 +198,5 @@ pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -1,7 +1,6 @@
 //! `ferry serve` and `ferry serve gc`.
 
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,10 +8,12 @@ use ferry_server::gc::{GcOptions, collect};
 use ferry_server::{Handle, ServerConfig};
 
 use crate::cli::{GcArgs, ServeAction, ServeArgs};
+use crate::exit::Exit;
 use crate::output::print_json;
+use crate::report::GcReport;
 use crate::size::human;
 
-pub fn run(store_root: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(store_root: &Path, args: &ServeArgs) -> anyhow::Result<Exit> {
     let default_root = store_root.join("registry");
     if let Some(ServeAction::Gc(gc)) = &args.action {
         return run_gc(&default_root, gc);
@@ -23,8 +24,8 @@ pub fn run(store_root: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     config.anonymous_pull = args.anonymous_pull;
     config.read_only = args.read_only;
     config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
-    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
-    config.upload_ttl = Duration::from_secs(args.upload_ttl_hours.max(1) * 3600);
+    config.idle_timeout = args.idle_timeout;
+    config.upload_ttl = args.upload_ttl;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,7 +55,7 @@ pub fn run(store_root: &Path, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         });
         ferry_server::serve(config, handle).await
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
 async fn wait_for_signal() {
@@ -69,7 +70,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn run_gc(default_root: &Path, args: &GcArgs) -> anyhow::Result<ExitCode> {
+fn run_gc(default_root: &Path, args: &GcArgs) -> anyhow::Result<Exit> {
     let root = args
         .root
         .clone()
@@ -82,18 +83,18 @@ fn run_gc(default_root: &Path, args: &GcArgs) -> anyhow::Result<ExitCode> {
         &GcOptions {
             dry_run: args.dry_run,
             delete_untagged: args.delete_untagged,
-            grace: Duration::from_secs(args.grace_seconds),
+            grace: args.grace,
         },
     )
     .with_context(|| format!("collecting garbage in {}", root.display()))?;
     if args.json {
-        print_json(&serde_json::json!({
-            "dryRun": args.dry_run,
-            "manifests": report.manifests,
-            "links": report.links,
-            "blobs": report.blobs,
-            "bytes": report.bytes,
-        }))?;
+        print_json(&GcReport {
+            dry_run: args.dry_run,
+            manifests: report.manifests,
+            links: report.links,
+            blobs: report.blobs,
+            freed_bytes: report.bytes,
+        })?;
     } else {
         let verb = if args.dry_run {
             "would remove"
@@ -108,5 +109,5 @@ fn run_gc(default_root: &Path, args: &GcArgs) -> anyhow::Result<ExitCode> {
             human(report.bytes)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }

@@ -1,24 +1,25 @@
-//! `ferry push`, `pull`, `login`, `logout`.
+//! `ferry push` and `ferry pull`, and the client and runtime every
+//! registry command shares.
 
-use std::io::Read;
-use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use ferry_registry::client::{Access, Endpoint};
-use ferry_registry::credentials::{DockerConfig, Secret};
+use anyhow::Context;
+use ferry_registry::credentials::DockerConfig;
 use ferry_registry::hosts::RegistriesConfig;
-use ferry_registry::platform::Platform;
 use ferry_registry::transfer;
 use ferry_registry::{Client, ClientOptions};
 use ferry_store::Store;
 use ferry_store::index::normalize_reference;
 
-use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, TransportArgs};
+use crate::cli::{PullArgs, PushArgs, TransportArgs};
+use crate::exit::Exit;
 use crate::output::print_json;
 use crate::progress::TransferBar;
-use crate::size::human;
+use crate::report::{PullReport, PushReport, PushedBlobs, ReceivedBlobs};
+use crate::size::{human, rate};
 
+/// A registry client configured by the transport flags, `registries.toml`
+/// and Docker's credentials.
 pub(super) fn client(transport: &TransportArgs) -> anyhow::Result<Client> {
     let path = transport
         .registries_config
@@ -34,6 +35,7 @@ pub(super) fn client(transport: &TransportArgs) -> anyhow::Result<Client> {
     }))
 }
 
+/// The async runtime registry commands block on.
 pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -41,7 +43,7 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn push(store: &Store, args: &PushArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn push(store: &Store, args: &PushArgs, quiet: bool) -> anyhow::Result<Exit> {
     let destination = normalize_reference(args.destination.as_deref().unwrap_or(&args.reference))?;
     let client = client(&args.transport)?;
     let bar = TransferBar::new(quiet, "pushing");
@@ -58,14 +60,16 @@ pub fn push(store: &Store, args: &PushArgs, quiet: bool) -> anyhow::Result<ExitC
     let pushed = result?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        print_json(&serde_json::json!({
-            "reference": pushed.reference,
-            "digest": pushed.digest.to_string(),
-            "uploaded": pushed.uploaded,
-            "skipped": pushed.skipped,
-            "bytes": bar.bytes(),
-            "seconds": seconds,
-        }))?;
+        print_json(&PushReport {
+            reference: pushed.reference,
+            digest: pushed.digest.to_string(),
+            blobs: PushedBlobs {
+                sent: pushed.uploaded,
+                present: pushed.skipped,
+            },
+            sent_bytes: bar.bytes(),
+            seconds,
+        })?;
     } else {
         println!("{} {}", pushed.reference, pushed.digest);
         if !quiet {
@@ -74,21 +78,15 @@ pub fn push(store: &Store, args: &PushArgs, quiet: bool) -> anyhow::Result<ExitC
                 pushed.uploaded,
                 pushed.skipped,
                 human(bar.bytes()),
-                human((bar.bytes() as f64 / seconds.max(1e-9)) as u64)
+                rate(bar.bytes(), seconds)
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
-pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
-    let platform = args
-        .platform
-        .as_deref()
-        .map(str::parse::<Platform>)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
     let client = client(&args.transport)?;
     let bar = TransferBar::new(quiet, "pulling");
     let started = Instant::now();
@@ -96,7 +94,7 @@ pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<ExitC
         &client,
         store,
         &reference,
-        platform.as_ref(),
+        args.platform.as_ref(),
         args.transport.concurrency,
         &bar,
     ));
@@ -104,13 +102,16 @@ pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<ExitC
     let pulled = result?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        print_json(&serde_json::json!({
-            "reference": pulled.reference,
-            "digest": pulled.digest.to_string(),
-            "downloaded": pulled.downloaded,
-            "bytes": pulled.bytes,
-            "seconds": seconds,
-        }))?;
+        print_json(&PullReport {
+            blobs: ReceivedBlobs {
+                received: pulled.downloaded,
+                present: stored_blobs(store, &pulled.digest).saturating_sub(pulled.downloaded),
+            },
+            reference: pulled.reference,
+            digest: pulled.digest.to_string(),
+            received_bytes: pulled.bytes,
+            seconds,
+        })?;
     } else {
         println!("{} {}", pulled.reference, pulled.digest);
         if !quiet {
@@ -118,54 +119,20 @@ pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<ExitC
                 "pulled {} blobs, {} in {seconds:.2}s ({}/s)",
                 pulled.downloaded,
                 human(pulled.bytes),
-                human((pulled.bytes as f64 / seconds.max(1e-9)) as u64)
+                rate(pulled.bytes, seconds)
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Ok)
 }
 
-pub fn login(args: &LoginArgs) -> anyhow::Result<ExitCode> {
-    if !args.password_stdin {
-        bail!(
-            "pass the password on stdin with --password-stdin (it never goes on the command line)"
-        );
-    }
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .context("reading the password from stdin")?;
-    let password = Secret::new(password.trim_end_matches(['\n', '\r']));
-    // Check the credentials against the registry before saving them.
-    let mut config = DockerConfig::load_default()?;
-    let mut probe = DockerConfig::load(
-        std::env::temp_dir().join(format!("ferry-login-{}.json", std::process::id())),
-    )?;
-    let registry = args.registry.trim_end_matches('/');
-    probe.store_login_in_memory(registry, &args.username, &password);
-    let client = Client::new(ClientOptions {
-        plain_http: args.transport.plain_http,
-        insecure: args.transport.insecure,
-        ca_file: args.transport.ca_file.clone(),
-        docker_config: Some(probe),
-        ..ClientOptions::default()
-    });
-    let endpoint = Endpoint {
-        registry: registry.to_string(),
-        repository: "ferry-login-check".to_string(),
+/// How many of a manifest's config and layers the store holds.
+fn stored_blobs(store: &Store, manifest: &ferry_spec::oci::Digest) -> usize {
+    let Ok(manifest) = store.read_manifest(manifest) else {
+        return 0;
     };
-    runtime()?.block_on(client.check_login(&endpoint, Access::Pull))?;
-    config.store_login(registry, &args.username, &password)?;
-    println!("login succeeded for {registry}");
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
-    let mut config = DockerConfig::load_default()?;
-    if config.remove_login(&args.registry)? {
-        println!("removed login for {}", args.registry);
-        Ok(ExitCode::SUCCESS)
-    } else {
-        bail!("not logged in to {}", args.registry)
-    }
+    std::iter::once(manifest.config())
+        .chain(manifest.layers())
+        .filter(|blob| store.has_blob(blob.digest()))
+        .count()
 }

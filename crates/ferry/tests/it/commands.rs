@@ -55,13 +55,26 @@ fn json_outputs_have_the_expected_fields() {
     let packed = ferry.json(&["pack", s(&model), "-t", REF, "--json", "--compress", "none"]);
     assert_eq!(
         keys(&packed),
-        ["bytes", "digest", "layers", "reference", "seconds"]
+        [
+            "artifactType",
+            "contentBytes",
+            "digest",
+            "layers",
+            "reference",
+            "seconds",
+            "sentBytes"
+        ]
     );
+    assert_eq!(
+        packed["artifactType"],
+        "application/vnd.cncf.model.manifest.v1+json"
+    );
+    assert!(packed["sentBytes"].is_null(), "nothing is sent: {packed}");
     assert_eq!(packed["reference"], REF);
     let digest = packed["digest"].as_str().unwrap().to_string();
     assert!(is_digest(&digest), "{packed}");
     assert_eq!(packed["layers"], files.len(), "one layer per file");
-    assert_eq!(packed["bytes"], files.values().sum::<u64>());
+    assert_eq!(packed["contentBytes"], files.values().sum::<u64>());
     assert!(packed["seconds"].as_f64().is_some_and(|t| t >= 0.0));
 
     let listed = ferry.json(&["ls", "--json"]);
@@ -121,7 +134,10 @@ fn json_outputs_have_the_expected_fields() {
     let removed = ferry.json(&["rm", "localhost:5000/m:copy", "--json"]);
     let rows = removed.as_array().expect("rm --json is an array");
     assert_eq!(rows.len(), 1);
-    assert_eq!(keys(&rows[0]), ["blobs", "bytes", "entries", "reference"]);
+    assert_eq!(
+        keys(&rows[0]),
+        ["blobs", "entries", "freedBytes", "reference"]
+    );
     assert_eq!(rows[0]["reference"], "localhost:5000/m:copy");
     assert_eq!(rows[0]["entries"], 1);
     assert_eq!(rows[0]["blobs"], 0, "the other name still needs every blob");
@@ -129,7 +145,7 @@ fn json_outputs_have_the_expected_fields() {
     let pruned = ferry.json(&["prune", "--json"]);
     assert_eq!(
         keys(&pruned),
-        ["blobs", "bytes", "dryRun", "layerCache", "tempFiles"]
+        ["blobs", "dryRun", "freedBytes", "layerCache", "tempFiles"]
     );
     assert_eq!(pruned["layerCache"], Value::Array(vec![]));
     assert_eq!(pruned["dryRun"], false);
@@ -140,13 +156,15 @@ fn json_outputs_have_the_expected_fields() {
     assert_eq!(
         keys(&checked),
         [
-            "bytes",
             "checked",
+            "checkedBytes",
             "clean",
             "corrupt",
+            "damaged",
             "indexError",
             "leftovers",
             "missing",
+            "repairs",
             "unreferenced"
         ]
     );
@@ -157,10 +175,15 @@ fn json_outputs_have_the_expected_fields() {
 
     let out = dir.path().join("out");
     let extracted = ferry.json(&["extract", REF, s(&out), "--json"]);
-    assert_eq!(keys(&extracted), ["bytes", "dir", "entries"]);
+    assert_eq!(
+        keys(&extracted),
+        ["digest", "dir", "entries", "reference", "writtenBytes"]
+    );
+    assert_eq!(extracted["reference"], REF);
+    assert_eq!(extracted["digest"], digest.as_str());
     assert_eq!(extracted["dir"], s(&out));
     assert_eq!(extracted["entries"], files.len());
-    assert_eq!(extracted["bytes"], files.values().sum::<u64>());
+    assert_eq!(extracted["writtenBytes"], files.values().sum::<u64>());
 }
 
 #[test]

@@ -481,7 +481,7 @@ fn copy_between_repositories_of_one_registry_mounts_every_blob() {
     assert_eq!(copied["digest"], digest.as_str());
     assert_eq!(copied["blobs"]["mounted"], blob_count, "{copied}");
     assert_eq!(copied["blobs"]["sent"], 0, "{copied}");
-    assert_eq!(copied["bytes"], 0, "{copied}");
+    assert_eq!(copied["sentBytes"], 0, "{copied}");
     assert_eq!(
         registry.logged_requests(&["method=PATCH", "uri=/v2/other/m/"]),
         0,

@@ -272,8 +272,12 @@ fn push_rm_pull_extract_through_distribution() {
         .as_array()
         .unwrap()
         .len() as u64;
-    assert_eq!(pushed["uploaded"].as_u64(), Some(layers + 1), "{pushed}");
-    assert_eq!(pushed["bytes"].as_u64(), Some(total), "{pushed}");
+    assert_eq!(
+        pushed["blobs"]["sent"].as_u64(),
+        Some(layers + 1),
+        "{pushed}"
+    );
+    assert_eq!(pushed["sentBytes"].as_u64(), Some(total), "{pushed}");
 
     cli.ok(&["rm", &reference]);
     cli.ok(&["prune"]);
@@ -282,8 +286,8 @@ fn push_rm_pull_extract_through_distribution() {
 
     let pulled = cli.json(&["pull", &reference, "--json"]);
     assert_eq!(pulled["digest"], digest.as_str());
-    assert_eq!(pulled["downloaded"].as_u64(), Some(layers + 1));
-    assert_eq!(pulled["bytes"].as_u64(), Some(total));
+    assert_eq!(pulled["blobs"]["received"].as_u64(), Some(layers + 1));
+    assert_eq!(pulled["receivedBytes"].as_u64(), Some(total));
     assert_eq!(cli.ferry.resolve(&reference), digest);
     cli.ok(&["fsck"]);
     assert_extracts_to(&cli, &reference, &model, cli.home.path());
@@ -291,14 +295,14 @@ fn push_rm_pull_extract_through_distribution() {
     // Pushing the unchanged model again moves nothing.
     let again = cli.json(&["push", &reference, "--json"]);
     assert_eq!(again["digest"], digest.as_str());
-    assert_eq!(again["uploaded"].as_u64(), Some(0), "{again}");
-    assert_eq!(again["bytes"].as_u64(), Some(0), "{again}");
+    assert_eq!(again["blobs"]["sent"].as_u64(), Some(0), "{again}");
+    assert_eq!(again["sentBytes"].as_u64(), Some(0), "{again}");
     // And pushing it under another tag uploads no blob either.
     let other = registry.reference("models/llama:v2");
     cli.ok(&["tag", &reference, &other]);
     let tagged = cli.json(&["push", &other, "--json"]);
-    assert_eq!(tagged["uploaded"].as_u64(), Some(0), "{tagged}");
-    assert_eq!(tagged["bytes"].as_u64(), Some(0), "{tagged}");
+    assert_eq!(tagged["blobs"]["sent"].as_u64(), Some(0), "{tagged}");
+    assert_eq!(tagged["sentBytes"].as_u64(), Some(0), "{tagged}");
 }
 
 const ORAS_PULL: &str = r#"
@@ -406,7 +410,10 @@ fn ferry_pulls_inspects_and_extracts_what_oras_py_pushed() {
     assert_success(&output, "oras-py push");
 
     let pulled = cli.json(&["pull", &reference, "--json"]);
-    assert_eq!(pulled["downloaded"].as_u64(), Some(layers.len() as u64 + 1));
+    assert_eq!(
+        pulled["blobs"]["received"].as_u64(),
+        Some(layers.len() as u64 + 1)
+    );
     let inspected = cli.json(&["inspect", &reference, "--json"]);
     assert_eq!(inspected["digest"], pulled["digest"]);
     let text = inspected.to_string();
@@ -603,6 +610,19 @@ fn a_certificate_from_the_wrong_ca_is_reported_as_such() {
             line.to_lowercase().contains("certificate"),
             "the error is about the certificate: {line}"
         );
+        let hinted = cli.run(&[
+            OsStr::new("pull"),
+            reference.as_ref(),
+            "--ca-file".as_ref(),
+            wrong_ca.as_os_str(),
+        ]);
+        let stderr = String::from_utf8_lossy(&hinted.stderr);
+        assert!(
+            stderr.lines().any(|l| l.starts_with("hint: ")
+                && l.contains("--ca-file")
+                && l.contains("--insecure")),
+            "a TLS failure suggests --ca-file and --insecure: {stderr}"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "certificate errors are not retried"
@@ -682,7 +702,7 @@ fn login_writes_docker_config_and_logout_removes_it() {
         assert_eq!(mode, 0o600, "config.json holds a secret");
     }
     let pushed = cli.json(&["push", &reference, "--json"]);
-    assert!(pushed["uploaded"].as_u64().unwrap() > 0);
+    assert!(pushed["blobs"]["sent"].as_u64().unwrap() > 0);
     let puller = Cli::new();
     fs::create_dir_all(puller.docker_config()).unwrap();
     fs::copy(&config, puller.docker_config().join("config.json")).unwrap();
@@ -771,7 +791,7 @@ fn a_pull_killed_mid_transfer_leaves_a_consistent_store_and_resumes() {
     );
     let resumed = cli.json(&["pull", &reference, "--json"]);
     assert_eq!(resumed["digest"], digest.as_str());
-    let fetched = resumed["bytes"].as_u64().expect("bytes");
+    let fetched = resumed["receivedBytes"].as_u64().expect("receivedBytes");
     assert!(
         fetched < total,
         "the second pull fetched {fetched} of {total} bytes: it should resume, not start over"
