@@ -8,7 +8,6 @@ use ferry_store::{Store, StoreError};
 use crate::cli::{MountArgs, PullPolicy, UmountArgs};
 use crate::exit::Exit;
 use crate::output::{print_json, short_digest};
-use crate::progress::TransferBar;
 use crate::report::{MountReport, UmountReport, Volume};
 
 /// What `rm` and `prune` must keep: the manifests of mounted volumes,
@@ -94,18 +93,14 @@ fn make_local(store: &Store, input: &str, args: &MountArgs, quiet: bool) -> anyh
         return Ok(());
     }
     let reference = ferry_store::index::normalize_reference(input)?;
-    let client = super::transfer::client(&args.transport)?;
-    let bar = TransferBar::new(quiet, "pulling");
-    let result = super::transfer::runtime()?.block_on(ferry_registry::transfer::pull(
-        &client,
+    super::transfer::pull_with_bar(
         store,
         &reference,
         args.platform.as_ref(),
-        args.transport.concurrency,
-        &bar,
-    ));
-    bar.finish();
-    result.with_context(|| format!("pulling {input} to mount it"))?;
+        &args.transport,
+        quiet,
+    )
+    .with_context(|| format!("pulling {input} to mount it"))?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use ferry_store::Store;
 use ferry_store::StoreError;
 use ferry_store::compress::{CompressMode, CompressOptions};
 use ferry_store::index::normalize_reference;
-use ferry_store::pack::{Metadata, PackOptions, pack_with_progress};
+use ferry_store::pack::{Metadata, PackOptions, Packed, pack_with_progress};
 
 use crate::cli::{CompressArg, LayerFormat, PackArgs};
 use crate::exit::{Exit, usage_error};
@@ -25,8 +25,19 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
     let result = pack_with_progress(store, &args.dir, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
-    let seconds = started.elapsed().as_secs_f64();
-    if args.json {
+    print_packed(packed, started.elapsed().as_secs_f64(), args.json, quiet)?;
+    Ok(Exit::Ok)
+}
+
+/// Prints what `pack` and `pack --generic` stored: the reference and digest,
+/// or the `--json` report.
+pub(super) fn print_packed(
+    packed: Packed,
+    seconds: f64,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if json {
         print_json(&PackReport {
             reference: packed.reference,
             digest: packed.manifest_digest.to_string(),
@@ -51,7 +62,7 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
             );
         }
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {

@@ -6,13 +6,10 @@ use ferry_store::Store;
 use ferry_store::index::normalize_reference;
 use ferry_store::pack::generic::{GenericOptions, pack_generic_with_progress};
 
-use super::pack::source_date_epoch;
+use super::pack::{print_packed, source_date_epoch};
 use crate::cli::PackArgs;
 use crate::exit::Exit;
-use crate::output::print_json;
 use crate::progress::Bar;
-use crate::report::PackReport;
-use crate::size::human;
 
 pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
@@ -22,31 +19,7 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
     let result = pack_generic_with_progress(store, &args.dir, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
-    let seconds = started.elapsed().as_secs_f64();
-    if args.json {
-        print_json(&PackReport {
-            reference: packed.reference,
-            digest: packed.manifest_digest.to_string(),
-            artifact_type: packed
-                .manifest
-                .artifact_type()
-                .as_ref()
-                .map(|t| t.to_string()),
-            layers: packed.layers,
-            content_bytes: packed.content_bytes,
-            sent_bytes: None,
-            seconds,
-        })?;
-    } else {
-        println!("{} {}", packed.reference, packed.manifest_digest);
-        if !quiet {
-            eprintln!(
-                "packed {} in {} layers in {seconds:.2}s",
-                human(packed.content_bytes),
-                packed.layers
-            );
-        }
-    }
+    print_packed(packed, started.elapsed().as_secs_f64(), args.json, quiet)?;
     Ok(Exit::Ok)
 }
 

@@ -87,19 +87,14 @@ pub fn push(store: &Store, args: &PushArgs, quiet: bool) -> anyhow::Result<Exit>
 
 pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
-    let client = client(&args.transport)?;
-    let bar = TransferBar::new(quiet, "pulling");
     let started = Instant::now();
-    let result = runtime()?.block_on(transfer::pull(
-        &client,
+    let pulled = pull_with_bar(
         store,
         &reference,
         args.platform.as_ref(),
-        args.transport.concurrency,
-        &bar,
-    ));
-    bar.finish();
-    let pulled = result?;
+        &args.transport,
+        quiet,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
         print_json(&PullReport {
@@ -124,6 +119,29 @@ pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<Exit>
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Pulls `reference` into the store behind a progress bar: `pull`, and
+/// `mount` of an artifact the store lacks.
+pub(super) fn pull_with_bar(
+    store: &Store,
+    reference: &ferry_spec::Reference,
+    platform: Option<&ferry_registry::platform::Platform>,
+    transport: &TransportArgs,
+    quiet: bool,
+) -> anyhow::Result<transfer::Pulled> {
+    let client = client(transport)?;
+    let bar = TransferBar::new(quiet, "pulling");
+    let result = runtime()?.block_on(transfer::pull(
+        &client,
+        store,
+        reference,
+        platform,
+        transport.concurrency,
+        &bar,
+    ));
+    bar.finish();
+    Ok(result?)
 }
 
 /// How many of a manifest's config and layers the store holds.
