@@ -48,9 +48,12 @@ impl GlobEntry {
     }
 }
 
-/// A parsed Modelfile.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Modelfile {
+/// What describes a model, whoever says it: flags, a Modelfile's single
+/// directives, or detection from the files. One record for all three, so
+/// precedence is one field-wise [`ModelFacts::or`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelFacts {
     /// NAME: the model name.
     pub name: Option<String>,
     /// ARCH: the architecture, e.g. `transformer` or `LlamaForCausalLM`.
@@ -65,6 +68,70 @@ pub struct Modelfile {
     pub precision: Option<String>,
     /// QUANTIZATION: e.g. `gptq`.
     pub quantization: Option<String>,
+}
+
+impl ModelFacts {
+    /// Each field from `self`, else from `fallback`.
+    pub fn or(self, fallback: ModelFacts) -> ModelFacts {
+        ModelFacts {
+            name: self.name.or(fallback.name),
+            arch: self.arch.or(fallback.arch),
+            family: self.family.or(fallback.family),
+            format: self.format.or(fallback.format),
+            param_size: self.param_size.or(fallback.param_size),
+            precision: self.precision.or(fallback.precision),
+            quantization: self.quantization.or(fallback.quantization),
+        }
+    }
+
+    /// Empty values (`--name ""`) as absent: an empty value given with
+    /// higher precedence clears the field.
+    pub fn without_empty(self) -> ModelFacts {
+        let keep = |v: Option<String>| v.filter(|v| !v.is_empty());
+        ModelFacts {
+            name: keep(self.name),
+            arch: keep(self.arch),
+            family: keep(self.family),
+            format: keep(self.format),
+            param_size: keep(self.param_size),
+            precision: keep(self.precision),
+            quantization: keep(self.quantization),
+        }
+    }
+
+    fn field(&self, directive: Directive) -> Option<&String> {
+        match directive {
+            Directive::Name => self.name.as_ref(),
+            Directive::Arch => self.arch.as_ref(),
+            Directive::Family => self.family.as_ref(),
+            Directive::Format => self.format.as_ref(),
+            Directive::ParamSize => self.param_size.as_ref(),
+            Directive::Precision => self.precision.as_ref(),
+            Directive::Quantization => self.quantization.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn field_mut(&mut self, directive: Directive) -> &mut Option<String> {
+        match directive {
+            Directive::Name => &mut self.name,
+            Directive::Arch => &mut self.arch,
+            Directive::Family => &mut self.family,
+            Directive::Format => &mut self.format,
+            Directive::ParamSize => &mut self.param_size,
+            Directive::Precision => &mut self.precision,
+            // Only called with single-valued directives.
+            _ => &mut self.quantization,
+        }
+    }
+}
+
+/// A parsed Modelfile.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Modelfile {
+    /// The single-valued directives: NAME, ARCH, FAMILY, FORMAT, PARAMSIZE,
+    /// PRECISION, QUANTIZATION.
+    pub facts: ModelFacts,
     /// CONFIG globs: weight configuration (config.json, tokenizers).
     pub config: Vec<GlobEntry>,
     /// MODEL globs: weights.
@@ -354,29 +421,11 @@ impl Modelfile {
     }
 
     fn single(&self, directive: Directive) -> Option<&String> {
-        match directive {
-            Directive::Name => self.name.as_ref(),
-            Directive::Arch => self.arch.as_ref(),
-            Directive::Family => self.family.as_ref(),
-            Directive::Format => self.format.as_ref(),
-            Directive::ParamSize => self.param_size.as_ref(),
-            Directive::Precision => self.precision.as_ref(),
-            Directive::Quantization => self.quantization.as_ref(),
-            _ => None,
-        }
+        self.facts.field(directive)
     }
 
     fn single_mut(&mut self, directive: Directive) -> &mut Option<String> {
-        match directive {
-            Directive::Name => &mut self.name,
-            Directive::Arch => &mut self.arch,
-            Directive::Family => &mut self.family,
-            Directive::Format => &mut self.format,
-            Directive::ParamSize => &mut self.param_size,
-            Directive::Precision => &mut self.precision,
-            // Only called with single-valued directives.
-            _ => &mut self.quantization,
-        }
+        self.facts.field_mut(directive)
     }
 
     fn globs_of(&self, directive: Directive) -> &[GlobEntry] {
@@ -625,13 +674,13 @@ DOC README.md
 DOC LICENSE
 ";
         let mf = Modelfile::parse(text).unwrap();
-        assert_eq!(mf.name.as_deref(), Some("llama3-8b"));
-        assert_eq!(mf.arch.as_deref(), Some("transformer"));
-        assert_eq!(mf.family.as_deref(), Some("llama3"));
-        assert_eq!(mf.format.as_deref(), Some("safetensors"));
-        assert_eq!(mf.param_size.as_deref(), Some("8B"));
-        assert_eq!(mf.precision.as_deref(), Some("bfloat16"));
-        assert_eq!(mf.quantization.as_deref(), Some("awq"));
+        assert_eq!(mf.facts.name.as_deref(), Some("llama3-8b"));
+        assert_eq!(mf.facts.arch.as_deref(), Some("transformer"));
+        assert_eq!(mf.facts.family.as_deref(), Some("llama3"));
+        assert_eq!(mf.facts.format.as_deref(), Some("safetensors"));
+        assert_eq!(mf.facts.param_size.as_deref(), Some("8B"));
+        assert_eq!(mf.facts.precision.as_deref(), Some("bfloat16"));
+        assert_eq!(mf.facts.quantization.as_deref(), Some("awq"));
         assert_eq!(
             mf.config,
             vec![entry("config.json", 10), entry("tokenizer*.json", 11)]
@@ -645,9 +694,9 @@ DOC LICENSE
     #[test]
     fn directives_are_case_insensitive_and_whitespace_is_trimmed() {
         let mf = Modelfile::parse("  name   foo  \n\tModel\t*.bin\r\nparamsize 7b\n").unwrap();
-        assert_eq!(mf.name.as_deref(), Some("foo"));
+        assert_eq!(mf.facts.name.as_deref(), Some("foo"));
         assert_eq!(mf.model, vec![entry("*.bin", 2)]);
-        assert_eq!(mf.param_size.as_deref(), Some("7b"));
+        assert_eq!(mf.facts.param_size.as_deref(), Some("7b"));
     }
 
     #[test]
@@ -676,8 +725,8 @@ DOC LICENSE
             "# header\nNAME foo # the name\nFAMILY a#b\nDOC \"x # y\" # real comment\n",
         )
         .unwrap();
-        assert_eq!(mf.name.as_deref(), Some("foo"));
-        assert_eq!(mf.family.as_deref(), Some("a#b"));
+        assert_eq!(mf.facts.name.as_deref(), Some("foo"));
+        assert_eq!(mf.facts.family.as_deref(), Some("a#b"));
         assert_eq!(patterns(&mf.doc), ["x # y"]);
     }
 
@@ -693,9 +742,12 @@ MODEL bare   words   collapse
 "#,
         )
         .unwrap();
-        assert_eq!(mf.name.as_deref(), Some("my model"));
-        assert_eq!(mf.arch.as_deref(), Some("single quoted # not a comment"));
-        assert_eq!(mf.family.as_deref(), Some(r#"say "hi" \ bye"#));
+        assert_eq!(mf.facts.name.as_deref(), Some("my model"));
+        assert_eq!(
+            mf.facts.arch.as_deref(),
+            Some("single quoted # not a comment")
+        );
+        assert_eq!(mf.facts.family.as_deref(), Some(r#"say "hi" \ bye"#));
         assert_eq!(patterns(&mf.doc), [r"docs/a\*b.md"]);
         assert_eq!(patterns(&mf.code), ["path with  two spaces/x.py"]);
         assert_eq!(patterns(&mf.model), ["bare words collapse"]);
@@ -884,15 +936,43 @@ MODEL bare   words   collapse
     }
 
     #[test]
+    fn facts_take_each_field_from_the_first_that_has_it() {
+        let flags = ModelFacts {
+            name: Some(String::new()),
+            family: Some("from-flag".into()),
+            ..ModelFacts::default()
+        };
+        let modelfile = ModelFacts {
+            family: Some("from-modelfile".into()),
+            arch: Some("from-modelfile".into()),
+            ..ModelFacts::default()
+        };
+        let detected = ModelFacts {
+            name: Some("detected".into()),
+            arch: Some("detected".into()),
+            precision: Some("bfloat16".into()),
+            ..ModelFacts::default()
+        };
+        let facts = flags.or(modelfile).or(detected).without_empty();
+        assert_eq!(facts.name, None, "an empty flag clears the field");
+        assert_eq!(facts.family.as_deref(), Some("from-flag"));
+        assert_eq!(facts.arch.as_deref(), Some("from-modelfile"));
+        assert_eq!(facts.precision.as_deref(), Some("bfloat16"));
+        assert_eq!(facts.format, None);
+    }
+
+    #[test]
     fn render_round_trips() {
         let mf = Modelfile {
-            name: Some("my model".into()),
-            arch: Some("LlamaForCausalLM".into()),
-            family: Some("#1 \"best\" \\ family".into()),
-            format: Some("safetensors".into()),
-            param_size: Some("6.7B".into()),
-            precision: Some("bfloat16,float32".into()),
-            quantization: Some("'q'".into()),
+            facts: ModelFacts {
+                name: Some("my model".into()),
+                arch: Some("LlamaForCausalLM".into()),
+                family: Some("#1 \"best\" \\ family".into()),
+                format: Some("safetensors".into()),
+                param_size: Some("6.7B".into()),
+                precision: Some("bfloat16,float32".into()),
+                quantization: Some("'q'".into()),
+            },
             config: vec![GlobEntry::new("config.json"), GlobEntry::new("**/*.json")],
             model: vec![GlobEntry::new("model-*.safetensors")],
             code: vec![GlobEntry::new("my scripts/*.py")],
@@ -923,8 +1003,11 @@ MODEL bare   words   collapse
     #[test]
     fn render_layout() {
         let mf = Modelfile {
-            name: Some("m".into()),
-            precision: Some("float16".into()),
+            facts: ModelFacts {
+                name: Some("m".into()),
+                precision: Some("float16".into()),
+                ..ModelFacts::default()
+            },
             config: vec![GlobEntry::new("config.json")],
             model: vec![GlobEntry::new("*.safetensors")],
             ..Modelfile::default()

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_spec::classify::classify;
 use ferry_spec::media::Category;
+use ferry_spec::modelfile::ModelFacts;
 use serde_json::{Map, Value};
 
 /// The largest safetensors header the format allows.
@@ -27,26 +28,14 @@ const MAX_CONFIG_JSON: u64 = 64 * 1024 * 1024;
 /// do not turn `float32` into `float32,int64`.
 const PRECISION_MIN_SHARE: u64 = 100;
 
-/// Metadata found in a model directory; every field is a best guess and
-/// `None` when nothing said.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Detected {
-    /// The directory's base name.
-    pub name: Option<String>,
-    /// `model_type` from config.json, e.g. `llama`.
-    pub family: Option<String>,
-    /// `architectures[0]` from config.json, e.g. `LlamaForCausalLM`.
-    pub arch: Option<String>,
-    /// The weight format, e.g. `safetensors`, `gguf`, `pytorch`, `onnx`.
-    pub format: Option<String>,
-    /// The parameter count from safetensors headers, e.g. `6.7B`.
-    pub param_size: Option<String>,
-    /// `torch_dtype`/`dtype` from config.json, else the safetensors dtypes,
-    /// in ModelPack names (`bfloat16`, `float16`, `float8_e4m3`, ...).
-    pub precision: Option<String>,
-    /// `quantization_config.quant_method` from config.json, e.g. `gptq`.
-    pub quantization: Option<String>,
-}
+/// Metadata found in a model directory: every field is a best guess and
+/// `None` when nothing said. `name` is the directory's base name; `family`
+/// is config.json's `model_type`, `arch` its `architectures[0]`; `format`
+/// the weight format (`safetensors`, `gguf`, `pytorch`, `onnx`);
+/// `param_size` counted from safetensors headers (`6.7B`); `precision` from
+/// `torch_dtype`/`dtype`, else the safetensors dtypes, in ModelPack names;
+/// `quantization` from `quantization_config.quant_method`.
+pub type Detected = ModelFacts;
 
 /// A file that detection could not read or understand.
 #[derive(Debug, thiserror::Error)]

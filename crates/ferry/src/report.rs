@@ -20,27 +20,7 @@ pub struct InitReport {
     /// Files per Modelfile directive (`model`, `config`, `code`, `doc`, `dataset`).
     pub declared: BTreeMap<&'static str, usize>,
     /// The metadata detected (`null` where nothing was found).
-    pub metadata: InitMetadata,
-}
-
-/// The metadata `init` detected and wrote.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InitMetadata {
-    /// NAME.
-    pub name: Option<String>,
-    /// ARCH.
-    pub arch: Option<String>,
-    /// FAMILY.
-    pub family: Option<String>,
-    /// FORMAT.
-    pub format: Option<String>,
-    /// PARAMSIZE.
-    pub param_size: Option<String>,
-    /// PRECISION.
-    pub precision: Option<String>,
-    /// QUANTIZATION.
-    pub quantization: Option<String>,
+    pub metadata: ferry_spec::modelfile::ModelFacts,
 }
 
 /// `ferry pack --json` (also with `--generic` and `--push`).

@@ -23,7 +23,7 @@ use ferry_spec::config::{
     ModelDescriptor, ModelFs, ModelFsType, ModelPackConfig, ModelProperties, rfc3339_from_unix,
 };
 use ferry_spec::media::{self, Category, Encoding};
-use ferry_spec::modelfile::Modelfile;
+use ferry_spec::modelfile::{ModelFacts, Modelfile};
 use ferry_spec::oci::{Descriptor, Digest, ImageManifestBuilder, MediaType};
 
 use crate::detect;
@@ -49,20 +49,9 @@ impl Progress for NoProgress {}
 /// and what was detected.
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
-    /// Model name.
-    pub name: Option<String>,
-    /// Family.
-    pub family: Option<String>,
-    /// Architecture.
-    pub arch: Option<String>,
-    /// Weight format.
-    pub format: Option<String>,
-    /// Parameter count.
-    pub param_size: Option<String>,
-    /// Precision.
-    pub precision: Option<String>,
-    /// Quantization.
-    pub quantization: Option<String>,
+    /// Name, architecture, family, format, parameter count, precision,
+    /// quantization.
+    pub facts: ModelFacts,
     /// Version.
     pub version: Option<String>,
     /// SPDX licenses.
@@ -626,42 +615,38 @@ fn build_config(
     diff_ids: Vec<Digest>,
 ) -> ModelPackConfig {
     let flags = &options.metadata;
-    let mf = |get: fn(&Modelfile) -> &Option<String>| modelfile.and_then(|m| get(m).clone());
-    let pick = |flag: &Option<String>, from_modelfile: Option<String>, found: &Option<String>| {
-        flag.clone()
-            .or(from_modelfile)
-            .or_else(|| found.clone())
-            .filter(|v| !v.is_empty())
+    // The artifact's name defaults to the repository's last component, not
+    // to the directory's name that detection found.
+    let detected = ModelFacts {
+        name: reference
+            .repository()
+            .rsplit('/')
+            .next()
+            .map(str::to_string),
+        ..detected.clone()
     };
-    let default_name = reference
-        .repository()
-        .rsplit('/')
-        .next()
-        .map(str::to_string);
+    let facts = flags
+        .facts
+        .clone()
+        .or(modelfile.map(|m| m.facts.clone()).unwrap_or_default())
+        .or(detected)
+        .without_empty();
     ModelPackConfig {
         descriptor: ModelDescriptor {
             created_at: options.created.clone(),
             authors: (!flags.authors.is_empty()).then(|| flags.authors.clone()),
-            family: pick(&flags.family, mf(|m| &m.family), &detected.family),
-            name: pick(&flags.name, mf(|m| &m.name), &default_name),
+            family: facts.family,
+            name: facts.name,
             version: flags.version.clone(),
             licenses: (!flags.licenses.is_empty()).then(|| flags.licenses.clone()),
             ..Default::default()
         },
         config: ModelProperties {
-            architecture: pick(&flags.arch, mf(|m| &m.arch), &detected.arch),
-            format: pick(&flags.format, mf(|m| &m.format), &detected.format),
-            param_size: pick(
-                &flags.param_size,
-                mf(|m| &m.param_size),
-                &detected.param_size,
-            ),
-            precision: pick(&flags.precision, mf(|m| &m.precision), &detected.precision),
-            quantization: pick(
-                &flags.quantization,
-                mf(|m| &m.quantization),
-                &detected.quantization,
-            ),
+            architecture: facts.arch,
+            format: facts.format,
+            param_size: facts.param_size,
+            precision: facts.precision,
+            quantization: facts.quantization,
             capabilities: None,
         },
         modelfs: ModelFs {

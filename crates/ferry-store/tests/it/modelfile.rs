@@ -100,8 +100,11 @@ fn modelfile_classifies_fills_metadata_and_is_not_packed() {
     // Metadata flags override the Modelfile, field by field.
     let options = PackOptions {
         metadata: Metadata {
-            name: Some("from-flags".into()),
-            precision: Some("bfloat16".into()),
+            facts: ferry_spec::modelfile::ModelFacts {
+                name: Some("from-flags".into()),
+                precision: Some("bfloat16".into()),
+                ..Default::default()
+            },
             ..Metadata::default()
         },
         ..PackOptions::default()

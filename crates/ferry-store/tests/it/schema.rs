@@ -38,13 +38,15 @@ fn assert_valid(validator: &jsonschema::Validator, config: &Value, what: &str) {
 
 fn all_metadata() -> Metadata {
     Metadata {
-        name: Some("tiny-llama".into()),
-        family: Some("llama3".into()),
-        arch: Some("transformer".into()),
-        format: Some("safetensors".into()),
-        param_size: Some("10k".into()),
-        precision: Some("bfloat16".into()),
-        quantization: Some("awq".into()),
+        facts: ferry_spec::modelfile::ModelFacts {
+            name: Some("tiny-llama".into()),
+            family: Some("llama3".into()),
+            arch: Some("transformer".into()),
+            format: Some("safetensors".into()),
+            param_size: Some("10k".into()),
+            precision: Some("bfloat16".into()),
+            quantization: Some("awq".into()),
+        },
         version: Some("1.2.3".into()),
         licenses: vec!["Apache-2.0".into(), "MIT".into()],
         authors: vec!["Ada <ada@example.com>".into(), "Grace".into()],

@@ -10,7 +10,7 @@ use ferry_store::pack::walk::{Filter, SymlinkMode, collect_files};
 use crate::cli::InitArgs;
 use crate::exit::Exit;
 use crate::output::print_json;
-use crate::report::{InitMetadata, InitReport};
+use crate::report::InitReport;
 
 pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
     let output = args
@@ -30,13 +30,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
     let rel: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
     let detected = detect_metadata(&args.dir, &rel)?;
     let mut modelfile = Modelfile {
-        name: detected.name.clone(),
-        arch: detected.arch.clone(),
-        family: detected.family.clone(),
-        format: detected.format.clone(),
-        param_size: detected.param_size.clone(),
-        precision: detected.precision.clone(),
-        quantization: detected.quantization.clone(),
+        facts: detected.clone(),
         ..Modelfile::default()
     };
     for path in &rel {
@@ -71,15 +65,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
                 ("dataset", modelfile.dataset.len()),
             ]
             .into(),
-            metadata: InitMetadata {
-                name: detected.name,
-                arch: detected.arch,
-                family: detected.family,
-                format: detected.format,
-                param_size: detected.param_size,
-                precision: detected.precision,
-                quantization: detected.quantization,
-            },
+            metadata: detected,
         })?;
     } else {
         println!("wrote {} ({} files)", output.display(), rel.len());

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use ferry_spec::media::Encoding;
+use ferry_spec::modelfile::ModelFacts;
 use ferry_store::Store;
 use ferry_store::StoreError;
 use ferry_store::compress::{CompressMode, CompressOptions};
@@ -92,13 +93,15 @@ pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
         exclude: args.exclude.clone(),
         modelfile: args.modelfile.clone(),
         metadata: Metadata {
-            name: m.name.clone(),
-            family: m.family.clone(),
-            arch: m.arch.clone(),
-            format: m.format.clone(),
-            param_size: m.param_size.clone(),
-            precision: m.precision.clone(),
-            quantization: m.quantization.clone(),
+            facts: ModelFacts {
+                name: m.name.clone(),
+                family: m.family.clone(),
+                arch: m.arch.clone(),
+                format: m.format.clone(),
+                param_size: m.param_size.clone(),
+                precision: m.precision.clone(),
+                quantization: m.quantization.clone(),
+            },
             version: m.model_version.clone(),
             licenses: m.license.clone(),
             authors: m.author.clone(),
