@@ -2,17 +2,24 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 
+use ferry_spec::oci::Digest;
+use oci_spec::distribution::ErrorCode;
+
 use crate::auth::{AuthCache, Authorization, Challenge, basic_secret, parse_challenge};
+use crate::bridge::ByteStream;
 use crate::credentials::{Credential, DockerConfig, Secret};
-use crate::error::{ClientError, RegistryErrorBody, Result};
+use crate::error::{ClientError, Missing, NetCause, RegistryErrorBody, Result, io_error};
 use crate::hosts::{RegistriesConfig, api_host, is_loopback};
-use crate::retry::{RetryPolicy, parse_retry_after};
+use crate::net;
+use crate::retry::{RetryPolicy, parse_retry_after, retry};
 
 /// Settings that apply to every registry a command talks to.
 #[derive(Debug, Clone)]
@@ -96,28 +103,101 @@ impl Endpoint {
     }
 }
 
-/// A request body that can be rebuilt for a retry.
-pub type BodyFactory = Arc<dyn Fn() -> Result<reqwest::Body> + Send + Sync>;
+/// What a request asks about, so that a 404 can say what is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A manifest by tag or digest.
+    Manifest(String),
+    /// A blob.
+    Blob(Digest),
+    /// Anything else (uploads, listings, the API root).
+    Other,
+}
+
+/// A request body.
+pub(crate) enum RequestBody {
+    /// No body.
+    Empty,
+    /// Bytes in memory (sent again on a retry).
+    Bytes(Bytes),
+    /// `len` bytes of a file from `offset` (read again on a retry).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// First byte.
+        offset: u64,
+        /// Bytes to send.
+        len: u64,
+    },
+    /// A stream: sent once, so the request is never retried.
+    Once(Mutex<Option<ByteStream>>),
+}
+
+impl RequestBody {
+    /// A body that is sent once.
+    pub(crate) fn once(stream: ByteStream) -> RequestBody {
+        RequestBody::Once(Mutex::new(Some(stream)))
+    }
+
+    fn build(&self, registry: &str) -> Result<Option<reqwest::Body>> {
+        Ok(Some(match self {
+            RequestBody::Empty => return Ok(None),
+            RequestBody::Bytes(bytes) => reqwest::Body::from(bytes.clone()),
+            RequestBody::File { path, offset, len } => {
+                use std::io::{Seek, SeekFrom};
+                let mut file =
+                    std::fs::File::open(path).map_err(io_error("reading", path.display()))?;
+                file.seek(SeekFrom::Start(*offset))
+                    .map_err(io_error("reading", path.display()))?;
+                let limited = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), *len);
+                reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                    limited,
+                    crate::bridge::CHUNK,
+                ))
+            }
+            RequestBody::Once(slot) => {
+                let stream = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                match stream {
+                    Some(stream) => reqwest::Body::wrap_stream(stream),
+                    // Only reachable when the first try never got through
+                    // (a challenge, a fallback): the caller starts over.
+                    None => {
+                        return Err(ClientError::Unreachable {
+                            registry: registry.to_string(),
+                            cause: NetCause::Interrupted,
+                            source: "a streamed body cannot be sent twice".into(),
+                        });
+                    }
+                }
+            }
+        }))
+    }
+}
 
 /// One HTTP request.
-pub struct Request {
+pub(crate) struct Request {
     /// Method.
     pub method: Method,
     /// A path below the registry root (`/v2/...`) or an absolute URL (a Location).
     pub url: String,
     /// Extra headers.
     pub headers: HeaderMap,
-    /// Body, rebuilt on every attempt.
-    pub body: Option<BodyFactory>,
+    /// Body.
+    pub body: RequestBody,
     /// Access needed.
     pub access: Access,
-    /// What this is, for error messages ("pushing blob sha256:...").
+    /// What this is, for messages ("pushing manifest v1").
     pub action: String,
+    /// What a 404 means.
+    pub target: Target,
+    /// Never repeated by [`Client::send`] (the caller knows better how to
+    /// go on after a failure).
+    pub single_attempt: bool,
 }
 
 impl Request {
     /// A request without a body.
-    pub fn new(
+    pub(crate) fn new(
         method: Method,
         url: impl Into<String>,
         access: Access,
@@ -127,14 +207,16 @@ impl Request {
             method,
             url: url.into(),
             headers: HeaderMap::new(),
-            body: None,
+            body: RequestBody::Empty,
             access,
             action: action.into(),
+            target: Target::Other,
+            single_attempt: false,
         }
     }
 
-    /// Adds a header.
-    pub fn header(mut self, name: &'static str, value: &str) -> Request {
+    /// Adds a header (values are ASCII that ferry builds).
+    pub(crate) fn header(mut self, name: &'static str, value: &str) -> Request {
         if let Ok(value) = HeaderValue::from_str(value) {
             self.headers.insert(name, value);
         }
@@ -142,8 +224,20 @@ impl Request {
     }
 
     /// Sets a body.
-    pub fn body(mut self, body: BodyFactory) -> Request {
-        self.body = Some(body);
+    pub(crate) fn body(mut self, body: RequestBody) -> Request {
+        self.body = body;
+        self
+    }
+
+    /// Sends the request once, whatever happens.
+    pub(crate) fn once(mut self) -> Request {
+        self.single_attempt = true;
+        self
+    }
+
+    /// Says what a 404 means.
+    pub(crate) fn target(mut self, target: Target) -> Request {
+        self.target = target;
         self
     }
 }
@@ -195,18 +289,21 @@ impl Client {
             .connect_timeout(self.options.connect_timeout)
             .read_timeout(self.options.idle_timeout)
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(net::SystemResolver)
             .danger_accept_invalid_certs(insecure);
         if let Some(ca) = ca {
-            let pem = std::fs::read(&ca).map_err(|e| {
-                ClientError::Config(format!("reading CA file {}: {e}", ca.display()))
+            let pem = std::fs::read(&ca).map_err(|e| ClientError::CaFile {
+                path: ca.clone(),
+                source: Box::new(e),
             })?;
-            let certificate = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| ClientError::Config(format!("CA file {}: {e}", ca.display())))?;
+            let certificate =
+                reqwest::Certificate::from_pem(&pem).map_err(|e| ClientError::CaFile {
+                    path: ca.clone(),
+                    source: Box::new(e),
+                })?;
             builder = builder.add_root_certificate(certificate);
         }
-        let client = builder
-            .build()
-            .map_err(|e| ClientError::Config(format!("building HTTP client: {e}")))?;
+        let client = builder.build().map_err(ClientError::HttpClient)?;
         clients.insert(host.to_string(), client.clone());
         Ok(client)
     }
@@ -228,6 +325,15 @@ impl Client {
         }
     }
 
+    /// The absolute URL of `url` (a path below the registry root, or absolute).
+    pub(crate) fn absolute_url(&self, host: &str, url: &str) -> String {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{}{url}", self.base_url(host))
+        }
+    }
+
     fn credential(&self, registry: &str) -> Result<Option<Credential>> {
         let mut cache = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = cache.get(registry) {
@@ -241,106 +347,108 @@ impl Client {
         Ok(found)
     }
 
-    /// Sends a request with auth and retries; returns any response that is
-    /// not a 401, 429 or 5xx (those are handled here) for the caller to judge.
-    pub async fn send(&self, endpoint: &Endpoint, request: &Request) -> Result<reqwest::Response> {
-        let host = endpoint.host().to_string();
+    /// Sends a request with auth and retries ([`RetryPolicy`]; a body that
+    /// can be sent once is tried once); returns any response that is not a
+    /// 401, 429 or 5xx (those are handled here) for the caller to judge.
+    pub(crate) async fn send(
+        &self,
+        endpoint: &Endpoint,
+        request: &Request,
+    ) -> Result<reqwest::Response> {
+        let policy = match request.body {
+            _ if request.single_attempt => RetryPolicy::once(),
+            RequestBody::Once(_) => RetryPolicy::once(),
+            _ => self.options.retry,
+        };
+        retry(&policy, &request.action, async || {
+            self.send_once(endpoint, request).await
+        })
+        .await
+    }
+
+    /// One attempt, answering an auth challenge once and moving a loopback
+    /// registry that does not speak TLS to plain HTTP once.
+    async fn send_once(&self, endpoint: &Endpoint, request: &Request) -> Result<reqwest::Response> {
+        let host = endpoint.host();
         let scope = endpoint.scopes(&request.access).join(" ");
-        let policy = self.options.retry;
-        let mut authenticated_retry = false;
-        let mut attempt = 0;
+        let mut authenticated = false;
         loop {
-            attempt += 1;
-            let url = if request.url.starts_with("http://") || request.url.starts_with("https://") {
-                request.url.clone()
-            } else {
-                format!("{}{}", self.base_url(&host), request.url)
-            };
-            let http = self.http_for(&host)?;
-            let mut builder = http
+            let url = self.absolute_url(host, &request.url);
+            let mut builder = self
+                .http_for(host)?
                 .request(request.method.clone(), &url)
                 .headers(request.headers.clone());
-            if let Some(auth) = self
-                .auth
-                .get(&host, &scope)
-                .or_else(|| self.auth.get(&host, "*"))
+            // Credentials go to the registry only, never to a host a
+            // Location or Link header names.
+            if self.is_registry_url(host, &url)
+                && let Some(auth) = self
+                    .auth
+                    .get(host, &scope)
+                    .or_else(|| self.auth.get(host, "*"))
             {
-                builder = builder.header("authorization", auth.header_value());
+                builder = builder.header(AUTHORIZATION, auth.header_value());
             }
-            if let Some(body) = &request.body {
-                builder = builder.body(body()?);
+            if let Some(body) = request.body.build(&endpoint.registry)? {
+                builder = builder.body(body);
             }
             let response = match builder.send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    if is_loopback(&host)
-                        && url.starts_with("https://")
-                        && !self.host_settings(&host).0
-                        && !is_certificate_error(&error)
-                    {
-                        // Docker's rule for loopback registries: HTTPS first, then HTTP.
-                        // A certificate error means the server speaks TLS: falling
-                        // back would hide the real problem behind an HTTP one.
-                        tracing::debug!("{host}: HTTPS failed ({error}), trying plain HTTP");
+                    if self.may_fall_back_to_http(host, &url) && net::speaks_no_tls(&error) {
+                        // Docker's rule for loopback registries: HTTPS first,
+                        // then HTTP, but only when the server does not speak
+                        // TLS (a certificate error is reported, never hidden).
+                        tracing::debug!("{host}: no TLS ({error}); using plain HTTP");
                         self.plain_hosts
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .insert(host.clone(), true);
-                        attempt -= 1;
+                            .insert(host.to_string(), true);
                         continue;
                     }
-                    let failure = ClientError::Unreachable {
+                    return Err(ClientError::Unreachable {
                         registry: endpoint.registry.clone(),
-                        reason: describe_reqwest_error(&error),
-                    };
-                    if attempt < policy.attempts && !is_permanent_connect_error(&error) {
-                        let delay = policy.delay(attempt, None);
-                        tracing::warn!("{}: {failure}; retrying in {delay:?}", request.action);
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    return Err(failure);
+                        cause: net::classify(&error),
+                        source: Box::new(error),
+                    });
                 }
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED {
-                if authenticated_retry {
+                if authenticated {
                     return Err(ClientError::Unauthorized {
                         registry: endpoint.registry.clone(),
                     });
                 }
-                authenticated_retry = true;
-                self.auth.invalidate(&host, &scope);
+                authenticated = true;
+                self.auth.invalidate(host, &scope);
                 let challenge = response
                     .headers()
-                    .get("www-authenticate")
+                    .get(WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_challenge);
-                self.authenticate(endpoint, &host, &scope, challenge)
-                    .await?;
-                attempt -= 1;
-                continue;
-            }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
-                && attempt < policy.attempts
-            {
-                let delay = policy.delay(
-                    attempt,
-                    parse_retry_after(response.headers().get("retry-after")),
-                );
-                tracing::warn!(
-                    "{}: {} answered {status}; retrying in {delay:?}",
-                    request.action,
-                    endpoint.registry
-                );
-                tokio::time::sleep(delay).await;
+                self.authenticate(endpoint, host, &scope, challenge).await?;
                 continue;
             }
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                return Err(status_error(endpoint, &request.action, response).await);
+                return Err(response_error(endpoint, request, response).await);
             }
             return Ok(response);
         }
+    }
+
+    fn may_fall_back_to_http(&self, host: &str, url: &str) -> bool {
+        is_loopback(host) && url.starts_with("https://") && !self.host_settings(host).0
+    }
+
+    /// True when `url` is on the registry's own host (and port).
+    fn is_registry_url(&self, host: &str, url: &str) -> bool {
+        let (Ok(url), Ok(registry)) = (
+            reqwest::Url::parse(url),
+            reqwest::Url::parse(&self.base_url(host)),
+        ) else {
+            return false;
+        };
+        url.host_str() == registry.host_str() && url.port() == registry.port()
     }
 
     async fn authenticate(
@@ -432,7 +540,8 @@ impl Client {
         }
         .map_err(|e| ClientError::Unreachable {
             registry: realm_host.clone(),
-            reason: describe_reqwest_error(&e),
+            cause: net::classify(&e),
+            source: Box::new(e),
         })?;
         if response.status() == StatusCode::UNAUTHORIZED
             || response.status() == StatusCode::FORBIDDEN
@@ -442,7 +551,8 @@ impl Client {
             });
         }
         if !response.status().is_success() {
-            return Err(status_error(endpoint, "fetching a token", response).await);
+            let request = Request::new(Method::GET, realm, Access::Pull, "fetching a token");
+            return Err(response_error(endpoint, &request, response).await);
         }
         let body: serde_json::Value = response.json().await.map_err(|e| ClientError::Invalid {
             registry: realm_host.clone(),
@@ -466,64 +576,83 @@ impl Client {
     }
 }
 
-/// Builds a status error, parsing the registry's error envelope when present.
-pub async fn status_error(
+/// Error bodies longer than this are not read further.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The error a response stands for: `Unauthorized` for 401, `NotFound`
+/// naming what is missing for a 404 (the registry's code tells a missing
+/// repository from a missing tag, manifest or blob), else `Status` with the
+/// registry's error envelope.
+pub(crate) async fn response_error(
     endpoint: &Endpoint,
-    action: &str,
+    request: &Request,
     response: reqwest::Response,
 ) -> ClientError {
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    let body = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| {
-            let first = v.get("errors")?.get(0)?;
-            Some(RegistryErrorBody {
-                code: first.get("code")?.as_str()?.to_string(),
-                message: first
-                    .get("message")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or("")
-                    .to_string(),
-            })
-        });
+    let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
+    let mut text = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(Ok(chunk)) = chunks.next().await {
+        let room = MAX_ERROR_BODY - text.len();
+        text.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if text.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    let body = RegistryErrorBody::parse(&text);
     if status == 401 {
         return ClientError::Unauthorized {
             registry: endpoint.registry.clone(),
         };
     }
+    if status == 404
+        && let Some(missing) = missing(endpoint, &request.target, body.as_ref())
+    {
+        return ClientError::NotFound(missing);
+    }
     ClientError::Status {
         registry: endpoint.registry.clone(),
-        action: action.to_string(),
+        action: request.action.clone(),
         status,
         body,
+        retry_after,
     }
 }
 
-fn describe_reqwest_error(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
+/// What a 404 to a request about `target` says is missing.
+fn missing(
+    endpoint: &Endpoint,
+    target: &Target,
+    body: Option<&RegistryErrorBody>,
+) -> Option<Missing> {
+    let registry = endpoint.registry.clone();
+    let repository = endpoint.repository.clone();
+    if body.is_some_and(|b| b.code.is(&ErrorCode::NameUnknown)) {
+        return Some(Missing::Repository {
+            registry,
+            repository,
+        });
+    }
+    match target {
+        Target::Manifest(reference) if ferry_spec::digest::parse_digest(reference).is_ok() => {
+            Some(Missing::Manifest {
+                registry,
+                repository,
+                digest: reference.clone(),
+            })
         }
-        source = cause.source();
+        Target::Manifest(tag) => Some(Missing::Tag {
+            registry,
+            repository,
+            tag: tag.clone(),
+        }),
+        Target::Blob(digest) => Some(Missing::Blob {
+            registry,
+            repository,
+            digest: digest.to_string(),
+        }),
+        Target::Other => None,
     }
-    message
-}
-
-/// DNS failures and TLS certificate problems do not heal with retries.
-fn is_permanent_connect_error(error: &reqwest::Error) -> bool {
-    let text = describe_reqwest_error(error).to_ascii_lowercase();
-    text.contains("dns error") || text.contains("failed to lookup") || is_certificate_error(error)
-}
-
-/// The server's certificate was refused (so the server does speak TLS).
-fn is_certificate_error(error: &reqwest::Error) -> bool {
-    let text = describe_reqwest_error(error).to_ascii_lowercase();
-    text.contains("certificate") || text.contains("invalid peer")
 }
 
 fn url_encode(value: &str) -> String {
@@ -539,7 +668,55 @@ fn url_encode(value: &str) -> String {
 }
 
 /// Appends a query parameter to a URL that may already have a query.
-pub fn with_query(url: &str, key: &str, value: &str) -> String {
+pub(crate) fn with_query(url: &str, key: &str, value: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}{key}={}", url_encode(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            registry: "r.io".into(),
+            repository: "org/m".into(),
+        }
+    }
+
+    #[test]
+    fn a_404_names_the_repository_the_tag_the_manifest_or_the_blob() {
+        let name_unknown = RegistryErrorBody::parse(br#"{"errors":[{"code":"NAME_UNKNOWN"}]}"#);
+        let manifest_unknown =
+            RegistryErrorBody::parse(br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#);
+        let digest = ferry_spec::digest::sha256_digest(b"x");
+        let tag = Target::Manifest("v1".into());
+        assert!(matches!(
+            missing(&endpoint(), &tag, name_unknown.as_ref()),
+            Some(Missing::Repository { .. })
+        ));
+        assert!(matches!(
+            missing(&endpoint(), &tag, manifest_unknown.as_ref()),
+            Some(Missing::Tag { tag, .. }) if tag == "v1"
+        ));
+        let by_digest = Target::Manifest(digest.to_string());
+        assert!(matches!(
+            missing(&endpoint(), &by_digest, None),
+            Some(Missing::Manifest { .. })
+        ));
+        assert!(matches!(
+            missing(&endpoint(), &Target::Blob(digest), None),
+            Some(Missing::Blob { .. })
+        ));
+        assert_eq!(missing(&endpoint(), &Target::Other, None), None);
+    }
+
+    #[test]
+    fn credentials_stay_on_the_registry_host() {
+        let client = Client::new(ClientOptions::default());
+        assert!(client.is_registry_url("r.io", "https://r.io/v2/m/blobs/uploads/1"));
+        assert!(!client.is_registry_url("r.io", "https://evil.example/v2/"));
+        assert!(!client.is_registry_url("r.io:5000", "https://r.io:5001/v2/"));
+        assert!(client.is_registry_url("r.io:5000", "https://r.io:5000/v2/"));
+    }
 }

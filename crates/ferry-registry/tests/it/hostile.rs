@@ -629,6 +629,10 @@ fn manifest(inner: &Inner, method: &str, repo: &str, reference: &str) -> Respons
         .manifests
         .get(&(repo.to_string(), reference.to_string()))
     else {
+        // As distribution answers: the repository, or what is not in it.
+        if !inner.manifests.keys().any(|(r, _)| r == repo) {
+            return error(404, "NAME_UNKNOWN", "repository name not known to registry");
+        }
         return error(404, "MANIFEST_UNKNOWN", "manifest unknown");
     };
     let headers = [
