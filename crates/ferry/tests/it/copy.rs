@@ -900,9 +900,9 @@ fn fetch_downloads_only_the_layers_asked_for() {
     assert!(got.contains("README.md"), "{got:?}");
     assert!(!got.contains("weights.bin"), "{got:?}");
 
-    // Both filters must hold; nothing matching is an error, and writes nothing.
-    let none = t.path("none");
-    let stderr = t.ferry.fails(&[
+    // The filters add up: files matching either come (the README's example).
+    let out = t.path("either");
+    t.ferry.ok(&[
         "fetch",
         &reference,
         "--include",
@@ -910,10 +910,31 @@ fn fetch_downloads_only_the_layers_asked_for() {
         "--category",
         "weight",
         "-o",
+        s(&out),
+        "--plain-http",
+        "-q",
+    ]);
+    let got: BTreeSet<String> = files_only(tree(&out)).into_keys().collect();
+    assert!(
+        got.contains("config.json") && got.contains("weights.bin"),
+        "{got:?}"
+    );
+    assert!(!got.contains("README.md"), "{got:?}");
+
+    // Nothing matching is an error, and writes nothing.
+    let none = t.path("none");
+    let stderr = t.ferry.fails(&[
+        "fetch",
+        &reference,
+        "--include",
+        "*.nothing",
+        "--category",
+        "dataset",
+        "-o",
         s(&none),
         "--plain-http",
     ]);
-    error_line(&stderr, &["*.json", "weight"]);
+    error_line(&stderr, &["*.nothing", "dataset"]);
     assert!(!none.exists());
     // A filter is required.
     let stderr = t.ferry.fails(&["fetch", &reference, "-o", s(&none)]);
