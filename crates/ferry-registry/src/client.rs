@@ -309,7 +309,7 @@ impl Client {
     }
 
     /// `https://host` or `http://host` for a registry host.
-    pub fn base_url(&self, host: &str) -> String {
+    pub(crate) fn base_url(&self, host: &str) -> String {
         let (plain, _, _) = self.host_settings(host);
         let fallback = self
             .plain_hosts

@@ -148,7 +148,7 @@ async fn download_from(
                 tracing::info!("{failure}; resuming at byte {}", partial.len);
                 continue;
             }
-            if !backoff.wait_if(&failure, true).await {
+            if !backoff.wait(&failure, true).await {
                 return Err(failure);
             }
         }

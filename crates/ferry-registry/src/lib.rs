@@ -15,7 +15,7 @@
 
 pub mod api;
 pub mod archive;
-pub mod auth;
+mod auth;
 pub mod bridge;
 pub mod client;
 pub mod copy;

@@ -56,7 +56,7 @@ impl RetryPolicy {
 
 /// Failures in a row of one operation, and the waits between them.
 #[derive(Debug)]
-pub struct Backoff<'a> {
+pub(crate) struct Backoff<'a> {
     policy: RetryPolicy,
     action: &'a str,
     failures: u32,
@@ -64,7 +64,7 @@ pub struct Backoff<'a> {
 
 impl<'a> Backoff<'a> {
     /// Starts counting for `action` (named in the log when it retries).
-    pub fn new(policy: RetryPolicy, action: &'a str) -> Backoff<'a> {
+    pub(crate) fn new(policy: RetryPolicy, action: &'a str) -> Backoff<'a> {
         Backoff {
             policy,
             action,
@@ -75,7 +75,7 @@ impl<'a> Backoff<'a> {
     /// Records `error`; when `retryable` and the policy allows another
     /// attempt, logs that it retries (and how often it will) and returns
     /// the delay to wait first.
-    pub fn next_delay(&mut self, error: &ClientError, retryable: bool) -> Option<Duration> {
+    pub(crate) fn next_delay(&mut self, error: &ClientError, retryable: bool) -> Option<Duration> {
         self.failures += 1;
         if !retryable || self.failures >= self.policy.attempts {
             return None;
@@ -92,13 +92,8 @@ impl<'a> Backoff<'a> {
     }
 
     /// Waits before the next attempt after `error`; false when there is
-    /// none (`error` is not transient, or the attempts are spent).
-    pub async fn wait(&mut self, error: &ClientError) -> bool {
-        self.wait_if(error, error.is_transient()).await
-    }
-
-    /// [`Backoff::wait`] with the caller's judgement of `error`.
-    pub async fn wait_if(&mut self, error: &ClientError, retryable: bool) -> bool {
+    /// none (`error` is not `retryable`, or the attempts are spent).
+    pub(crate) async fn wait(&mut self, error: &ClientError, retryable: bool) -> bool {
         match self.next_delay(error, retryable) {
             Some(delay) => {
                 tokio::time::sleep(delay).await;
@@ -109,14 +104,14 @@ impl<'a> Backoff<'a> {
     }
 
     /// The operation moved forward: the budget is for failures in a row.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 }
 
 /// Runs `attempt` until it succeeds, fails in a way `retryable` refuses, or
 /// the policy's attempts are spent; the last error is returned.
-pub async fn retry_when<T>(
+pub(crate) async fn retry_when<T>(
     policy: &RetryPolicy,
     action: &str,
     retryable: impl Fn(&ClientError) -> bool,
@@ -128,7 +123,7 @@ pub async fn retry_when<T>(
             Ok(value) => return Ok(value),
             Err(error) => {
                 let again = retryable(&error);
-                if !backoff.wait_if(&error, again).await {
+                if !backoff.wait(&error, again).await {
                     return Err(error);
                 }
             }
@@ -137,7 +132,7 @@ pub async fn retry_when<T>(
 }
 
 /// [`retry_when`] for transient failures.
-pub async fn retry<T>(
+pub(crate) async fn retry<T>(
     policy: &RetryPolicy,
     action: &str,
     attempt: impl AsyncFnMut() -> Result<T>,
@@ -147,7 +142,7 @@ pub async fn retry<T>(
 
 /// [`retry`] for blocking callers (threads outside the runtime): the wait
 /// blocks the calling thread.
-pub fn retry_blocking<T>(
+pub(crate) fn retry_blocking<T>(
     policy: &RetryPolicy,
     action: &str,
     mut attempt: impl FnMut() -> Result<T>,
@@ -165,7 +160,7 @@ pub fn retry_blocking<T>(
 }
 
 /// Parses `Retry-After` given in seconds (the HTTP-date form is treated as absent).
-pub fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
     let seconds: u64 = value?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(seconds))
 }

@@ -20,9 +20,6 @@ use crate::progress::TransferProgress;
 use crate::sources::ReadSources;
 use crate::upload::BlobSource;
 
-/// Default number of blobs moved at once.
-pub const DEFAULT_CONCURRENCY: usize = 4;
-
 /// What a pull stored.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -55,7 +52,7 @@ pub(crate) fn is_index(media_type: &str) -> bool {
 }
 
 /// The tag or digest to ask a registry for.
-pub fn reference_tail(reference: &Reference) -> String {
+pub(crate) fn reference_tail(reference: &Reference) -> String {
     match (reference.digest(), reference.tag()) {
         (Some(digest), _) => digest.to_string(),
         (None, Some(tag)) => tag.to_string(),

@@ -179,7 +179,7 @@ impl Client {
                             (error, transient)
                         }
                     };
-                    if !backoff.wait_if(&failure, retryable).await {
+                    if !backoff.wait(&failure, retryable).await {
                         return Err(failure);
                     }
                     // Go on from where the session stands.
