@@ -97,7 +97,18 @@ async fn download_from(
     let mut downloaded = 0u64;
     loop {
         while partial.len < size {
-            let body = client.get_blob(endpoint, digest, partial.len).await?;
+            let body = match client.get_blob(endpoint, digest, partial.len).await {
+                Ok(body) => body,
+                // The registry will not serve the kept bytes' rest (a
+                // partial file from another blob source, a registry that
+                // dislikes ranges): start over rather than fail every run.
+                Err(ClientError::Status { status: 416, .. }) if partial.len > 0 => {
+                    tracing::info!("{digest}: range refused; downloading it from byte 0");
+                    partial = blocking(&path, move || partial.restart()).await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             if body.start != partial.len {
                 if body.start != 0 {
                     return Err(ClientError::Invalid {

@@ -501,3 +501,24 @@ async fn a_refused_connection_fails_at_once() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_refuses_ranges_gets_a_download_from_byte_0() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = noise(MIB, 16);
+    let seeded = registry.seed("m", "v1", &[("w.bin", content.clone())]);
+    let layer = seeded.layers[0].0.clone();
+    registry.with(|s| s.faults.refuse_range = true);
+    let (_dir, store) = store();
+    std::fs::write(store.partial_path(&digest(&layer)), &content[..300_000]).unwrap();
+    pull(&client(), &store, &registry.reference("m:v1"))
+        .await
+        .expect("the blob comes whole when its rest is refused");
+    assert_blob(&store, &content);
+    let ranges: Vec<Option<String>> = registry
+        .requests("GET", &format!("/blobs/{layer}"))
+        .iter()
+        .map(|s| s.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(ranges, vec![Some("bytes=300000-".to_string()), None]);
+}
