@@ -31,6 +31,7 @@ pub mod progress;
 pub mod referrers;
 mod remote_diff_ids;
 pub mod remote_extract;
+mod request;
 pub mod retry;
 pub mod sources;
 pub mod transfer;

@@ -26,9 +26,10 @@ use ferry_store::pack::{PackOptions, PlannedLayer, Prepared, Progress, prepare};
 
 use crate::api::uploads::UploadStart;
 use crate::bridge::{self, ChannelWriter};
-use crate::client::{Access, Client, Endpoint, RequestBody};
+use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::progress::NoProgress;
+use crate::request::RequestBody;
 use crate::retry::retry_blocking;
 use crate::transfer::reference_tail;
 use crate::upload::BlobSource;

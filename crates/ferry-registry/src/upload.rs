@@ -28,9 +28,10 @@ use ferry_spec::oci::Descriptor;
 use crate::api::uploads::{ChunkAnswer, UploadStart};
 use crate::api::{MONOLITHIC_MAX, UPLOAD_CHUNK};
 use crate::bridge::{self, ByteStream};
-use crate::client::{Access, Client, Endpoint, RequestBody};
+use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::progress::TransferProgress;
+use crate::request::RequestBody;
 use crate::retry::{Backoff, retry};
 
 /// Opens a blob's bytes, afresh for every upload session.

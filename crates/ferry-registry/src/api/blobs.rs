@@ -8,9 +8,11 @@ use ferry_spec::digest::DigestHasher;
 use ferry_spec::oci::{Descriptor, Digest};
 
 use super::read_document;
+use super::response_error;
 use crate::bridge::ByteStream;
-use crate::client::{Access, Client, Endpoint, Request, Target, response_error};
+use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
+use crate::request::{Request, Target};
 
 /// A blob's bytes on their way.
 pub struct BlobBody {

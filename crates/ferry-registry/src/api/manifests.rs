@@ -6,9 +6,11 @@ use reqwest::{Method, StatusCode};
 use ferry_spec::digest::{DigestHasher, parse_digest};
 use ferry_spec::oci::Digest;
 
+use super::response_error;
 use super::{MANIFEST_ACCEPT, read_document};
-use crate::client::{Access, Client, Endpoint, Request, RequestBody, Target, response_error};
+use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
+use crate::request::{Request, RequestBody, Target};
 
 /// A manifest as fetched.
 #[derive(Debug, Clone)]

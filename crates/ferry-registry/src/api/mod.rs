@@ -9,13 +9,16 @@ pub(crate) mod referrers;
 pub(crate) mod uploads;
 
 use futures_util::StreamExt;
+use oci_spec::distribution::ErrorCode;
 use reqwest::Method;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 pub use manifests::{FetchedManifest, PushedManifest};
 
-use crate::client::{Access, Client, Endpoint, Request, response_error};
-use crate::error::{ClientError, NetCause, Result};
+use crate::client::{Access, Client, Endpoint};
+use crate::error::{ClientError, Missing, NetCause, RegistryErrorBody, Result};
+use crate::request::{Request, Target};
+use crate::retry::parse_retry_after;
 
 /// Every manifest type ferry understands, for `Accept`.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -148,6 +151,85 @@ fn next_target(link: &str) -> Option<&str> {
     is_next.then_some(target)
 }
 
+/// Error bodies longer than this are not read further.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The error a response stands for: `Unauthorized` for 401, `NotFound`
+/// naming what is missing for a 404 (the registry's code tells a missing
+/// repository from a missing tag, manifest or blob), else `Status` with the
+/// registry's error envelope.
+pub(crate) async fn response_error(
+    endpoint: &Endpoint,
+    request: &Request,
+    response: reqwest::Response,
+) -> ClientError {
+    let status = response.status().as_u16();
+    let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
+    let mut text = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(Ok(chunk)) = chunks.next().await {
+        let room = MAX_ERROR_BODY - text.len();
+        text.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if text.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    let body = RegistryErrorBody::parse(&text);
+    if status == 401 {
+        return ClientError::Unauthorized {
+            registry: endpoint.registry.clone(),
+        };
+    }
+    if status == 404
+        && let Some(missing) = missing(endpoint, &request.target, body.as_ref())
+    {
+        return ClientError::NotFound(missing);
+    }
+    ClientError::Status {
+        registry: endpoint.registry.clone(),
+        action: request.action.clone(),
+        status,
+        body,
+        retry_after,
+    }
+}
+
+/// What a 404 to a request about `target` says is missing.
+fn missing(
+    endpoint: &Endpoint,
+    target: &Target,
+    body: Option<&RegistryErrorBody>,
+) -> Option<Missing> {
+    let registry = endpoint.registry.clone();
+    let repository = endpoint.repository.clone();
+    if body.is_some_and(|b| b.code.is(&ErrorCode::NameUnknown)) {
+        return Some(Missing::Repository {
+            registry,
+            repository,
+        });
+    }
+    match target {
+        Target::Manifest(reference) if ferry_spec::digest::parse_digest(reference).is_ok() => {
+            Some(Missing::Manifest {
+                registry,
+                repository,
+                digest: reference.clone(),
+            })
+        }
+        Target::Manifest(tag) => Some(Missing::Tag {
+            registry,
+            repository,
+            tag: tag.clone(),
+        }),
+        Target::Blob(digest) => Some(Missing::Blob {
+            registry,
+            repository,
+            digest: digest.to_string(),
+        }),
+        Target::Other => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +270,39 @@ mod tests {
             next(&["<https://elsewhere.example/v2/m/tags/list>; rel=\"next\""]).is_err(),
             "a page on another host is refused"
         );
+    }
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            registry: "r.io".into(),
+            repository: "org/m".into(),
+        }
+    }
+
+    #[test]
+    fn a_404_names_the_repository_the_tag_the_manifest_or_the_blob() {
+        let name_unknown = RegistryErrorBody::parse(br#"{"errors":[{"code":"NAME_UNKNOWN"}]}"#);
+        let manifest_unknown =
+            RegistryErrorBody::parse(br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#);
+        let digest = ferry_spec::digest::sha256_digest(b"x");
+        let tag = Target::Manifest("v1".into());
+        assert!(matches!(
+            missing(&endpoint(), &tag, name_unknown.as_ref()),
+            Some(Missing::Repository { .. })
+        ));
+        assert!(matches!(
+            missing(&endpoint(), &tag, manifest_unknown.as_ref()),
+            Some(Missing::Tag { tag, .. }) if tag == "v1"
+        ));
+        let by_digest = Target::Manifest(digest.to_string());
+        assert!(matches!(
+            missing(&endpoint(), &by_digest, None),
+            Some(Missing::Manifest { .. })
+        ));
+        assert!(matches!(
+            missing(&endpoint(), &Target::Blob(digest), None),
+            Some(Missing::Blob { .. })
+        ));
+        assert_eq!(missing(&endpoint(), &Target::Other, None), None);
     }
 }

@@ -5,9 +5,11 @@ use reqwest::{Method, StatusCode};
 use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
 use ferry_spec::oci::{Digest, ImageIndex};
 
+use super::response_error;
 use super::{next_link, read_document};
-use crate::client::{Access, Client, Endpoint, Request, response_error, with_query};
+use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
+use crate::request::{Request, with_query};
 
 /// One page of the referrers API.
 #[derive(Debug, Clone)]

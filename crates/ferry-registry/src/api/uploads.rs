@@ -9,10 +9,12 @@ use reqwest::{Method, StatusCode};
 
 use ferry_spec::oci::Digest;
 
+use super::response_error;
 use super::session_location;
 use crate::bridge::ByteStream;
-use crate::client::{Access, Client, Endpoint, Request, RequestBody, response_error, with_query};
+use crate::client::{Access, Client, Endpoint};
 use crate::error::Result;
+use crate::request::{Request, RequestBody, with_query};
 
 /// How an upload session began.
 #[derive(Debug, Clone, PartialEq, Eq)]
