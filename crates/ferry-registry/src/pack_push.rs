@@ -10,6 +10,7 @@
 //! computed while streaming, which the registry checks. A transient failure
 //! starts that layer again in a new session, with the client's backoff.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,7 +31,7 @@ use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::progress::NoProgress;
 use crate::request::RequestBody;
-use crate::retry::retry_blocking;
+use crate::retry::retry_blocking_when;
 use crate::transfer::reference_tail;
 use crate::upload::BlobSource;
 
@@ -175,8 +176,20 @@ fn push_layer(
     progress: &dyn Progress,
 ) -> Result<WrittenBlob> {
     let action = format!("uploading layer {}", layer.filepath());
-    retry_blocking(&client.options().retry, &action, || {
-        push_layer_once(handle, client, endpoint, layer, preserve, progress)
+    // Only a failure inside a session starts a new one: the requests before
+    // it were retried already.
+    let in_session = Cell::new(false);
+    let retryable = |error: &ClientError| in_session.get() && error.is_transient();
+    retry_blocking_when(&client.options().retry, &action, retryable, || {
+        push_layer_once(
+            handle,
+            client,
+            endpoint,
+            layer,
+            preserve,
+            progress,
+            &in_session,
+        )
     })
 }
 
@@ -188,8 +201,10 @@ fn push_layer_once(
     layer: &PlannedLayer<'_>,
     preserve: bool,
     progress: &dyn Progress,
+    in_session: &Cell<bool>,
 ) -> Result<WrittenBlob> {
     let access = Access::Push;
+    in_session.set(false);
     let location = match handle.block_on(client.start_upload(endpoint, &access, None))? {
         UploadStart::Session(location) => location,
         UploadStart::Mounted => {
@@ -199,6 +214,7 @@ fn push_layer_once(
             });
         }
     };
+    in_session.set(true);
     let (tx, body) = bridge::channel();
     let (produced, consumer_gone, patched) = std::thread::scope(|scope| {
         let errors = tx.clone();

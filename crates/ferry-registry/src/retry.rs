@@ -140,18 +140,19 @@ pub(crate) async fn retry<T>(
     retry_when(policy, action, ClientError::is_transient, attempt).await
 }
 
-/// [`retry`] for blocking callers (threads outside the runtime): the wait
-/// blocks the calling thread.
-pub(crate) fn retry_blocking<T>(
+/// [`retry_when`] for blocking callers (threads outside the runtime): the
+/// wait blocks the calling thread.
+pub(crate) fn retry_blocking_when<T>(
     policy: &RetryPolicy,
     action: &str,
+    retryable: impl Fn(&ClientError) -> bool,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     let mut backoff = Backoff::new(*policy, action);
     loop {
         match attempt() {
             Ok(value) => return Ok(value),
-            Err(error) => match backoff.next_delay(&error, error.is_transient()) {
+            Err(error) => match backoff.next_delay(&error, retryable(&error)) {
                 Some(delay) => std::thread::sleep(delay),
                 None => return Err(error),
             },
@@ -259,7 +260,7 @@ mod tests {
     #[test]
     fn blocking_callers_retry_too() {
         let mut calls = 0;
-        let result = retry_blocking(&fast(3), "t", || {
+        let result = retry_blocking_when(&fast(3), "t", ClientError::is_transient, || {
             calls += 1;
             if calls < 2 { Err(dropped()) } else { Ok(()) }
         });

@@ -16,6 +16,7 @@
 //! upload (digest known only at the end) use the same session calls from
 //! [`crate::pack_push`].
 
+use std::cell::Cell;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -32,7 +33,7 @@ use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::progress::TransferProgress;
 use crate::request::RequestBody;
-use crate::retry::{Backoff, retry};
+use crate::retry::{Backoff, retry_when};
 
 /// Opens a blob's bytes, afresh for every upload session.
 pub type OpenStream<'a> = Box<dyn Fn() -> LocalBoxFuture<'a, Result<ByteStream>> + 'a>;
@@ -86,11 +87,17 @@ impl Client {
         };
         let mount = mount_from.map(|from| (digest, from));
         let action = format!("uploading {digest}");
-        let outcome = retry(&self.options().retry, &action, async || {
+        // Only a failure inside a session starts a new one: the requests
+        // before it were retried already.
+        let in_session = Cell::new(false);
+        let retryable = |error: &ClientError| in_session.get() && error.is_transient();
+        let outcome = retry_when(&self.options().retry, &action, retryable, async || {
+            in_session.set(false);
             let location = match self.start_upload(endpoint, &access, mount).await? {
                 UploadStart::Mounted => return Ok(BlobOutcome::Mounted),
                 UploadStart::Session(location) => location,
             };
+            in_session.set(true);
             progress.blob_started(digest, size);
             let sent = self
                 .send_in_session(endpoint, &location, &access, descriptor, &source, progress)

@@ -1,8 +1,10 @@
-//! Pushes: an upload whose connection drops mid-PATCH, blobs the registry
-//! already has, cross-repository mounts, an unchanged artifact.
+//! Pushes: an upload whose connection drops mid-PATCH (a file resumes, a
+//! stream starts over), blobs the registry already has, cross-repository
+//! mounts, an unchanged artifact.
 
 use std::path::Path;
 
+use ferry_registry::copy::{CopyOptions, Location, copy};
 use ferry_registry::progress::NoProgress;
 use ferry_registry::transfer::{self, Pushed};
 use ferry_registry::{Client, ClientError};
@@ -240,4 +242,44 @@ async fn an_empty_upload_reported_as_range_0_0_restarts_at_byte_0() {
         );
     }
     assert_eq!(status.len(), 3, "the client asked after each drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_copy_whose_patch_is_dropped_starts_over_in_a_new_session() {
+    let source = Hostile::start("127.0.0.1").await;
+    let destination = Hostile::start("127.0.0.1").await;
+    let weights = noise(3 * MIB, 34);
+    let seeded = source.seed("m", "v1", &[("w.bin", weights.clone())]);
+    // The first blob's stream is cut off (a stream cannot be resent).
+    destination.with(|s| s.faults.drop_patches_unread = 1);
+    let copied = copy(
+        &client(),
+        &Location::Registry(source.reference("m:v1")),
+        &Location::Registry(destination.reference("m:v1")),
+        &CopyOptions {
+            recursive: false,
+            concurrency: 1,
+        },
+        &NoProgress,
+    )
+    .await
+    .expect("the blob goes up again in a new session");
+    assert_eq!(copied.digest.to_string(), seeded.manifest);
+    let blobs: Vec<(String, Vec<u8>)> = source.with(|s| {
+        s.blobs
+            .iter()
+            .map(|(d, b)| (d.clone(), b.to_vec()))
+            .collect()
+    });
+    assert_registry_has(&destination, "m", &blobs);
+    assert_eq!(
+        destination.requests("POST", "/v2/m/blobs/uploads/").len(),
+        blobs.len() + 1,
+        "one more session for the interrupted blob"
+    );
+    assert_eq!(
+        destination.requests("PUT", "/blobs/uploads/").len(),
+        blobs.len(),
+        "the interrupted session was never closed"
+    );
 }
