@@ -15,21 +15,31 @@ use std::sync::Mutex;
 
 use ferry_spec::annotations::REF_NAME;
 use ferry_spec::digest::HashingReader;
+use ferry_spec::durable::SHARED_FILE_MODE;
 use ferry_spec::oci::{Descriptor, Digest, ImageIndex, ImageIndexBuilder, MediaType};
 use ferry_store::store::MAX_DOCUMENT_SIZE;
 
 use crate::bridge::{self, ByteStream, consume_blocking};
-use crate::error::{ClientError, Result, io_error};
+use crate::error::{BoxError, ClientError, Missing, Result, io_error, join_error};
 use crate::progress::TransferProgress;
 use crate::upload::BlobOutcome;
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
-fn invalid(path: &Path, reason: impl std::fmt::Display) -> ClientError {
-    ClientError::Config(format!(
-        "{} is not a usable OCI layout archive: {reason}",
-        path.display()
-    ))
+fn invalid(path: &Path, reason: &str) -> ClientError {
+    ClientError::InvalidArchive {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+        source: None,
+    }
+}
+
+fn invalid_because(path: &Path, reason: &str, source: impl Into<BoxError>) -> ClientError {
+    ClientError::InvalidArchive {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+        source: Some(source.into()),
+    }
 }
 
 /// The tar path of a blob.
@@ -54,16 +64,16 @@ impl ArchiveReader {
         let mut entries = HashMap::new();
         let iter = archive
             .entries_with_seek()
-            .map_err(|e| invalid(path, format!("not a tar archive: {e}")))?;
+            .map_err(|e| invalid_because(path, "not a tar archive", e))?;
         for entry in iter {
-            let entry = entry.map_err(|e| invalid(path, format!("bad tar entry: {e}")))?;
+            let entry = entry.map_err(|e| invalid_because(path, "bad tar entry", e))?;
             let kind = entry.header().entry_type();
             if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
                 continue;
             }
             let name = entry
                 .path()
-                .map_err(|e| invalid(path, format!("bad entry name: {e}")))?
+                .map_err(|e| invalid_because(path, "bad entry name", e))?
                 .to_string_lossy()
                 .trim_start_matches("./")
                 .to_string();
@@ -76,12 +86,12 @@ impl ArchiveReader {
         if size > MAX_DOCUMENT_SIZE {
             return Err(invalid(
                 path,
-                format!("index.json is larger than {MAX_DOCUMENT_SIZE} bytes"),
+                &format!("index.json is larger than {MAX_DOCUMENT_SIZE} bytes"),
             ));
         }
         let bytes = read_range(path, offset, size)?;
         let index: ImageIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| invalid(path, format!("index.json: {e}")))?;
+            .map_err(|e| invalid_because(path, "invalid index.json", e))?;
         Ok(ArchiveReader {
             path: path.to_path_buf(),
             entries,
@@ -102,12 +112,12 @@ impl ArchiveReader {
     /// Where the blob's bytes are, checked against the descriptor's size.
     fn locate(&self, descriptor: &Descriptor) -> Result<(u64, u64)> {
         let digest = descriptor.digest();
-        let &(offset, size) =
-            self.entries
-                .get(&blob_entry_name(digest))
-                .ok_or_else(|| ClientError::NotFound {
-                    what: format!("blob {digest} in {}", self.path.display()),
-                })?;
+        let &(offset, size) = self.entries.get(&blob_entry_name(digest)).ok_or_else(|| {
+            ClientError::NotFound(Missing::Other(format!(
+                "blob {digest} in {}",
+                self.path.display()
+            )))
+        })?;
         if size != descriptor.size() {
             return Err(ClientError::Integrity {
                 what: format!("blob {digest} in {}", self.path.display()),
@@ -188,7 +198,7 @@ impl ArchiveWriter {
     /// Starts an archive that will become `target` (blocking, but brief).
     pub fn create(target: &Path) -> Result<ArchiveWriter> {
         if target.is_dir() {
-            return Err(ClientError::Config(format!(
+            return Err(ClientError::invalid_input(format!(
                 "{} is a directory, not an archive file",
                 target.display()
             )));
@@ -198,10 +208,8 @@ impl ArchiveWriter {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&parent).map_err(io_error("creating", parent.display()))?;
-        let temp = tempfile::Builder::new()
-            .prefix(".ferry-archive-")
-            .suffix(".tmp")
-            .tempfile_in(&parent)
+        // Readable by all (before the umask), as skopeo writes archives.
+        let temp = ferry_spec::durable::temp_file_in(&parent, SHARED_FILE_MODE)
             .map_err(io_error("creating a temporary file in", parent.display()))?;
         let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, temp));
         builder.mode(tar::HeaderMode::Deterministic);
@@ -231,11 +239,10 @@ impl ArchiveWriter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .ok_or_else(|| {
-                ClientError::Config(format!(
-                    "the archive {} was abandoned after an earlier failure",
-                    self.target.display()
-                ))
+            .ok_or_else(|| ClientError::Io {
+                action: "writing",
+                path: self.target.display().to_string(),
+                source: io::Error::other("the archive was abandoned after an earlier failure"),
             })
     }
 
@@ -296,7 +303,7 @@ impl ArchiveWriter {
                 Ok::<_, ClientError>(state)
             })
             .await
-            .map_err(|e| join_error(&self.target, e))??;
+            .map_err(join_error("writing", self.target.display()))??;
         }
         self.put_state(state);
         Ok(())
@@ -334,7 +341,7 @@ impl ArchiveWriter {
         let target = self.target.clone();
         tokio::task::spawn_blocking(move || finish_blocking(state, &target))
             .await
-            .map_err(|e| join_error(&self.target, e))??;
+            .map_err(join_error("writing", self.target.display()))??;
         Ok(self.target)
     }
 }
@@ -346,9 +353,9 @@ fn finish_blocking(mut state: WriterState, target: &Path) -> Result<()> {
         .media_type(MediaType::ImageIndex)
         .manifests(state.entries.clone())
         .build()
-        .map_err(|e| ClientError::Config(format!("cannot build index.json: {e}")))?;
+        .map_err(|e| ClientError::encode("index.json", e))?;
     let bytes = ferry_spec::json::canonical_json(&index)
-        .map_err(|e| ClientError::Config(format!("cannot serialize index.json: {e}")))?;
+        .map_err(|e| ClientError::encode("index.json", e))?;
     let mut header = header(bytes.len() as u64, tar::EntryType::Regular, 0o644);
     state
         .builder
@@ -362,26 +369,7 @@ fn finish_blocking(mut state: WriterState, target: &Path) -> Result<()> {
         .into_inner()
         .map_err(|e| e.into_error())
         .map_err(io_error("writing", &describe))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(io_error("syncing", &describe))?;
-    temp.persist(target)
-        .map_err(|e| e.error)
-        .map_err(io_error("renaming the archive to", &describe))?;
-    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error("syncing", parent.display()))?;
-    }
-    Ok(())
-}
-
-fn join_error(target: &Path, error: tokio::task::JoinError) -> ClientError {
-    ClientError::Io {
-        action: "writing",
-        path: target.display().to_string(),
-        source: io::Error::other(error.to_string()),
-    }
+    ferry_spec::durable::persist(temp, target).map_err(io_error("installing", &describe))
 }
 
 fn check_sha256(digest: &Digest) -> Result<()> {

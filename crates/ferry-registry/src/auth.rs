@@ -5,7 +5,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use reqwest::{Method, StatusCode};
+
+use crate::api::response_error;
+use crate::client::{Access, Client, Endpoint};
 use crate::credentials::{Credential, Secret};
+use crate::error::{ClientError, Result};
+use crate::net;
+use crate::request::{Request, url_encode, with_query};
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +162,134 @@ pub fn basic_secret(credential: &Credential) -> Option<Secret> {
                 .encode(format!("{username}:{}", password.expose())),
         )),
         Credential::IdentityToken(_) => None,
+    }
+}
+
+impl Client {
+    /// Answers a challenge for `scope`: Basic credentials, or a Bearer token
+    /// from the challenge's realm (with the credentials when there are any).
+    pub(crate) async fn authenticate(
+        &self,
+        endpoint: &Endpoint,
+        host: &str,
+        scope: &str,
+        challenge: Option<Challenge>,
+    ) -> Result<()> {
+        let credential = self.credential(&endpoint.registry)?;
+        match challenge {
+            Some(Challenge::Basic) | None => {
+                let Some(secret) = credential.as_ref().and_then(basic_secret) else {
+                    return Err(ClientError::Unauthorized {
+                        registry: endpoint.registry.clone(),
+                    });
+                };
+                // Basic credentials are per host, whatever the scope.
+                self.auth.put(host, "*", Authorization::Basic(secret), None);
+                Ok(())
+            }
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let (token, lifetime) = self
+                    .fetch_token(
+                        endpoint,
+                        &realm,
+                        service.as_deref(),
+                        scope,
+                        credential.as_ref(),
+                    )
+                    .await?;
+                self.auth
+                    .put(host, scope, Authorization::Bearer(token), Some(lifetime));
+                Ok(())
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        endpoint: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(Secret, Duration)> {
+        let realm_host = reqwest::Url::parse(realm)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| endpoint.host().to_string());
+        let http = self.http_for(&realm_host)?;
+        let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        let response = match credential {
+            Some(Credential::IdentityToken(token)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", token.expose().to_string()),
+                    ("client_id", "ferry".to_string()),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service.to_string()));
+                }
+                form.push(("scope", scopes.join(" ")));
+                let body = form
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", url_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                http.post(realm)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+            }
+            other => {
+                let mut url = realm.to_string();
+                if let Some(service) = service {
+                    url = with_query(&url, "service", service);
+                }
+                for s in &scopes {
+                    url = with_query(&url, "scope", s);
+                }
+                let mut builder = http.get(url);
+                if let Some(Credential::Basic { username, password }) = other {
+                    builder = builder.basic_auth(username, Some(password.expose()));
+                }
+                builder.send().await
+            }
+        }
+        .map_err(|e| ClientError::Unreachable {
+            registry: realm_host.clone(),
+            cause: net::classify(&e),
+            source: Box::new(e),
+        })?;
+        if response.status() == StatusCode::UNAUTHORIZED
+            || response.status() == StatusCode::FORBIDDEN
+        {
+            return Err(ClientError::Unauthorized {
+                registry: endpoint.registry.clone(),
+            });
+        }
+        if !response.status().is_success() {
+            let request = Request::new(Method::GET, realm, Access::Pull, "fetching a token");
+            return Err(response_error(endpoint, &request, response).await);
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| ClientError::Invalid {
+            registry: realm_host.clone(),
+            reason: format!("token response: {e}"),
+        })?;
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|v| v.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ClientError::Invalid {
+                registry: realm_host,
+                reason: "token response has no token".into(),
+            })?;
+        let lifetime = body
+            .get("expires_in")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(60)
+            .max(60);
+        Ok((Secret::new(token), Duration::from_secs(lifetime)))
     }
 }
 

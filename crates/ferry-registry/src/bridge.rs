@@ -23,16 +23,16 @@ use crate::progress::TransferProgress;
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 /// Chunks in flight between a producer and a consumer.
-pub const DEPTH: usize = 4;
+pub(crate) const DEPTH: usize = 4;
 
 /// Largest chunk a [`ChannelWriter`] sends.
-pub const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// A channel's sending half, for blocking producers.
-pub type ChunkSender = mpsc::Sender<io::Result<Bytes>>;
+pub(crate) type ChunkSender = mpsc::Sender<io::Result<Bytes>>;
 
 /// A bounded channel whose receiving half is a [`ByteStream`].
-pub fn channel() -> (ChunkSender, ByteStream) {
+pub(crate) fn channel() -> (ChunkSender, ByteStream) {
     let (tx, rx) = mpsc::channel(DEPTH);
     (tx, receiver_stream(rx))
 }
@@ -45,7 +45,7 @@ fn receiver_stream(rx: mpsc::Receiver<io::Result<Bytes>>) -> ByteStream {
 
 /// A `Write` for blocking code that hands chunks to an async consumer.
 /// Must not be used on a runtime thread (it blocks while the channel is full).
-pub struct ChannelWriter {
+pub(crate) struct ChannelWriter {
     tx: ChunkSender,
     buffer: Vec<u8>,
     closed: Arc<AtomicBool>,
@@ -53,7 +53,7 @@ pub struct ChannelWriter {
 
 impl ChannelWriter {
     /// Writes into `tx`.
-    pub fn new(tx: ChunkSender) -> ChannelWriter {
+    pub(crate) fn new(tx: ChunkSender) -> ChannelWriter {
         ChannelWriter {
             tx,
             buffer: Vec::with_capacity(CHUNK),
@@ -62,12 +62,12 @@ impl ChannelWriter {
     }
 
     /// Set once the consumer went away (a write then failed because of it).
-    pub fn closed_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn closed_flag(&self) -> Arc<AtomicBool> {
         self.closed.clone()
     }
 
     /// Sends what is buffered; dropping the writer afterwards ends the stream.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         self.send_buffer()
     }
 
@@ -106,7 +106,7 @@ impl Write for ChannelWriter {
 /// (tokio's `SyncIoBridge`), while bytes are counted for `progress` on the
 /// async side. A failure of the stream is reported as such, not as the
 /// consumer's failure to read.
-pub async fn consume_blocking<T, F>(
+pub(crate) async fn consume_blocking<T, F>(
     stream: ByteStream,
     digest: &Digest,
     progress: &dyn TransferProgress,
@@ -160,7 +160,11 @@ where
 
 /// A stream of `len` bytes of a local file from `offset` (a blob in a
 /// layout, or an entry inside a tar archive).
-pub async fn file_stream(path: &std::path::Path, offset: u64, len: u64) -> Result<ByteStream> {
+pub(crate) async fn file_stream(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<ByteStream> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut file = tokio::fs::File::open(path)
         .await

@@ -1,7 +1,8 @@
 //! Credentials from Docker's `config.json`, shared with docker, oras and modctl.
 //!
 //! Lookup order for a registry: `credHelpers[registry]`, then `credsStore`,
-//! then `auths` (base64 `user:password` in `auth`, or `identitytoken`).
+//! then `auths`: `identitytoken`, else `auth` (base64 `user:password`), else
+//! `username` and `password` (as Docker reads them).
 
 use std::fmt;
 use std::io::Write;
@@ -12,7 +13,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, ConfigFileError, HelperError, Result};
+
+/// What a credential helper prints when it holds nothing for a server (the
+/// helper protocol's own signal, which Docker checks the same way).
+const CREDENTIALS_NOT_FOUND: &str = "credentials not found in native keychain";
 
 /// A secret that never appears in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,20 +109,11 @@ impl DockerConfig {
         let document = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(ClientError::Config(format!(
-                        "{} is not a JSON object",
-                        path.display()
-                    )));
-                }
+                Ok(_) => return Err(config_error(path, ConfigFileError::NotAnObject)),
+                Err(e) => return Err(config_error(path, ConfigFileError::Json(e))),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-            Err(e) => {
-                return Err(ClientError::Config(format!(
-                    "reading {}: {e}",
-                    path.display()
-                )));
-            }
+            Err(e) => return Err(config_error(path, ConfigFileError::Read(e))),
         };
         Ok(DockerConfig { path, document })
     }
@@ -155,22 +151,33 @@ impl DockerConfig {
             .and_then(Value::as_str)
             .filter(|a| !a.is_empty())
         {
+            let invalid = || {
+                config_error(
+                    self.path.clone(),
+                    ConfigFileError::InvalidAuth {
+                        registry: registry.to_string(),
+                    },
+                )
+            };
             let decoded = STANDARD
                 .decode(auth)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    ClientError::Config(format!(
-                        "{}: invalid auth for {registry}",
-                        self.path.display()
-                    ))
-                })?;
-            let (username, password) = decoded.split_once(':').ok_or_else(|| {
-                ClientError::Config(format!(
-                    "{}: invalid auth for {registry}",
-                    self.path.display()
-                ))
-            })?;
+                .ok_or_else(invalid)?;
+            let (username, password) = decoded.split_once(':').ok_or_else(invalid)?;
+            return Ok(Some(Credential::Basic {
+                username: username.to_string(),
+                password: Secret::new(password),
+            }));
+        }
+        // Docker also reads the two fields written out.
+        let field = |name| {
+            entry
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        if let (Some(username), Some(password)) = (field("username"), field("password")) {
             return Ok(Some(Credential::Basic {
                 username: username.to_string(),
                 password: Secret::new(password),
@@ -214,8 +221,8 @@ impl DockerConfig {
     /// Forgets a login; false when there was none.
     pub fn remove_login(&mut self, registry: &str) -> Result<bool> {
         if let Some(helper) = self.helper_for(registry) {
-            run_helper(&helper, "erase", &canonical_key(registry))?;
-            return Ok(true);
+            let erased = run_helper(&helper, "erase", &canonical_key(registry))?;
+            return Ok(matches!(erased, HelperRun::Output(_)));
         }
         let mut removed = false;
         if let Some(Value::Object(auths)) = self.document.get_mut("auths") {
@@ -229,35 +236,44 @@ impl DockerConfig {
         Ok(removed)
     }
 
-    /// Writes the file atomically with mode 0600.
+    /// Replaces the file durably, readable by its owner only.
     fn save(&self) -> Result<()> {
-        let dir = self
-            .path
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ClientError::Config(format!("creating {}: {e}", dir.display())))?;
-        let bytes = serde_json::to_vec_pretty(&Value::Object(self.document.clone()))
-            .map_err(|e| ClientError::Config(e.to_string()))?;
-        let temp = self.path.with_extension("json.ferry-tmp");
-        let write = || -> std::io::Result<()> {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &self.path)
+        let write_error = |e| config_error(self.path.clone(), ConfigFileError::Write(e));
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
         };
-        write().map_err(|e| ClientError::Config(format!("writing {}: {e}", self.path.display())))
+        std::fs::create_dir_all(&dir).map_err(write_error)?;
+        let bytes = serde_json::to_vec_pretty(&Value::Object(self.document.clone()))
+            .map_err(|e| config_error(self.path.clone(), ConfigFileError::Json(e)))?;
+        ferry_spec::durable::write_file(
+            &self.path,
+            &bytes,
+            None,
+            ferry_spec::durable::PRIVATE_FILE_MODE,
+        )
+        .map_err(write_error)
     }
 }
 
-fn run_helper(helper: &str, action: &str, input: &str) -> Result<String> {
+fn config_error(path: PathBuf, source: ConfigFileError) -> ClientError {
+    ClientError::DockerConfig { path, source }
+}
+
+/// How a helper run ended.
+enum HelperRun {
+    /// It succeeded; its standard output.
+    Output(String),
+    /// It holds nothing for the server.
+    NotFound,
+}
+
+fn run_helper(helper: &str, action: &'static str, input: &str) -> Result<HelperRun> {
+    let failed = |source| ClientError::CredentialHelper {
+        helper: helper.to_string(),
+        action,
+        source,
+    };
     let program = format!("docker-credential-{helper}");
     let mut child = Command::new(&program)
         .arg(action)
@@ -265,39 +281,43 @@ fn run_helper(helper: &str, action: &str, input: &str) -> Result<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| ClientError::Config(format!("running {program}: {e}")))?;
+        .map_err(|e| failed(HelperError::Run(e)))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input.as_bytes())
-            .map_err(|e| ClientError::Config(format!("writing to {program}: {e}")))?;
+            .map_err(|e| failed(HelperError::Run(e)))?;
     }
     let output = child
         .wait_with_output()
-        .map_err(|e| ClientError::Config(format!("running {program}: {e}")))?;
+        .map_err(|e| failed(HelperError::Run(e)))?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        return Err(ClientError::Config(format!(
-            "{program} {action} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-                .trim()
-                .lines()
-                .next()
-                .unwrap_or(stdout.trim())
-        )));
+    if output.status.success() {
+        return Ok(HelperRun::Output(stdout));
     }
-    Ok(stdout)
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stdout.trim() == CREDENTIALS_NOT_FOUND || stderr.trim() == CREDENTIALS_NOT_FOUND {
+        return Ok(HelperRun::NotFound);
+    }
+    let said = stderr
+        .trim()
+        .lines()
+        .next()
+        .unwrap_or(stdout.trim())
+        .to_string();
+    Err(failed(HelperError::Failed(said)))
 }
 
 fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>> {
-    let stdout = match run_helper(helper, "get", server) {
-        Ok(out) => out,
-        // Helpers report a missing entry as a failure ("credentials not found").
-        Err(ClientError::Config(message)) if message.contains("not found") => return Ok(None),
-        Err(e) => return Err(e),
+    let stdout = match run_helper(helper, "get", server)? {
+        HelperRun::Output(out) => out,
+        HelperRun::NotFound => return Ok(None),
     };
-    let value: Value = serde_json::from_str(&stdout).map_err(|e| {
-        ClientError::Config(format!("docker-credential-{helper}: invalid output: {e}"))
-    })?;
+    let value: Value =
+        serde_json::from_str(&stdout).map_err(|e| ClientError::CredentialHelper {
+            helper: helper.to_string(),
+            action: "get",
+            source: HelperError::Output(e),
+        })?;
     let username = value.get("Username").and_then(Value::as_str).unwrap_or("");
     let secret = value.get("Secret").and_then(Value::as_str).unwrap_or("");
     if secret.is_empty() {
@@ -361,6 +381,71 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn username_and_password_fields_are_read_as_docker_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"r.io":{"username":"bob","password":"pw:x"},"half.io":{"username":"bob"},"both.io":{"auth":"YTpi","username":"c","password":"d"}}}"#,
+        )
+        .unwrap();
+        let config = DockerConfig::load(path).unwrap();
+        assert_eq!(
+            config.credential_for("r.io").unwrap(),
+            Some(Credential::Basic {
+                username: "bob".into(),
+                password: Secret::new("pw:x")
+            })
+        );
+        assert_eq!(config.credential_for("half.io").unwrap(), None);
+        assert_eq!(
+            config.credential_for("both.io").unwrap(),
+            Some(Credential::Basic {
+                username: "a".into(),
+                password: Secret::new("b")
+            }),
+            "auth wins over the separate fields, as in Docker"
+        );
+    }
+
+    #[test]
+    fn broken_configs_say_which_file_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "[1, 2]").unwrap();
+        assert!(matches!(
+            DockerConfig::load(path.clone()),
+            Err(ClientError::DockerConfig {
+                source: ConfigFileError::NotAnObject,
+                ..
+            })
+        ));
+        std::fs::write(&path, r#"{"auths":{"r.io":{"auth":"!!"}}}"#).unwrap();
+        let error = DockerConfig::load(path.clone())
+            .unwrap()
+            .credential_for("r.io")
+            .unwrap_err();
+        assert!(error.to_string().contains("config.json"), "{error}");
+        let cause = std::error::Error::source(&error).map(|s| s.to_string());
+        assert!(cause.is_some_and(|c| c.contains("r.io")), "{error:?}");
+    }
+
+    #[test]
+    fn saved_logins_are_private() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker/config.json");
+        let mut config = DockerConfig::load(path.clone()).unwrap();
+        config.store_login("r.io", "u", &Secret::new("p")).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["config.json"], "no temporary file is left");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ```toml
 //! [[registry]]
 //! location = "docker.io"              # a host, host:port, or host/namespace prefix
-//! mirrors = ["mirror.internal:5000"]  # tried in order for pulls, then the origin
+//! mirrors = ["mirror.internal:5000"]  # tried in order for every read, then the origin
 //! plain-http = false
 //! insecure = false                    # TLS without certificate verification
 //! ca-file = "/etc/ssl/private-ca.pem"
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, ConfigFileError, Result};
 
 /// One `[[registry]]` entry.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -26,7 +26,7 @@ use crate::error::{ClientError, Result};
 pub struct RegistryEntry {
     /// Host (with optional port) or `host/namespace` prefix this entry covers.
     pub location: String,
-    /// Mirrors tried in order before the origin when pulling.
+    /// Mirrors tried in order before the origin for every read (never for writes).
     #[serde(default)]
     pub mirrors: Vec<String>,
     /// Use HTTP instead of HTTPS.
@@ -64,13 +64,16 @@ impl RegistriesConfig {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => {
-                return Err(ClientError::Config(format!(
-                    "reading {}: {e}",
-                    path.display()
-                )));
+                return Err(ClientError::RegistriesConfig {
+                    path: path.to_path_buf(),
+                    source: ConfigFileError::Read(e),
+                });
             }
         };
-        toml::from_str(&text).map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| ClientError::RegistriesConfig {
+            path: path.to_path_buf(),
+            source: ConfigFileError::Toml(e),
+        })
     }
 
     /// The most specific entry for `registry/repository`.
@@ -117,6 +120,34 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example.com"));
         assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn a_bad_file_names_itself_and_keeps_the_parse_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registries.toml");
+        std::fs::write(&path, "[[registry]]\nlocation = 'a'\nmirror = ['typo']\n").unwrap();
+        let error = RegistriesConfig::load(&path).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                ClientError::RegistriesConfig {
+                    source: ConfigFileError::Toml(_),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("registries.toml"), "{error}");
+        let parse = std::error::Error::source(&error)
+            .and_then(std::error::Error::source)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            parse.contains("mirror"),
+            "the TOML error says what: {parse}"
+        );
+        assert!(RegistriesConfig::load(&dir.path().join("missing.toml")).is_ok());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use ferry_spec::Reference;
@@ -12,10 +11,9 @@ use ferry_spec::oci::{
     Arch, Descriptor, Digest, ImageIndexBuilder, ImageManifest, MediaType, Os, PlatformBuilder,
 };
 
-use crate::client::{Access, Client, Endpoint, Request, status_error};
+use crate::client::{Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::platform::Platform;
-use crate::referrers::read_capped;
 use crate::transfer::reference_tail;
 
 /// Config media types that carry `os` and `architecture`.
@@ -45,21 +43,22 @@ pub struct CreatedIndex {
 }
 
 /// Builds an image index listing `entries` (manifests of `target`'s
-/// repository) and pushes it under `target`'s tag.
+/// repository) and pushes it under `target`'s tag. Every read goes to the
+/// registry itself: a mirror could hold an older tag than the one indexed.
 pub async fn create_index(
     client: &Client,
     target: &Reference,
     entries: &[IndexEntry],
 ) -> Result<CreatedIndex> {
     if target.digest().is_some() {
-        return Err(ClientError::Config(format!(
+        return Err(ClientError::invalid_input(format!(
             "{}: an index is pushed under a tag, not a digest",
             target.whole()
         )));
     }
     if entries.is_empty() {
-        return Err(ClientError::Config(
-            "an index needs at least one manifest".into(),
+        return Err(ClientError::invalid_input(
+            "an index needs at least one manifest",
         ));
     }
     let endpoint = Endpoint::of(target);
@@ -69,7 +68,7 @@ pub async fn create_index(
     for entry in entries {
         let source = &entry.reference;
         if source.registry() != target.registry() || source.repository() != target.repository() {
-            return Err(ClientError::Config(format!(
+            return Err(ClientError::invalid_input(format!(
                 "{} is not in {}/{}: an index can only list manifests of its own repository (push it there first)",
                 source.whole(),
                 target.registry(),
@@ -78,7 +77,7 @@ pub async fn create_index(
         }
         let descriptor = entry_descriptor(client, &endpoint, entry).await?;
         if !digests.insert(descriptor.digest().clone()) {
-            return Err(ClientError::Config(format!(
+            return Err(ClientError::invalid_input(format!(
                 "manifest {} is listed twice",
                 descriptor.digest()
             )));
@@ -86,7 +85,7 @@ pub async fn create_index(
         if let Some(platform) = descriptor.platform() {
             let key = platform_key(platform);
             if !platforms.insert(key.clone()) {
-                return Err(ClientError::Config(format!(
+                return Err(ClientError::invalid_input(format!(
                     "two manifests are for platform {key}: pulls could not choose"
                 )));
             }
@@ -103,9 +102,9 @@ pub async fn create_index(
         .media_type(MediaType::ImageIndex)
         .manifests(manifests.clone())
         .build()
-        .map_err(|e| ClientError::Config(format!("cannot build the index: {e}")))?;
+        .map_err(|e| ClientError::encode("the index", e))?;
     let bytes = ferry_spec::json::canonical_json(&index)
-        .map_err(|e| ClientError::Config(format!("cannot serialize the index: {e}")))?;
+        .map_err(|e| ClientError::encode("the index", e))?;
     let pushed = client
         .put_manifest(
             &endpoint,
@@ -182,7 +181,7 @@ async fn config_platform(
     if !IMAGE_CONFIG_TYPES.contains(&config.media_type().to_string().as_str()) {
         return Ok(None);
     }
-    let bytes = fetch_document(client, endpoint, config).await?;
+    let bytes = client.blob_document(endpoint, config).await?;
     let document: Value = serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid {
         registry: endpoint.registry.clone(),
         reason: format!("image config {}: {e}", config.digest()),
@@ -215,43 +214,7 @@ fn oci_platform(platform: &Platform) -> Result<ferry_spec::oci::Platform> {
     }
     builder
         .build()
-        .map_err(|e| ClientError::Config(format!("platform {platform}: {e}")))
-}
-
-/// Downloads a small blob (a config) into memory and checks its digest and size.
-async fn fetch_document(
-    client: &Client,
-    endpoint: &Endpoint,
-    descriptor: &Descriptor,
-) -> Result<Vec<u8>> {
-    let digest = descriptor.digest();
-    let request = Request::new(
-        Method::GET,
-        format!("/v2/{}/blobs/{digest}", endpoint.repository),
-        Access::Pull,
-        format!("fetching config {digest}"),
-    );
-    let response = client.send(endpoint, &request).await?;
-    if response.status() == StatusCode::NOT_FOUND {
-        return Err(ClientError::NotFound {
-            what: format!(
-                "blob {digest} in {}/{}",
-                endpoint.registry, endpoint.repository
-            ),
-        });
-    }
-    if !response.status().is_success() {
-        return Err(status_error(endpoint, &request.action, response).await);
-    }
-    let bytes = read_capped(endpoint, response, "config").await?;
-    let actual = ferry_spec::digest::sha256_digest(&bytes);
-    if &actual != digest || bytes.len() as u64 != descriptor.size() {
-        return Err(ClientError::Integrity {
-            what: format!("config {digest}"),
-            reason: format!("registry sent {} bytes hashing to {actual}", bytes.len()),
-        });
-    }
-    Ok(bytes)
+        .map_err(|e| ClientError::invalid_input_because(format!("platform {platform}"), e))
 }
 
 #[cfg(test)]

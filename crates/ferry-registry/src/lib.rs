@@ -1,32 +1,39 @@
 //! ferry-registry: the OCI distribution client.
 //!
 //! [`client::Client`] owns transport concerns (TLS, proxies, auth challenges
-//! and tokens, retries with backoff); [`api`] speaks the distribution API;
-//! [`transfer`] moves artifacts between the local store and registries,
-//! verifying every byte before it enters the store; [`referrers`] attaches
-//! artifacts to manifests and discovers them (with the fallback tag where a
-//! registry lacks the referrers API); [`image_index`] builds multi-platform
-//! indexes; [`copy`] moves artifacts between registries, OCI layouts and
-//! layout archives; [`remote_extract`] writes files from a registry straight
-//! into a directory; [`pack_push`] packs a directory while uploading it.
+//! and tokens, retries with backoff from [`retry`]); [`api`] holds every
+//! endpoint of the distribution API; [`upload`] is the one way a blob goes
+//! up; [`sources`] sends every read to the configured mirrors before the
+//! registry; [`transfer`] moves artifacts between the local store and
+//! registries, verifying every byte before it enters the store; [`referrers`]
+//! attaches artifacts to manifests and discovers them (with the fallback tag
+//! where a registry lacks the referrers API); [`image_index`] builds
+//! multi-platform indexes; [`copy`] moves artifacts between registries, OCI
+//! layouts and layout archives; [`remote_extract`] writes files from a
+//! registry straight into a directory; [`pack_push`] packs a directory while
+//! uploading it.
 
 pub mod api;
 pub mod archive;
-pub mod auth;
+mod auth;
 pub mod bridge;
 pub mod client;
 pub mod copy;
 pub mod credentials;
+mod download;
 pub mod error;
 pub mod hosts;
 pub mod image_index;
+mod net;
 pub mod pack_push;
 pub mod platform;
 pub mod progress;
 pub mod referrers;
-pub mod remote_diff_ids;
+mod remote_diff_ids;
 pub mod remote_extract;
+mod request;
 pub mod retry;
+pub mod sources;
 pub mod transfer;
 pub mod upload;
 

@@ -7,8 +7,10 @@
 //! differs: each layer is produced by a blocking thread (the file, or the
 //! deterministic tar) into a bounded channel, hashed on the way, and sent as
 //! one chunked `PATCH`; the closing `PUT ?digest=` carries the digest
-//! computed while streaming, which the registry checks.
+//! computed while streaming, which the registry checks. A transient failure
+//! starts that layer again in a new session, with the client's backoff.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,11 +25,15 @@ use ferry_spec::oci::Digest;
 use ferry_store::pack::layer::WrittenBlob;
 use ferry_store::pack::{PackOptions, PlannedLayer, Prepared, Progress, prepare};
 
+use crate::api::uploads::UploadStart;
 use crate::bridge::{self, ChannelWriter};
 use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
+use crate::progress::NoProgress;
+use crate::request::RequestBody;
+use crate::retry::retry_blocking_when;
 use crate::transfer::reference_tail;
-use crate::upload::{STREAM_ATTEMPTS, UploadStart};
+use crate::upload::BlobSource;
 
 /// What a pack-and-push sent.
 #[derive(Debug, Clone)]
@@ -72,10 +78,12 @@ pub fn pack_and_push(
     let assembled = prepared.assemble(reference, options, &plan, &written)?;
     handle.block_on(async {
         client
-            .push_blob_bytes(
+            .push_blob(
                 &endpoint,
                 &assembled.config,
-                Bytes::from(assembled.config_bytes.clone()),
+                BlobSource::Bytes(Bytes::from(assembled.config_bytes.clone())),
+                None,
+                &NoProgress,
             )
             .await?;
         client
@@ -147,9 +155,12 @@ fn push_layers(
     match first_error {
         Some(error) => Err(error),
         None if written.len() == plan.len() => Ok(written),
-        None => Err(ClientError::Config(
-            "a layer upload stopped without a result".into(),
-        )),
+        // Workers stop early only after a failure, which is reported above.
+        None => Err(ClientError::Io {
+            action: "uploading",
+            path: "a layer".into(),
+            source: std::io::Error::other("a layer upload stopped without a result"),
+        }),
     }
 }
 
@@ -164,80 +175,107 @@ fn push_layer(
     preserve: bool,
     progress: &dyn Progress,
 ) -> Result<WrittenBlob> {
+    let action = format!("uploading layer {}", layer.filepath());
+    // Only a failure inside a session starts a new one: the requests before
+    // it were retried already.
+    let in_session = Cell::new(false);
+    let retryable = |error: &ClientError| in_session.get() && error.is_transient();
+    retry_blocking_when(&client.options().retry, &action, retryable, || {
+        push_layer_once(
+            handle,
+            client,
+            endpoint,
+            layer,
+            preserve,
+            progress,
+            &in_session,
+        )
+    })
+}
+
+/// One session of [`push_layer`].
+fn push_layer_once(
+    handle: &Handle,
+    client: &Client,
+    endpoint: &Endpoint,
+    layer: &PlannedLayer<'_>,
+    preserve: bool,
+    progress: &dyn Progress,
+    in_session: &Cell<bool>,
+) -> Result<WrittenBlob> {
     let access = Access::Push;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let location = match handle.block_on(client.start_upload(endpoint, &access, None))? {
-            UploadStart::Session(location) => location,
-            UploadStart::Mounted => {
-                return Err(ClientError::Invalid {
-                    registry: endpoint.registry.clone(),
-                    reason: "answered an upload start with 201 Created".into(),
-                });
-            }
-        };
-        let (tx, body) = bridge::channel();
-        let (produced, consumer_gone, patched) = std::thread::scope(|scope| {
-            let errors = tx.clone();
-            let writer = ChannelWriter::new(tx);
-            let consumer_gone = writer.closed_flag();
-            let producer = scope.spawn(move || {
-                let mut hashing = HashingWriter::new(writer);
-                let result = layer
-                    .write_encoded_to(&mut hashing, preserve, progress)
-                    .map_err(ClientError::from)
-                    .and_then(|uncompressed| {
-                        let (writer, digest, size) = hashing.finish();
-                        writer
-                            .finish()
-                            .map_err(crate::error::io_error("uploading", layer.filepath()))?;
-                        Ok(match uncompressed {
-                            Some(u) => WrittenBlob {
-                                digest,
-                                size,
-                                diff_id: u.digest,
-                                uncompressed_size: u.size,
-                            },
-                            None => WrittenBlob::uncompressed(digest, size),
-                        })
-                    });
-                if let Err(error) = &result {
-                    // Make the request fail instead of ending a short body.
-                    let _ = errors.blocking_send(Err(std::io::Error::other(error.to_string())));
-                }
-                result
+    in_session.set(false);
+    let location = match handle.block_on(client.start_upload(endpoint, &access, None))? {
+        UploadStart::Session(location) => location,
+        UploadStart::Mounted => {
+            return Err(ClientError::Invalid {
+                registry: endpoint.registry.clone(),
+                reason: "answered an upload start with 201 Created".into(),
             });
-            let patched = handle.block_on(client.patch_stream(endpoint, &location, &access, body));
-            let produced = producer.join().unwrap_or_else(|_| {
-                Err(ClientError::Config(format!(
-                    "the thread packing {} panicked",
-                    layer.filepath()
-                )))
-            });
-            (produced, consumer_gone, patched)
-        });
-        let failure = match (produced, patched) {
-            (Ok(blob), Ok(next)) => {
-                handle.block_on(client.finish_upload(endpoint, &next, &access, &blob.digest))?;
-                return Ok(blob);
-            }
-            // The files could not be read (or changed): that is the error,
-            // not the aborted request it caused.
-            (Err(error), _) if !consumer_gone.load(Ordering::Relaxed) => {
-                handle.block_on(client.cancel_upload(endpoint, &location, &access));
-                return Err(error);
-            }
-            (_, Err(error)) => error,
-            (Err(error), Ok(_)) => error,
-        };
-        handle.block_on(client.cancel_upload(endpoint, &location, &access));
-        if !failure.is_transient() || attempt >= STREAM_ATTEMPTS {
-            return Err(failure);
         }
-        tracing::warn!(
-            "upload of layer {} failed ({failure}); starting it again",
-            layer.filepath()
-        );
-    }
+    };
+    in_session.set(true);
+    let (tx, body) = bridge::channel();
+    let (produced, consumer_gone, patched) = std::thread::scope(|scope| {
+        let errors = tx.clone();
+        let writer = ChannelWriter::new(tx);
+        let consumer_gone = writer.closed_flag();
+        let producer = scope.spawn(move || {
+            let mut hashing = HashingWriter::new(writer);
+            let result = layer
+                .write_encoded_to(&mut hashing, preserve, progress)
+                .map_err(ClientError::from)
+                .and_then(|uncompressed| {
+                    let (writer, digest, size) = hashing.finish();
+                    writer
+                        .finish()
+                        .map_err(crate::error::io_error("uploading", layer.filepath()))?;
+                    Ok(match uncompressed {
+                        Some(u) => WrittenBlob {
+                            digest,
+                            size,
+                            diff_id: u.digest,
+                            uncompressed_size: u.size,
+                        },
+                        None => WrittenBlob::uncompressed(digest, size),
+                    })
+                });
+            if let Err(error) = &result {
+                // Make the request fail instead of ending a short body.
+                let _ = errors.blocking_send(Err(std::io::Error::other(error.to_string())));
+            }
+            result
+        });
+        let patched = handle.block_on(client.patch_stream(endpoint, &location, &access, body));
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(ClientError::Io {
+                action: "packing",
+                path: layer.filepath().to_string(),
+                source: std::io::Error::other("the packing thread panicked"),
+            })
+        });
+        (produced, consumer_gone, patched)
+    });
+    let failure = match (produced, patched) {
+        (Ok(blob), Ok(next)) => {
+            handle.block_on(client.finish_upload(
+                endpoint,
+                &next,
+                &access,
+                &blob.digest,
+                RequestBody::Empty,
+            ))?;
+            return Ok(blob);
+        }
+        // The files could not be read (or changed): that is the error,
+        // not the aborted request it caused.
+        (Err(error), _) if !consumer_gone.load(Ordering::Relaxed) => {
+            handle.block_on(client.cancel_upload(endpoint, &location, &access));
+            return Err(error);
+        }
+        (_, Err(error)) => error,
+        (Err(error), Ok(_)) => error,
+    };
+    handle.block_on(client.cancel_upload(endpoint, &location, &access));
+    Err(failure)
 }

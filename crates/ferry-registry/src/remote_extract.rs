@@ -1,5 +1,5 @@
-//! `ferry pull --extract` and `ferry fetch`: files from a registry straight
-//! into a directory, nothing kept in the store.
+//! `ferry pull --extract` and `ferry fetch`: files from a registry (its
+//! mirrors first) straight into a directory, nothing kept in the store.
 //!
 //! Each layer streams from the registry into the store's safe extraction
 //! ([`ferry_store::extract::place_layer_from_reader`], on a blocking thread
@@ -23,15 +23,15 @@ use ferry_store::extract::{
 
 use crate::bridge::consume_blocking;
 use crate::client::{Client, Endpoint};
-use crate::copy::registry_blob_stream;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Missing, Result, join_error};
 use crate::platform::Platform;
 use crate::progress::TransferProgress;
+use crate::sources::ReadSources;
 use crate::transfer::{is_foreign, resolve_manifest};
 
-/// Which layers to fetch: every layer when empty; else a layer must match
-/// an `--include` glob (when any is given) and be of a listed category
-/// (when any is given).
+/// Which layers to fetch: every layer when empty; else the layers that
+/// match an `--include` glob or are of a listed category (the selectors add
+/// up: `--include config.json --category weight` brings both).
 #[derive(Debug, Clone, Default)]
 pub struct LayerFilter {
     globs: Option<GlobSet>,
@@ -51,13 +51,15 @@ impl LayerFilter {
                 let glob = GlobBuilder::new(pattern)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| ClientError::Config(format!("invalid glob {pattern:?}: {e}")))?;
+                    .map_err(|e| {
+                        ClientError::invalid_input_because(format!("invalid glob {pattern:?}"), e)
+                    })?;
                 builder.add(glob);
             }
             Some(
-                builder
-                    .build()
-                    .map_err(|e| ClientError::Config(format!("invalid glob set: {e}")))?,
+                builder.build().map_err(|e| {
+                    ClientError::invalid_input_because("invalid --include globs", e)
+                })?,
             )
         };
         Ok(LayerFilter {
@@ -72,25 +74,24 @@ impl LayerFilter {
         self.globs.is_none() && self.categories.is_empty()
     }
 
-    /// True when `layer` is wanted.
+    /// True when `layer` is wanted: no filter, or a glob matches its
+    /// path, or its category is listed.
     pub fn accepts(&self, layer: &Descriptor) -> bool {
-        if let Some(globs) = &self.globs {
-            let Some(path) = layer_path(layer) else {
-                return false;
-            };
-            let path = path.trim_start_matches("./");
-            let name = path.rsplit('/').next().unwrap_or(path);
-            if !(globs.is_match(path) || globs.is_match(name)) {
-                return false;
-            }
-        }
-        if !self.categories.is_empty() {
-            let category = parse_layer_media_type(layer.media_type().as_ref()).map(|(c, _)| c);
-            if !category.is_some_and(|c| self.categories.contains(&c)) {
-                return false;
-            }
-        }
-        true
+        self.is_empty() || self.glob_matches(layer) || self.category_matches(layer)
+    }
+
+    fn glob_matches(&self, layer: &Descriptor) -> bool {
+        let (Some(globs), Some(path)) = (&self.globs, layer_path(layer)) else {
+            return false;
+        };
+        let path = path.trim_start_matches("./");
+        let name = path.rsplit('/').next().unwrap_or(path);
+        globs.is_match(path) || globs.is_match(name)
+    }
+
+    fn category_matches(&self, layer: &Descriptor) -> bool {
+        parse_layer_media_type(layer.media_type().as_ref())
+            .is_some_and(|(category, _)| self.categories.contains(&category))
     }
 
     fn describe(&self) -> String {
@@ -102,7 +103,7 @@ impl LayerFilter {
             let names: Vec<&str> = self.categories.iter().map(|c| c.name()).collect();
             parts.push(format!("--category {}", names.join(",")));
         }
-        parts.join(" and ")
+        parts.join(" or ")
     }
 }
 
@@ -157,9 +158,9 @@ pub async fn extract_remote(
     options: &RemoteExtractOptions,
     progress: &dyn TransferProgress,
 ) -> Result<RemoteExtracted> {
-    let endpoint = Endpoint::of(reference);
-    let (fetched, manifest) =
-        resolve_manifest(client, &endpoint, reference, options.platform.as_ref()).await?;
+    let sources = client.read_sources(&Endpoint::of(reference));
+    let (sources, fetched, manifest) =
+        resolve_manifest(client, &sources, reference, options.platform.as_ref()).await?;
     let mut selected = Vec::new();
     let mut selected_indices = Vec::new();
     let mut skipped = 0;
@@ -175,13 +176,11 @@ pub async fn extract_remote(
         }
     }
     if selected.is_empty() && !options.filter.is_empty() {
-        return Err(ClientError::NotFound {
-            what: format!(
-                "a layer of {} matching {}",
-                reference.whole(),
-                options.filter.describe()
-            ),
-        });
+        return Err(ClientError::NotFound(Missing::Other(format!(
+            "a layer of {} matching {}",
+            reference.whole(),
+            options.filter.describe()
+        ))));
     }
     // Refuse what cannot be placed before a byte is downloaded.
     let mut file_paths = Vec::new();
@@ -197,7 +196,7 @@ pub async fn extract_remote(
     // An uncompressed layer's diffId is its blob digest, verified anyway:
     // the config is fetched only when a compressed layer needs it.
     let diff_ids = if compressed {
-        crate::remote_diff_ids::remote_diff_ids(client, &endpoint, &manifest).await?
+        crate::remote_diff_ids::remote_diff_ids(client, &sources, &manifest).await?
     } else {
         None
     };
@@ -227,7 +226,7 @@ pub async fn extract_remote(
         .map(|(layer, diff_id)| {
             place_remote_layer(
                 client,
-                &endpoint,
+                &sources,
                 layer,
                 diff_id,
                 limits,
@@ -240,11 +239,7 @@ pub async fn extract_remote(
         .await?;
     tokio::task::spawn_blocking(move || staging.commit())
         .await
-        .map_err(|e| ClientError::Io {
-            action: "moving files into",
-            path: dir.display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+        .map_err(join_error("moving files into", dir.display()))??;
     Ok(RemoteExtracted {
         reference: reference.whole(),
         digest: fetched.digest,
@@ -261,7 +256,7 @@ pub async fn extract_remote(
 
 async fn place_remote_layer(
     client: &Client,
-    endpoint: &Endpoint,
+    sources: &ReadSources,
     layer: &Descriptor,
     diff_id: Option<Digest>,
     limits: ferry_store::decompress::Limits,
@@ -269,11 +264,20 @@ async fn place_remote_layer(
     progress: &dyn TransferProgress,
 ) -> Result<Extracted> {
     let digest = layer.digest();
-    let stream = registry_blob_stream(client, endpoint, layer).await?;
+    let (position, body) = sources
+        .first(async |endpoint| {
+            let body = client.get_blob(endpoint, digest, 0).await?;
+            body.check_length(endpoint, layer)?;
+            Ok(body)
+        })
+        .await?;
+    let registry = sources
+        .endpoints()
+        .nth(position)
+        .map_or_else(|| sources.origin().registry.clone(), |e| e.registry.clone());
     progress.blob_started(digest, layer.size());
     let owned = layer.clone();
-    let registry = endpoint.registry.clone();
-    let placed = consume_blocking(stream, digest, progress, move |reader| {
+    let placed = consume_blocking(body.stream, digest, progress, move |reader| {
         place_layer_verified(&owned, reader, &root, diff_id.as_ref(), &limits).map_err(
             |e| match e {
                 StoreError::DigestMismatch { digest, actual } => ClientError::Integrity {
@@ -332,8 +336,11 @@ mod tests {
         assert!(weights_only.accepts(&weights));
         assert!(!weights_only.accepts(&config));
 
-        let both = LayerFilter::new(&["*.json".into()], &[Category::Weight]).unwrap();
-        assert!(!both.accepts(&config), "both conditions must hold");
+        let either = LayerFilter::new(&["config.json".into()], &[Category::Weight]).unwrap();
+        assert!(either.accepts(&config), "a file the glob names");
+        assert!(either.accepts(&weights), "a file of the category");
+        assert!(!either.accepts(&layer("README.md", Category::Doc)));
+        assert!(either.describe().contains(" or "), "{}", either.describe());
         assert!(LayerFilter::default().accepts(&config));
         assert!(LayerFilter::new(&["[".into()], &[]).is_err());
     }

@@ -1,36 +1,51 @@
-//! Streaming blob uploads: a session, one `PATCH` carrying a whole stream,
-//! a closing `PUT ?digest=`.
+//! The one way a blob whose digest is known goes up, used by `push`,
+//! `copy`, `attach` and `pack --push` (its config): skipped when the
+//! registry has it (`HEAD`), mounted from another repository of the same
+//! registry when it can be, else sent in a session:
 //!
-//! Used where the bytes are not a file in the store: a blob copied from
-//! another registry or a layout (digest known, verified on the way), and a
-//! layer packed while it is uploaded (digest known only at the end). A
-//! stream cannot be replayed, so a failed `PATCH` abandons its session and
-//! the caller starts over with a new session and a new stream.
+//! - monolithic: bytes in memory, or a file up to [`MONOLITHIC_MAX`], in
+//!   the closing `PUT ?digest=`;
+//! - chunked: a larger file in `PATCH` chunks, resumed from the offset the
+//!   registry reports after a failure;
+//! - streamed: a stream (from another registry, a layout, an archive) as
+//!   one `PATCH`, verified against the descriptor on the way; content that
+//!   does not match is cancelled before the closing `PUT`.
+//!
+//! A failed session is cancelled and the blob starts over in a new one,
+//! with the client's backoff ([`crate::retry`]). Layers packed while they
+//! upload (digest known only at the end) use the same session calls from
+//! [`crate::pack_push`].
 
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::cell::Cell;
+use std::path::PathBuf;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
+use futures_util::future::LocalBoxFuture;
 
-use ferry_spec::oci::{Descriptor, Digest};
+use ferry_spec::digest::DigestHasher;
+use ferry_spec::oci::Descriptor;
 
+use crate::api::uploads::{ChunkAnswer, UploadStart};
+use crate::api::{MONOLITHIC_MAX, UPLOAD_CHUNK};
 use crate::bridge::{self, ByteStream};
-use crate::client::{Access, Client, Endpoint, Request, status_error, with_query};
+use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::progress::TransferProgress;
+use crate::request::RequestBody;
+use crate::retry::{Backoff, retry_when};
 
-/// Sessions started for one blob before a transient failure is final.
-pub const STREAM_ATTEMPTS: u32 = 3;
+/// Opens a blob's bytes, afresh for every upload session.
+pub type OpenStream<'a> = Box<dyn Fn() -> LocalBoxFuture<'a, Result<ByteStream>> + 'a>;
 
-/// How an upload session began.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UploadStart {
-    /// The registry mounted the blob from the other repository: done.
-    Mounted,
-    /// A session to send bytes to (its `Location`).
-    Session(String),
+/// Where a blob's bytes come from.
+pub enum BlobSource<'a> {
+    /// In memory (configs, small documents).
+    Bytes(Bytes),
+    /// A local file holding exactly the blob.
+    File(PathBuf),
+    /// A stream, verified against the descriptor while it is sent.
+    Stream(OpenStream<'a>),
 }
 
 /// What happened to one blob.
@@ -45,122 +60,17 @@ pub enum BlobOutcome {
 }
 
 impl Client {
-    /// `POST /v2/<name>/blobs/uploads/`, with `?mount=&from=` when
-    /// `mount` names a digest and the repository to mount it from.
-    pub async fn start_upload(
-        &self,
-        endpoint: &Endpoint,
-        access: &Access,
-        mount: Option<(&Digest, &str)>,
-    ) -> Result<UploadStart> {
-        let mut url = format!("/v2/{}/blobs/uploads/", endpoint.repository);
-        if let Some((digest, from)) = mount {
-            url = with_query(&with_query(&url, "mount", digest.as_ref()), "from", from);
-        }
-        let request = Request::new(Method::POST, url, access.clone(), "starting an upload")
-            .header("content-length", "0");
-        let response = self.send(endpoint, &request).await?;
-        match response.status() {
-            StatusCode::CREATED if mount.is_some() => Ok(UploadStart::Mounted),
-            StatusCode::ACCEPTED => Ok(UploadStart::Session(self.location(endpoint, &response)?)),
-            _ => Err(status_error(endpoint, &request.action, response).await),
-        }
-    }
-
-    /// Sends a whole stream as one chunked `PATCH`; returns the session's
-    /// next location. The body is sent once: if the client would retry the
-    /// request, it fails instead (transiently), and the caller restarts the
-    /// blob in a new session.
-    pub async fn patch_stream(
-        &self,
-        endpoint: &Endpoint,
-        location: &str,
-        access: &Access,
-        body: ByteStream,
-    ) -> Result<String> {
-        let slot = Arc::new(Mutex::new(Some(body)));
-        let registry = endpoint.registry.clone();
-        let request = Request::new(
-            Method::PATCH,
-            location.to_string(),
-            access.clone(),
-            "uploading a stream",
-        )
-        .header("content-type", "application/octet-stream")
-        .body(Arc::new(move || {
-            let stream = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            match stream {
-                Some(stream) => Ok(reqwest::Body::wrap_stream(stream)),
-                None => Err(ClientError::Unreachable {
-                    registry: registry.clone(),
-                    reason:
-                        "a streamed upload was interrupted and cannot be resent in the same session"
-                            .into(),
-                }),
-            }
-        }));
-        let response = self.send(endpoint, &request).await?;
-        if response.status() != StatusCode::ACCEPTED && response.status() != StatusCode::NO_CONTENT
-        {
-            return Err(status_error(endpoint, &request.action, response).await);
-        }
-        self.location(endpoint, &response)
-    }
-
-    /// Closes a session with `PUT ?digest=` (no body); the registry checks
-    /// the digest against what it received.
-    pub async fn finish_upload(
-        &self,
-        endpoint: &Endpoint,
-        location: &str,
-        access: &Access,
-        digest: &Digest,
-    ) -> Result<()> {
-        let request = Request::new(
-            Method::PUT,
-            with_query(location, "digest", digest.as_ref()),
-            access.clone(),
-            format!("finishing upload of {digest}"),
-        )
-        .header("content-length", "0");
-        let response = self.send(endpoint, &request).await?;
-        if response.status() != StatusCode::CREATED {
-            return Err(status_error(endpoint, &request.action, response).await);
-        }
-        Ok(())
-    }
-
-    /// Abandons a session (best effort: registries expire them anyway).
-    pub async fn cancel_upload(&self, endpoint: &Endpoint, location: &str, access: &Access) {
-        let request = Request::new(
-            Method::DELETE,
-            location.to_string(),
-            access.clone(),
-            "cancelling an upload",
-        );
-        if let Err(error) = self.send(endpoint, &request).await {
-            tracing::debug!("cancelling an upload session: {error}");
-        }
-    }
-
-    /// Copies a blob whose descriptor is known from a stream `open` returns
-    /// (called again for every new session): skipped when the registry has
-    /// it, mounted from `mount_from` (a repository of the same registry)
-    /// when it can be, else streamed and verified against the descriptor on
-    /// the way. Content that does not match is never committed: the
-    /// session is cancelled before the closing `PUT`.
-    pub async fn push_blob_stream<F, Fut>(
+    /// Puts the blob `descriptor` names into `endpoint`'s repository from
+    /// `source`, mounting it from `mount_from` (a repository of the same
+    /// registry) when the registry can.
+    pub async fn push_blob(
         &self,
         endpoint: &Endpoint,
         descriptor: &Descriptor,
+        source: BlobSource<'_>,
         mount_from: Option<&str>,
-        open: F,
         progress: &dyn TransferProgress,
-    ) -> Result<BlobOutcome>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<ByteStream>>,
-    {
+    ) -> Result<BlobOutcome> {
         let digest = descriptor.digest();
         let size = descriptor.size();
         if self
@@ -175,40 +85,133 @@ impl Client {
             Some(from) => Access::PushMountFrom(from.to_string()),
             None => Access::Push,
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mount = mount_from.map(|from| (digest, from));
+        let mount = mount_from.map(|from| (digest, from));
+        let action = format!("uploading {digest}");
+        // Only a failure inside a session starts a new one: the requests
+        // before it were retried already.
+        let in_session = Cell::new(false);
+        let retryable = |error: &ClientError| in_session.get() && error.is_transient();
+        let outcome = retry_when(&self.options().retry, &action, retryable, async || {
+            in_session.set(false);
             let location = match self.start_upload(endpoint, &access, mount).await? {
-                UploadStart::Mounted => {
-                    progress.skipped(digest, size);
-                    return Ok(BlobOutcome::Mounted);
-                }
+                UploadStart::Mounted => return Ok(BlobOutcome::Mounted),
                 UploadStart::Session(location) => location,
             };
-            let source = open().await?;
+            in_session.set(true);
             progress.blob_started(digest, size);
-            let (tx, body) = bridge::channel();
-            let pump = verify_while_sending(source, tx, descriptor, progress);
-            let (pumped, patched) =
-                tokio::join!(pump, self.patch_stream(endpoint, &location, &access, body));
-            let failure = match (pumped, patched) {
-                (Err(source_error), _) => {
-                    self.cancel_upload(endpoint, &location, &access).await;
-                    return Err(source_error);
-                }
-                (Ok(sent), Ok(next)) => {
-                    self.finish_upload(endpoint, &next, &access, digest).await?;
-                    progress.blob_done(digest);
-                    return Ok(BlobOutcome::Sent(sent));
-                }
-                (Ok(_), Err(error)) => error,
-            };
-            self.cancel_upload(endpoint, &location, &access).await;
-            if !failure.is_transient() || attempt >= STREAM_ATTEMPTS {
-                return Err(failure);
+            let sent = self
+                .send_in_session(endpoint, &location, &access, descriptor, &source, progress)
+                .await;
+            if sent.is_err() {
+                self.cancel_upload(endpoint, &location, &access).await;
             }
-            tracing::warn!("upload of {digest} failed ({failure}); starting again");
+            sent.map(|()| BlobOutcome::Sent(size))
+        })
+        .await?;
+        match outcome {
+            BlobOutcome::Mounted => progress.skipped(digest, size),
+            _ => progress.blob_done(digest),
+        }
+        Ok(outcome)
+    }
+
+    /// Sends the blob's bytes into an open session and closes it.
+    async fn send_in_session(
+        &self,
+        endpoint: &Endpoint,
+        location: &str,
+        access: &Access,
+        descriptor: &Descriptor,
+        source: &BlobSource<'_>,
+        progress: &dyn TransferProgress,
+    ) -> Result<()> {
+        let digest = descriptor.digest();
+        let size = descriptor.size();
+        match source {
+            BlobSource::Bytes(bytes) => {
+                if bytes.len() as u64 != size {
+                    return Err(ClientError::Integrity {
+                        what: format!("blob {digest}"),
+                        reason: format!("{} bytes, the descriptor says {size}", bytes.len()),
+                    });
+                }
+                let body = RequestBody::Bytes(bytes.clone());
+                self.finish_upload(endpoint, location, access, digest, body)
+                    .await?;
+                progress.advanced(digest, size);
+                Ok(())
+            }
+            BlobSource::File(path) if size <= MONOLITHIC_MAX => {
+                let body = RequestBody::File {
+                    path: path.clone(),
+                    offset: 0,
+                    len: size,
+                };
+                self.finish_upload(endpoint, location, access, digest, body)
+                    .await?;
+                progress.advanced(digest, size);
+                Ok(())
+            }
+            BlobSource::File(path) => {
+                let mut location = location.to_string();
+                let mut offset = 0u64;
+                let action = format!("uploading {digest} in chunks");
+                let mut backoff = Backoff::new(self.options().retry, &action);
+                while offset < size {
+                    let len = UPLOAD_CHUNK.min(size - offset);
+                    let answer = self
+                        .patch_file_chunk(endpoint, &location, access, path, offset, len)
+                        .await;
+                    let (failure, retryable) = match answer {
+                        Ok(ChunkAnswer::Accepted(next)) => {
+                            location = next;
+                            offset += len;
+                            progress.advanced(digest, len);
+                            backoff.reset();
+                            continue;
+                        }
+                        // Out of order: the registry holds other bytes than
+                        // ferry thought; asking says which.
+                        Ok(ChunkAnswer::OutOfOrder) => (
+                            ClientError::Status {
+                                registry: endpoint.registry.clone(),
+                                action: format!("uploading bytes {offset}- of {digest}"),
+                                status: 416,
+                                body: None,
+                                retry_after: None,
+                            },
+                            true,
+                        ),
+                        Err(error) => {
+                            let transient = error.is_transient();
+                            (error, transient)
+                        }
+                    };
+                    if !backoff.wait(&failure, retryable).await {
+                        return Err(failure);
+                    }
+                    // Go on from where the session stands.
+                    offset = self
+                        .upload_offset(endpoint, &location, access)
+                        .await?
+                        .min(size);
+                    tracing::info!("upload of {digest}: resuming at byte {offset}");
+                }
+                self.finish_upload(endpoint, &location, access, digest, RequestBody::Empty)
+                    .await
+            }
+            BlobSource::Stream(open) => {
+                let stream = open().await?;
+                let (tx, body) = bridge::channel();
+                let pump = verify_while_sending(stream, tx, descriptor, progress);
+                let (pumped, patched) =
+                    tokio::join!(pump, self.patch_stream(endpoint, location, access, body));
+                // The source's failure explains the aborted request.
+                pumped?;
+                let next = patched?;
+                self.finish_upload(endpoint, &next, access, digest, RequestBody::Empty)
+                    .await
+            }
         }
     }
 }
@@ -224,7 +227,8 @@ async fn verify_while_sending(
 ) -> Result<u64> {
     let digest = descriptor.digest();
     let size = descriptor.size();
-    let mut hasher = Sha256::new();
+    let mut hasher = DigestHasher::for_digest(digest)
+        .map_err(|e| ClientError::invalid_input_because(format!("blob {digest}"), e))?;
     let mut sent = 0u64;
     let integrity = |reason: String| ClientError::Integrity {
         what: format!("blob {digest}"),
@@ -235,12 +239,11 @@ async fn verify_while_sending(
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(error) => {
-                let reason = error.to_string();
-                let _ = tx.send(abort(&reason)).await;
+                let _ = tx.send(abort("the source failed")).await;
                 return Err(ClientError::Io {
                     action: "reading",
                     path: format!("blob {digest}"),
-                    source: std::io::Error::other(reason),
+                    source: error,
                 });
             }
         };
@@ -259,7 +262,7 @@ async fn verify_while_sending(
         }
         progress.advanced(digest, n);
     }
-    let actual = ferry_spec::digest::digest_from_hasher(hasher);
+    let actual = hasher.finish();
     if sent != size || &actual != digest {
         let _ = tx.send(abort("source content does not match")).await;
         return Err(integrity(format!(

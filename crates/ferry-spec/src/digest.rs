@@ -77,6 +77,24 @@ impl DigestHasher {
         }
     }
 
+    /// Adds everything `reader` yields, read in 1 MiB blocks; returns how
+    /// many bytes that was. The hasher can keep going afterwards (a resumed
+    /// download hashes what it kept, then what arrives).
+    pub fn update_from_reader(&mut self, mut reader: impl Read) -> io::Result<u64> {
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.update(&buffer[..n]);
+            total += n as u64;
+        }
+    }
+
     /// The digest of everything added.
     #[expect(
         clippy::expect_used,
@@ -94,23 +112,9 @@ impl DigestHasher {
 }
 
 /// The digest and length of everything `reader` yields, read in 1 MiB blocks.
-pub fn hash_reader(
-    mut reader: impl Read,
-    algorithm: &DigestAlgorithm,
-) -> io::Result<(Digest, u64)> {
+pub fn hash_reader(reader: impl Read, algorithm: &DigestAlgorithm) -> io::Result<(Digest, u64)> {
     let mut hasher = DigestHasher::new(algorithm).map_err(io::Error::other)?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        total += n as u64;
-    }
+    let total = hasher.update_from_reader(reader)?;
     Ok((hasher.finish(), total))
 }
 
@@ -233,6 +237,17 @@ mod tests {
             sha256_digest(b"{}").to_string(),
             "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
+    }
+
+    #[test]
+    fn a_hasher_continues_after_a_reader() {
+        let mut hasher = DigestHasher::sha256();
+        assert_eq!(hasher.update_from_reader(&b"hello, "[..]).unwrap(), 7);
+        hasher.update(b"world");
+        assert_eq!(hasher.finish(), sha256_digest(b"hello, world"));
+        let mut empty = DigestHasher::sha256();
+        assert_eq!(empty.update_from_reader(io::empty()).unwrap(), 0);
+        assert_eq!(empty.finish(), sha256_digest(b""));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! The store is an OCI image layout at `<root>/artifacts`; a [`LayoutDir`] is
 //! one whose root is `PATH` itself. Blobs enter it exactly as they enter the
 //! store (temp file, hash, verify, fsync, rename: [`crate::BlobWriter`]), and
-//! `index.json` is replaced atomically under `PATH/index.lock`, the lock file
-//! CRI-O and Podman use for their artifact layouts. Names are whatever the
+//! `index.json` is replaced atomically under a lock on `PATH` itself, so no
+//! lock file is left in the layout. Names are whatever the
 //! `org.opencontainers.image.ref.name` annotation holds: a bare tag (`v1`, as
 //! skopeo writes) or a full reference (`localhost:5000/m:v1`, as the store
 //! writes).
@@ -289,13 +289,14 @@ mod tests {
             layout.find(None),
             Err(StoreError::AmbiguousLayout { .. })
         ));
-        // Temporary index files were renamed away; only the layout remains.
+        // Temporary index files were renamed away and no lock file was
+        // made: only the layout remains.
         let mut names: Vec<String> = std::fs::read_dir(&path)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["blobs", "index.json", "index.lock", "oci-layout"]);
+        assert_eq!(names, ["blobs", "index.json", "oci-layout"]);
         assert!(LayoutDir::open(&temp.path().join("missing")).is_err());
     }
 

@@ -39,6 +39,15 @@ pub fn exclusive(path: &Path) -> Result<LockGuard> {
     Ok(LockGuard { file })
 }
 
+/// Blocks until the exclusive lock on the directory `dir` itself is held:
+/// for directories that belong to other tools (a bare OCI layout), where a
+/// lock file would be left behind in their tree.
+pub fn exclusive_dir(dir: &Path) -> Result<LockGuard> {
+    let file = File::open(dir).ctx("opening directory to lock", dir)?;
+    file.lock().ctx("locking", dir)?;
+    Ok(LockGuard { file })
+}
+
 /// Blocks until a shared lock at `path` is held.
 pub fn shared(path: &Path) -> Result<LockGuard> {
     let file = open_lock_file(path)?;

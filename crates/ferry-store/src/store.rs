@@ -30,8 +30,8 @@ enum Shape {
     /// `<root>/tmp` and `<root>/locks`.
     Store,
     /// A bare OCI image layout (`oci:PATH`): the root is the layout, and
-    /// temporary files and `index.lock` live in it, as containers/image and
-    /// CRI-O keep them.
+    /// temporary files live in it (renamed or removed before ferry is done);
+    /// `index.json` is guarded by a lock on the directory itself.
     Bare,
 }
 
@@ -267,8 +267,13 @@ impl Store {
     }
 
     /// Holds the index lock (blocking) for a read-modify-write of `index.json`.
+    /// A bare layout locks its own directory: a lock file would stay in a
+    /// tree that other tools (skopeo, tar) read as the layout.
     pub fn lock_index(&self) -> Result<LockGuard> {
-        lock::exclusive(&self.locks_dir().join("index.lock"))
+        match self.shape {
+            Shape::Store => lock::exclusive(&self.locks_dir().join("index.lock")),
+            Shape::Bare => lock::exclusive_dir(&self.root),
+        }
     }
 
     /// Held shared while blobs are added that the index does not name yet.

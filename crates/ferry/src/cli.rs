@@ -181,7 +181,7 @@ pub struct FetchArgs {
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
     /// Fetch layers of these categories (weight, config, doc, code, dataset);
-    /// with --include, a layer must match both.
+    /// with --include, layers matching either are fetched.
     #[arg(long, value_name = "CATEGORY", value_delimiter = ',')]
     pub category: Vec<ferry_spec::media::Category>,
     /// Target directory.

@@ -2,6 +2,7 @@
 
 use ferry_mount::MountError;
 use ferry_registry::ClientError;
+use ferry_registry::error::NetCause;
 use ferry_store::StoreError;
 
 /// A hint for the first error in `error`'s chain that ferry knows.
@@ -24,7 +25,9 @@ fn client_hint(error: &ClientError) -> Option<String> {
             "ferry reads credentials from Docker's config.json ($DOCKER_CONFIG, else ~/.docker); \
              `ferry login {registry} -u USER` checks and stores them"
         )),
-        ClientError::Unreachable { registry, reason } => Some(unreachable_hint(registry, reason)),
+        ClientError::Unreachable {
+            registry, cause, ..
+        } => Some(unreachable_hint(registry, *cause)),
         ClientError::NotFound { .. } => Some(
             "check the repository name and the tag or digest; the registry has no such manifest"
                 .to_string(),
@@ -45,20 +48,21 @@ fn client_hint(error: &ClientError) -> Option<String> {
 }
 
 /// TLS trouble has its own remedies; anything else is about the address.
-fn unreachable_hint(registry: &str, reason: &str) -> String {
-    let reason = reason.to_ascii_lowercase();
-    if reason.contains("certificate") || reason.contains("invalid peer") || reason.contains("tls") {
-        format!(
+fn unreachable_hint(registry: &str, cause: NetCause) -> String {
+    match cause {
+        NetCause::Certificate | NetCause::Tls => format!(
             "{registry}'s TLS certificate is not trusted: pass --ca-file FILE with the CA that \
              signed it, or --insecure to skip verification (--plain-http if it serves plain HTTP)"
-        )
-    } else if reason.contains("dns") || reason.contains("lookup") {
-        format!("the name {registry} does not resolve: check the registry part of the reference")
-    } else {
-        format!(
+        ),
+        NetCause::Dns => {
+            format!(
+                "the name {registry} does not resolve: check the registry part of the reference"
+            )
+        }
+        NetCause::Refused | NetCause::Interrupted => format!(
             "check that a registry listens at {registry} (for a plain-HTTP registry that is not \
              on loopback, pass --plain-http)"
-        )
+        ),
     }
 }
 
@@ -109,7 +113,8 @@ mod tests {
     fn certificate_failures_suggest_ca_file_and_insecure() {
         let error = anyhow::Error::new(ClientError::Unreachable {
             registry: "r.example:443".into(),
-            reason: "invalid peer certificate: UnknownIssuer".into(),
+            cause: NetCause::Certificate,
+            source: "invalid peer certificate: UnknownIssuer".into(),
         });
         let hint = hint(&error).expect("a hint");
         assert!(

@@ -171,3 +171,27 @@ async fn bearer_tokens_are_fetched_for_the_scope_cached_and_refreshed() {
         Some("Bearer tok-2")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_username_and_password_fields_are_used() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = noise(50_000, 27);
+    registry.seed("m", "v1", &[("w.bin", content.clone())]);
+    basic_registry(&registry);
+    let (dir, store) = store();
+    let path = dir.path().join("config.json");
+    let text = serde_json::json!({"auths": {registry.registry(): {
+        "username": "alice",
+        "password": "s3cret:with colon",
+    }}})
+    .to_string();
+    std::fs::write(&path, text).unwrap();
+    let client = Client::new(ClientOptions {
+        docker_config: Some(DockerConfig::load(path).expect("load config.json")),
+        ..options()
+    });
+    pull(&client, &store, &registry.reference("m:v1"))
+        .await
+        .expect("the username and password fields are credentials");
+    assert_blob(&store, &content);
+}

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use ferry_registry::error::{Missing, NetCause};
 use ferry_registry::{Client, ClientError, ClientOptions};
 
 use crate::common::*;
@@ -372,4 +373,152 @@ async fn cut_answers_that_ignore_range_give_up_after_the_retry_budget() {
         6
     );
     assert!(!store.has_blob(&digest(&layer)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_download_that_does_not_match_starts_over_in_the_same_run() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = noise(2 * MIB, 14);
+    let seeded = registry.seed("m", "v1", &[("w.bin", content.clone())]);
+    let layer = seeded.layers[0].0.clone();
+    let (_dir, store) = store();
+    // What a killed pull left, but corrupted (a bad disk, another tool).
+    let kept = 700_000;
+    let mut corrupted = content[..kept].to_vec();
+    corrupted[1234] ^= 0xff;
+    std::fs::write(store.partial_path(&digest(&layer)), &corrupted).unwrap();
+
+    pull(&client(), &store, &registry.reference("m:v1"))
+        .await
+        .expect("one pull gets the blob despite the bad partial file");
+    assert_blob(&store, &content);
+    let ranges: Vec<Option<String>> = registry
+        .requests("GET", &format!("/blobs/{layer}"))
+        .iter()
+        .map(|s| s.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![Some(format!("bytes={kept}-")), None],
+        "resumed once, then downloaded again from byte 0"
+    );
+    assert!(tmp_entries(&store).is_empty(), "{:?}", tmp_entries(&store));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_says_whether_the_repository_tag_manifest_or_blob_is_missing() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let seeded = registry.seed("known/m", "v1", &[("w.bin", noise(1000, 15))]);
+    let (_dir, store) = store();
+    let client = client();
+    let missing = |reference: &str| {
+        let reference = registry.reference(reference);
+        let (client, store) = (&client, &store);
+        async move {
+            pull(client, store, &reference)
+                .await
+                .expect_err("nothing to pull")
+        }
+    };
+    let host = registry.registry();
+
+    let error = missing("unknown/m:v1").await;
+    assert!(
+        matches!(&error, ClientError::NotFound(Missing::Repository { .. })),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("repository {host}/unknown/m not found")
+    );
+
+    let error = missing("known/m:nope").await;
+    assert!(
+        matches!(&error, ClientError::NotFound(Missing::Tag { tag, .. }) if tag == "nope"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("tag {host}/known/m:nope not found")
+    );
+
+    let absent = format!("sha256:{}", "0".repeat(64));
+    let error = missing(&format!("known/m@{absent}")).await;
+    assert_eq!(
+        error.to_string(),
+        format!("manifest {host}/known/m@{absent} not found")
+    );
+
+    let layer = seeded.layers[0].0.clone();
+    registry.with(|s| s.blobs.remove(&layer));
+    let error = missing("known/m:v1").await;
+    assert!(
+        matches!(&error, ClientError::NotFound(Missing::Blob { digest, .. }) if *digest == layer),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("blob {layer} not found in {host}/known/m")
+    );
+    assert!(store.entries().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_at_once() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let reference: ferry_spec::Reference = format!("{closed}/m:v1").parse().unwrap();
+    let (_dir, store) = store();
+    // Any retry would wait at least a second.
+    let client = Client::new(ClientOptions {
+        retry: ferry_registry::retry::RetryPolicy {
+            attempts: 5,
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(5),
+        },
+        ..options()
+    });
+    let started = Instant::now();
+    let error = pull(&client, &store, &reference)
+        .await
+        .expect_err("nothing listens there");
+    assert!(
+        matches!(
+            error,
+            ClientError::Unreachable {
+                cause: NetCause::Refused,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&closed), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a refused connection was retried: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_refuses_ranges_gets_a_download_from_byte_0() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = noise(MIB, 16);
+    let seeded = registry.seed("m", "v1", &[("w.bin", content.clone())]);
+    let layer = seeded.layers[0].0.clone();
+    registry.with(|s| s.faults.refuse_range = true);
+    let (_dir, store) = store();
+    std::fs::write(store.partial_path(&digest(&layer)), &content[..300_000]).unwrap();
+    pull(&client(), &store, &registry.reference("m:v1"))
+        .await
+        .expect("the blob comes whole when its rest is refused");
+    assert_blob(&store, &content);
+    let ranges: Vec<Option<String>> = registry
+        .requests("GET", &format!("/blobs/{layer}"))
+        .iter()
+        .map(|s| s.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(ranges, vec![Some("bytes=300000-".to_string()), None]);
 }

@@ -144,6 +144,8 @@ pub struct Faults {
     pub ignore_range: bool,
     /// Answer `Range` requests with 206 but the whole blob from byte 0.
     pub lie_about_range: bool,
+    /// Answer `Range` requests with 416.
+    pub refuse_range: bool,
     /// Blob `GET`s are redirected (307) to this base URL + the request path.
     pub redirect_blobs_to: Option<String>,
     /// The next `PATCH` keeps this many bytes, then the connection drops.
@@ -629,6 +631,10 @@ fn manifest(inner: &Inner, method: &str, repo: &str, reference: &str) -> Respons
         .manifests
         .get(&(repo.to_string(), reference.to_string()))
     else {
+        // As distribution answers: the repository, or what is not in it.
+        if !inner.manifests.keys().any(|(r, _)| r == repo) {
+            return error(404, "NAME_UNKNOWN", "repository name not known to registry");
+        }
         return error(404, "MANIFEST_UNKNOWN", "manifest unknown");
     };
     let headers = [
@@ -683,6 +689,9 @@ fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) 
         .and_then(|s| s.parse::<usize>().ok());
     let base = [("docker-content-digest", digest.to_string())];
     if let Some(start) = start.filter(|_| !faults.ignore_range) {
+        if faults.refuse_range {
+            return error(416, "RANGE_INVALID", "ranges are not served here");
+        }
         if faults.lie_about_range {
             let mut headers = base.to_vec();
             headers.push((

@@ -1,13 +1,14 @@
 //! Integration tests of ferry's distribution client against an in-process
 //! hostile registry ([`hostile`]): wrong digests, cut and stalled bodies,
 //! retries, auth challenges, redirects, oversized documents, interrupted
-//! uploads, mounts and mirrors.
+//! uploads, mounts, mirrors, and what copies leave on disk.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
 mod common;
+mod copy;
 mod download;
 mod hostile;
 mod mirrors;

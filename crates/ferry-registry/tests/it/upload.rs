@@ -1,8 +1,10 @@
-//! Pushes: an upload whose connection drops mid-PATCH, blobs the registry
-//! already has, cross-repository mounts, an unchanged artifact.
+//! Pushes: an upload whose connection drops mid-PATCH (a file resumes, a
+//! stream starts over), blobs the registry already has, cross-repository
+//! mounts, an unchanged artifact.
 
 use std::path::Path;
 
+use ferry_registry::copy::{CopyOptions, Location, copy};
 use ferry_registry::progress::NoProgress;
 use ferry_registry::transfer::{self, Pushed};
 use ferry_registry::{Client, ClientError};
@@ -217,10 +219,10 @@ async fn an_empty_upload_reported_as_range_0_0_restarts_at_byte_0() {
         &local,
         &[("model.safetensors", weights.clone())],
     );
-    // Every attempt of the first PATCH is dropped before a byte is kept, so
-    // the client has to ask; the registry answers `Range: 0-0` for its empty
-    // upload, as distribution does.
-    registry.with(|s| s.faults.drop_patches_unread = 5);
+    // The first PATCHes are dropped before a byte is kept (fewer times than
+    // the retry budget), so the client has to ask; the registry answers
+    // `Range: 0-0` for its empty upload, as distribution does.
+    registry.with(|s| s.faults.drop_patches_unread = 3);
     push(&client(), &store, &local, &local)
         .await
         .expect("the upload restarts from byte 0");
@@ -231,9 +233,53 @@ async fn an_empty_upload_reported_as_range_0_0_restarts_at_byte_0() {
         "the client asked where the upload stands"
     );
     let patches = registry.requests("PATCH", "/blobs/uploads/");
-    let last = patches.last().unwrap();
+    assert_eq!(patches.len(), 4, "three dropped, one taken");
+    for patch in &patches {
+        assert_eq!(
+            patch.header("content-range"),
+            Some(format!("0-{}", weights.len() - 1).as_str()),
+            "every attempt starts at byte 0"
+        );
+    }
+    assert_eq!(status.len(), 3, "the client asked after each drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_copy_whose_patch_is_dropped_starts_over_in_a_new_session() {
+    let source = Hostile::start("127.0.0.1").await;
+    let destination = Hostile::start("127.0.0.1").await;
+    let weights = noise(3 * MIB, 34);
+    let seeded = source.seed("m", "v1", &[("w.bin", weights.clone())]);
+    // The first blob's stream is cut off (a stream cannot be resent).
+    destination.with(|s| s.faults.drop_patches_unread = 1);
+    let copied = copy(
+        &client(),
+        &Location::Registry(source.reference("m:v1")),
+        &Location::Registry(destination.reference("m:v1")),
+        &CopyOptions {
+            recursive: false,
+            concurrency: 1,
+        },
+        &NoProgress,
+    )
+    .await
+    .expect("the blob goes up again in a new session");
+    assert_eq!(copied.digest.to_string(), seeded.manifest);
+    let blobs: Vec<(String, Vec<u8>)> = source.with(|s| {
+        s.blobs
+            .iter()
+            .map(|(d, b)| (d.clone(), b.to_vec()))
+            .collect()
+    });
+    assert_registry_has(&destination, "m", &blobs);
     assert_eq!(
-        last.header("content-range"),
-        Some(format!("0-{}", weights.len() - 1).as_str())
+        destination.requests("POST", "/v2/m/blobs/uploads/").len(),
+        blobs.len() + 1,
+        "one more session for the interrupted blob"
+    );
+    assert_eq!(
+        destination.requests("PUT", "/blobs/uploads/").len(),
+        blobs.len(),
+        "the interrupted session was never closed"
     );
 }

@@ -350,9 +350,12 @@ fn copy_round_trips_through_a_layout_and_an_archive() {
     );
     let leftover: Vec<String> = names(&layout)
         .into_iter()
-        .filter(|n| !["blobs", "index.json", "oci-layout", "index.lock"].contains(&n.as_str()))
+        .filter(|n| !["blobs", "index.json", "oci-layout"].contains(&n.as_str()))
         .collect();
-    assert!(leftover.is_empty(), "temporary files left: {leftover:?}");
+    assert!(
+        leftover.is_empty(),
+        "temporary or lock files left: {leftover:?}"
+    );
     for blob in &blobs {
         let ours = fs::read(blob_path(&t.ferry.store, blob)).unwrap();
         let copied = fs::read(layout.join("blobs/sha256").join(&blob[7..])).unwrap();
@@ -900,9 +903,9 @@ fn fetch_downloads_only_the_layers_asked_for() {
     assert!(got.contains("README.md"), "{got:?}");
     assert!(!got.contains("weights.bin"), "{got:?}");
 
-    // Both filters must hold; nothing matching is an error, and writes nothing.
-    let none = t.path("none");
-    let stderr = t.ferry.fails(&[
+    // The filters add up: files matching either come (the README's example).
+    let out = t.path("either");
+    t.ferry.ok(&[
         "fetch",
         &reference,
         "--include",
@@ -910,10 +913,31 @@ fn fetch_downloads_only_the_layers_asked_for() {
         "--category",
         "weight",
         "-o",
+        s(&out),
+        "--plain-http",
+        "-q",
+    ]);
+    let got: BTreeSet<String> = files_only(tree(&out)).into_keys().collect();
+    assert!(
+        got.contains("config.json") && got.contains("weights.bin"),
+        "{got:?}"
+    );
+    assert!(!got.contains("README.md"), "{got:?}");
+
+    // Nothing matching is an error, and writes nothing.
+    let none = t.path("none");
+    let stderr = t.ferry.fails(&[
+        "fetch",
+        &reference,
+        "--include",
+        "*.nothing",
+        "--category",
+        "dataset",
+        "-o",
         s(&none),
         "--plain-http",
     ]);
-    error_line(&stderr, &["*.json", "weight"]);
+    error_line(&stderr, &["*.nothing", "dataset"]);
     assert!(!none.exists());
     // A filter is required.
     let stderr = t.ferry.fails(&["fetch", &reference, "-o", s(&none)]);

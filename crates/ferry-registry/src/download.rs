@@ -1,0 +1,384 @@
+//! Downloading one blob into the store, resumably: bytes go to
+//! `tmp/partial-<alg>-<hex>` (locked, so two processes never write one
+//! file), hashed as they arrive, on a blocking thread fed through a bounded
+//! channel; a dropped connection resumes with `Range`, and so does the next
+//! run after a kill. Only content that matches its size and digest is
+//! installed. A resumed download that does not match starts again from
+//! byte 0 at once: the kept bytes may be the culprit.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use ferry_spec::digest::DigestHasher;
+use ferry_spec::oci::{Descriptor, Digest};
+use ferry_store::Store;
+
+use crate::bridge::{ByteStream, CHUNK, DEPTH};
+use crate::client::{Client, Endpoint};
+use crate::error::{ClientError, NetCause, Result, io_error, join_error};
+use crate::progress::TransferProgress;
+use crate::retry::Backoff;
+use crate::sources::ReadSources;
+
+/// Downloads a blob into the store from the first source that serves it
+/// intact. Returns whether bytes were fetched, and how many.
+pub(crate) async fn download_blob(
+    client: &Client,
+    sources: &ReadSources,
+    store: &Store,
+    descriptor: &Descriptor,
+    progress: &dyn TransferProgress,
+) -> Result<(bool, u64)> {
+    let (_, fetched) = sources
+        .first(async |endpoint| download_from(client, endpoint, store, descriptor, progress).await)
+        .await?;
+    Ok(fetched)
+}
+
+/// [`download_blob`] from one registry.
+async fn download_from(
+    client: &Client,
+    endpoint: &Endpoint,
+    store: &Store,
+    descriptor: &Descriptor,
+    progress: &dyn TransferProgress,
+) -> Result<(bool, u64)> {
+    let digest = descriptor.digest();
+    let size = descriptor.size();
+    if store.has_blob(digest) {
+        progress.skipped(digest, size);
+        return Ok((false, 0));
+    }
+    if !ferry_spec::digest::is_sha256(digest) {
+        return Err(ClientError::Integrity {
+            what: digest.to_string(),
+            reason: "only sha256 blobs can be stored locally".into(),
+        });
+    }
+    let path = store.partial_path(digest);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_error("opening", path.display()))?;
+    // Another process downloading the same blob holds this lock; wait for it.
+    lock_partial(&file, &path).await?;
+    if store.has_blob(digest) {
+        let _ = std::fs::remove_file(&path);
+        progress.skipped(digest, size);
+        return Ok((false, 0));
+    }
+    let mut partial = blocking(&path, {
+        let (path, digest) = (path.clone(), digest.clone());
+        move || Partial::resume(file, path, &digest, size)
+    })
+    .await?;
+    let kept = partial.len;
+    progress.blob_started(digest, size);
+    if kept > 0 {
+        progress.advanced(digest, kept);
+    }
+    let action = format!("downloading {digest}");
+    let mut backoff = Backoff::new(client.options().retry, &action);
+    let mut furthest = kept;
+    // Where the last answer started (None: no answer yet, the bytes are
+    // from an earlier run).
+    let mut last_start: Option<u64> = None;
+    let mut restarted = false;
+    let mut downloaded = 0u64;
+    loop {
+        while partial.len < size {
+            let body = match client.get_blob(endpoint, digest, partial.len).await {
+                Ok(body) => body,
+                // The registry will not serve the kept bytes' rest (a
+                // partial file from another blob source, a registry that
+                // dislikes ranges): start over rather than fail every run.
+                Err(ClientError::Status { status: 416, .. }) if partial.len > 0 => {
+                    tracing::info!("{digest}: range refused; downloading it from byte 0");
+                    partial = blocking(&path, move || partial.restart()).await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            if body.start != partial.len {
+                if body.start != 0 {
+                    return Err(ClientError::Invalid {
+                        registry: endpoint.registry.clone(),
+                        reason: format!(
+                            "asked for {digest} from byte {}, got a range from byte {}",
+                            partial.len, body.start
+                        ),
+                    });
+                }
+                // The registry ignored the range: start over.
+                partial = blocking(&path, move || partial.restart()).await?;
+            }
+            let start = partial.len;
+            last_start = Some(start);
+            let (received, end) = receive(partial, body.stream, size, digest, progress).await?;
+            partial = received;
+            downloaded += partial.len - start;
+            let failure = match end {
+                BodyEnd::TooLong => {
+                    discard(partial).await;
+                    return Err(ClientError::Integrity {
+                        what: format!("blob {digest}"),
+                        reason: format!(
+                            "registry sent more than the {size} bytes the manifest declares"
+                        ),
+                    });
+                }
+                BodyEnd::Failed(error) => {
+                    tracing::info!("download of {digest} interrupted at byte {}", partial.len);
+                    ClientError::Unreachable {
+                        registry: endpoint.registry.clone(),
+                        cause: NetCause::Interrupted,
+                        source: Box::new(error),
+                    }
+                }
+                BodyEnd::Complete if partial.len < size => ClientError::Integrity {
+                    what: format!("blob {digest}"),
+                    reason: format!("registry sent {} of {size} bytes", partial.len),
+                },
+                BodyEnd::Complete => break,
+            };
+            if partial.len > furthest {
+                // Further than ever: the budget is for failures in a row,
+                // and the connection was working, so resume at once.
+                furthest = partial.len;
+                backoff.reset();
+                tracing::info!("{failure}; resuming at byte {}", partial.len);
+                continue;
+            }
+            if !backoff.wait(&failure, true).await {
+                return Err(failure);
+            }
+        }
+        let actual = partial.digest();
+        if &actual == digest {
+            break;
+        }
+        if last_start != Some(0) && !restarted {
+            tracing::warn!(
+                "{digest}: the resumed download hashes to {actual}; downloading it again from byte 0"
+            );
+            restarted = true;
+            furthest = 0;
+            backoff.reset();
+            partial = blocking(&path, move || partial.restart()).await?;
+            continue;
+        }
+        discard(partial).await;
+        return Err(ClientError::Integrity {
+            what: format!("blob {digest}"),
+            reason: format!("downloaded content hashes to {actual}"),
+        });
+    }
+    drop(partial);
+    let owned = (store.clone(), path.clone(), digest.clone());
+    blocking(&path, move || {
+        let (store, path, digest) = owned;
+        store
+            .install_verified(&path, &digest)
+            .map_err(ClientError::from)
+    })
+    .await?;
+    progress.blob_done(digest);
+    Ok((true, downloaded))
+}
+
+/// A partial download: the file in `tmp/`, and the hash of what it holds.
+struct Partial {
+    file: File,
+    path: PathBuf,
+    hasher: DigestHasher,
+    /// A hasher of nothing yet, for a restart.
+    empty: DigestHasher,
+    len: u64,
+    /// Up to where writeback to disk has been started.
+    written_back: u64,
+}
+
+/// Bytes between two requests to start writing a download back to disk.
+const WRITEBACK_STEP: u64 = 64 << 20;
+
+impl Partial {
+    /// Takes up what an earlier attempt left (hashing it again), or starts
+    /// empty; more bytes than the blob has are dropped.
+    fn resume(mut file: File, path: PathBuf, digest: &Digest, size: u64) -> Result<Partial> {
+        let io = |action| io_error(action, path.display());
+        let empty = DigestHasher::for_digest(digest)
+            .map_err(|e| ClientError::invalid_input_because(format!("blob {digest}"), e))?;
+        let mut hasher = empty.clone();
+        let mut len = file.metadata().map_err(io("reading"))?.len();
+        if len > size {
+            file.set_len(0).map_err(io("truncating"))?;
+            len = 0;
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io("reading"))?;
+        let hashed = hasher
+            .update_from_reader(io::Read::take(&mut file, len))
+            .map_err(io("reading"))?;
+        if hashed != len {
+            return Err(io("reading")(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the partial download shrank while it was read",
+            )));
+        }
+        file.seek(SeekFrom::Start(len)).map_err(io("seeking"))?;
+        Ok(Partial {
+            file,
+            path,
+            hasher,
+            empty,
+            len,
+            written_back: len,
+        })
+    }
+
+    /// Empties the file, to download from byte 0.
+    fn restart(mut self) -> Result<Partial> {
+        let io = |action| io_error(action, self.path.display());
+        self.file.set_len(0).map_err(io("truncating"))?;
+        self.file.seek(SeekFrom::Start(0)).map_err(io("seeking"))?;
+        self.hasher = self.empty.clone();
+        self.len = 0;
+        self.written_back = 0;
+        Ok(self)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        if self.len - self.written_back >= WRITEBACK_STEP {
+            start_writeback(&self.file, self.written_back, self.len - self.written_back);
+            self.written_back = self.len;
+        }
+        Ok(())
+    }
+
+    /// The digest of what the file holds.
+    fn digest(&self) -> Digest {
+        self.hasher.clone().finish()
+    }
+}
+
+/// Asks the kernel to start writing a range to disk now, without waiting,
+/// so the fsync before the blob is installed finds little left to do and
+/// dirty pages do not pile up for large models.
+fn start_writeback(file: &File, start: u64, len: u64) {
+    // SAFETY: a plain syscall on a file descriptor we own; failure is harmless
+    // (the final fsync still makes the data durable).
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            start as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// How a response body ended.
+enum BodyEnd {
+    /// The body ended normally (possibly short).
+    Complete,
+    /// The connection failed mid-body.
+    Failed(io::Error),
+    /// More bytes came than the blob has.
+    TooLong,
+}
+
+/// Appends `body` to `partial` on a blocking thread (chunks gathered to
+/// [`CHUNK`] bytes, at most [`DEPTH`] in flight), stopping before a byte
+/// past `size`.
+async fn receive(
+    mut partial: Partial,
+    mut body: ByteStream,
+    size: u64,
+    digest: &Digest,
+    progress: &dyn TransferProgress,
+) -> Result<(Partial, BodyEnd)> {
+    let path = partial.path.clone();
+    let mut received = partial.len;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Err(error) = partial.append(&chunk) {
+                return (partial, Err(error));
+            }
+        }
+        (partial, Ok(()))
+    });
+    let mut end = BodyEnd::Complete;
+    let mut gathered = BytesMut::new();
+    while let Some(item) = body.next().await {
+        let chunk = match item {
+            Ok(chunk) => chunk,
+            Err(error) => {
+                end = BodyEnd::Failed(error);
+                break;
+            }
+        };
+        if received + chunk.len() as u64 > size {
+            end = BodyEnd::TooLong;
+            break;
+        }
+        received += chunk.len() as u64;
+        progress.advanced(digest, chunk.len() as u64);
+        gathered.extend_from_slice(&chunk);
+        if gathered.len() >= CHUNK && tx.send(gathered.split().freeze()).await.is_err() {
+            break; // the writer failed; its result says why
+        }
+    }
+    if !gathered.is_empty() && !matches!(end, BodyEnd::TooLong) {
+        let _ = tx.send(gathered.freeze()).await;
+    }
+    drop(tx);
+    let (partial, written) = writer
+        .await
+        .map_err(join_error("writing", path.display()))?;
+    written.map_err(io_error("writing", path.display()))?;
+    Ok((partial, end))
+}
+
+/// Removes a partial download whose content is wrong.
+async fn discard(partial: Partial) {
+    let path = partial.path.clone();
+    drop(partial);
+    let _ = tokio::fs::remove_file(&path).await;
+}
+
+/// Runs file work off the runtime's worker threads.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(join_error("writing", path.display()))?
+}
+
+async fn lock_partial(file: &File, path: &Path) -> Result<()> {
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io_error("locking", path.display())(e));
+            }
+        }
+    }
+}
