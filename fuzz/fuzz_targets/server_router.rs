@@ -567,7 +567,7 @@ impl Requests for Script<'_> {
 }
 
 fn run(access: AccessMode, requests: impl Requests) {
-    let temp = tempfile::tempdir().expect("temp dir");
+    let temp = ferry_fuzz::scratch_dir();
     let root = temp.path().join("root");
     let access = match access {
         AccessMode::Open => Access::default(),
@@ -649,7 +649,8 @@ fn run(access: AccessMode, requests: impl Requests) {
                 "{}",
                 context()
             );
-            if status.is_client_error() || status.is_server_error() {
+            // (Responses to HEAD lose their body in axum.)
+            if (status.is_client_error() || status.is_server_error()) && method != Method::HEAD {
                 let json: serde_json::Value = serde_json::from_slice(&bytes)
                     .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {}", context()));
                 assert!(json["errors"][0]["code"].is_string(), "{}", context());

@@ -332,7 +332,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn run(input: Input) {
-    let temp = tempfile::tempdir().expect("temp dir");
+    let temp = ferry_fuzz::scratch_dir();
     let base = temp.path();
     // A directory beside the staging directory that must never change.
     let outside = base.join("outside");

@@ -115,3 +115,17 @@ fn check_symlink(root: &Path, canonical_root: &Path, link: &Path) {
         );
     }
 }
+
+/// A fresh temporary directory, on tmpfs when there is one: the code under
+/// test fsyncs, and on a disk that costs milliseconds per call.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("ferry-fuzz-")
+            .tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().expect("temp dir")
+}
