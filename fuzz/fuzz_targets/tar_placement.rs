@@ -7,9 +7,9 @@
 //!
 //! Input: a first byte with its low bit set selects a structured input
 //! (the rest, read with `arbitrary`); clear, the rest is the layer's bytes
-//! as they are and the byte's other bits choose the encoding, the diffId
-//! check, the commit and a non-empty target (so real tar files, prefixed
-//! with one byte, are seeds).
+//! and the byte's other bits choose the encoding, the diffId check, the
+//! commit, a non-empty target and whether header checksums are repaired
+//! after mutation (so real tar files, prefixed with one byte, are seeds).
 //!
 //! Invariants: never panics; nothing outside the staging directory (and,
 //! after a commit, the target) is created, changed or linked to; the placed
@@ -107,9 +107,14 @@ enum Style {
 
 #[derive(Arbitrary, Debug)]
 enum Name {
+    /// A plain relative path (first, so that most names are usable and
+    /// the entries after them are reached).
+    Plain(u8),
     Parts(Vec<Part>),
     Text(String),
 }
+
+const PLAIN: [&str; 8] = ["a", "b", "a/b", "a/b/c", "b/c", "c", "a/c", "d/e"];
 
 #[derive(Arbitrary, Debug)]
 enum Part {
@@ -135,6 +140,7 @@ struct Places {
 impl Name {
     fn render(&self, places: &Places) -> Vec<u8> {
         match self {
+            Name::Plain(i) => PLAIN[usize::from(*i) % PLAIN.len()].as_bytes().to_vec(),
             Name::Text(text) => text.as_bytes().to_vec(),
             Name::Parts(parts) => parts
                 .iter()
@@ -199,6 +205,31 @@ fn header(
     header.set_gid(0);
     header.set_cksum();
     header
+}
+
+/// Rewrites the checksum of every header block of a tar stream, so that a
+/// mutated header is read rather than refused at once.
+fn fix_checksums(bytes: &mut [u8]) {
+    let mut offset = 0;
+    while offset + 512 <= bytes.len() {
+        let block = &mut bytes[offset..offset + 512];
+        offset += 512;
+        if block.iter().all(|&b| b == 0) {
+            continue;
+        }
+        block[148..156].fill(b' ');
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        // Skip the entry's data (an octal size; anything else counts as 0).
+        let size = std::str::from_utf8(&block[124..136])
+            .ok()
+            .and_then(|s| {
+                u64::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok()
+            })
+            .unwrap_or(0);
+        let blocks = usize::try_from(size.div_ceil(512)).unwrap_or(usize::MAX);
+        offset = offset.saturating_add(blocks.saturating_mul(512));
+    }
 }
 
 fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
@@ -311,8 +342,12 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => return,
         }
     } else {
+        let mut bytes = rest.to_vec();
+        if selector & 0x80 != 0 {
+            fix_checksums(&mut bytes);
+        }
         Input {
-            layer: Layer::Raw(rest.to_vec()),
+            layer: Layer::Raw(bytes),
             encoding: match (selector >> 1) & 3 {
                 0 => Enc::Tar,
                 1 => Enc::Gzip,
@@ -442,6 +477,13 @@ fn run(input: Input) {
         diff_id.as_ref(),
         &limits,
     );
+
+    if std::env::var_os("FERRY_FUZZ_VERBOSE").is_some() {
+        match &result {
+            Ok(placed) => eprintln!("{media_type}: placed {} entries", placed.entries),
+            Err(e) => eprintln!("{media_type}: {e}"),
+        }
+    }
 
     // Whatever happened, only the staging directory may have changed.
     let mut expected: BTreeSet<String> = ["outside".to_string(), staging_name].into();
