@@ -243,12 +243,15 @@ fn percent_decode(input: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&input[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
+            // Byte by byte: the two characters after `%` may be the start
+            // of a multi-byte character, where a `str` cannot be sliced.
+            b'%' if i + 2 < bytes.len() => match (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
+            {
+                (Some(high), Some(low)) => {
+                    out.push((high << 4) | low);
                     i += 3;
                 }
-                Err(_) => {
+                _ => {
                     out.push(b'%');
                     i += 1;
                 }
@@ -264,6 +267,10 @@ fn percent_decode(input: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// Sets a header from a string known to be a valid header value.
@@ -329,5 +336,12 @@ mod tests {
         assert_eq!(q.get("last"), Some("a/b"));
         assert_eq!(q.get("from"), Some("x y"));
         assert_eq!(q.get("missing"), None);
+        // Found with the server_router fuzz target: `%` then a multi-byte
+        // character sliced a str inside that character and panicked.
+        let q = Query::parse("last=%a\u{e9}x&n=%e9%");
+        assert_eq!(q.get("last"), Some("%a\u{e9}x"));
+        assert_eq!(q.get("n"), Some("\u{fffd}%"));
+        // `from_str_radix` took a sign: `%+1` is not an escape.
+        assert_eq!(Query::parse("x=%+1").get("x"), Some("% 1"));
     }
 }

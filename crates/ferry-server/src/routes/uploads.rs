@@ -117,7 +117,8 @@ fn content_range(headers: &HeaderMap) -> RegistryResult<Option<(u64, u64)>> {
     let (start, end) = text.split_once('-').ok_or_else(invalid)?;
     let start: u64 = start.trim().parse().map_err(|_| invalid())?;
     let end: u64 = end.trim().parse().map_err(|_| invalid())?;
-    if end < start {
+    // `end + 1` is the offset after the chunk: it must exist.
+    if end < start || end == u64::MAX {
         return Err(invalid());
     }
     Ok(Some((start, end)))
@@ -249,5 +250,30 @@ pub async fn cancel(storage: &dyn Storage, name: &str, id: &str) -> RegistryResu
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(RegistryError::upload_unknown())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(value: &str) -> RegistryResult<Option<(u64, u64)>> {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-range", value.parse().unwrap());
+        content_range(&headers)
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(range("0-4").unwrap(), Some((0, 4)));
+        assert_eq!(range("bytes 5-9/10").unwrap(), Some((5, 9)));
+        assert_eq!(range("bytes=5-9").unwrap(), Some((5, 9)));
+        assert!(range("9-5").is_err());
+        assert!(range("a-b").is_err());
+        // Found by fuzzing: the end offset `end + 1` overflowed (a panic in
+        // debug builds, a wrapped length check in release).
+        let error = range("0-18446744073709551615").unwrap_err();
+        assert_eq!(error.status, StatusCode::RANGE_NOT_SATISFIABLE);
+        assert!(range("18446744073709551614-18446744073709551614").is_ok());
     }
 }
