@@ -70,13 +70,13 @@ fuzz_target!(|text: &str| {
 fn normalized(mut mf: Modelfile) -> Modelfile {
     let fix = |v: &mut String| *v = v.replace(['\r', '\n'], " ");
     for single in [
-        &mut mf.name,
-        &mut mf.arch,
-        &mut mf.family,
-        &mut mf.format,
-        &mut mf.param_size,
-        &mut mf.precision,
-        &mut mf.quantization,
+        &mut mf.facts.name,
+        &mut mf.facts.arch,
+        &mut mf.facts.family,
+        &mut mf.facts.format,
+        &mut mf.facts.param_size,
+        &mut mf.facts.precision,
+        &mut mf.facts.quantization,
     ] {
         if let Some(value) = single.as_mut() {
             fix(value);

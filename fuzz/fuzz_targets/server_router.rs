@@ -37,8 +37,15 @@ use tower::ServiceExt;
 /// The app over a storage root: the few lines that know how the server is
 /// put together.
 fn app(root: &Path, access: Access) -> Router {
-    let storage = FsStorage::open(root, Duration::from_secs(5)).expect("opening storage");
-    ferry_server::router(Arc::new(storage), access, 64 * 1024)
+    let storage = FsStorage::open(root).expect("opening storage");
+    ferry_server::app(
+        Arc::new(storage),
+        ferry_server::AppOptions {
+            access,
+            max_manifest_bytes: 64 * 1024,
+            idle_timeout: Duration::from_secs(5),
+        },
+    )
 }
 
 #[derive(Arbitrary, Debug)]
