@@ -131,16 +131,8 @@ impl Store {
     /// `sha256:...` digest to a manifest descriptor in the index.
     pub fn resolve(&self, input: &str) -> Result<Resolved> {
         let entries = self.entries()?;
-        if input.starts_with("sha256:") {
-            let digest = parse_digest(input)?;
-            return entries
-                .into_iter()
-                .find(|d| d.digest() == &digest)
-                .map(|descriptor| Resolved {
-                    reference: None,
-                    descriptor,
-                })
-                .ok_or_else(|| StoreError::NotFound(input.to_string()));
+        if input.starts_with("sha256:") || input.starts_with("sha512:") {
+            return entry_by_digest(entries, &parse_digest(input)?, input);
         }
         // A name exactly as the index records it needs no parsing, which
         // matters for `ferry mount`'s latency: building the reference
@@ -153,15 +145,7 @@ impl Store {
         }
         let reference = normalize_reference(input)?;
         if let Some(digest) = reference.digest() {
-            let digest = parse_digest(digest)?;
-            return entries
-                .into_iter()
-                .find(|d| d.digest() == &digest)
-                .map(|descriptor| Resolved {
-                    reference: None,
-                    descriptor,
-                })
-                .ok_or_else(|| StoreError::NotFound(input.to_string()));
+            return entry_by_digest(entries, &parse_digest(digest)?, input);
         }
         let name = reference.whole();
         entries
@@ -227,6 +211,18 @@ impl Store {
 pub struct Reach {
     /// The size the referencing descriptor declares.
     pub size: u64,
+}
+
+/// The index entry of manifest `digest` (what `input` asked for, in errors).
+fn entry_by_digest(entries: Vec<Descriptor>, digest: &Digest, input: &str) -> Result<Resolved> {
+    entries
+        .into_iter()
+        .find(|d| d.digest() == digest)
+        .map(|descriptor| Resolved {
+            reference: None,
+            descriptor,
+        })
+        .ok_or_else(|| StoreError::NotFound(input.to_string()))
 }
 
 /// Parses a digest string with a clear error.

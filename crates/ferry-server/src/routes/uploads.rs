@@ -164,6 +164,18 @@ async fn append_checked(
     }
 }
 
+/// Fails with `BLOB_UPLOAD_UNKNOWN` unless session `id` of `name` is open.
+async fn require_session(storage: &dyn Storage, name: &str, id: &str) -> RegistryResult<()> {
+    match storage
+        .upload_offset(name, id)
+        .await
+        .map_err(storage_error)?
+    {
+        Some(_) => Ok(()),
+        None => Err(RegistryError::upload_unknown()),
+    }
+}
+
 /// `PATCH /v2/<name>/blobs/uploads/<id>`: a chunk, or a whole stream.
 pub async fn patch(
     storage: &dyn Storage,
@@ -172,14 +184,7 @@ pub async fn patch(
     headers: &HeaderMap,
     body: ByteStream,
 ) -> RegistryResult<Response> {
-    if storage
-        .upload_offset(name, id)
-        .await
-        .map_err(storage_error)?
-        .is_none()
-    {
-        return Err(RegistryError::upload_unknown());
-    }
+    require_session(storage, name, id).await?;
     match append_checked(storage, name, id, headers, body).await {
         Ok(offset) => Ok(accepted(name, id, offset, StatusCode::ACCEPTED)),
         Err(error) if error.status == StatusCode::RANGE_NOT_SATISFIABLE => {
@@ -208,14 +213,7 @@ pub async fn put(
     headers: &HeaderMap,
     body: ByteStream,
 ) -> RegistryResult<Response> {
-    if storage
-        .upload_offset(name, id)
-        .await
-        .map_err(storage_error)?
-        .is_none()
-    {
-        return Err(RegistryError::upload_unknown());
-    }
+    require_session(storage, name, id).await?;
     let digest = query
         .get("digest")
         .ok_or_else(|| RegistryError::digest_invalid("digest query parameter is required"))?;
