@@ -5,16 +5,14 @@ use std::time::Instant;
 
 use ferry_registry::copy::{CopyOptions, Location, copy as copy_artifact};
 use ferry_registry::pack_push::pack_and_push;
-use ferry_registry::remote_extract::{
-    LayerFilter, RemoteExtractOptions, RemoteExtracted, extract_remote,
-};
+use ferry_registry::remote_extract::{LayerFilter, RemoteExtractOptions, extract_remote};
 use ferry_store::index::normalize_reference;
 
-use super::transfer::{client, runtime};
+use super::transfer::{client, runtime, with_transfer_bar};
 use crate::cli::{CopyArgs, FetchArgs, PackArgs, PullArgs, TransportArgs};
 use crate::exit::Exit;
 use crate::output::print_json;
-use crate::progress::{Bar, TransferBar};
+use crate::progress::Bar;
 use crate::report::{CopiedBlobs, CopyReport, FetchReport, PackReport};
 use crate::size::{human, rate};
 
@@ -26,18 +24,9 @@ pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<Exit> {
         recursive: args.recursive,
         concurrency: args.transport.concurrency,
     };
-    let bar = TransferBar::new(quiet, "copying");
-    let started = Instant::now();
-    let result = runtime()?.block_on(copy_artifact(
-        &client,
-        &source,
-        &destination,
-        &options,
-        &bar,
-    ));
-    bar.finish();
-    let copied = result?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (copied, _, seconds) = with_transfer_bar(quiet, "copying", async |bar| {
+        copy_artifact(&client, &source, &destination, &options, bar).await
+    })?;
     if args.json {
         print_json(&CopyReport {
             source: copied.source,
@@ -121,12 +110,9 @@ fn extract(
 ) -> anyhow::Result<Exit> {
     let reference = normalize_reference(reference)?;
     let client = client(transport)?;
-    let bar = TransferBar::new(quiet, "downloading");
-    let started = Instant::now();
-    let result = runtime()?.block_on(extract_remote(&client, &reference, dir, options, &bar));
-    bar.finish();
-    let extracted: RemoteExtracted = result?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (extracted, bar, seconds) = with_transfer_bar(quiet, "downloading", async |bar| {
+        extract_remote(&client, &reference, dir, options, bar).await
+    })?;
     if json {
         print_json(&FetchReport {
             reference: extracted.reference,

@@ -46,19 +46,17 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn push(store: &Store, args: &PushArgs, quiet: bool) -> anyhow::Result<Exit> {
     let destination = normalize_reference(args.destination.as_deref().unwrap_or(&args.reference))?;
     let client = client(&args.transport)?;
-    let bar = TransferBar::new(quiet, "pushing");
-    let started = Instant::now();
-    let result = runtime()?.block_on(transfer::push(
-        &client,
-        store,
-        &args.reference,
-        &destination,
-        args.transport.concurrency,
-        &bar,
-    ));
-    bar.finish();
-    let pushed = result?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (pushed, bar, seconds) = with_transfer_bar(quiet, "pushing", async |bar| {
+        transfer::push(
+            &client,
+            store,
+            &args.reference,
+            &destination,
+            args.transport.concurrency,
+            bar,
+        )
+        .await
+    })?;
     if args.json {
         print_json(&PushReport {
             reference: pushed.reference,
@@ -131,17 +129,35 @@ pub(super) fn pull_with_bar(
     quiet: bool,
 ) -> anyhow::Result<transfer::Pulled> {
     let client = client(transport)?;
-    let bar = TransferBar::new(quiet, "pulling");
-    let result = runtime()?.block_on(transfer::pull(
-        &client,
-        store,
-        reference,
-        platform,
-        transport.concurrency,
-        &bar,
-    ));
+    let (pulled, _, _) = with_transfer_bar(quiet, "pulling", async |bar| {
+        transfer::pull(
+            &client,
+            store,
+            reference,
+            platform,
+            transport.concurrency,
+            bar,
+        )
+        .await
+    })?;
+    Ok(pulled)
+}
+
+/// Runs a registry transfer on a fresh runtime behind a progress bar: what
+/// it gave, the bar (it counts the bytes moved) and the seconds it took.
+pub(super) fn with_transfer_bar<T, E>(
+    quiet: bool,
+    label: &str,
+    work: impl AsyncFnOnce(&TransferBar) -> Result<T, E>,
+) -> anyhow::Result<(T, TransferBar, f64)>
+where
+    anyhow::Error: From<E>,
+{
+    let bar = TransferBar::new(quiet, label);
+    let started = Instant::now();
+    let result = runtime()?.block_on(work(&bar));
     bar.finish();
-    Ok(result?)
+    Ok((result?, bar, started.elapsed().as_secs_f64()))
 }
 
 /// How many of a manifest's config and layers the store holds.
