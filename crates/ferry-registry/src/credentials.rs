@@ -193,6 +193,12 @@ impl DockerConfig {
             let input = serde_json::json!({"ServerURL": key, "Username": username, "Secret": password.expose()});
             return run_helper(&helper, "store", &input.to_string()).map(|_| ());
         }
+        self.insert_auth(key, username, password);
+        self.save()
+    }
+
+    /// Sets `auths[key]` to Docker's `auth` field (base64 of `user:password`).
+    fn insert_auth(&mut self, key: String, username: &str, password: &Secret) {
         let auth = STANDARD.encode(format!("{username}:{}", password.expose()));
         let auths = self
             .document
@@ -201,19 +207,11 @@ impl DockerConfig {
         if let Value::Object(auths) = auths {
             auths.insert(key, serde_json::json!({ "auth": auth }));
         }
-        self.save()
     }
 
     /// Records a login without saving it (to check credentials first).
     pub fn store_login_in_memory(&mut self, registry: &str, username: &str, password: &Secret) {
-        let auth = STANDARD.encode(format!("{username}:{}", password.expose()));
-        let auths = self
-            .document
-            .entry("auths")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(auths) = auths {
-            auths.insert(canonical_key(registry), serde_json::json!({ "auth": auth }));
-        }
+        self.insert_auth(canonical_key(registry), username, password);
         self.document.remove("credsStore");
         self.document.remove("credHelpers");
     }
