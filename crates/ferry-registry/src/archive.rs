@@ -24,7 +24,7 @@ use crate::error::{BoxError, ClientError, Missing, Result, io_error, join_error}
 use crate::progress::TransferProgress;
 use crate::upload::BlobOutcome;
 
-const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+use ferry_spec::media::OCI_LAYOUT_FILE as OCI_LAYOUT;
 
 fn invalid(path: &Path, reason: &str) -> ClientError {
     ClientError::InvalidArchive {

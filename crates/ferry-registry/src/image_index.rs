@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use ferry_spec::Reference;
-use ferry_spec::media::{MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
+use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
 use ferry_spec::oci::{
     Arch, Descriptor, Digest, ImageIndexBuilder, ImageManifest, MediaType, Os, PlatformBuilder,
 };
@@ -143,9 +143,7 @@ async fn entry_descriptor(
         fetched.bytes.len() as u64,
         fetched.digest.clone(),
     );
-    let manifest = if fetched.media_type == MEDIA_TYPE_IMAGE_MANIFEST
-        || fetched.media_type == "application/vnd.docker.distribution.manifest.v2+json"
-    {
+    let manifest = if ferry_spec::media::is_image_manifest(&fetched.media_type) {
         Some(
             serde_json::from_slice::<ImageManifest>(&fetched.bytes).map_err(|e| {
                 ClientError::Invalid {

@@ -15,6 +15,24 @@ pub const MEDIA_TYPE_IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.
 pub const MEDIA_TYPE_IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// The OCI empty descriptor media type (content `{}`).
 pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// Docker's schema 2 manifest, which registries and layouts still hold.
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker's manifest list, the index of schema 2.
+pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The `oci-layout` file of an OCI image layout.
+pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// True for an image manifest, OCI or Docker schema 2.
+pub fn is_image_manifest(media_type: &str) -> bool {
+    media_type == MEDIA_TYPE_IMAGE_MANIFEST || media_type == MEDIA_TYPE_DOCKER_MANIFEST
+}
+
+/// True for an index of manifests, OCI or Docker's manifest list.
+pub fn is_image_index(media_type: &str) -> bool {
+    media_type == MEDIA_TYPE_IMAGE_INDEX || media_type == MEDIA_TYPE_DOCKER_MANIFEST_LIST
+}
+
 /// The content of the OCI empty descriptor: the config of artifacts without one.
 pub const EMPTY_CONFIG: &[u8] = b"{}";
 /// Media type of a file layer when nothing more specific is known.
@@ -196,6 +214,16 @@ mod tests {
             layer_media_type(Category::WeightConfig, Encoding::Raw),
             "application/vnd.cncf.model.weight.config.v1.raw"
         );
+    }
+
+    #[test]
+    fn manifests_and_indexes_of_both_families() {
+        assert!(is_image_manifest(MEDIA_TYPE_IMAGE_MANIFEST));
+        assert!(is_image_manifest(MEDIA_TYPE_DOCKER_MANIFEST));
+        assert!(!is_image_manifest(MEDIA_TYPE_IMAGE_INDEX));
+        assert!(is_image_index(MEDIA_TYPE_DOCKER_MANIFEST_LIST));
+        assert!(is_image_index(MEDIA_TYPE_IMAGE_INDEX));
+        assert!(!is_image_index(MEDIA_TYPE_EMPTY));
     }
 
     #[test]

@@ -181,10 +181,8 @@ impl Store {
                     size: descriptor.size(),
                 },
             );
-            let is_manifest = media_type == ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST
-                || media_type == "application/vnd.docker.distribution.manifest.v2+json";
-            let is_index = media_type == ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX
-                || media_type == "application/vnd.docker.distribution.manifest.list.v2+json";
+            let is_manifest = ferry_spec::media::is_image_manifest(&media_type);
+            let is_index = ferry_spec::media::is_image_index(&media_type);
             if !(is_manifest || is_index) || !self.has_blob(&digest) {
                 continue;
             }

@@ -10,9 +10,6 @@ use crate::blob::BlobWriter;
 use crate::error::{IoContext, Result, StoreError};
 use crate::lock::{self, LockGuard};
 
-/// The layout version file every OCI image layout carries.
-const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
-
 /// Manifests and configs larger than this are refused (registries cap at a few MiB).
 pub const MAX_DOCUMENT_SIZE: u64 = 4 * 1024 * 1024;
 
@@ -126,7 +123,7 @@ impl Store {
         }
         let marker = self.layout_dir().join("oci-layout");
         if !marker.exists() {
-            crate::index::write_atomically(self, &marker, OCI_LAYOUT.as_bytes())?;
+            crate::index::write_atomically(self, &marker, ferry_spec::media::OCI_LAYOUT_FILE)?;
         }
         Ok(())
     }
