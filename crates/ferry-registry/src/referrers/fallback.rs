@@ -235,17 +235,9 @@ mod tests {
     use std::cell::RefCell;
 
     use ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST;
-    use ferry_spec::oci::{Descriptor, Digest, MediaType};
+    use ferry_spec::oci::Digest;
 
-    fn digest(n: u8) -> Digest {
-        ferry_spec::digest::sha256_digest(&[n])
-    }
-
-    fn descriptor(n: u8, artifact_type: Option<&str>) -> Descriptor {
-        let mut d = Descriptor::new(MediaType::ImageManifest, 100 + n as u64, digest(n));
-        d.set_artifact_type(artifact_type.map(MediaType::from));
-        d
-    }
+    use crate::referrers::fixtures::{descriptor, digest};
 
     /// A tag whose writes land `lag` after they were computed, like a slow
     /// client racing others.

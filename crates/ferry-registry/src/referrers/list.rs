@@ -187,17 +187,8 @@ fn fallback_entries(document: &Value, tag: &str) -> Vec<Descriptor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_spec::oci::MediaType;
 
-    fn descriptor(n: u8, artifact_type: Option<&str>) -> Descriptor {
-        let mut d = Descriptor::new(
-            MediaType::ImageManifest,
-            100 + n as u64,
-            ferry_spec::digest::sha256_digest(&[n]),
-        );
-        d.set_artifact_type(artifact_type.map(MediaType::from));
-        d
-    }
+    use crate::referrers::fixtures::descriptor;
 
     #[test]
     fn artifact_type_filter_keeps_only_matches() {

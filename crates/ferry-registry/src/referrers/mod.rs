@@ -18,6 +18,24 @@ pub(crate) mod fallback;
 pub mod list;
 pub mod tree;
 
+/// Descriptors for the referrer tests of this module's files.
+#[cfg(test)]
+mod fixtures {
+    use ferry_spec::oci::{Descriptor, Digest, MediaType};
+
+    /// A distinct digest per `n`.
+    pub fn digest(n: u8) -> Digest {
+        ferry_spec::digest::sha256_digest(&[n])
+    }
+
+    /// Manifest `n` (size 100 + n), with an artifact type when given.
+    pub fn descriptor(n: u8, artifact_type: Option<&str>) -> Descriptor {
+        let mut d = Descriptor::new(MediaType::ImageManifest, 100 + n as u64, digest(n));
+        d.set_artifact_type(artifact_type.map(MediaType::from));
+        d
+    }
+}
+
 use ferry_spec::Reference;
 use ferry_spec::oci::{Descriptor, Digest, MediaType};
 

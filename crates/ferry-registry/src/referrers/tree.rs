@@ -151,19 +151,10 @@ fn assemble(slots: &mut [Option<FlatNode>], index: usize) -> Option<ReferrerNode
 mod tests {
     use super::*;
     use crate::referrers::list::retain_artifact_type;
-    use ferry_spec::oci::MediaType;
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    fn digest(n: u8) -> Digest {
-        ferry_spec::digest::sha256_digest(&[n])
-    }
-
-    fn descriptor(n: u8, artifact_type: Option<&str>) -> Descriptor {
-        let mut d = Descriptor::new(MediaType::ImageManifest, 100 + n as u64, digest(n));
-        d.set_artifact_type(artifact_type.map(MediaType::from));
-        d
-    }
+    use crate::referrers::fixtures::{descriptor, digest};
 
     /// A referrer graph in memory.
     struct Graph(HashMap<Digest, Vec<Descriptor>>, RefCell<usize>);

@@ -105,11 +105,7 @@ async fn a_connection_dropped_mid_blob_resumes_with_range() {
         .await
         .expect("a dropped connection is resumed");
     assert_blob(&store, &content);
-    let ranges: Vec<Option<String>> = registry
-        .requests("GET", &format!("/blobs/{layer}"))
-        .iter()
-        .map(|s| s.header("range").map(str::to_string))
-        .collect();
+    let ranges = range_headers(&registry, &layer);
     assert_eq!(ranges, vec![None, Some(format!("bytes={sent}-"))]);
 }
 
@@ -392,11 +388,7 @@ async fn a_resumed_download_that_does_not_match_starts_over_in_the_same_run() {
         .await
         .expect("one pull gets the blob despite the bad partial file");
     assert_blob(&store, &content);
-    let ranges: Vec<Option<String>> = registry
-        .requests("GET", &format!("/blobs/{layer}"))
-        .iter()
-        .map(|s| s.header("range").map(str::to_string))
-        .collect();
+    let ranges = range_headers(&registry, &layer);
     assert_eq!(
         ranges,
         vec![Some(format!("bytes={kept}-")), None],
@@ -515,10 +507,15 @@ async fn a_registry_that_refuses_ranges_gets_a_download_from_byte_0() {
         .await
         .expect("the blob comes whole when its rest is refused");
     assert_blob(&store, &content);
-    let ranges: Vec<Option<String>> = registry
-        .requests("GET", &format!("/blobs/{layer}"))
+    let ranges = range_headers(&registry, &layer);
+    assert_eq!(ranges, vec![Some("bytes=300000-".to_string()), None]);
+}
+
+/// The `Range` header of every GET of blob `digest`, in order.
+fn range_headers(registry: &Hostile, digest: &impl std::fmt::Display) -> Vec<Option<String>> {
+    registry
+        .requests("GET", &format!("/blobs/{digest}"))
         .iter()
         .map(|s| s.header("range").map(str::to_string))
-        .collect();
-    assert_eq!(ranges, vec![Some("bytes=300000-".to_string()), None]);
+        .collect()
 }

@@ -15,98 +15,12 @@ use tempfile::TempDir;
 
 use crate::common::*;
 
-/// The keys of a JSON object, sorted.
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("expected a JSON object: {value}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
-
-/// ferry with its own store, Docker config and XDG config home, so no
-/// credentials or registries.toml leak in from the machine.
-struct Cli {
-    ferry: Ferry,
-    home: TempDir,
-}
-
-impl Cli {
-    fn new() -> Cli {
-        let home = tempdir();
-        let ferry = Ferry::new(home.path().join("store"));
-        Cli { ferry, home }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
-        let mut cmd = self.ferry.command(args);
-        cmd.env("DOCKER_CONFIG", self.path("docker"))
-            .env("XDG_CONFIG_HOME", self.path("xdg"))
-            .env("NO_PROGRESS", "1");
-        cmd
-    }
-
-    fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
-        run(&mut self.command(args))
-    }
-
-    /// Runs ferry expecting exit `code`; returns the output.
-    fn exits<S: AsRef<OsStr>>(&self, code: i32, args: &[S]) -> Output {
-        let output = self.run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "`ferry {}` should exit {code}\n{}",
-            words(args),
-            show(&output)
-        );
-        output
-    }
-
-    /// Runs ferry expecting success and parses its stdout as JSON.
-    fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> Value {
-        parse_json(&self.exits(0, args), args)
-    }
-}
-
-fn words<S: AsRef<OsStr>>(args: &[S]) -> String {
-    args.iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn parse_json<S: AsRef<OsStr>>(output: &Output, args: &[S]) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "`ferry {}` printed invalid JSON ({e})\n{}",
-            words(args),
-            show(output)
-        )
-    })
-}
-
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// `ferry serve` on a loopback port, killed when dropped.
@@ -583,15 +497,15 @@ fn usage_errors_exit_2_and_name_the_flag() {
         let error = text
             .split_once("error: ")
             .map(|(_, rest)| rest.split("\n\n").next().unwrap_or(rest))
-            .unwrap_or_else(|| panic!("`ferry {}`: no error:\n{text}", words(args)));
+            .unwrap_or_else(|| panic!("{}: no error:\n{text}", words(args)));
         assert!(
             error.contains(flag),
-            "`ferry {}`: the error names {flag}: {error}",
+            "{}: the error names {flag}: {error}",
             words(args)
         );
         assert!(
             text.contains("--help"),
-            "`ferry {}`: clap's pointer to --help: {text}",
+            "{}: clap's pointer to --help: {text}",
             words(args)
         );
     }

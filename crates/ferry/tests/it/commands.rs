@@ -12,18 +12,6 @@ const SUBCOMMANDS: [&str; 9] = [
     "init", "pack", "ls", "inspect", "tag", "rm", "prune", "fsck", "extract",
 ];
 
-/// The keys of a JSON object, sorted.
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("expected a JSON object: {value}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
-
 #[test]
 fn pack_prints_the_reference_and_the_manifest_digest() {
     let model = gen_model(1, 2);

@@ -571,3 +571,131 @@ pub fn contents(dir: &Path) -> BTreeMap<String, (u64, String)> {
         })
         .collect()
 }
+
+/// The keys of a JSON object, sorted.
+pub fn keys(value: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("expected a JSON object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// `` `ferry ARGS` `` for messages.
+pub fn words<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    format!("`ferry {}`", words.join(" "))
+}
+
+/// What ferry printed on stdout, as JSON.
+pub fn parse_json<S: AsRef<OsStr>>(output: &Output, args: &[S]) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{} printed invalid JSON ({e})\n{}",
+            words(args),
+            show(output)
+        )
+    })
+}
+
+/// ferry with its own store, Docker config directory and XDG config home, so
+/// no credentials or registries.toml leak in from the machine.
+pub struct Cli {
+    /// The ferry binary on a private store.
+    pub ferry: Ferry,
+    /// Holds the store, `docker/` and `xdg/`.
+    pub home: TempDir,
+}
+
+impl Cli {
+    pub fn new() -> Cli {
+        let home = tempdir();
+        let ferry = Ferry::new(home.path().join("store"));
+        Cli { ferry, home }
+    }
+
+    /// A path in the private home.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// `$DOCKER_CONFIG`.
+    pub fn docker_config(&self) -> PathBuf {
+        self.path("docker")
+    }
+
+    pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = self.ferry.command(args);
+        cmd.env("DOCKER_CONFIG", self.docker_config())
+            .env("XDG_CONFIG_HOME", self.path("xdg"))
+            .env("NO_PROGRESS", "1");
+        cmd
+    }
+
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        run(&mut self.command(args))
+    }
+
+    /// Runs ferry expecting exit `code`; returns the output.
+    pub fn exits<S: AsRef<OsStr>>(&self, code: i32, args: &[S]) -> Output {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{} should exit {code}\n{}",
+            words(args),
+            show(&output)
+        );
+        output
+    }
+
+    /// Runs ferry expecting success; returns its stdout.
+    pub fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let output = self.run(args);
+        assert_success(&output, &words(args));
+        String::from_utf8(output.stdout).expect("stdout is UTF-8")
+    }
+
+    /// Runs ferry expecting success and parses its stdout as JSON.
+    pub fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> serde_json::Value {
+        parse_json(&self.exits(0, args), args)
+    }
+
+    /// Runs ferry, asserts it failed and returns its single `error:` line
+    /// after checking it mentions every one of `needles`.
+    pub fn fails<S: AsRef<OsStr>>(&self, args: &[S], needles: &[&str]) -> String {
+        let output = self.run(args);
+        assert_failure(&output, &words(args));
+        error_line(&String::from_utf8_lossy(&output.stderr), needles)
+    }
+
+    /// `ferry login REGISTRY -u USER --password-stdin` with `password` on stdin.
+    pub fn login(&self, registry: &str, user: &str, password: &str) -> Output {
+        let mut cmd = self.command(&["login", registry, "-u", user, "--password-stdin"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn ferry login");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write the password");
+        child.wait_with_output().expect("wait for ferry login")
+    }
+}

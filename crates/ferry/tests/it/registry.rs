@@ -6,10 +6,9 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -41,12 +40,6 @@ fn require_openssl() -> bool {
 // ---------------------------------------------------------------------------
 // Servers
 // ---------------------------------------------------------------------------
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
 
 /// A registry process, killed and reaped when dropped. Its output goes to a
 /// log file: an unread pipe would fill up and block it.
@@ -147,81 +140,6 @@ impl Drop for Server {
 // ---------------------------------------------------------------------------
 // Running ferry with a private Docker config
 // ---------------------------------------------------------------------------
-
-/// ferry with its own store, Docker config directory and XDG config home, so
-/// no credentials or registries.toml leak in from the machine.
-struct Cli {
-    ferry: Ferry,
-    home: TempDir,
-}
-
-impl Cli {
-    fn new() -> Cli {
-        let home = tempdir();
-        let ferry = Ferry::new(home.path().join("store"));
-        Cli { ferry, home }
-    }
-
-    /// `$DOCKER_CONFIG`.
-    fn docker_config(&self) -> PathBuf {
-        self.home.path().join("docker")
-    }
-
-    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
-        let mut cmd = self.ferry.command(args);
-        cmd.env("DOCKER_CONFIG", self.docker_config())
-            .env("XDG_CONFIG_HOME", self.home.path().join("xdg"));
-        cmd
-    }
-
-    fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
-        run(&mut self.command(args))
-    }
-
-    fn ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
-        let output = self.run(args);
-        assert_success(&output, &words(args));
-        String::from_utf8(output.stdout).expect("stdout is UTF-8")
-    }
-
-    fn json<S: AsRef<OsStr>>(&self, args: &[S]) -> Value {
-        let stdout = self.ok(args);
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("{} printed invalid JSON ({e}):\n{stdout}", words(args)))
-    }
-
-    /// Runs ferry, asserts it failed and returns its single `error:` line
-    /// after checking it mentions every one of `needles`.
-    fn fails<S: AsRef<OsStr>>(&self, args: &[S], needles: &[&str]) -> String {
-        let output = self.run(args);
-        assert_failure(&output, &words(args));
-        error_line(&String::from_utf8_lossy(&output.stderr), needles)
-    }
-
-    /// `ferry login REGISTRY -u USER --password-stdin` with `password` on stdin.
-    fn login(&self, registry: &str, user: &str, password: &str) -> Output {
-        let mut cmd = self.command(&["login", registry, "-u", user, "--password-stdin"]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn ferry login");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{password}\n").as_bytes())
-            .expect("write the password");
-        child.wait_with_output().expect("wait for ferry login")
-    }
-}
-
-fn words<S: AsRef<OsStr>>(args: &[S]) -> String {
-    let words: Vec<String> = args
-        .iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect();
-    format!("`ferry {}`", words.join(" "))
-}
 
 // ---------------------------------------------------------------------------
 // Models
