@@ -157,46 +157,67 @@ pub struct ReferenceError {
 /// Docker does (`m` is `docker.io/library/m:latest`). An error names the rule
 /// of the grammar the input breaks.
 pub fn parse_reference(input: &str) -> Result<Reference, ReferenceError> {
-    let fail = |reason: String| ReferenceError {
+    // Split and checked by hand rather than by oci-spec's parser: its
+    // grammar regex takes tens of milliseconds to build, which `ferry mount`
+    // of a short name would pay on every call.
+    let parts = split_reference(input).map_err(|reason| ReferenceError {
         input: input.to_string(),
         reason,
+    })?;
+    // Docker's normalization: no host is Docker Hub, whose one-component
+    // names live under `library/`; no tag and no digest is `latest`.
+    let registry = match parts.host {
+        None | Some("index.docker.io") => DOCKER_HUB,
+        Some(host) => host,
     };
-    if let Some(reason) = reference_problem(input) {
-        return Err(fail(reason));
-    }
-    let reference = input
-        .parse::<Reference>()
-        .map_err(|e| fail(e.to_string()))?;
-    // oci-spec accepts some names the distribution grammar forbids (upper
-    // case, for one); registries would refuse them later.
-    if let Some(reason) = repository_problem(reference.repository()) {
-        return Err(fail(reason));
-    }
-    Ok(reference)
+    let repository = if registry == DOCKER_HUB && !parts.repository.contains('/') {
+        format!("library/{}", parts.repository)
+    } else {
+        parts.repository.to_string()
+    };
+    let (registry, tag) = (registry.to_string(), parts.tag.map(str::to_string));
+    Ok(match (tag, parts.digest) {
+        (Some(tag), Some(digest)) => {
+            Reference::with_tag_and_digest(registry, repository, tag, digest.to_string())
+        }
+        (None, Some(digest)) => Reference::with_digest(registry, repository, digest.to_string()),
+        (tag, None) => Reference::with_tag(registry, repository, tag.unwrap_or("latest".into())),
+    })
 }
 
-/// Why `input` is not a reference, found by splitting it the way the grammar
-/// does: `@` starts the digest, a `:` after the last `/` starts the tag, and a
-/// first component with `.` or `:` (or `localhost`) is a registry host.
-fn reference_problem(input: &str) -> Option<String> {
+/// Docker Hub, the registry of a reference without a host.
+const DOCKER_HUB: &str = "docker.io";
+
+/// A reference split by the grammar, every part valid.
+struct ReferenceParts<'a> {
+    host: Option<&'a str>,
+    repository: &'a str,
+    tag: Option<&'a str>,
+    digest: Option<&'a str>,
+}
+
+/// Splits `input` the way the grammar does: `@` starts the digest, a `:`
+/// after the last `/` starts the tag, and a first component with `.` or `:`
+/// (or `localhost`) is a registry host. An error says which rule broke.
+fn split_reference(input: &str) -> Result<ReferenceParts<'_>, String> {
     if input.is_empty() {
-        return Some("the reference is empty".into());
+        return Err("the reference is empty".into());
     }
     if let Some((scheme, _)) = input.split_once("://") {
-        return Some(format!(
+        return Err(format!(
             "a reference has no scheme: drop {:?}",
             format!("{scheme}://")
         ));
     }
     if let Some(c) = input.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Some(format!("{c:?} is not allowed in a reference"));
+        return Err(format!("{c:?} is not allowed in a reference"));
     }
     let (name_and_tag, digest) = match input.split_once('@') {
         Some((left, digest)) => (left, Some(digest)),
         None => (input, None),
     };
     if let Some(reason) = digest.and_then(digest_problem) {
-        return Some(reason);
+        return Err(reason);
     }
     let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
     let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
@@ -207,18 +228,26 @@ fn reference_problem(input: &str) -> Option<String> {
         None => (name_and_tag, None),
     };
     if let Some(reason) = tag.and_then(tag_problem) {
-        return Some(reason);
+        return Err(reason);
     }
-    let repository = match name.split_once('/') {
+    let (host, repository) = match name.split_once('/') {
         Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
             if let Some(reason) = host_problem(host) {
-                return Some(reason);
+                return Err(reason);
             }
-            rest
+            (Some(host), rest)
         }
-        _ => name,
+        _ => (None, name),
     };
-    repository_problem(repository)
+    if let Some(reason) = repository_problem(repository) {
+        return Err(reason);
+    }
+    Ok(ReferenceParts {
+        host,
+        repository,
+        tag,
+        digest,
+    })
 }
 
 fn host_problem(host: &str) -> Option<String> {
@@ -287,6 +316,45 @@ mod tests {
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = parse_reference(&format!("reg.example/m@{digest}")).unwrap();
         assert_eq!(r.digest(), Some(digest.as_str()));
+    }
+
+    #[test]
+    fn normalization_matches_oci_spec() {
+        let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        let inputs = [
+            "m".to_string(),
+            "m:v1".into(),
+            "org/m".into(),
+            "a/b/c:t".into(),
+            "index.docker.io/m".into(),
+            "docker.io/org/m:v1".into(),
+            "localhost/m".into(),
+            "localhost:5000/org/m:v1.0_rc-1".into(),
+            "reg.example/m".into(),
+            "127.0.0.1:5000/a-b/c__d/e.f:tag".into(),
+            format!("m@{digest}"),
+            format!("reg.example:443/org/m:v2@{digest}"),
+        ];
+        for input in inputs {
+            let ours = parse_reference(&input).unwrap();
+            let theirs: Reference = input.parse().unwrap();
+            assert_eq!(ours.whole(), theirs.whole(), "{input}");
+            assert_eq!(
+                (
+                    ours.registry(),
+                    ours.repository(),
+                    ours.tag(),
+                    ours.digest()
+                ),
+                (
+                    theirs.registry(),
+                    theirs.repository(),
+                    theirs.tag(),
+                    theirs.digest()
+                ),
+                "{input}"
+            );
+        }
     }
 
     #[test]
