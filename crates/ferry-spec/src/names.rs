@@ -175,6 +175,16 @@ pub fn parse_reference(input: &str) -> Result<Reference, ReferenceError> {
     } else {
         parts.repository.to_string()
     };
+    // `library/` can push a name past the limit only after normalization.
+    if repository.len() > MAX_REPOSITORY_LEN {
+        return Err(ReferenceError {
+            input: input.to_string(),
+            reason: format!(
+                "the repository name {repository:?} is {} characters long; at most {MAX_REPOSITORY_LEN} are allowed",
+                repository.len()
+            ),
+        });
+    }
     let (registry, tag) = (registry.to_string(), parts.tag.map(str::to_string));
     Ok(match (tag, parts.digest) {
         (Some(tag), Some(digest)) => {
@@ -372,6 +382,14 @@ mod tests {
         assert!(reason("reg.example:99999/m").contains("port"));
         assert!(reason("m@md5:abc").contains("not supported"));
         assert!(reason("").contains("empty"));
+        // 251 characters become 259 under `library/`.
+        let long = "a".repeat(251);
+        assert!(
+            reason(&long).contains("259 characters"),
+            "{}",
+            reason(&long)
+        );
+        assert!(long.parse::<Reference>().is_err(), "oci-spec agrees");
         assert!(reason("a//b").contains("empty path component"));
         let error = parse_reference("MiniLM").unwrap_err();
         assert!(
