@@ -63,6 +63,18 @@ pub enum MountError {
         /// The mount point.
         target: PathBuf,
     },
+    /// What is at a volume's target now is not what ferry put there (the
+    /// volume was removed or unmounted by hand and something else took its
+    /// place): ferry leaves it alone.
+    #[error(
+        "{target} is not the volume ferry made there any more ({found}): left it untouched; `ferry mounts` drops the stale record"
+    )]
+    Replaced {
+        /// The target.
+        target: PathBuf,
+        /// What is there now.
+        found: String,
+    },
     /// No mount record names this target.
     #[error("no ferry mount at {0}")]
     NotMounted(PathBuf),

@@ -1,11 +1,13 @@
 //! A recording stand-in for [`Syscalls`]: it mounts nothing, remembers every
-//! call, and fails on request, so planning is tested without root.
+//! call and keeps a mount table of what it "mounted", and fails on request,
+//! so planning is tested without root.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::sys::{Flags, Overlay, Syscalls};
+use crate::mountinfo::MountEntry;
+use crate::sys::{Flags, MOUNT_SOURCE, Overlay, Syscalls};
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,8 @@ pub enum Kind {
 pub struct RecordingSyscalls {
     calls: Mutex<Vec<Call>>,
     failures: Mutex<Vec<(Kind, i32)>>,
+    table: Mutex<Vec<MountEntry>>,
+    last_mount_id: Mutex<u64>,
 }
 
 impl RecordingSyscalls {
@@ -85,6 +89,36 @@ impl RecordingSyscalls {
     /// Forgets the recorded calls.
     pub fn clear(&self) {
         lock(&self.calls).clear();
+    }
+
+    /// Puts a mount that is not ferry's on top of `target` (someone else's
+    /// tmpfs, say), as if mounted outside ferry.
+    pub fn mount_foreign(&self, target: &Path, fs_type: &str) {
+        self.add_mount(target, fs_type, fs_type);
+    }
+
+    /// Removes the topmost mount at `target`, as if unmounted outside ferry.
+    pub fn unmount_behind_our_back(&self, target: &Path) {
+        let mut table = lock(&self.table);
+        if let Some(i) = table.iter().rposition(|e| e.mount_point == target) {
+            table.remove(i);
+        }
+    }
+
+    fn add_mount(&self, target: &Path, fs_type: &str, source: &str) {
+        // Never reused, like the kernel's unique mount ids.
+        let mount_id = {
+            let mut last = lock(&self.last_mount_id);
+            *last = (*last).max(100) + 1;
+            *last
+        };
+        lock(&self.table).push(MountEntry {
+            mount_id,
+            mount_point: target.to_path_buf(),
+            options: String::new(),
+            fs_type: fs_type.to_string(),
+            source: source.to_string(),
+        });
     }
 
     fn record(&self, kind: Kind, call: Call) -> io::Result<()> {
@@ -113,7 +147,9 @@ impl Syscalls for RecordingSyscalls {
                 target: target.to_path_buf(),
                 flags,
             },
-        )
+        )?;
+        self.add_mount(target, "overlay", MOUNT_SOURCE);
+        Ok(())
     }
 
     fn bind(&self, root: &Path, subpath: &[String], target: &Path) -> io::Result<()> {
@@ -124,7 +160,16 @@ impl Syscalls for RecordingSyscalls {
                 subpath: subpath.to_vec(),
                 target: target.to_path_buf(),
             },
-        )
+        )?;
+        // A bind shows the type and source of what it binds.
+        let bound = lock(&self.table)
+            .iter()
+            .rev()
+            .find(|e| root.starts_with(&e.mount_point))
+            .map(|e| (e.fs_type.clone(), e.source.clone()));
+        let (fs_type, source) = bound.unwrap_or_else(|| ("none".into(), "none".into()));
+        self.add_mount(target, &fs_type, &source);
+        Ok(())
     }
 
     fn remount_bind(&self, target: &Path, flags: Flags) -> io::Result<()> {
@@ -144,6 +189,27 @@ impl Syscalls for RecordingSyscalls {
                 target: target.to_path_buf(),
                 detach,
             },
-        )
+        )?;
+        let mut table = lock(&self.table);
+        match table.iter().rposition(|e| e.mount_point == target) {
+            Some(i) => {
+                table.remove(i);
+                Ok(())
+            }
+            // What umount(2) says when nothing is mounted there.
+            None => Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::INVAL.raw_os_error(),
+            )),
+        }
+    }
+
+    fn mounts(&self) -> io::Result<Vec<MountEntry>> {
+        Ok(lock(&self.table).clone())
+    }
+
+    fn unique_mount_id(&self, target: &Path) -> io::Result<Option<u64>> {
+        let table = lock(&self.table);
+        let entry = table.iter().rev().find(|e| e.mount_point == target);
+        Ok(entry.map(|e| e.mount_id))
     }
 }

@@ -10,13 +10,16 @@
 //!   merged/<hex>/      a hardlink tree of a whole stack of layers, for
 //!                      stacks too deep for one overlay
 //!   empty/             the bottom lower of single-layer read-only overlays
+//!   diffids/<hex>      the verified uncompressed digest of sha256/<hex>
 //!   tmp/               entries being built (removed by prune)
 //!   pending/           markers of entries not yet known to be on disk
 //! ```
 //!
 //! An entry is built once, in `tmp/`, and renamed into place only when
-//! complete: a tar layer's digest and size are verified while it is
-//! unpacked, every file and directory made read-only (a-w). A synced
+//! complete: a tar layer's digest, size and (when its config declares
+//! one) diffId are verified while it is unpacked, a raw layer's blob is
+//! hashed once placed, every file and directory made read-only (a-w).
+//! Nothing is trusted by size alone. A synced
 //! marker written first makes a crash cost a rebuild, never a torn entry
 //! ([`crate::pending`]). A raw layer is never copied: its blob is hardlinked,
 //! and the blob's inode made 0444 (content-addressed blobs never change,
@@ -109,6 +112,10 @@ pub struct LayerSource {
     pub descriptor: Descriptor,
     /// How it is placed.
     pub kind: SourceKind,
+    /// The uncompressed digest the artifact's config declares for it (a
+    /// ModelPack config's `diffIds`), checked when the entry is built or
+    /// reused.
+    pub diff_id: Option<Digest>,
 }
 
 impl LayerSource {
@@ -126,6 +133,7 @@ impl LayerSource {
                 key: LayerKey(format!("sha256/{}", digest.digest())),
                 descriptor: layer.clone(),
                 kind: SourceKind::Tar,
+                diff_id: None,
             }),
             LayerPlacement::File(path) => {
                 let parts = extract::safe_components(&path)?;
@@ -141,9 +149,15 @@ impl LayerSource {
                     key: LayerKey(format!("file/{}", key.digest())),
                     descriptor: layer.clone(),
                     kind: SourceKind::File { parts, mode },
+                    diff_id: None,
                 })
             }
         }
+    }
+
+    /// The same source, with the uncompressed digest its config declares.
+    pub fn expecting(self, diff_id: Option<Digest>) -> LayerSource {
+        LayerSource { diff_id, ..self }
     }
 }
 
@@ -161,11 +175,19 @@ pub struct CacheStats {
 /// cannot remove blobs or cache entries meanwhile.
 pub fn ensure(store: &Store, sources: &[LayerSource]) -> Result<CacheStats> {
     let root = cache_root(store);
-    for dir in ["sha256", "file", "merged", "tmp"] {
+    for dir in ["sha256", "file", "merged", "tmp", DIFF_IDS] {
         let path = root.join(dir);
         fs::create_dir_all(&path).ctx("creating", &path)?;
     }
     crate::pending::recover(store, Some(crate::pending::SETTLE_AFTER))?;
+    // A raw layer's diffId is known without reading it: refused before
+    // anything is built.
+    for source in sources
+        .iter()
+        .filter(|s| matches!(s.kind, SourceKind::File { .. }))
+    {
+        check_diff_id(store, source)?;
+    }
     let mut missing: Vec<&LayerSource> = Vec::new();
     for source in sources {
         if !source.key.dir(store).is_dir() && !missing.iter().any(|m| m.key == source.key) {
@@ -187,10 +209,69 @@ pub fn ensure(store: &Store, sources: &[LayerSource]) -> Result<CacheStats> {
         .map(|source| build(store, source))
         .collect::<Result<_>>()?;
     let built = built.into_iter().filter(|b| *b).count();
+    for source in sources.iter().filter(|s| s.kind == SourceKind::Tar) {
+        check_diff_id(store, source)?;
+    }
     Ok(CacheStats {
         built,
         reused: unique - built,
     })
+}
+
+/// `layers/diffids/<hex>` holds the uncompressed digest a tar entry
+/// `sha256/<hex>` was verified to have (a function of the blob, whatever
+/// artifact names it), so a reused entry is checked without unpacking.
+const DIFF_IDS: &str = "diffids";
+
+fn diff_id_path(store: &Store, layer: &Descriptor) -> PathBuf {
+    cache_root(store)
+        .join(DIFF_IDS)
+        .join(layer.digest().digest())
+}
+
+/// Checks a cached entry against the diffId its artifact declares. A raw
+/// layer is not compressed: its diffId is its digest. A tar entry's
+/// verified diffId is on record once any artifact declared it; otherwise
+/// the blob is unpacked once more, into a scratch directory, to verify it.
+fn check_diff_id(store: &Store, source: &LayerSource) -> Result<()> {
+    let Some(expected) = &source.diff_id else {
+        return Ok(());
+    };
+    let layer = &source.descriptor;
+    let mismatch = |actual: &str| {
+        MountError::Store(ferry_store::StoreError::DiffIdMismatch {
+            layer: layer.digest().to_string(),
+            actual: actual.to_string(),
+            expected: expected.to_string(),
+        })
+    };
+    if let SourceKind::File { .. } = source.kind {
+        return match expected == layer.digest() {
+            true => Ok(()),
+            false => Err(mismatch(layer.digest().as_ref())),
+        };
+    }
+    let recorded = fs::read_to_string(diff_id_path(store, layer)).ok();
+    match recorded.as_deref().map(str::trim) {
+        Some(actual) if actual == expected.to_string() => Ok(()),
+        Some(actual) if Digest::try_from(actual).is_ok() => Err(mismatch(actual)),
+        _ => {
+            let scratch = BuildDir::create(store)?;
+            unpack(store, layer, Some(expected), &scratch.path)?;
+            record_diff_id(store, layer, expected)
+        }
+    }
+}
+
+fn record_diff_id(store: &Store, layer: &Descriptor, diff_id: &Digest) -> Result<()> {
+    let path = diff_id_path(store, layer);
+    ferry_spec::durable::write_file(
+        &path,
+        diff_id.to_string().as_bytes(),
+        None,
+        ferry_spec::durable::SHARED_FILE_MODE,
+    )
+    .ctx("writing", &path)
 }
 
 /// A directory in `layers/tmp` removed (read-only or not) unless kept.
@@ -227,7 +308,12 @@ impl Drop for BuildDir {
 fn build(store: &Store, source: &LayerSource) -> Result<bool> {
     let mut dir = BuildDir::create(store)?;
     match &source.kind {
-        SourceKind::Tar => unpack(store, &source.descriptor, &dir.path)?,
+        SourceKind::Tar => unpack(
+            store,
+            &source.descriptor,
+            source.diff_id.as_ref(),
+            &dir.path,
+        )?,
         SourceKind::File { parts, mode } => {
             place_raw(store, &source.descriptor, parts, *mode, &dir.path)?
         }
@@ -241,6 +327,9 @@ fn build(store: &Store, source: &LayerSource) -> Result<bool> {
             dir.keep = true;
             fs::set_permissions(&target, fs::Permissions::from_mode(0o555))
                 .ctx("setting mode of", &target)?;
+            if let (SourceKind::Tar, Some(diff_id)) = (&source.kind, &source.diff_id) {
+                record_diff_id(store, &source.descriptor, diff_id)?;
+            }
             tracing::debug!(key = %source.key, "layer cached");
             Ok(true)
         }
@@ -252,11 +341,14 @@ fn build(store: &Store, source: &LayerSource) -> Result<bool> {
 
 /// Unpacks a tar layer with the store's safe extractor, which refuses
 /// hostile entries, decompresses what it supports (gzip, zstd) within its
-/// limits, and verifies the blob's digest and size while reading.
-fn unpack(store: &Store, layer: &Descriptor, dir: &Path) -> Result<()> {
+/// limits, and verifies the blob's digest and size, and the uncompressed
+/// digest against `diff_id`, while reading.
+fn unpack(store: &Store, layer: &Descriptor, diff_id: Option<&Digest>, dir: &Path) -> Result<()> {
     let layer = with_sniffed_compression(store, layer)?;
+    let limits = ferry_store::decompress::Limits::from_env()?;
     let blob = store.open_blob(layer.digest())?;
-    extract::place_layer_from_reader(&layer, io::BufReader::with_capacity(1 << 20, blob), dir)?;
+    let reader = io::BufReader::with_capacity(1 << 20, blob);
+    extract::place_layer_verified(&layer, reader, dir, diff_id, &limits)?;
     Ok(())
 }
 
@@ -316,8 +408,8 @@ fn place_raw(
             source: e,
         },
     })?;
-    // The store verified the content when the blob was written (and fsck
-    // re-hashes); a size that disagrees with the manifest is still caught.
+    // A size that disagrees with the manifest fails early; the content is
+    // hashed below, once placed.
     if meta.len() != layer.size() {
         return Err(MountError::Store(ferry_store::StoreError::SizeMismatch {
             digest: layer.digest().to_string(),
@@ -337,7 +429,7 @@ fn place_raw(
                 .ctx("making read-only", &blob)?;
         }
         match fs::hard_link(&blob, &path) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return verify_placed(layer, &path),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
                 tracing::warn!(
                     "layer cache and blobs on different filesystems: copying {}",
@@ -348,7 +440,31 @@ fn place_raw(
         }
     }
     reflink_copy::reflink_or_copy(&blob, &path).ctx("copying to", &path)?;
+    verify_placed(layer, &path)?;
     fs::set_permissions(&path, fs::Permissions::from_mode(mode)).ctx("setting mode of", &path)?;
+    Ok(())
+}
+
+/// Hashes a raw blob as placed in an entry being built (the blob's own
+/// inode when hardlinked): a blob changed at rest is refused here, when it
+/// first enters the cache. An entry in the cache was verified when it
+/// entered and is read-only from then on, so reuse does not hash again.
+fn verify_placed(layer: &Descriptor, path: &Path) -> Result<()> {
+    let (digest, size) =
+        ferry_spec::digest::hash_file(path, layer.digest().algorithm()).ctx("reading", path)?;
+    if &digest != layer.digest() {
+        return Err(MountError::Store(ferry_store::StoreError::DigestMismatch {
+            digest: layer.digest().to_string(),
+            actual: digest.to_string(),
+        }));
+    }
+    if size != layer.size() {
+        return Err(MountError::Store(ferry_store::StoreError::SizeMismatch {
+            digest: layer.digest().to_string(),
+            actual: size,
+            expected: layer.size(),
+        }));
+    }
     Ok(())
 }
 
@@ -445,6 +561,16 @@ pub fn collect(store: &Store, dry_run: bool) -> Result<Collected> {
                 tree::remove_tree(&entry.path())?;
             }
             out.entries.push(name);
+        }
+    }
+    // A verified diffId goes with its tar entry.
+    let diff_ids = root.join(DIFF_IDS);
+    if !dry_run && diff_ids.is_dir() {
+        for entry in fs::read_dir(&diff_ids).ctx("reading", &diff_ids)? {
+            let entry = entry.ctx("reading", &diff_ids)?;
+            if !root.join("sha256").join(entry.file_name()).is_dir() {
+                tree::remove_tree(&entry.path())?;
+            }
         }
     }
     let tmp = root.join("tmp");

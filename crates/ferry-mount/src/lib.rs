@@ -46,6 +46,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod at;
 pub mod error;
 pub mod fake;
 pub mod layers;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 /// One line of mountinfo, the fields ferry needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The mount's id (unique among the mounts present at one time).
+    pub mount_id: u64,
     /// Where it is mounted (octal escapes decoded).
     pub mount_point: PathBuf,
     /// Per-mount options (`ro,nosuid,...`).
@@ -27,6 +29,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let left: Vec<&str> = left.split(' ').collect();
     let right: Vec<&str> = right.split(' ').collect();
     Some(MountEntry {
+        mount_id: left.first()?.parse().ok()?,
         mount_point: PathBuf::from(unescape(left.get(4)?)),
         options: left.get(5)?.to_string(),
         fs_type: right.first()?.to_string(),
@@ -63,9 +66,12 @@ fn unescape(field: &str) -> String {
 
 /// The mounts of this process's mount namespace (empty when unreadable).
 pub fn read() -> Vec<MountEntry> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|text| parse(&text))
-        .unwrap_or_default()
+    try_read().unwrap_or_default()
+}
+
+/// The mounts of this process's mount namespace.
+pub fn try_read() -> std::io::Result<Vec<MountEntry>> {
+    std::fs::read_to_string("/proc/self/mountinfo").map(|text| parse(&text))
 }
 
 /// The topmost mount at `path`, if any (later lines are mounted on top).
@@ -88,6 +94,7 @@ mod tests {
         let overlay = mount_at(&entries, Path::new("/srv/my models")).unwrap();
         assert_eq!(overlay.fs_type, "overlay");
         assert_eq!(overlay.source, "ferry");
+        assert_eq!(overlay.mount_id, 412);
         assert!(overlay.options.starts_with("ro,"));
         assert!(mount_at(&entries, Path::new("/srv/my\\040models")).is_none());
     }

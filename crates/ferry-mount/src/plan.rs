@@ -125,6 +125,76 @@ pub fn locate(lowers: &[PathBuf], parts: &[String], subpath: &str) -> Result<Loc
     Ok(Located::Dir(merged))
 }
 
+/// Refuses a subpath view holding a symlink that points outside it.
+///
+/// A link valid in the whole volume (`a/b/config.json -> ../../x`) climbs
+/// above a subpath's root, and in the consumer's view would resolve to
+/// whatever is above the mount point (the host's files). Omitting or
+/// rewriting the link would hand the user a silently different volume;
+/// refusing names the link, and mounting the whole volume (or a subpath
+/// that contains the link's target) works. `dirs` are the lowers of the
+/// subpath (see [`locate`]); every link in them is judged, even one a
+/// higher layer hides.
+pub fn check_links_stay_inside(dirs: &[PathBuf], parts: &[String], subpath: &str) -> Result<()> {
+    for dir in dirs {
+        check_links_in(dir, &mut Vec::new(), subpath, parts)?;
+    }
+    Ok(())
+}
+
+fn check_links_in(
+    dir: &std::path::Path,
+    inside: &mut Vec<String>,
+    subpath: &str,
+    parts: &[String],
+) -> Result<()> {
+    for entry in fs::read_dir(dir).ctx("reading", dir)? {
+        let entry = entry.ctx("reading", dir)?;
+        let path = entry.path();
+        let file_type = entry.file_type().ctx("reading", &path)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if file_type.is_dir() {
+            inside.push(name);
+            check_links_in(&path, inside, subpath, parts)?;
+            inside.pop();
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(&path).ctx("reading link", &path)?;
+            let target = target.to_string_lossy();
+            if !stays_inside(inside, &target) {
+                let link = [parts, inside.as_slice(), &[name]].concat().join("/");
+                return Err(MountError::InvalidSubpath {
+                    subpath: subpath.to_string(),
+                    reason: format!(
+                        "symlink {link} points to {target:?}, outside the subpath: mount the whole volume or a subpath that contains its target"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a link in directory `inside` (components below the view's root)
+/// pointing to `target` resolves inside the view, judged lexically as the
+/// store's extractor judges links in a layer: absolute targets leave, and
+/// so does `..` after a name (the name could be a link to `.`).
+fn stays_inside(inside: &[String], target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut depth = inside.len();
+    let mut descended = false;
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." if descended || depth == 0 => return false,
+            ".." => depth -= 1,
+            _ => descended = true,
+        }
+    }
+    true
+}
+
 /// Splits and checks a subpath: relative, no `..`, not empty.
 pub fn subpath_parts(subpath: &str) -> Result<Vec<String>> {
     let trimmed = subpath.trim_end_matches('/');
@@ -194,6 +264,22 @@ mod tests {
         assert!(subpath_parts("/abs").is_err());
         assert!(subpath_parts("").is_err());
         assert_eq!(subpath_parts("a/b/").unwrap(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn links_are_judged_from_the_subpath_root() {
+        let inside = |s: &str| -> Vec<String> {
+            s.split('/')
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        assert!(stays_inside(&inside("a"), "../x"));
+        assert!(stays_inside(&inside(""), "x/y"));
+        assert!(!stays_inside(&inside(""), "../x"));
+        assert!(!stays_inside(&inside("a"), "../../x"));
+        assert!(!stays_inside(&inside("a/b"), "/etc/hostname"));
+        assert!(!stays_inside(&inside("a"), "b/../../x"));
     }
 
     #[test]

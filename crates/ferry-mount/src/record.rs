@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_store::Store;
 use ferry_store::lock::{Existing, LockGuard};
+use rustix::fs::{AtFlags, StatxFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, MountError, Result};
@@ -96,6 +97,19 @@ pub struct MountRecord {
     pub layers: Vec<String>,
     /// ferry created the target (and removes it at unmount).
     pub created_target: bool,
+    /// The overlay (or subpath bind) mount ferry made at the target, by its
+    /// mountinfo id: unmounting checks that what is mounted there now is
+    /// still that mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_id: Option<u64>,
+    /// The kernel's never-reused id of that mount (Linux 6.8 and later):
+    /// mountinfo ids are recycled, so this one decides where it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_mount_id: Option<u64>,
+    /// The directory (or file) a no-mount volume placed at the target:
+    /// unmounting removes only that object, never what replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<TreeIdentity>,
     /// The process that mounted.
     pub pid: u32,
     /// `/proc/sys/kernel/random/boot_id` when mounted.
@@ -105,6 +119,65 @@ pub struct MountRecord {
     pub mount_namespace: Option<String>,
     /// When (RFC 3339).
     pub created: String,
+}
+
+/// What a no-mount volume's root is, whatever its path: a path can be
+/// reused for something else after the volume is removed by hand. An inode
+/// number can be reused too, so its birth time (where the filesystem keeps
+/// one) is part of the identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeIdentity {
+    /// The filesystem's device number.
+    pub device: u64,
+    /// The inode number.
+    pub inode: u64,
+    /// Birth time (seconds, nanoseconds), when the filesystem records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born: Option<(i64, u32)>,
+}
+
+impl TreeIdentity {
+    /// The identity of what is at `path` now (never following a symlink).
+    pub fn of_path(path: &Path) -> Option<TreeIdentity> {
+        rustix::fs::statx(
+            rustix::fs::CWD,
+            path,
+            AtFlags::SYMLINK_NOFOLLOW,
+            Self::wanted(),
+        )
+        .ok()
+        .map(|stat| Self::of_statx(&stat))
+    }
+
+    /// The identity of what `fd` names.
+    pub fn of_fd(fd: impl std::os::fd::AsFd) -> io::Result<TreeIdentity> {
+        let stat = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, Self::wanted())?;
+        Ok(Self::of_statx(&stat))
+    }
+
+    fn wanted() -> StatxFlags {
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME
+    }
+
+    fn of_statx(stat: &rustix::fs::Statx) -> TreeIdentity {
+        let born = StatxFlags::from_bits_retain(stat.stx_mask)
+            .contains(StatxFlags::BTIME)
+            .then_some((stat.stx_btime.tv_sec, stat.stx_btime.tv_nsec));
+        TreeIdentity {
+            device: rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+            inode: stat.stx_ino,
+            born,
+        }
+    }
+}
+
+/// True when `entry` (the topmost mount at the record's target) is the
+/// mount the record made: a ferry overlay (a subpath bind shows the
+/// overlay's type and source too) with the recorded mount id.
+pub fn is_our_mount(record: &MountRecord, entry: &MountEntry) -> bool {
+    entry.fs_type == "overlay"
+        && entry.source == MOUNT_SOURCE
+        && record.mount_id.is_none_or(|id| id == entry.mount_id)
 }
 
 /// `<root>/mounts`.
@@ -302,17 +375,18 @@ pub fn liveness(record: &MountRecord, host: &Host) -> Liveness {
                 return Liveness::Active;
             }
             match mountinfo::mount_at(&host.mounts, &record.target) {
-                Some(entry) if entry.fs_type == "overlay" && entry.source == MOUNT_SOURCE => {
-                    Liveness::Active
-                }
-                _ => Liveness::Stale("its target is no longer mounted"),
+                Some(entry) if is_our_mount(record, entry) => Liveness::Active,
+                Some(_) => Liveness::Stale("another mount replaced it at its target"),
+                None => Liveness::Stale("its target is no longer mounted"),
             }
         }
         Method::Hardlink | Method::Copy => {
-            if fs::symlink_metadata(&record.target).is_ok() {
-                Liveness::Active
-            } else {
-                Liveness::Stale("its target no longer exists")
+            match (TreeIdentity::of_path(&record.target), record.tree) {
+                (None, _) => Liveness::Stale("its target no longer exists"),
+                (Some(found), Some(placed)) if found != placed => {
+                    Liveness::Stale("its target was replaced by something else")
+                }
+                _ => Liveness::Active,
             }
         }
     }
@@ -340,6 +414,9 @@ mod tests {
             method,
             layers: vec![],
             created_target: false,
+            mount_id: None,
+            unique_mount_id: None,
+            tree: None,
             pid: 1,
             boot_id: "boot-1".into(),
             mount_namespace: Some("mnt:[1]".into()),
@@ -364,6 +441,14 @@ mod tests {
         assert!(matches!(liveness(&r, &host("")), Liveness::Stale(_)));
         let not_ours = "1 2 0:5 / /mnt/m rw - tmpfs tmpfs rw\n";
         assert!(matches!(liveness(&r, &host(not_ours)), Liveness::Stale(_)));
+        let mut with_id = r.clone();
+        with_id.mount_id = Some(1);
+        assert_eq!(liveness(&with_id, &host(LIVE)), Liveness::Active);
+        with_id.mount_id = Some(7);
+        assert!(
+            matches!(liveness(&with_id, &host(LIVE)), Liveness::Stale(_)),
+            "another ferry overlay at the same place is not this record's"
+        );
         let mut rebooted = host(LIVE);
         rebooted.boot_id = "boot-2".into();
         assert!(matches!(liveness(&r, &rebooted), Liveness::Stale(_)));

@@ -7,11 +7,13 @@
 //! without root.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::mount::{MountFlags, UnmountFlags};
+
+use crate::mountinfo::MountEntry;
 
 /// Per-mount flags. `nosuid` and `nodev` are always set: an artifact is
 /// data, never a way to gain privileges or reach devices.
@@ -104,6 +106,17 @@ pub trait Syscalls: Send + Sync {
 
     /// Unmounts `target`; `detach` is `MNT_DETACH` (lazy).
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
+
+    /// The mounts this process sees, bottom first (what
+    /// `/proc/self/mountinfo` lists): unmounting checks that the mount at
+    /// a target is still ferry's.
+    fn mounts(&self) -> io::Result<Vec<MountEntry>>;
+
+    /// The never-reused id of the mount at `target` (`None` where the
+    /// kernel has none: before Linux 6.8, or nothing mounted there). The
+    /// ids mountinfo lists are recycled, so a later mount can carry the
+    /// id of one that is gone; these are not.
+    fn unique_mount_id(&self, target: &Path) -> io::Result<Option<u64>>;
 }
 
 /// The real calls, through rustix.
@@ -114,13 +127,34 @@ pub struct LinuxSyscalls;
 /// ferry mount is recognisable there.
 pub const MOUNT_SOURCE: &str = "ferry";
 
+/// Opens a mount target without following any symlink on its path: a
+/// parent directory someone else can write cannot redirect the mount by a
+/// symlink swap. ferry passes canonical paths, so a symlink found here was
+/// put there after ferry resolved the target, and is refused (ELOOP).
+fn open_target(target: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat2(
+        CWD,
+        target,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// The path through which mount(2) reaches exactly the object `fd` names
+/// (the kernel follows this magic link to the object, not to a path).
+fn fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
 impl Syscalls for LinuxSyscalls {
     fn mount_overlay(&self, overlay: &Overlay, target: &Path, flags: Flags) -> io::Result<()> {
         let options = std::ffi::CString::new(overlay.options())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in overlay options"))?;
+        let target = open_target(target)?;
         rustix::mount::mount(
             MOUNT_SOURCE,
-            target,
+            fd_path(target.as_fd()).as_str(),
             "overlay",
             flags.mount_flags(),
             options.as_c_str(),
@@ -151,11 +185,21 @@ impl Syscalls for LinuxSyscalls {
     }
 
     fn remount_bind(&self, target: &Path, flags: Flags) -> io::Result<()> {
-        rustix::mount::mount_remount(target, MountFlags::BIND | flags.mount_flags(), "")?;
+        // Opened after the bind, the descriptor names the bind mount's root.
+        let target = open_target(target)?;
+        rustix::mount::mount_remount(
+            fd_path(target.as_fd()).as_str(),
+            MountFlags::BIND | flags.mount_flags(),
+            "",
+        )?;
         Ok(())
     }
 
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
+        // umount(2) takes no descriptor (one held open would make the
+        // mount busy): refuse a path that passes through a symlink now,
+        // then unmount by path without following the last component.
+        drop(open_target(target)?);
         let mut flags = UnmountFlags::NOFOLLOW;
         if detach {
             flags |= UnmountFlags::DETACH;
@@ -163,15 +207,32 @@ impl Syscalls for LinuxSyscalls {
         rustix::mount::unmount(target, flags)?;
         Ok(())
     }
+
+    fn mounts(&self) -> io::Result<Vec<MountEntry>> {
+        crate::mountinfo::try_read()
+    }
+
+    fn unique_mount_id(&self, target: &Path) -> io::Result<Option<u64>> {
+        let target = open_target(target)?;
+        let stat = rustix::fs::statx(
+            &target,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE),
+        )?;
+        Ok((stat.stx_mask & STATX_MNT_ID_UNIQUE != 0).then_some(stat.stx_mnt_id))
+    }
 }
 
-/// Binds what an `O_PATH` descriptor names: the kernel follows the
-/// `/proc/self/fd` link to the very object opened, not to a path that
-/// could be swapped in between.
-fn bind_fd(fd: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rustix::mount::mount_bind(source.as_str(), target)?;
+/// `STATX_MNT_ID_UNIQUE` (Linux 6.8), which rustix does not name yet.
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+
+/// Binds what an `O_PATH` descriptor names onto the target, both reached
+/// through `/proc/self/fd`: the kernel follows those links to the very
+/// objects opened, not to paths that could be swapped in between.
+fn bind_fd(fd: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    let target = open_target(target)?;
+    rustix::mount::mount_bind(fd_path(fd).as_str(), fd_path(target.as_fd()).as_str())?;
     Ok(())
 }
 

@@ -5,12 +5,17 @@
 //! of an overlay's changes.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+
+use crate::at;
+use crate::error::{IoContext, MountError, Result};
 
 /// How files get from the cache into a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,106 +40,206 @@ pub struct Built {
 /// semantics: directories merge, anything else replaces what was there
 /// (a later layer's file wins, and a file hides a directory below it).
 /// `dest` must exist. Directory modes are those of the topmost source that
-/// has the directory, made writable for the owner with [`LinkMode::Copy`].
+/// has the directory, made writable for the owner with [`LinkMode::Copy`];
+/// setuid, setgid and sticky bits are never carried over. Everything is
+/// placed through descriptors, so a symlink swapped into `dest` meanwhile
+/// is never followed.
 pub fn merge_into(sources: &[PathBuf], dest: &Path, mode: LinkMode) -> Result<Built> {
+    let dest_fd = at::open_dir(dest)?;
     let mut built = Built::default();
+    // Modes last, relative to `dest`: the build needed writable directories.
     let mut dir_modes = BTreeMap::new();
     for source in sources {
-        let meta = fs::metadata(source).ctx("reading", source)?;
-        dir_modes.insert(dest.to_path_buf(), meta.mode() & 0o7777);
-        apply(source, dest, mode, &mut built, &mut dir_modes)?;
+        let source_fd = at::open_dir(source)?;
+        let stat = rustix::fs::fstat(&source_fd)
+            .map_err(io::Error::from)
+            .ctx("reading", source)?;
+        dir_modes.insert(PathBuf::new(), stat.st_mode & 0o777);
+        let walk = Walk { source, dest, mode };
+        walk.apply(
+            source_fd.as_fd(),
+            dest_fd.as_fd(),
+            Path::new(""),
+            &mut built,
+            &mut dir_modes,
+        )?;
     }
-    // Modes last: the build needed writable directories.
-    for (dir, dir_mode) in dir_modes {
+    for (relative, dir_mode) in dir_modes {
         let dir_mode = match mode {
             LinkMode::Hardlink => dir_mode,
             LinkMode::Copy => dir_mode | 0o700,
         };
-        fs::set_permissions(&dir, fs::Permissions::from_mode(dir_mode))
-            .ctx("setting mode of", &dir)?;
+        let path = at::display(dest, &relative);
+        let fd = at::open_beneath(
+            dest_fd.as_fd(),
+            &relative,
+            OFlags::RDONLY | OFlags::DIRECTORY,
+        )
+        .ctx("opening", &path)?;
+        at::set_mode(fd.as_fd(), dir_mode).ctx("setting mode of", &path)?;
     }
     Ok(built)
 }
 
-fn apply(
-    source: &Path,
-    dest: &Path,
+/// One source being merged into a destination (paths for messages only).
+struct Walk<'a> {
+    source: &'a Path,
+    dest: &'a Path,
     mode: LinkMode,
-    built: &mut Built,
-    dir_modes: &mut BTreeMap<PathBuf, u32>,
-) -> Result<()> {
-    for entry in fs::read_dir(source).ctx("reading", source)? {
-        let entry = entry.ctx("reading", source)?;
-        let from = entry.path();
-        let to = dest.join(entry.file_name());
-        let meta = fs::symlink_metadata(&from).ctx("reading", &from)?;
-        let existing = fs::symlink_metadata(&to).ok();
-        if meta.is_dir() {
-            match existing {
-                Some(m) if m.is_dir() => {}
-                Some(_) => {
-                    remove_tree(&to)?;
-                    make_dir(&to)?;
+}
+
+impl Walk<'_> {
+    fn apply(
+        &self,
+        from: BorrowedFd<'_>,
+        to: BorrowedFd<'_>,
+        relative: &Path,
+        built: &mut Built,
+        dir_modes: &mut BTreeMap<PathBuf, u32>,
+    ) -> Result<()> {
+        if relative.components().count() >= at::MAX_DEPTH {
+            return Err(at::too_deep()).ctx("reading", self.source.join(relative));
+        }
+        let here = self.source.join(relative);
+        for name in at::names(from).ctx("reading", &here)? {
+            let name = name.ctx("reading", &here)?;
+            let child = relative.join(&name);
+            let from_path = self.source.join(&child);
+            let to_path = self.dest.join(&child);
+            let Some(stat) = at::stat_at(from, &name).ctx("reading", &from_path)? else {
+                continue;
+            };
+            let existing = at::stat_at(to, &name).ctx("reading", &to_path)?;
+            if at::kind(&stat) == FileType::Directory {
+                match existing {
+                    Some(s) if at::kind(&s) == FileType::Directory => {}
+                    Some(_) => {
+                        at::remove_at(to, &name, 0).ctx("removing", &to_path)?;
+                        make_dir(to, &name, &to_path)?;
+                    }
+                    None => make_dir(to, &name, &to_path)?,
                 }
-                None => make_dir(&to)?,
+                dir_modes.insert(child.clone(), stat.st_mode & 0o777);
+                let sub_from = at::open_subdir(from, &name).ctx("opening", &from_path)?;
+                let sub_to = at::open_subdir(to, &name).ctx("opening", &to_path)?;
+                self.apply(sub_from.as_fd(), sub_to.as_fd(), &child, built, dir_modes)?;
+                continue;
             }
-            dir_modes.insert(to.clone(), meta.mode() & 0o7777);
-            apply(&from, &to, mode, built, dir_modes)?;
-            continue;
+            if existing.is_some() {
+                at::remove_at(to, &name, 0).ctx("removing", &to_path)?;
+                dir_modes.retain(|dir, _| !dir.starts_with(&child));
+            }
+            place_at(from, &name, &stat, to, &name, self.mode, built)
+                .map_err(|e| e.at(&from_path, &to_path))?;
         }
-        if existing.is_some() {
-            remove_tree(&to)?;
-            dir_modes.retain(|dir, _| !dir.starts_with(&to));
-        }
-        place_entry(&from, &meta, &to, mode, built)?;
+        Ok(())
     }
-    Ok(())
 }
 
-fn make_dir(path: &Path) -> Result<()> {
-    fs::create_dir(path).ctx("creating", path)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).ctx("setting mode of", path)
+fn make_dir(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
+    rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+        .map_err(io::Error::from)
+        .ctx("creating", path)
 }
 
-/// Places one non-directory entry of the cache at `to`.
-pub fn place_entry(
-    from: &Path,
-    meta: &fs::Metadata,
-    to: &Path,
+/// Why placing one entry failed, before the paths are known.
+enum PlaceError {
+    Io(&'static str, io::Error),
+    Special,
+}
+
+impl PlaceError {
+    fn at(self, from: &Path, to: &Path) -> MountError {
+        match self {
+            PlaceError::Io(action, source) => MountError::Io {
+                action,
+                path: to.to_path_buf(),
+                source,
+            },
+            PlaceError::Special => MountError::Unsupported(format!(
+                "{} in the layer cache is neither a file, a directory nor a symlink",
+                from.display()
+            )),
+        }
+    }
+}
+
+fn io_step(action: &'static str) -> impl FnOnce(io::Error) -> PlaceError {
+    move |e| PlaceError::Io(action, e)
+}
+
+/// Places one non-directory cache entry `name` of `from` as `to_name` in
+/// `to`: a symlink verbatim, a file hardlinked or copied (without setuid,
+/// setgid or sticky bits; writable by the owner with [`LinkMode::Copy`]).
+fn place_at(
+    from: BorrowedFd<'_>,
+    name: &OsStr,
+    stat: &Stat,
+    to: BorrowedFd<'_>,
+    to_name: &OsStr,
     mode: LinkMode,
     built: &mut Built,
-) -> Result<()> {
-    let file_type = meta.file_type();
-    if file_type.is_symlink() {
-        let target = fs::read_link(from).ctx("reading link", from)?;
-        std::os::unix::fs::symlink(&target, to).ctx("creating symlink", to)?;
-        return Ok(());
-    }
-    if !file_type.is_file() {
-        return Err(crate::error::MountError::Unsupported(format!(
-            "{} in the layer cache is neither a file, a directory nor a symlink",
-            from.display()
-        )));
+) -> std::result::Result<(), PlaceError> {
+    match at::kind(stat) {
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(from, name, Vec::new())
+                .map_err(io::Error::from)
+                .map_err(io_step("reading link"))?;
+            rustix::fs::symlinkat(target.as_c_str(), to, to_name)
+                .map_err(io::Error::from)
+                .map_err(io_step("creating symlink"))?;
+            return Ok(());
+        }
+        FileType::RegularFile => {}
+        _ => return Err(PlaceError::Special),
     }
     if mode == LinkMode::Hardlink {
-        match fs::hard_link(from, to) {
+        match rustix::fs::linkat(from, name, to, to_name, AtFlags::empty()) {
             Ok(()) => {
                 built.linked += 1;
                 return Ok(());
             }
             // Another filesystem: a private copy keeps the store safe too.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {}
-            Err(e) => return Err(e).ctx("linking", to),
+            Err(rustix::io::Errno::XDEV) => {}
+            Err(e) => return Err(PlaceError::Io("linking", e.into())),
         }
     }
-    reflink_copy::reflink_or_copy(from, to).ctx("copying to", to)?;
+    let (source, _) = at::open_file(from, name).map_err(io_step("opening"))?;
+    let copy = at::create_file(to, to_name).map_err(io_step("creating"))?;
+    at::copy_contents(&source, &copy).map_err(io_step("copying to"))?;
     let file_mode = match mode {
-        LinkMode::Hardlink => meta.mode() & 0o7777,
-        LinkMode::Copy => (meta.mode() & 0o7777) | 0o200,
+        LinkMode::Hardlink => stat.st_mode & 0o777,
+        LinkMode::Copy => (stat.st_mode & 0o777) | 0o200,
     };
-    fs::set_permissions(to, fs::Permissions::from_mode(file_mode)).ctx("setting mode of", to)?;
+    at::set_mode(copy.as_fd(), file_mode).map_err(io_step("setting mode of"))?;
     built.copied += 1;
     Ok(())
+}
+
+/// Places the cache file or symlink `from` at `to` (whose parent exists
+/// and which must not exist).
+pub fn place_file(from: &Path, to: &Path, mode: LinkMode) -> Result<Built> {
+    let (from_dir, from_name) = at::open_parent(from)?;
+    let (to_dir, to_name) = at::open_parent(to)?;
+    let stat = at::stat_at(from_dir.as_fd(), &from_name)
+        .ctx("reading", from)?
+        .ok_or_else(|| MountError::Io {
+            action: "reading",
+            path: from.to_path_buf(),
+            source: io::ErrorKind::NotFound.into(),
+        })?;
+    let mut built = Built::default();
+    place_at(
+        from_dir.as_fd(),
+        &from_name,
+        &stat,
+        to_dir.as_fd(),
+        &to_name,
+        mode,
+        &mut built,
+    )
+    .map_err(|e| e.at(from, to))?;
+    Ok(built)
 }
 
 /// Removes the write bits of every file and directory under `root` (and of
@@ -162,90 +267,176 @@ pub fn make_read_only(root: &Path, include_root: bool) -> Result<()> {
 
 /// Removes `path` whatever it is, including trees whose directories were
 /// made read-only (their owner may still make them writable first). A path
-/// that does not exist is not an error.
+/// that does not exist is not an error. The walk goes by descriptor and
+/// never follows a symlink (see [`at::remove_path`]).
 pub fn remove_tree(path: &Path) -> Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).ctx("reading", path),
-    };
-    if !meta.is_dir() {
-        return fs::remove_file(path).ctx("removing", path);
-    }
-    if meta.mode() & 0o700 != 0o700 {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-            .ctx("making writable to remove", path)?;
-    }
-    for entry in fs::read_dir(path).ctx("reading", path)? {
-        let entry = entry.ctx("reading", path)?;
-        remove_tree(&entry.path())?;
-    }
-    fs::remove_dir(path).ctx("removing", path)
+    at::remove_path(path)
+}
+
+/// What copying a tree someone else could write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Entries written (files, directories, symlinks, whiteout markers).
+    pub copied: usize,
+    /// Device nodes, fifos and sockets left out (each logged with why).
+    pub skipped: usize,
+}
+
+/// Removes the tree at `path` only if it is the object `placed` (see
+/// [`at::remove_path_if`]).
+pub fn remove_tree_if(path: &Path, placed: crate::record::TreeIdentity) -> Result<()> {
+    at::remove_path_if(path, &placed)
 }
 
 /// Copies the upper directory of an overlay to `dest` (which must not
 /// exist) in the OCI layer-diff form: a deleted entry (overlayfs whiteout,
 /// a 0/0 character device) becomes an empty `.wh.NAME` file, and a
 /// directory that hides everything below it (`trusted.overlay.opaque`)
-/// gets a `.wh..wh..opq` file.
-pub fn export_changes(upper: &Path, dest: &Path) -> Result<usize> {
-    let meta = fs::metadata(upper).ctx("reading", upper)?;
-    fs::create_dir(dest).ctx("creating", dest)?;
-    fs::set_permissions(
+/// gets a `.wh..wh..opq` file. See [`export_tree`] for what is kept of
+/// each entry.
+pub fn export_changes(upper: &Path, dest: &Path) -> Result<Exported> {
+    export(upper, dest, true)
+}
+
+/// Copies a tree whose content someone else controls (a read-write
+/// volume's writes) to `dest`, which must not exist. Every entry is a new,
+/// independent object: files are copied (hardlinks become separate files),
+/// symlinks recreated verbatim, never followed, and never placed through.
+/// Each copy gets the owner of its source, and only then its permission
+/// bits, without setuid, setgid or sticky: nobody gains by the copy more
+/// than the writer had. Device nodes, fifos and sockets are skipped.
+pub fn export_tree(source: &Path, dest: &Path) -> Result<Exported> {
+    export(source, dest, false)
+}
+
+fn export(source: &Path, dest: &Path, whiteouts: bool) -> Result<Exported> {
+    let source_fd = at::open_dir(source)?;
+    let root = rustix::fs::fstat(&source_fd)
+        .map_err(io::Error::from)
+        .ctx("reading", source)?;
+    let (parent, name) = at::open_parent(dest)?;
+    make_dir(parent.as_fd(), &name, dest)?;
+    let dest_fd = at::open_subdir(parent.as_fd(), &name).ctx("opening", dest)?;
+    let export = Export {
+        source,
         dest,
-        fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o700),
-    )
-    .ctx("setting mode of", dest)?;
-    let mut count = 0;
-    export_dir(upper, dest, &mut count)?;
-    Ok(count)
+        whiteouts,
+    };
+    let mut out = Exported::default();
+    export.dir(source_fd.as_fd(), dest_fd.as_fd(), Path::new(""), &mut out)?;
+    at::give_owner(dest_fd.as_fd(), root.st_uid, root.st_gid).ctx("setting owner of", dest)?;
+    at::set_mode(dest_fd.as_fd(), (root.st_mode & 0o777) | 0o700).ctx("setting mode of", dest)?;
+    Ok(out)
 }
 
-fn export_dir(from_dir: &Path, to_dir: &Path, count: &mut usize) -> Result<()> {
-    if is_opaque(from_dir) {
-        let marker = to_dir.join(".wh..wh..opq");
-        fs::File::create(&marker).ctx("creating", &marker)?;
-        *count += 1;
-    }
-    for entry in fs::read_dir(from_dir).ctx("reading", from_dir)? {
-        let entry = entry.ctx("reading", from_dir)?;
-        let from = entry.path();
-        let name = entry.file_name();
-        let meta = fs::symlink_metadata(&from).ctx("reading", &from)?;
-        let file_type = meta.file_type();
-        if file_type.is_char_device() && meta.rdev() == 0 {
-            let mut whiteout = std::ffi::OsString::from(".wh.");
-            whiteout.push(&name);
-            let to = to_dir.join(whiteout);
-            fs::File::create(&to).ctx("creating", &to)?;
-            *count += 1;
-        } else if file_type.is_dir() {
-            let to = to_dir.join(&name);
-            fs::create_dir(&to).ctx("creating", &to)?;
-            export_dir(&from, &to, count)?;
-            fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .ctx("setting mode of", &to)?;
-        } else if file_type.is_file() || file_type.is_symlink() {
-            let to = to_dir.join(&name);
-            let mut built = Built::default();
-            place_entry(&from, &meta, &to, LinkMode::Copy, &mut built)?;
-            if file_type.is_file() {
-                // Keep the mode the writer gave the file, not a widened one.
-                fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                    .ctx("setting mode of", &to)?;
-            }
-            *count += 1;
-        } else {
-            tracing::warn!(path = %from.display(), "skipping a special file in the changes");
+/// One export: where from, where to, whether overlay whiteouts are
+/// translated.
+struct Export<'a> {
+    source: &'a Path,
+    dest: &'a Path,
+    whiteouts: bool,
+}
+
+impl Export<'_> {
+    fn dir(
+        &self,
+        from: BorrowedFd<'_>,
+        to: BorrowedFd<'_>,
+        relative: &Path,
+        out: &mut Exported,
+    ) -> Result<()> {
+        let here = self.source.join(relative);
+        if relative.components().count() >= at::MAX_DEPTH {
+            return Err(at::too_deep()).ctx("reading", &here);
         }
+        if self.whiteouts && is_opaque(from) {
+            let marker = OsStr::new(".wh..wh..opq");
+            let path = self.dest.join(relative).join(marker);
+            let stat = rustix::fs::fstat(from)
+                .map_err(io::Error::from)
+                .ctx("reading", &here)?;
+            self.marker(to, marker, &stat, &path)?;
+            out.copied += 1;
+        }
+        for name in at::names(from).ctx("reading", &here)? {
+            let name = name.ctx("reading", &here)?;
+            let child = relative.join(&name);
+            let from_path = self.source.join(&child);
+            let to_path = self.dest.join(&child);
+            let Some(stat) = at::stat_at(from, &name).ctx("reading", &from_path)? else {
+                continue;
+            };
+            match at::kind(&stat) {
+                FileType::CharacterDevice if self.whiteouts && stat.st_rdev == 0 => {
+                    let mut whiteout = std::ffi::OsString::from(".wh.");
+                    whiteout.push(&name);
+                    let path = self.dest.join(relative).join(&whiteout);
+                    self.marker(to, &whiteout, &stat, &path)?;
+                    out.copied += 1;
+                }
+                FileType::Directory => {
+                    make_dir(to, &name, &to_path)?;
+                    let sub_from = at::open_subdir(from, &name).ctx("opening", &from_path)?;
+                    let sub_to = at::open_subdir(to, &name).ctx("opening", &to_path)?;
+                    self.dir(sub_from.as_fd(), sub_to.as_fd(), &child, out)?;
+                    at::give_owner(sub_to.as_fd(), stat.st_uid, stat.st_gid)
+                        .ctx("setting owner of", &to_path)?;
+                    at::set_mode(sub_to.as_fd(), stat.st_mode & 0o777)
+                        .ctx("setting mode of", &to_path)?;
+                }
+                FileType::RegularFile => {
+                    let (source, stat) = at::open_file(from, &name).ctx("opening", &from_path)?;
+                    let copy = at::create_file(to, &name).ctx("creating", &to_path)?;
+                    at::copy_contents(&source, &copy).ctx("copying to", &to_path)?;
+                    // Owner first, then the bits: there is never a moment
+                    // with another owner and more rights than it had.
+                    at::give_owner(copy.as_fd(), stat.st_uid, stat.st_gid)
+                        .ctx("setting owner of", &to_path)?;
+                    at::set_mode(copy.as_fd(), stat.st_mode & 0o777)
+                        .ctx("setting mode of", &to_path)?;
+                    out.copied += 1;
+                }
+                FileType::Symlink => {
+                    let target = rustix::fs::readlinkat(from, &name, Vec::new())
+                        .map_err(io::Error::from)
+                        .ctx("reading link", &from_path)?;
+                    rustix::fs::symlinkat(target.as_c_str(), to, &name)
+                        .map_err(io::Error::from)
+                        .ctx("creating symlink", &to_path)?;
+                    at::give_link_owner(to, &name, stat.st_uid, stat.st_gid)
+                        .ctx("setting owner of", &to_path)?;
+                    out.copied += 1;
+                }
+                other => {
+                    let what = match other {
+                        FileType::CharacterDevice | FileType::BlockDevice => "a device node",
+                        FileType::Fifo => "a fifo",
+                        FileType::Socket => "a socket",
+                        _ => "of an unknown type",
+                    };
+                    tracing::warn!(
+                        path = %from_path.display(),
+                        "not kept: it is {what}, and only files, directories and symlinks are"
+                    );
+                    out.skipped += 1;
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// An empty marker file with the owner of what it stands for.
+    fn marker(&self, dir: BorrowedFd<'_>, name: &OsStr, stat: &Stat, path: &Path) -> Result<()> {
+        let file = at::create_file(dir, name).ctx("creating", path)?;
+        at::give_owner(file.as_fd(), stat.st_uid, stat.st_gid).ctx("setting owner of", path)?;
+        at::set_mode(file.as_fd(), 0o644).ctx("setting mode of", path)
+    }
 }
 
-fn is_opaque(dir: &Path) -> bool {
+fn is_opaque(dir: BorrowedFd<'_>) -> bool {
     let mut value = [0u8; 4];
     matches!(
-        rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut value),
+        rustix::fs::fgetxattr(dir, "trusted.overlay.opaque", &mut value),
         Ok(n) if value[..n] == *b"y"
     )
 }

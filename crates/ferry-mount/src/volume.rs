@@ -10,9 +10,11 @@ use ferry_store::Store;
 
 use crate::error::{IoContext, MountError, Result};
 use crate::layers::{self, CacheStats, LayerKey, LayerSource};
+use crate::mountinfo;
 use crate::plan::{self, Located, Lowers};
 use crate::record::{
     self, Access, Host, Liveness, Lock, Method, MountRecord, MountedArtifact, RecordDir,
+    TreeIdentity,
 };
 use crate::sys::{Flags, Syscalls, Upper};
 use crate::tree::{self, Built, LinkMode};
@@ -120,10 +122,17 @@ fn resolve(store: &Store, input: &str) -> Result<Resolved> {
         )));
     }
     let manifest = store.read_manifest(descriptor.digest())?;
+    // A ModelPack config names each layer's uncompressed digest: the cache
+    // checks it as extract does.
+    let diff_ids = ferry_store::decompress::diff_ids(store, &manifest)?;
     let sources = manifest
         .layers()
         .iter()
-        .map(LayerSource::of)
+        .enumerate()
+        .map(|(i, layer)| {
+            let diff_id = diff_ids.as_ref().and_then(|ids| ids.get(i)).cloned();
+            LayerSource::of(layer).map(|source| source.expecting(diff_id))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Resolved {
         artifact: MountedArtifact {
@@ -186,6 +195,10 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         }
         _ => Located::Dir(dirs.clone()),
     };
+    if let (Some(parts), Some(subpath), Located::Dir(found)) = (&parts, &request.subpath, &located)
+    {
+        plan::check_links_stay_inside(found, parts, subpath)?;
+    }
     let wants_file = matches!(located, Located::File(_));
 
     let _targets = lock_targets(store)?;
@@ -226,6 +239,9 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         method: Method::Overlay,
         layers: keys.iter().map(|k| k.to_string()).collect(),
         created_target: target.created,
+        mount_id: None,
+        unique_mount_id: None,
+        tree: None,
         pid: std::process::id(),
         boot_id: record::boot_id(),
         mount_namespace: record::mount_namespace(),
@@ -250,6 +266,7 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
                 work: work_dir.clone(),
             }),
             view: view_dir.clone(),
+            target_identity: target.identity,
         };
         match mount_view(store, &view, &mut undo, &mut record)? {
             None => {
@@ -297,7 +314,9 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         LinkMode::Copy => Method::Copy,
     };
     undo.write(&record)?;
-    let built = build_tree(&located, &target.path, mode)?;
+    let (built, identity) = build_tree(&located, &target.path, mode)?;
+    record.tree = Some(identity);
+    undo.write(&record)?;
     undo.disarm();
     Ok(Mounted {
         record,
@@ -323,6 +342,22 @@ struct ViewPlan<'a> {
     upper: Option<Upper>,
     /// The staging mount point of a subpath volume.
     view: PathBuf,
+    /// What the target was when it was prepared.
+    target_identity: Option<TreeIdentity>,
+}
+
+impl ViewPlan<'_> {
+    /// Right before mounting: the target is still the object prepared (not
+    /// swapped for another by someone who can write its parent).
+    fn check_target(&self) -> Result<()> {
+        if TreeIdentity::of_path(self.target) == self.target_identity {
+            return Ok(());
+        }
+        Err(MountError::InvalidTarget {
+            target: self.target.to_path_buf(),
+            reason: "it was replaced while the mount was prepared".into(),
+        })
+    }
 }
 
 /// Mounts the overlay (and binds the subpath). The record is written
@@ -353,9 +388,14 @@ fn mount_view(
     let view = match plan.subpath {
         Some(_) => {
             fs::create_dir(&plan.view).ctx("creating", &plan.view)?;
-            plan.view.clone()
+            // The mount calls refuse symlinks on the way (the store may
+            // sit under one).
+            fs::canonicalize(&plan.view).ctx("resolving", &plan.view)?
         }
-        None => plan.target.to_path_buf(),
+        None => {
+            plan.check_target()?;
+            plan.target.to_path_buf()
+        }
     };
     undo.write(record)?;
     match sys.mount_overlay(&overlay, &view, plan.flags) {
@@ -378,6 +418,7 @@ fn mount_view(
         }
     }
     let Some(parts) = plan.subpath else {
+        remember_mount_id(sys, undo, record, &view)?;
         return Ok(None);
     };
     let syscall = |what: &'static str, target: &Path| {
@@ -388,6 +429,7 @@ fn mount_view(
             source,
         }
     };
+    plan.check_target()?;
     sys.bind(&view, parts, plan.target)
         .map_err(syscall("bind-mounting the subpath", plan.target))?;
     undo.mounted.push(plan.target.to_path_buf());
@@ -400,12 +442,33 @@ fn mount_view(
     sys.umount(&view, true)
         .map_err(syscall("detaching the staging view", &view))?;
     undo.mounted.retain(|p| p != &view);
+    remember_mount_id(sys, undo, record, plan.target)?;
     Ok(None)
+}
+
+/// Records the id of the mount now at `target`, so unmounting can tell it
+/// from a mount someone else puts there later.
+fn remember_mount_id(
+    sys: &dyn Syscalls,
+    undo: &Undo<'_>,
+    record: &mut MountRecord,
+    target: &Path,
+) -> Result<()> {
+    let mounts = sys
+        .mounts()
+        .ctx("reading the mount table for", target.to_path_buf())?;
+    record.mount_id = mountinfo::mount_at(&mounts, target).map(|entry| entry.mount_id);
+    record.unique_mount_id = sys
+        .unique_mount_id(target)
+        .ctx("reading the mount id of", target.to_path_buf())?;
+    undo.write(record)
 }
 
 /// Builds the tree of a no-mount volume beside the target, then renames it
 /// over the (absent or empty) target: a failure leaves the target as it was.
-fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<Built> {
+/// Returns what was built and the identity of the object now at the target,
+/// so unmounting removes that object and nothing else.
+fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<(Built, TreeIdentity)> {
     let parent = target.parent().unwrap_or(Path::new("/"));
     let staging = tempfile::Builder::new()
         .prefix(".ferry-mount-")
@@ -415,18 +478,25 @@ fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<Built>
     let result = (|| match located {
         Located::Dir(sources) => {
             let built = tree::merge_into(sources, &staging, mode)?;
+            let identity = TreeIdentity::of_path(&staging);
             fs::rename(&staging, target).ctx("moving the volume to", target)?;
-            Ok(built)
+            Ok((built, identity))
         }
         Located::File(source) => {
-            let meta = fs::symlink_metadata(source).ctx("reading", source)?;
             let file = staging.join("file");
-            let mut built = Built::default();
-            tree::place_entry(source, &meta, &file, mode, &mut built)?;
+            let built = tree::place_file(source, &file, mode)?;
+            let identity = TreeIdentity::of_path(&file);
             fs::rename(&file, target).ctx("moving the volume to", target)?;
-            Ok(built)
+            Ok((built, identity))
         }
-    })();
+    })()
+    .and_then(|(built, identity)| match identity {
+        Some(identity) if TreeIdentity::of_path(target) == Some(identity) => Ok((built, identity)),
+        _ => Err(MountError::InvalidTarget {
+            target: target.to_path_buf(),
+            reason: "something else took the place of the volume while it was built".into(),
+        }),
+    });
     let _ = tree::remove_tree(&staging);
     result
 }
@@ -461,6 +531,7 @@ fn live_record_at(store: &Store, target: &Path) -> Result<Option<String>> {
 struct Target {
     path: PathBuf,
     created: bool,
+    identity: Option<TreeIdentity>,
 }
 
 /// Makes sure the target exists as the right kind of thing (a directory,
@@ -512,8 +583,15 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
             false
         }
     };
+    // Resolved once: every later step uses this path, and the mount calls
+    // refuse it if a symlink appears on it meanwhile.
     let path = fs::canonicalize(target).ctx("resolving", target)?;
-    Ok(Target { path, created })
+    let identity = TreeIdentity::of_path(&path);
+    Ok(Target {
+        path,
+        created,
+        identity,
+    })
 }
 
 fn target_is_empty(path: &Path) -> Result<bool> {
@@ -548,6 +626,9 @@ pub struct Unmounted {
     pub record: MountRecord,
     /// Entries copied to `keep_changes`.
     pub kept: Option<usize>,
+    /// Device nodes, fifos and sockets written to the volume that were not
+    /// kept (each is logged with its path).
+    pub skipped: usize,
 }
 
 /// Unmounts the volume at `target` and discards its record and writes.
@@ -560,13 +641,7 @@ pub fn umount(
 ) -> Result<Unmounted> {
     let target = absolute(target)?;
     let canonical = fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
-    let dir = record::read_all(store)?
-        .into_iter()
-        .find_map(|(dir, record)| match record {
-            Ok(r) if r.target == canonical || r.target == target => Some(dir),
-            _ => None,
-        })
-        .ok_or_else(|| MountError::NotMounted(target.clone()))?;
+    let dir = record_for(store, &target, &canonical)?;
     let Lock::Locked(record_dir) = RecordDir::lock(&dir, false)? else {
         return Err(MountError::NotMounted(target));
     };
@@ -587,57 +662,142 @@ pub fn umount(
             });
         }
     }
-    let mut kept = None;
+    let mut exported = None;
     match record.method {
         Method::Overlay => {
-            match sys.umount(&record.target, false) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
-                    return Err(MountError::Busy {
-                        target: record.target.clone(),
-                    });
-                }
-                // Not mounted any more (someone else unmounted it): finish
-                // the cleanup.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {}
-                Err(source) => {
-                    return Err(MountError::Syscall {
-                        what: "unmounting",
-                        target: record.target.clone(),
-                        source,
-                    });
-                }
+            if check_our_mount(&record, sys)? {
+                unmount_ours(&record, sys)?;
             }
             if let Some(keep) = &options.keep_changes {
-                kept = Some(tree::export_changes(&record_dir.upper(), keep)?);
+                exported = Some(tree::export_changes(&record_dir.upper(), keep)?);
             }
             if record.created_target {
                 remove_created_target(&record.target);
             }
         }
         Method::Hardlink | Method::Copy => {
-            if let Some(keep) = &options.keep_changes {
+            let placed = check_our_tree(&record)?;
+            if let Some(keep) = &options.keep_changes
+                && placed.is_some()
+            {
                 // Without an overlay there is no change set: the whole
                 // tree is what the volume holds now.
-                fs::create_dir(keep).ctx("creating", keep)?;
-                let built =
-                    tree::merge_into(std::slice::from_ref(&record.target), keep, LinkMode::Copy)?;
-                kept = Some(built.copied);
+                exported = Some(tree::export_tree(&record.target, keep)?);
             }
-            let is_file = fs::symlink_metadata(&record.target).is_ok_and(|m| m.is_file());
-            tree::remove_tree(&record.target)?;
-            if !record.created_target {
-                // Leave the empty mount point the caller provided.
-                if is_file {
-                    fs::File::create(&record.target).ctx("recreating", &record.target)?;
-                } else {
-                    fs::create_dir(&record.target).ctx("recreating", &record.target)?;
+            if let Some(placed) = placed {
+                let is_file = fs::symlink_metadata(&record.target).is_ok_and(|m| m.is_file());
+                tree::remove_tree_if(&record.target, placed)?;
+                if !record.created_target {
+                    // Leave the empty mount point the caller provided.
+                    if is_file {
+                        fs::File::create(&record.target).ctx("recreating", &record.target)?;
+                    } else {
+                        fs::create_dir(&record.target).ctx("recreating", &record.target)?;
+                    }
                 }
             }
         }
     }
     record_dir.remove()?;
-    Ok(Unmounted { record, kept })
+    Ok(Unmounted {
+        record,
+        kept: exported.map(|e| e.copied),
+        skipped: exported.map(|e| e.skipped).unwrap_or(0),
+    })
+}
+
+/// The record directory for `target`: of the records naming it, a live one
+/// first (a stale record may name the same place).
+fn record_for(store: &Store, target: &Path, canonical: &Path) -> Result<PathBuf> {
+    let host = Host::current();
+    let mut candidates: Vec<(PathBuf, MountRecord)> = record::read_all(store)?
+        .into_iter()
+        .filter_map(|(dir, record)| record.ok().map(|r| (dir, r)))
+        .filter(|(_, r)| r.target == canonical || r.target == target)
+        .collect();
+    candidates.sort_by_key(|(_, r)| record::liveness(r, &host) != Liveness::Active);
+    candidates
+        .into_iter()
+        .next()
+        .map(|(dir, _)| dir)
+        .ok_or_else(|| MountError::NotMounted(target.to_path_buf()))
+}
+
+/// Whether ferry's mount is still at the record's target (true: unmount
+/// it; false: it is already gone). A mount that is not the one ferry made
+/// is refused, so nobody else's mount is ever unmounted.
+fn check_our_mount(record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
+    let mounts = sys
+        .mounts()
+        .ctx("reading the mount table for", record.target.clone())?;
+    let replaced = |found: String| MountError::Replaced {
+        target: record.target.clone(),
+        found,
+    };
+    match mountinfo::mount_at(&mounts, &record.target) {
+        None => Ok(false),
+        Some(entry) if record::is_our_mount(record, entry) => {
+            let Some(expected) = record.unique_mount_id else {
+                return Ok(true);
+            };
+            let found = sys
+                .unique_mount_id(&record.target)
+                .ctx("reading the mount id of", record.target.clone())?;
+            match found == Some(expected) {
+                true => Ok(true),
+                false => Err(replaced(format!(
+                    "another ferry overlay (mount id {}) is there",
+                    entry.mount_id
+                ))),
+            }
+        }
+        Some(entry) => Err(MountError::Replaced {
+            target: record.target.clone(),
+            found: format!(
+                "a {} mount of {} (id {}) is there",
+                entry.fs_type, entry.source, entry.mount_id
+            ),
+        }),
+    }
+}
+
+fn unmount_ours(record: &MountRecord, sys: &dyn Syscalls) -> Result<()> {
+    match sys.umount(&record.target, false) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
+            Err(MountError::Busy {
+                target: record.target.clone(),
+            })
+        }
+        // Not mounted any more (someone else unmounted it meanwhile):
+        // finish the cleanup.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(()),
+        Err(source) => Err(MountError::Syscall {
+            what: "unmounting",
+            target: record.target.clone(),
+            source,
+        }),
+    }
+}
+
+/// The identity of a no-mount volume that is still the tree ferry placed
+/// (`None` when nothing is at its target any more). Anything else there is
+/// refused: it is someone's, not the volume.
+fn check_our_tree(record: &MountRecord) -> Result<Option<TreeIdentity>> {
+    let Some(found) = TreeIdentity::of_path(&record.target) else {
+        return Ok(None);
+    };
+    match record.tree {
+        Some(placed) if placed == found => Ok(Some(placed)),
+        Some(_) => Err(MountError::Replaced {
+            target: record.target.clone(),
+            found: "another file or directory is there".into(),
+        }),
+        None => Err(MountError::Replaced {
+            target: record.target.clone(),
+            found: "the record does not say which tree ferry placed (an interrupted mount or an older ferry); remove the tree by hand".into(),
+        }),
+    }
 }
 
 /// Removes a mount point ferry created, only if nothing is in it.
@@ -725,6 +885,7 @@ fn clean_stale(record: &MountRecord, dir: RecordDir, sys: &dyn Syscalls) -> Resu
         // leaves the view mounted; detach it so the directory can go.
         let view = dir.view();
         if view.is_dir() {
+            let view = fs::canonicalize(&view).unwrap_or(view);
             let _ = sys.umount(&view, true);
         }
         if record.created_target {

@@ -7,5 +7,6 @@
 
 mod common;
 mod gc;
+mod hostile;
 mod planning;
 mod real;

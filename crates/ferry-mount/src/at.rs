@@ -1,0 +1,295 @@
+//! Descriptor-relative file operations that never follow a symlink.
+//!
+//! Trees ferry reads or writes may be writable by someone else (the upper
+//! directory of a read-write volume, a copied volume, the parent of a
+//! target). A path looked up twice can be redirected in between by a
+//! symlink swap, so each walk opens a directory once and works relative to
+//! that descriptor, with `O_NOFOLLOW` on every open and `O_EXCL` on every
+//! create.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Stat};
+
+use crate::error::{IoContext, MountError, Result};
+use crate::record::TreeIdentity;
+
+/// Walks deeper than this are refused: each level holds a descriptor, and
+/// no model needs such depth.
+pub const MAX_DEPTH: usize = 512;
+
+/// The kind of an entry, from `lstat`.
+pub fn kind(stat: &Stat) -> FileType {
+    FileType::from_raw_mode(stat.st_mode)
+}
+
+/// Opens the directory at `path`; its last component must not be a
+/// symlink (earlier components are the caller's choice of path).
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::openat(CWD, path, dir_flags(), Mode::empty())
+        .map_err(io::Error::from)
+        .ctx("opening directory", path)
+}
+
+/// Opens the parent directory of `path` and returns it with the last
+/// component's name.
+pub fn open_parent(path: &Path) -> Result<(OwnedFd, OsString)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| MountError::InvalidTarget {
+            target: path.to_path_buf(),
+            reason: "it has no final component".into(),
+        })?
+        .to_os_string();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fd = rustix::fs::openat(
+        CWD,
+        parent,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .ctx("opening directory", parent)?;
+    Ok((fd, name))
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// Opens the directory `name` in `dir`, refusing a symlink.
+pub fn open_subdir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?)
+}
+
+/// Opens `relative` beneath `dir` without following any symlink and
+/// without leaving `dir`.
+pub fn open_beneath(dir: BorrowedFd<'_>, relative: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    if relative.as_os_str().is_empty() {
+        return Ok(rustix::fs::openat(
+            dir,
+            ".",
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?);
+    }
+    Ok(rustix::fs::openat2(
+        dir,
+        relative,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// `lstat` of `name` in `dir`; `None` when it does not exist.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => Ok(Some(stat)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The names in `dir` (without `.` and `..`), read through a fresh
+/// descriptor so the caller's stays usable.
+pub fn names(dir: BorrowedFd<'_>) -> io::Result<impl Iterator<Item = io::Result<OsString>>> {
+    let mut stream = rustix::fs::Dir::read_from(dir)?;
+    Ok(std::iter::from_fn(move || {
+        loop {
+            match stream.read()? {
+                Err(e) => return Some(Err(e.into())),
+                Ok(entry) => {
+                    let name = entry.file_name().to_bytes();
+                    if name == b"." || name == b".." {
+                        continue;
+                    }
+                    return Some(Ok(OsStr::from_bytes(name).to_os_string()));
+                }
+            }
+        }
+    }))
+}
+
+/// Creates the file `name` in `dir` (never through a symlink, never over
+/// an existing entry), private until the caller sets owner and mode.
+pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?)
+}
+
+/// Opens the regular file `name` in `dir` for reading, refusing a symlink
+/// and never blocking on a fifo swapped in after the caller's `lstat`.
+pub fn open_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if kind(&stat) != FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file any more",
+        ));
+    }
+    Ok((fd, stat))
+}
+
+/// Copies the contents of `from` to `to`: a reflink where the filesystem
+/// can, else an in-kernel copy (memory stays constant).
+pub fn copy_contents(from: &OwnedFd, to: &OwnedFd) -> io::Result<u64> {
+    if rustix::fs::ioctl_ficlone(to, from).is_ok() {
+        return Ok(rustix::fs::fstat(from)?.st_size.max(0) as u64);
+    }
+    let mut reader = std::fs::File::from(from.try_clone()?);
+    let mut writer = std::fs::File::from(to.try_clone()?);
+    io::copy(&mut reader, &mut writer)
+}
+
+/// Gives `fd` the owner `uid:gid`. Without the privilege to do so (an
+/// unprivileged ferry), the file stays the caller's, which is never more
+/// than the caller already had.
+pub fn give_owner(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    give(rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    ))
+}
+
+/// [`give_owner`] for a symlink `name` in `dir` (never followed).
+pub fn give_link_owner(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+    give(rustix::fs::chownat(
+        dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    ))
+}
+
+fn give(result: rustix::io::Result<()>) -> io::Result<()> {
+    match result {
+        Ok(()) | Err(rustix::io::Errno::PERM) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets the permission bits of `fd`.
+pub fn set_mode(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?)
+}
+
+/// Removes `path` whatever it is, walking by descriptor so nothing outside
+/// it is touched even if someone swaps a directory for a symlink meanwhile.
+/// Directories made read-only are made writable first. A path that does
+/// not exist is not an error.
+pub fn remove_path(path: &Path) -> Result<()> {
+    let (parent, name) = match open_parent(path) {
+        Ok(found) => found,
+        Err(MountError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    remove_at(parent.as_fd(), &name, 0).ctx("removing", path)
+}
+
+/// Removes `path` only if it is the object `expected`; an error when
+/// something else is there. The object checked is the object removed (by
+/// descriptor), so a swap between the check and the removal cannot
+/// redirect it.
+pub fn remove_path_if(path: &Path, expected: &TreeIdentity) -> Result<()> {
+    let replaced = || MountError::Replaced {
+        target: path.to_path_buf(),
+        found: "another file or directory is there".into(),
+    };
+    let (parent, name) = open_parent(path)?;
+    let object = match rustix::fs::openat(
+        &parent,
+        &name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(io::Error::from(e)).ctx("opening", path),
+    };
+    if TreeIdentity::of_fd(&object).ctx("reading", path)? != *expected {
+        return Err(replaced());
+    }
+    let stat = rustix::fs::fstat(&object)
+        .map_err(io::Error::from)
+        .ctx("reading", path)?;
+    if kind(&stat) != FileType::Directory {
+        return ignore_missing(rustix::fs::unlinkat(&parent, &name, AtFlags::empty()))
+            .ctx("removing", path);
+    }
+    let dir = open_subdir(parent.as_fd(), &name).ctx("opening", path)?;
+    if TreeIdentity::of_fd(&dir).ctx("reading", path)? != *expected {
+        return Err(replaced());
+    }
+    if stat.st_mode & 0o700 != 0o700 {
+        set_mode(dir.as_fd(), 0o700).ctx("making writable to remove", path)?;
+    }
+    for child in names(dir.as_fd()).ctx("reading", path)? {
+        let child = child.ctx("reading", path)?;
+        remove_at(dir.as_fd(), &child, 1).ctx("removing", path.join(&child))?;
+    }
+    ignore_missing(rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR)).ctx("removing", path)
+}
+
+/// Removes `name` in `dir` (recursively, never following a symlink).
+pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) -> io::Result<()> {
+    let Some(stat) = stat_at(dir, name)? else {
+        return Ok(());
+    };
+    if kind(&stat) != FileType::Directory {
+        return ignore_missing(rustix::fs::unlinkat(dir, name, AtFlags::empty()));
+    }
+    if depth >= MAX_DEPTH {
+        return Err(too_deep());
+    }
+    let sub = open_subdir(dir, name)?;
+    if stat.st_mode & 0o700 != 0o700 {
+        set_mode(sub.as_fd(), 0o700)?;
+    }
+    for child in names(sub.as_fd())? {
+        remove_at(sub.as_fd(), &child?, depth + 1)?;
+    }
+    ignore_missing(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR))
+}
+
+fn ignore_missing(result: rustix::io::Result<()>) -> io::Result<()> {
+    match result {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The error of a walk deeper than [`MAX_DEPTH`].
+pub fn too_deep() -> io::Error {
+    io::Error::other(format!("the tree is deeper than {MAX_DEPTH} levels"))
+}
+
+/// `base/relative` for messages.
+pub fn display(base: &Path, relative: &Path) -> PathBuf {
+    if relative.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(relative)
+    }
+}
