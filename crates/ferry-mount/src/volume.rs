@@ -71,6 +71,7 @@ struct Undo<'a> {
     sys: &'a dyn Syscalls,
     mounted: Vec<PathBuf>,
     created: Option<PathBuf>,
+    placed: Option<(PathBuf, TreeIdentity)>,
     record: Option<RecordDir>,
 }
 
@@ -81,8 +82,15 @@ impl Drop for Undo<'_> {
                 tracing::warn!("cannot unmount {} while undoing: {e}", point.display());
             }
         }
+        // Only what this mount placed: a tree by its identity, a mount
+        // point if still empty, never whatever else is at the path now.
+        if let Some((path, placed)) = &self.placed
+            && let Err(e) = tree::remove_tree_if(path, *placed)
+        {
+            tracing::warn!("cannot remove {} while undoing: {e}", path.display());
+        }
         if let Some(created) = &self.created {
-            let _ = tree::remove_tree(created);
+            remove_created_target(created);
         }
         if let Some(record) = self.record.take()
             && let Err(e) = record.remove()
@@ -103,6 +111,7 @@ impl Undo<'_> {
     fn disarm(mut self) {
         self.mounted.clear();
         self.created = None;
+        self.placed = None;
         self.record = None;
     }
 }
@@ -205,7 +214,7 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
     let target = prepare_target(&target, wants_file, request.no_mount)?;
     if let Some(existing) = live_record_at(store, &target.path)? {
         if target.created {
-            let _ = tree::remove_tree(&target.path);
+            remove_created_target(&target.path);
         }
         return Err(MountError::AlreadyMounted {
             target: target.path,
@@ -216,7 +225,7 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         Ok(dir) => dir,
         Err(e) => {
             if target.created {
-                let _ = tree::remove_tree(&target.path);
+                remove_created_target(&target.path);
             }
             return Err(e);
         }
@@ -227,6 +236,7 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         sys,
         mounted: Vec::new(),
         created: target.created.then(|| target.path.clone()),
+        placed: None,
         record: None,
     };
     let mut record = MountRecord {
@@ -315,6 +325,9 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
     };
     undo.write(&record)?;
     let (built, identity) = build_tree(&located, &target.path, mode)?;
+    // The tree took the mount point's place.
+    undo.created = None;
+    undo.placed = Some((target.path.clone(), identity));
     record.tree = Some(identity);
     undo.write(&record)?;
     undo.disarm();
@@ -553,7 +566,9 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
                 fs::create_dir_all(parent).ctx("creating", parent)?;
             }
             if file {
-                fs::File::create(target).ctx("creating", target)?;
+                // create_new (O_EXCL) never follows a symlink put there
+                // since the check above.
+                fs::File::create_new(target).ctx("creating", target)?;
             } else {
                 fs::create_dir(target).ctx("creating", target)?;
                 fs::set_permissions(target, fs::Permissions::from_mode(0o755))
@@ -690,7 +705,7 @@ pub fn umount(
                 if !record.created_target {
                     // Leave the empty mount point the caller provided.
                     if is_file {
-                        fs::File::create(&record.target).ctx("recreating", &record.target)?;
+                        fs::File::create_new(&record.target).ctx("recreating", &record.target)?;
                     } else {
                         fs::create_dir(&record.target).ctx("recreating", &record.target)?;
                     }
