@@ -119,6 +119,12 @@ pub fn umount(store: &Store, args: &UmountArgs) -> anyhow::Result<Exit> {
         if let (Some(kept), Some(dir)) = (unmounted.kept, &args.keep_changes) {
             println!("kept {kept} changed entries in {}", dir.display());
         }
+        if unmounted.skipped > 0 {
+            println!(
+                "did not keep {} device nodes, fifos or sockets (see the warnings)",
+                unmounted.skipped
+            );
+        }
     }
     Ok(Exit::Ok)
 }

@@ -293,6 +293,69 @@ fn read_write_volumes_keep_changes_on_request() {
 }
 
 #[test]
+fn kept_changes_give_nobody_a_setuid_file_or_a_device() {
+    if !require_root("for mounts and files of another user") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let t = tempdir();
+    let ferry = Ferry::new(t.path().join("store"));
+    tiny_model(&t.path().join("model"), 1);
+    ferry.pack(&t.path().join("model"), REF);
+    let target = t.path().join("mnt");
+    let (_volume, _) = Volume::mount(&ferry, &[os(REF), os("--rw")], &target);
+    // What an unprivileged writer in the volume can leave behind.
+    let shell = target.join("sh");
+    fs::write(&shell, b"#!/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(&shell, Some(1000), Some(1000)).unwrap();
+    fs::set_permissions(&shell, fs::Permissions::from_mode(0o6755)).unwrap();
+    assert_success(
+        &run(Command::new("mkfifo").arg(target.join("pipe"))),
+        "mkfifo",
+    );
+    let kept = t.path().join("kept");
+    let out = ferry.ok(&[
+        os("umount"),
+        target.as_os_str(),
+        os("--keep-changes"),
+        kept.as_os_str(),
+    ]);
+    assert!(
+        out.contains("did not keep 1 device nodes, fifos or sockets"),
+        "{out}"
+    );
+    let meta = fs::symlink_metadata(kept.join("sh")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o755, "setuid and setgid stripped");
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "the writer's owner");
+    assert!(fs::symlink_metadata(kept.join("pipe")).is_err());
+}
+
+#[test]
+fn umount_leaves_a_mount_that_is_not_ferrys_alone() {
+    if !require_root("for mounts") {
+        return;
+    }
+    let t = tempdir();
+    let ferry = Ferry::new(t.path().join("store"));
+    tiny_model(&t.path().join("model"), 1);
+    ferry.pack(&t.path().join("model"), REF);
+    let target = t.path().join("mnt");
+    let (_volume, _) = Volume::mount(&ferry, &[os(REF)], &target);
+    assert_success(&run(Command::new("umount").arg(&target)), "umount");
+    let tmpfs = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_success(&tmpfs, "mount tmpfs");
+    let stderr = ferry.fails(&[os("umount"), target.as_os_str()]);
+    let still = mounted_at(&target);
+    let _ = Command::new("umount").arg("-l").arg(&target).status();
+    error_line(&stderr, &["not the volume ferry made"]);
+    assert!(still, "the tmpfs stays mounted");
+}
+
+#[test]
 fn busy_and_vanished_mounts_are_reported() {
     if !require_root("for mounts") {
         return;
