@@ -18,9 +18,9 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Stat};
 use crate::error::{IoContext, MountError, Result};
 use crate::record::TreeIdentity;
 
-/// Walks deeper than this are refused: each level holds a descriptor, and
-/// no model needs such depth.
-pub const MAX_DEPTH: usize = 512;
+/// Copies deeper than this are refused (each level holds a descriptor, and
+/// no model needs such depth); removals handle any depth.
+pub const MAX_DEPTH: usize = 128;
 
 /// The kind of an entry, from `lstat`.
 pub fn kind(stat: &Stat) -> FileType {
@@ -205,7 +205,7 @@ pub fn remove_path(path: &Path) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
-    remove_at(parent.as_fd(), &name, 0).ctx("removing", path)
+    remove_at(parent.as_fd(), &name).ctx("removing", path)
 }
 
 /// Removes `path` only if it is the object `expected`; an error when
@@ -245,15 +245,51 @@ pub fn remove_path_if(path: &Path, expected: &TreeIdentity) -> Result<()> {
     if stat.st_mode & 0o700 != 0o700 {
         set_mode(dir.as_fd(), 0o700).ctx("making writable to remove", path)?;
     }
-    for child in names(dir.as_fd()).ctx("reading", path)? {
-        let child = child.ctx("reading", path)?;
-        remove_at(dir.as_fd(), &child, 1).ctx("removing", path.join(&child))?;
-    }
+    empty(dir.as_fd()).ctx("removing", path)?;
     ignore_missing(rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR)).ctx("removing", path)
 }
 
 /// Removes `name` in `dir` (recursively, never following a symlink).
-pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) -> io::Result<()> {
+pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let Some(stat) = stat_at(dir, name)? else {
+        return Ok(());
+    };
+    if kind(&stat) != FileType::Directory {
+        return ignore_missing(rustix::fs::unlinkat(dir, name, AtFlags::empty()));
+    }
+    let top = open_subdir(dir, name)?;
+    if stat.st_mode & 0o700 != 0o700 {
+        set_mode(top.as_fd(), 0o700)?;
+    }
+    empty(top.as_fd())?;
+    ignore_missing(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR))
+}
+
+/// Empties the directory `top`. Each level holds a descriptor, so a
+/// directory found [`MAX_DEPTH`] levels down is moved up into `top` and
+/// removed from there: any depth is removed with bounded descriptors and
+/// stack (a writer of a volume can nest directories without limit).
+fn empty(top: BorrowedFd<'_>) -> io::Result<()> {
+    let mut moved = 0u64;
+    loop {
+        let mut found = false;
+        for name in names(top)? {
+            found = true;
+            remove_below(top, top, &name?, 1, &mut moved)?;
+        }
+        if !found {
+            return Ok(());
+        }
+    }
+}
+
+fn remove_below(
+    top: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    depth: usize,
+    moved: &mut u64,
+) -> io::Result<()> {
     let Some(stat) = stat_at(dir, name)? else {
         return Ok(());
     };
@@ -261,14 +297,28 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, depth: usize) -> io::Result<
         return ignore_missing(rustix::fs::unlinkat(dir, name, AtFlags::empty()));
     }
     if depth >= MAX_DEPTH {
-        return Err(too_deep());
+        // Up into `top`, under a name nothing else there has.
+        loop {
+            *moved += 1;
+            let new_name = format!(".ferry-removing-{moved}");
+            match rustix::fs::renameat_with(
+                dir,
+                name,
+                top,
+                new_name.as_str(),
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Err(rustix::io::Errno::EXIST) => continue,
+                other => return ignore_missing(other),
+            }
+        }
     }
     let sub = open_subdir(dir, name)?;
     if stat.st_mode & 0o700 != 0o700 {
         set_mode(sub.as_fd(), 0o700)?;
     }
     for child in names(sub.as_fd())? {
-        remove_at(sub.as_fd(), &child?, depth + 1)?;
+        remove_below(top, sub.as_fd(), &child?, depth + 1, moved)?;
     }
     ignore_missing(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR))
 }

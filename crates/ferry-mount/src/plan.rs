@@ -148,6 +148,9 @@ fn check_links_in(
     subpath: &str,
     parts: &[String],
 ) -> Result<()> {
+    if inside.len() >= crate::at::MAX_DEPTH {
+        return Err(crate::at::too_deep()).ctx("reading", dir);
+    }
     for entry in fs::read_dir(dir).ctx("reading", dir)? {
         let entry = entry.ctx("reading", dir)?;
         let path = entry.path();

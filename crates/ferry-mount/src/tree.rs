@@ -17,6 +17,8 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use crate::at;
 use crate::error::{IoContext, MountError, Result};
 
+pub use crate::at::MAX_DEPTH;
+
 /// How files get from the cache into a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkMode {
@@ -114,7 +116,7 @@ impl Walk<'_> {
                 match existing {
                     Some(s) if at::kind(&s) == FileType::Directory => {}
                     Some(_) => {
-                        at::remove_at(to, &name, 0).ctx("removing", &to_path)?;
+                        at::remove_at(to, &name).ctx("removing", &to_path)?;
                         make_dir(to, &name, &to_path)?;
                     }
                     None => make_dir(to, &name, &to_path)?,
@@ -126,7 +128,7 @@ impl Walk<'_> {
                 continue;
             }
             if existing.is_some() {
-                at::remove_at(to, &name, 0).ctx("removing", &to_path)?;
+                at::remove_at(to, &name).ctx("removing", &to_path)?;
                 dir_modes.retain(|dir, _| !dir.starts_with(&child));
             }
             place_at(from, &name, &stat, to, &name, self.mode, built)

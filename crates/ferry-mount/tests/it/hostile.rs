@@ -513,3 +513,24 @@ fn a_symlink_swapped_into_a_target_path_cannot_redirect_a_mount() {
         libc::ELOOP
     );
 }
+
+#[test]
+fn trees_nested_beyond_the_walk_limit_are_refused_for_copying_but_removed() {
+    let env = Env::new();
+    let root = env.path("deep");
+    let mut path = root.clone();
+    for _ in 0..(ferry_mount::tree::MAX_DEPTH + 88) {
+        path.push("d");
+    }
+    fs::create_dir_all(&path).unwrap();
+    fs::write(path.join("f"), b"x").unwrap();
+    let result = ferry_mount::tree::export_tree(&root, &env.path("kept"));
+    match result {
+        Err(MountError::Io { source, .. }) => {
+            assert!(source.to_string().contains("deeper than"), "{source}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    ferry_mount::tree::remove_tree(&root).unwrap();
+    assert!(!root.exists());
+}
