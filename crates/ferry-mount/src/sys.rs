@@ -132,13 +132,19 @@ pub const MOUNT_SOURCE: &str = "ferry";
 /// symlink swap. ferry passes canonical paths, so a symlink found here was
 /// put there after ferry resolved the target, and is refused (ELOOP).
 fn open_target(target: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat2(
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat2(
         CWD,
         target,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        flags,
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )?)
+    ) {
+        // Before Linux 5.6: only the last component is checked here; the
+        // caller compared the target's identity right before.
+        Err(rustix::io::Errno::NOSYS) => Ok(rustix::fs::openat(CWD, target, flags, Mode::empty())?),
+        other => Ok(other?),
+    }
 }
 
 /// The path through which mount(2) reaches exactly the object `fd` names

@@ -325,10 +325,21 @@ fn export(source: &Path, dest: &Path, whiteouts: bool) -> Result<Exported> {
         whiteouts,
     };
     let mut out = Exported::default();
-    export.dir(source_fd.as_fd(), dest_fd.as_fd(), Path::new(""), &mut out)?;
-    at::give_owner(dest_fd.as_fd(), root.st_uid, root.st_gid).ctx("setting owner of", dest)?;
-    at::set_mode(dest_fd.as_fd(), (root.st_mode & 0o777) | 0o700).ctx("setting mode of", dest)?;
-    Ok(out)
+    let result = export
+        .dir(source_fd.as_fd(), dest_fd.as_fd(), Path::new(""), &mut out)
+        .and_then(|()| {
+            at::give_owner(dest_fd.as_fd(), root.st_uid, root.st_gid)
+                .ctx("setting owner of", dest)?;
+            at::set_mode(dest_fd.as_fd(), (root.st_mode & 0o777) | 0o700)
+                .ctx("setting mode of", dest)
+        });
+    if result.is_err() {
+        // Nothing half-written: the directory is ferry's, made above.
+        if let Err(e) = at::remove_at(parent.as_fd(), &name) {
+            tracing::warn!("cannot remove {} after a failed copy: {e}", dest.display());
+        }
+    }
+    result.map(|()| out)
 }
 
 /// One export: where from, where to, whether overlay whiteouts are

@@ -150,6 +150,7 @@ fn a_whiteout_name_taken_by_a_symlink_cannot_redirect_the_export() {
     let result = ferry_mount::tree::export_changes(&upper, &kept);
     assert!(result.is_err(), "two entries claim one name: {result:?}");
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert!(!kept.exists(), "nothing half-written is left");
 }
 
 /// A tar layer holding `a/b/c/d/e/config.json -> ../../../../../etc/hostname`:
@@ -531,6 +532,7 @@ fn trees_nested_beyond_the_walk_limit_are_refused_for_copying_but_removed() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    assert!(!env.path("kept").exists(), "nothing half-written is left");
     ferry_mount::tree::remove_tree(&root).unwrap();
     assert!(!root.exists());
 }
