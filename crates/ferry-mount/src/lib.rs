@@ -15,7 +15,15 @@
 //!
 //! Every mount is recorded in `<store root>/mounts/<id>/record.json`; `rm`
 //! and `prune` keep what records use ([`MountPins`]), and records that
-//! outlived their mount are cleaned by [`list`].
+//! outlived their mount are cleaned by [`list`]. A record names what ferry
+//! made (the mount's ids, the placed tree's identity): [`umount`] undoes
+//! only that, never a mount or files that took its place.
+//!
+//! What someone else can write (a read-write volume's changes, a copied
+//! volume, the parent of a target) is walked by descriptor and never
+//! through a symlink; changes kept at unmount carry no setuid, setgid or
+//! sticky bit, belong to whoever wrote them, and leave devices, fifos and
+//! sockets out. A subpath view refuses symlinks that point out of it.
 //!
 //! Mount calls go through [`Syscalls`], so planning runs against the
 //! recording fake without root:
