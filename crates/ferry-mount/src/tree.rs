@@ -270,7 +270,8 @@ pub fn make_read_only(root: &Path, include_root: bool) -> Result<()> {
 /// Removes `path` whatever it is, including trees whose directories were
 /// made read-only (their owner may still make them writable first). A path
 /// that does not exist is not an error. The walk goes by descriptor and
-/// never follows a symlink (see [`at::remove_path`]).
+/// never follows a symlink, whatever is swapped in meanwhile, and handles
+/// any depth.
 pub fn remove_tree(path: &Path) -> Result<()> {
     at::remove_path(path)
 }
@@ -278,14 +279,17 @@ pub fn remove_tree(path: &Path) -> Result<()> {
 /// What copying a tree someone else could write did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exported {
-    /// Entries written (files, directories, symlinks, whiteout markers).
+    /// Entries written (files, symlinks, whiteout markers; directories are
+    /// not counted).
     pub copied: usize,
     /// Device nodes, fifos and sockets left out (each logged with why).
     pub skipped: usize,
 }
 
-/// Removes the tree at `path` only if it is the object `placed` (see
-/// [`at::remove_path_if`]).
+/// Removes the tree at `path` only if it is the object `placed`, else
+/// fails with [`MountError::Replaced`]. The object checked is the one
+/// emptied and removed (by descriptor), so a swap in between cannot
+/// redirect the removal.
 pub fn remove_tree_if(path: &Path, placed: crate::record::TreeIdentity) -> Result<()> {
     at::remove_path_if(path, &placed)
 }
