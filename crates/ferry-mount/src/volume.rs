@@ -131,9 +131,8 @@ fn resolve(store: &Store, input: &str) -> Result<Resolved> {
         )));
     }
     let manifest = store.read_manifest(descriptor.digest())?;
-    // A ModelPack config names each layer's uncompressed digest: the cache
-    // checks it as extract does.
-    let diff_ids = ferry_store::decompress::diff_ids(store, &manifest)?;
+    // The config names each layer's uncompressed digest: the cache checks it.
+    let diff_ids = layers::declared_diff_ids(store, &manifest)?;
     let sources = manifest
         .layers()
         .iter()
