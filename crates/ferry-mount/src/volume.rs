@@ -404,12 +404,12 @@ fn mount_view(
             // sit under one).
             fs::canonicalize(&plan.view).ctx("resolving", &plan.view)?
         }
-        None => {
-            plan.check_target()?;
-            plan.target.to_path_buf()
-        }
+        None => plan.target.to_path_buf(),
     };
     undo.write(record)?;
+    if plan.subpath.is_none() {
+        plan.check_target()?;
+    }
     match sys.mount_overlay(&overlay, &view, plan.flags) {
         Ok(()) => undo.mounted.push(view.clone()),
         // No privilege to mount (EPERM), or no overlayfs in this kernel
