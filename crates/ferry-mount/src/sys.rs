@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, StatxFlags};
-use rustix::mount::{MountFlags, UnmountFlags};
+use rustix::mount::{MountAttrFlags, MountFlags, UnmountFlags};
 
 use crate::mountinfo::MountEntry;
 
@@ -36,6 +36,18 @@ impl Flags {
             flags |= MountFlags::NOEXEC;
         }
         flags
+    }
+
+    /// The same as attributes of a mount made with `fsmount(2)`.
+    pub fn mount_attrs(self) -> MountAttrFlags {
+        let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
+        if self.read_only {
+            attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+        }
+        if self.noexec {
+            attrs |= MountAttrFlags::MOUNT_ATTR_NOEXEC;
+        }
+        attrs
     }
 }
 
@@ -147,6 +159,58 @@ fn open_target(target: &Path) -> io::Result<OwnedFd> {
     }
 }
 
+/// Mounts the overlay with the new mount API: built detached
+/// (`fsopen`/`fsconfig`/`fsmount`), then moved onto the target's
+/// descriptor (`move_mount`), so no path is looked up at mount time.
+/// `lowerdir+` (Linux 6.8) takes each lower as it is, without escaping.
+/// `None` when this kernel cannot (no `fsopen`, or an overlayfs without
+/// `lowerdir+`): the caller mounts with an option string instead.
+fn mount_overlay_at(
+    overlay: &Overlay,
+    target: BorrowedFd<'_>,
+    flags: Flags,
+) -> Option<io::Result<()>> {
+    use rustix::io::Errno;
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MoveMountFlags, fsconfig_set_string};
+    let fs = match rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
+        Ok(fs) => fs,
+        Err(Errno::NOSYS) => return None,
+        // EPERM (no privilege) and ENODEV (no overlayfs) mean the same as
+        // they do for mount(2).
+        Err(e) => return Some(Err(e.into())),
+    };
+    let configure = || -> rustix::io::Result<()> {
+        fsconfig_set_string(&fs, "source", MOUNT_SOURCE)?;
+        // Top first, as overlayfs stacks them.
+        for lower in overlay.lowers.iter().rev() {
+            fsconfig_set_string(&fs, "lowerdir+", lower.as_path())?;
+        }
+        if let Some(upper) = &overlay.upper {
+            fsconfig_set_string(&fs, "upperdir", upper.upper.as_path())?;
+            fsconfig_set_string(&fs, "workdir", upper.work.as_path())?;
+            fsconfig_set_string(&fs, "redirect_dir", "off")?;
+        }
+        rustix::mount::fsconfig_create(&fs)
+    };
+    match configure() {
+        Ok(()) => {}
+        Err(Errno::INVAL) => return None,
+        Err(e) => return Some(Err(e.into())),
+    }
+    let attach = || -> rustix::io::Result<()> {
+        let mount =
+            rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, flags.mount_attrs())?;
+        rustix::mount::move_mount(
+            &mount,
+            "",
+            target,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Some(attach().map_err(io::Error::from))
+}
+
 /// The path through which mount(2) reaches exactly the object `fd` names
 /// (the kernel follows this magic link to the object, not to a path).
 fn fd_path(fd: BorrowedFd<'_>) -> String {
@@ -158,6 +222,9 @@ impl Syscalls for LinuxSyscalls {
         let options = std::ffi::CString::new(overlay.options())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in overlay options"))?;
         let target = open_target(target)?;
+        if let Some(done) = mount_overlay_at(overlay, target.as_fd(), flags) {
+            return done;
+        }
         rustix::mount::mount(
             MOUNT_SOURCE,
             fd_path(target.as_fd()).as_str(),
