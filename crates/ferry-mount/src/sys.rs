@@ -1,10 +1,16 @@
-//! The four mount operations ferry needs, behind a trait.
+//! The mount operations ferry needs (and the mount table it reads), behind
+//! a trait.
 //!
 //! Planning (which lower directories, in which order, with which options,
 //! whether to bind a subpath or fall back to a hardlink tree) is plain code
 //! that calls [`Syscalls`]; [`LinuxSyscalls`] performs the calls, and
 //! [`crate::fake::RecordingSyscalls`] records them so the planning is tested
 //! without root.
+//!
+//! [`LinuxSyscalls`] reaches every target through a descriptor opened
+//! without following any symlink (`openat2`, `RESOLVE_NO_SYMLINKS`), and
+//! mounts onto that descriptor, so a symlink swapped into the target's
+//! path by someone who can write a parent cannot redirect a mount.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
