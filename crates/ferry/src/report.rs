@@ -497,6 +497,8 @@ pub struct UmountReport {
     pub volume: Volume,
     /// Changed entries copied with `--keep-changes`, else `null`.
     pub kept_changes: Option<usize>,
+    /// Device nodes, fifos and sockets in the changes that were not kept.
+    pub skipped_special: usize,
 }
 
 /// `ferry serve gc --json`.

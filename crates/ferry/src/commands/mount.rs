@@ -113,6 +113,7 @@ pub fn umount(store: &Store, args: &UmountArgs) -> anyhow::Result<Exit> {
         print_json(&UmountReport {
             volume: Volume::from(&unmounted.record),
             kept_changes: unmounted.kept,
+            skipped_special: unmounted.skipped,
         })?;
     } else {
         println!("unmounted {}", unmounted.record.target.display());
