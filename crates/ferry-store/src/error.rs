@@ -66,6 +66,15 @@ pub enum StoreError {
         /// Bytes the descriptor declares.
         expected: u64,
     },
+    /// A blob that goes on past the size its descriptor declares (read no
+    /// further than one byte past it).
+    #[error("blob {digest} is longer than the {expected} bytes the manifest says")]
+    LongerThanDeclared {
+        /// The blob.
+        digest: String,
+        /// Bytes the descriptor declares.
+        expected: u64,
+    },
     /// A stored document (manifest, config) that does not parse.
     #[error("invalid {what} {digest}: {reason}")]
     InvalidDocument {
