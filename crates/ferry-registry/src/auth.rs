@@ -225,7 +225,9 @@ impl Client {
         {
             return Err(ClientError::Invalid {
                 registry: endpoint.registry.clone(),
-                reason: format!("token realm {realm} would move credentials from HTTPS to plain HTTP"),
+                reason: format!(
+                    "token realm {realm} would move credentials from HTTPS to plain HTTP"
+                ),
             });
         }
         let http = self.http_for(&realm_host)?;
@@ -283,7 +285,8 @@ impl Client {
             let request = Request::new(Method::GET, realm, Access::Pull, "fetching a token");
             return Err(response_error(endpoint, &request, response).await);
         }
-        let bytes = read_limited_body(endpoint, response, MAX_TOKEN_BYTES, "token response").await?;
+        let bytes =
+            read_limited_body(endpoint, response, MAX_TOKEN_BYTES, "token response").await?;
         let body: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid {
                 registry: realm_host.clone(),

@@ -340,7 +340,6 @@ impl Client {
     fn may_fall_back_to_http(&self, host: &str, url: &str) -> bool {
         is_loopback(host) && url.starts_with("https://") && !self.host_settings(host).0
     }
-
 }
 
 #[cfg(test)]
@@ -356,7 +355,10 @@ mod tests {
         assert!(on("r.io", "https://r.io/v2/m/blobs/uploads/1"));
         assert!(on("r.io", "https://r.io:443/v2/"));
         assert!(!on("r.io", "https://evil.example/v2/"));
-        assert!(!on("r.io", "http://r.io/v2/"), "plain HTTP is another origin");
+        assert!(
+            !on("r.io", "http://r.io/v2/"),
+            "plain HTTP is another origin"
+        );
         assert!(!on("r.io:5000", "https://r.io:5001/v2/"));
         assert!(on("r.io:5000", "https://r.io:5000/v2/"));
     }

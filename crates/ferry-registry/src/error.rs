@@ -79,7 +79,10 @@ impl RegistryErrorBody {
     /// (padded past the limit), without its message.
     fn code_in_prefix(body: &[u8]) -> Option<RegistryErrorBody> {
         let text = String::from_utf8_lossy(body);
-        let (_, rest) = text.trim_start().strip_prefix('{')?.split_once("\"code\"")?;
+        let (_, rest) = text
+            .trim_start()
+            .strip_prefix('{')?
+            .split_once("\"code\"")?;
         let rest = rest.trim_start().strip_prefix(':')?.trim_start();
         let (code, _) = rest.strip_prefix('"')?.split_once('"')?;
         Some(RegistryErrorBody {

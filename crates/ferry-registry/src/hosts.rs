@@ -118,7 +118,8 @@ pub fn is_loopback(host: &str) -> bool {
     if host.starts_with('[') {
         return name.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
     }
-    name.eq_ignore_ascii_case("localhost") || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host that serves a registry's API (`docker.io` is served elsewhere).

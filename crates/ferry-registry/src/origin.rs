@@ -91,13 +91,25 @@ mod tests {
     #[test]
     fn origins_compare_scheme_host_and_port() {
         let registry = url("https://r.io/v2/");
-        assert!(same_origin(&registry, &url("https://r.io:443/v2/m/blobs/uploads/1")));
+        assert!(same_origin(
+            &registry,
+            &url("https://r.io:443/v2/m/blobs/uploads/1")
+        ));
         assert!(!same_origin(&registry, &url("http://r.io/v2/")), "scheme");
-        assert!(!same_origin(&registry, &url("https://r.io:5000/v2/")), "port");
-        assert!(!same_origin(&registry, &url("https://evil.example/v2/")), "host");
+        assert!(
+            !same_origin(&registry, &url("https://r.io:5000/v2/")),
+            "port"
+        );
+        assert!(
+            !same_origin(&registry, &url("https://evil.example/v2/")),
+            "host"
+        );
         assert!(!same_origin(&registry, &url("https://r.io.evil.example/")));
         assert!(!same_origin(&registry, &url("https://r.io@evil.example/")));
-        assert!(same_origin(&url("http://[::1]:5000/"), &url("http://[::1]:5000/x")));
+        assert!(same_origin(
+            &url("http://[::1]:5000/"),
+            &url("http://[::1]:5000/x")
+        ));
     }
 
     #[test]
@@ -111,7 +123,10 @@ mod tests {
             "HTTPS anywhere before"
         );
         let plain = url("http://127.0.0.1:5000/v2/m/blobs/sha256:aa");
-        assert_eq!(refuse_redirect(&url("http://127.0.0.2:5000/b"), &[plain]), None);
+        assert_eq!(
+            refuse_redirect(&url("http://127.0.0.2:5000/b"), &[plain]),
+            None
+        );
         let chain = vec![https; MAX_REDIRECTS];
         assert!(refuse_redirect(&cdn, &chain).is_some());
     }

@@ -363,7 +363,10 @@ mod tests {
         assert!(LayerFilter::default().accepts(&config));
         assert!(LayerFilter::new(&["[".into()], &[]).is_err());
         let dotted = layer("./shards//model-00001.safetensors", Category::Weight);
-        assert!(by_path.accepts(&dotted), "a path is matched as it is placed");
+        assert!(
+            by_path.accepts(&dotted),
+            "a path is matched as it is placed"
+        );
     }
 
     #[test]
@@ -372,9 +375,15 @@ mod tests {
             list.iter().map(|p| safe_components(p).unwrap()).collect()
         };
         assert!(disjoint(&mut paths(&["a", "b", "c/d", "c/e"])));
-        assert!(!disjoint(&mut paths(&["a", "./a"])), "one file, two spellings");
+        assert!(
+            !disjoint(&mut paths(&["a", "./a"])),
+            "one file, two spellings"
+        );
         assert!(!disjoint(&mut paths(&["x/a//b", "x/a/./b"])));
-        assert!(!disjoint(&mut paths(&["a", "b", "a/c"])), "a file and one below it");
+        assert!(
+            !disjoint(&mut paths(&["a", "b", "a/c"])),
+            "a file and one below it"
+        );
         assert!(disjoint(&mut paths(&["a", "a-b", "ab/c"])));
     }
 }

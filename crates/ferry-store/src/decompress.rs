@@ -179,9 +179,7 @@ impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read = self.read.saturating_add(n as u64);
-        let allowed = self
-            .limits
-            .allowed(self.compressed.load(Ordering::Relaxed));
+        let allowed = self.limits.allowed(self.compressed.load(Ordering::Relaxed));
         if self.read > allowed {
             self.tripped.store(true, Ordering::SeqCst);
             return Err(io::Error::other(format!(
@@ -399,7 +397,10 @@ mod tests {
         let mut sink = io::sink();
         let copied = io::copy(&mut (&mut reader).take(RATIO_FLOOR), &mut sink).unwrap();
         assert_eq!(copied, RATIO_FLOOR, "the floor is always allowed");
-        assert!(reader.read(&mut [0u8; 1]).is_err(), "one byte past the floor");
+        assert!(
+            reader.read(&mut [0u8; 1]).is_err(),
+            "one byte past the floor"
+        );
         assert!(flag.load(Ordering::SeqCst));
 
         // As more compressed input is read, more output is allowed.

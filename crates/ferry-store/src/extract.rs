@@ -667,7 +667,11 @@ mod tests {
     #[test]
     fn one_path_has_one_spelling() {
         for spelling in ["a/b", "./a/b", "a/./b", "a//b", ".//a/b/", "././a/b"] {
-            assert_eq!(safe_components(spelling).unwrap(), vec!["a", "b"], "{spelling}");
+            assert_eq!(
+                safe_components(spelling).unwrap(),
+                vec!["a", "b"],
+                "{spelling}"
+            );
         }
         assert!(safe_components("./").is_err(), "the root is no file");
         assert!(safe_components("/./a").is_err());

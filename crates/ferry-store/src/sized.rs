@@ -51,7 +51,10 @@ impl<R: Read> DeclaredSize<R> {
         let message = match violation {
             SizeViolation::Longer => format!("more than the declared {} bytes", self.declared),
             SizeViolation::Shorter { actual } => {
-                format!("ended after {actual} of the declared {} bytes", self.declared)
+                format!(
+                    "ended after {actual} of the declared {} bytes",
+                    self.declared
+                )
             }
         };
         let kind = match violation {
@@ -128,7 +131,11 @@ mod tests {
         let mut out = Vec::new();
         let error = reader.read_to_end(&mut out).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(out.len(), 1000, "nothing past the declared size is handed on");
+        assert_eq!(
+            out.len(),
+            1000,
+            "nothing past the declared size is handed on"
+        );
         assert_eq!(check.get(), Some(&SizeViolation::Longer));
     }
 

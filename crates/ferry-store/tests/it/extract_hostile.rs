@@ -563,7 +563,10 @@ fn a_layer_longer_than_declared_stops_at_the_declared_size() {
     let err = extract::place_layer_verified(&raw, &content[..], &root, None, &Limits::default())
         .expect_err("longer than declared");
     assert!(
-        matches!(err.innermost(), StoreError::LongerThanDeclared { expected: 1000, .. }),
+        matches!(
+            err.innermost(),
+            StoreError::LongerThanDeclared { expected: 1000, .. }
+        ),
         "{err:?}"
     );
     assert!(bytes_under(&root) <= 1000, "wrote past the declared size");
@@ -573,15 +576,26 @@ fn a_layer_longer_than_declared_stops_at_the_declared_size() {
     let tar = tar_of(&[OK, E::File(b"big.bin", &content)]);
     let zstd = zstd::bulk::compress(&tar, 1).unwrap();
     let cases: [(&str, LayerSpec, u64); 3] = [
-        ("long:raw", (content.clone(), RAW, vec![(ann::FILEPATH, "w.bin")]), 1000),
+        (
+            "long:raw",
+            (content.clone(), RAW, vec![(ann::FILEPATH, "w.bin")]),
+            1000,
+        ),
         ("long:tar", (tar.clone(), TAR, vec![]), 2048),
-        ("long:zstd", (zstd.clone(), TAR_ZSTD, vec![]), zstd.len() as u64 / 2),
+        (
+            "long:zstd",
+            (zstd.clone(), TAR_ZSTD, vec![]),
+            zstd.len() as u64 / 2,
+        ),
     ];
     for (name, layer, declared) in cases {
         common::put_artifact_declaring(&store, name, &[layer], &[Some(declared)]);
-        assert_extract_refused(&store, name, &t.join(name.replace(':', "-")), |e| {
-            matches!(e, StoreError::LongerThanDeclared { expected, .. } if *expected == declared)
-        });
+        assert_extract_refused(
+            &store,
+            name,
+            &t.join(name.replace(':', "-")),
+            |e| matches!(e, StoreError::LongerThanDeclared { expected, .. } if *expected == declared),
+        );
     }
     // And one that ends before its declared size.
     common::put_artifact_declaring(
@@ -591,7 +605,14 @@ fn a_layer_longer_than_declared_stops_at_the_declared_size() {
         &[Some(10)],
     );
     assert_extract_refused(&store, "short:raw", &t.join("short"), |e| {
-        matches!(e, StoreError::SizeMismatch { actual: 3, expected: 10, .. })
+        matches!(
+            e,
+            StoreError::SizeMismatch {
+                actual: 3,
+                expected: 10,
+                ..
+            }
+        )
     });
 }
 
@@ -621,9 +642,7 @@ fn every_spelling_of_a_path_is_the_same_path() {
     let snap = common::tree(&out);
     assert_eq!(
         snap["a"],
-        Node::Link {
-            target: "b".into()
-        },
+        Node::Link { target: "b".into() },
         "the later entry replaced the earlier one"
     );
     assert_eq!(fs::read(out.join("d/e")).unwrap(), b"two");
