@@ -117,7 +117,13 @@ mod tests {
         let https = url("https://r.io/v2/m/blobs/sha256:aa");
         let cdn = url("https://cdn.example/blob?signed=1");
         assert_eq!(refuse_redirect(&cdn, std::slice::from_ref(&https)), None);
-        assert!(refuse_redirect(&url("http://cdn.example/blob"), &[https.clone()]).is_some());
+        assert!(
+            refuse_redirect(
+                &url("http://cdn.example/blob"),
+                std::slice::from_ref(&https)
+            )
+            .is_some()
+        );
         assert!(
             refuse_redirect(&url("http://cdn.example/b"), &[https.clone(), cdn.clone()]).is_some(),
             "HTTPS anywhere before"

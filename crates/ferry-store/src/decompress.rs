@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn bounded_reader_stops_past_the_limit() {
-        let data = vec![0u8; 100];
+        let data = [0u8; 100];
         let limits = Limits {
             max_ratio: 1,
             max_unpacked: 50,
