@@ -37,7 +37,7 @@ pub const RATIO_FLOOR: u64 = 64 << 20;
 /// How far a compressed layer may expand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Uncompressed bytes allowed per compressed byte (default 100).
+    /// Uncompressed bytes allowed per compressed byte read (default 100).
     pub max_ratio: u64,
     /// Uncompressed bytes allowed per layer (default 1 TiB).
     pub max_unpacked: u64,
@@ -79,7 +79,8 @@ impl Limits {
         Ok(limits)
     }
 
-    /// Uncompressed bytes a layer of `compressed` bytes may produce.
+    /// Uncompressed bytes a layer may have produced once `compressed`
+    /// compressed bytes of it were read.
     pub fn allowed(&self, compressed: u64) -> u64 {
         compressed
             .saturating_mul(self.max_ratio)

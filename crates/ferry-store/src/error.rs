@@ -351,7 +351,7 @@ pub enum StoreError {
     DecompressionBomb {
         /// The layer.
         digest: String,
-        /// Its compressed size.
+        /// Compressed bytes read when the limit was passed.
         compressed: u64,
         /// Uncompressed bytes it was allowed.
         allowed: u64,
