@@ -1,7 +1,9 @@
 //! ferry-registry: the OCI distribution client.
 //!
 //! [`client::Client`] owns transport concerns (TLS, proxies, auth challenges
-//! and tokens, retries with backoff from [`retry`]); [`body`] reads every
+//! and tokens, retries with backoff from [`retry`]; every URL a registry
+//! names is resolved in one place, which keeps credentials on the
+//! registry's origin and refuses HTTPS-to-HTTP moves); [`body`] reads every
 //! buffered response body within a limit; [`api`] holds every
 //! endpoint of the distribution API; [`upload`] is the one way a blob goes
 //! up; [`sources`] sends every read to the configured mirrors before the
