@@ -246,7 +246,7 @@ pub fn place_layer_verified(
     let sized = DeclaredSize::new(reader, layer.size());
     let size_check = sized.check();
     let mut reader = HashingReader::new(sized);
-    let placed = place_from(layer, &placement, &mut reader, root, limits)
+    let (placed, uncompressed) = place_from(layer, &placement, &mut reader, root, limits)
         .and_then(|placed| {
             io::copy(&mut reader, &mut io::sink())
                 .ctx("reading blob", layer.digest().to_string())?;
@@ -255,7 +255,6 @@ pub fn place_layer_verified(
         // Bytes that break their declared size are the cause, whatever
         // the decoder or tar parser made of the cut.
         .map_err(|e| size_check.get().map_or(e, |v| size_error(layer, *v)))?;
-    let (placed, uncompressed) = placed;
     let (digest, size) = reader.finish();
     verify(layer, &digest, size)?;
     if let Some(expected) = diff_id {
