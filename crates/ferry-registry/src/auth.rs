@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
-use crate::api::response_error;
+use crate::api::{read_limited_body, response_error};
+use crate::body::MAX_TOKEN_BYTES;
 use crate::client::{Access, Client, Endpoint};
 use crate::credentials::{Credential, Secret};
 use crate::error::{ClientError, Result};
@@ -212,10 +213,23 @@ impl Client {
         scope: &str,
         credential: Option<&Credential>,
     ) -> Result<(Secret, Duration)> {
-        let realm_host = reqwest::Url::parse(realm)
-            .ok()
+        let realm_url = reqwest::Url::parse(realm).ok();
+        let realm_host = realm_url
+            .as_ref()
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_else(|| endpoint.host().to_string());
+        // Credentials for an HTTPS registry never travel in plain text.
+        if credential.is_some()
+            && realm_url.as_ref().is_some_and(|u| u.scheme() == "http")
+            && self.base_url(endpoint.host()).starts_with("https://")
+        {
+            return Err(ClientError::Invalid {
+                registry: endpoint.registry.clone(),
+                reason: format!(
+                    "token realm {realm} would move credentials from HTTPS to plain HTTP"
+                ),
+            });
+        }
         let http = self.http_for(&realm_host)?;
         let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
         let response = match credential {
@@ -271,10 +285,13 @@ impl Client {
             let request = Request::new(Method::GET, realm, Access::Pull, "fetching a token");
             return Err(response_error(endpoint, &request, response).await);
         }
-        let body: serde_json::Value = response.json().await.map_err(|e| ClientError::Invalid {
-            registry: realm_host.clone(),
-            reason: format!("token response: {e}"),
-        })?;
+        let bytes =
+            read_limited_body(endpoint, response, MAX_TOKEN_BYTES, "token response").await?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid {
+                registry: realm_host.clone(),
+                reason: format!("token response: {e}"),
+            })?;
         let token = body
             .get("token")
             .or_else(|| body.get("access_token"))

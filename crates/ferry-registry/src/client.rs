@@ -14,6 +14,7 @@ use crate::credentials::{Credential, DockerConfig};
 use crate::error::{ClientError, Result};
 use crate::hosts::{RegistriesConfig, api_host, is_loopback};
 use crate::net;
+use crate::origin::{self, resolve_named, same_origin};
 use crate::request::{Request, RequestBody};
 use crate::retry::{RetryPolicy, retry};
 
@@ -147,6 +148,7 @@ impl Client {
             .read_timeout(self.options.idle_timeout)
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(net::SystemResolver)
+            .redirect(origin::redirect_policy())
             .danger_accept_invalid_certs(insecure);
         if let Some(ca) = ca {
             let pem = std::fs::read(&ca).map_err(|e| ClientError::CaFile {
@@ -191,6 +193,28 @@ impl Client {
         }
     }
 
+    /// A URL the registry named in a header of the response from
+    /// `answered` (an upload `Location`, a `Link` page), made absolute.
+    /// Requests to it carry credentials only when it is on the registry's
+    /// own origin; one that leaves HTTPS for plain HTTP is refused.
+    pub(crate) fn named_url(
+        &self,
+        endpoint: &Endpoint,
+        answered: &reqwest::Url,
+        header: &str,
+        named: &str,
+    ) -> Result<reqwest::Url> {
+        resolve_named(answered, named).map_err(|error| ClientError::Invalid {
+            registry: endpoint.registry.clone(),
+            reason: format!("{header} header: {error}"),
+        })
+    }
+
+    /// True when `url` is the registry's own origin (scheme, host, port).
+    pub(crate) fn on_registry_origin(&self, host: &str, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.base_url(host)).is_ok_and(|base| same_origin(&base, url))
+    }
+
     pub(crate) fn credential(&self, registry: &str) -> Result<Option<Credential>> {
         let mut cache = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = cache.get(registry) {
@@ -231,13 +255,18 @@ impl Client {
         let mut authenticated = false;
         loop {
             let url = self.absolute_url(host, &request.url);
+            let parsed = reqwest::Url::parse(&url).map_err(|e| ClientError::Invalid {
+                registry: endpoint.registry.clone(),
+                reason: format!("URL {url:?}: {e}"),
+            })?;
+            let on_registry = self.on_registry_origin(host, &parsed);
             let mut builder = self
                 .http_for(host)?
-                .request(request.method.clone(), &url)
+                .request(request.method.clone(), parsed.clone())
                 .headers(request.headers.clone());
-            // Credentials go to the registry only, never to a host a
-            // Location or Link header names.
-            if self.is_registry_url(host, &url)
+            // Credentials go to the registry's origin only, never to
+            // another host, port or scheme a Location or Link names.
+            if on_registry
                 && let Some(auth) = self
                     .auth
                     .get(host, &scope)
@@ -251,7 +280,10 @@ impl Client {
             let response = match builder.send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    if self.may_fall_back_to_http(host, &url) && net::speaks_no_tls(&error) {
+                    if on_registry
+                        && self.may_fall_back_to_http(host, &url)
+                        && net::speaks_no_tls(&error)
+                    {
                         // Docker's rule for loopback registries: HTTPS first,
                         // then HTTP, but only when the server does not speak
                         // TLS (a certificate error is reported, never hidden).
@@ -271,6 +303,18 @@ impl Client {
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED {
+                if !on_registry {
+                    // Answering would send credentials (or fetch a token
+                    // from a realm it names) for a host they are not for.
+                    return Err(ClientError::Invalid {
+                        registry: endpoint.registry.clone(),
+                        reason: format!(
+                            "{} (named by the registry) asks for credentials; they are sent to {} only",
+                            parsed.origin().ascii_serialization(),
+                            endpoint.registry
+                        ),
+                    });
+                }
                 if authenticated {
                     return Err(ClientError::Unauthorized {
                         registry: endpoint.registry.clone(),
@@ -296,17 +340,6 @@ impl Client {
     fn may_fall_back_to_http(&self, host: &str, url: &str) -> bool {
         is_loopback(host) && url.starts_with("https://") && !self.host_settings(host).0
     }
-
-    /// True when `url` is on the registry's own host (and port).
-    fn is_registry_url(&self, host: &str, url: &str) -> bool {
-        let (Ok(url), Ok(registry)) = (
-            reqwest::Url::parse(url),
-            reqwest::Url::parse(&self.base_url(host)),
-        ) else {
-            return false;
-        };
-        url.host_str() == registry.host_str() && url.port() == registry.port()
-    }
 }
 
 #[cfg(test)]
@@ -314,11 +347,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_stay_on_the_registry_host() {
+    fn credentials_stay_on_the_registry_origin() {
         let client = Client::new(ClientOptions::default());
-        assert!(client.is_registry_url("r.io", "https://r.io/v2/m/blobs/uploads/1"));
-        assert!(!client.is_registry_url("r.io", "https://evil.example/v2/"));
-        assert!(!client.is_registry_url("r.io:5000", "https://r.io:5001/v2/"));
-        assert!(client.is_registry_url("r.io:5000", "https://r.io:5000/v2/"));
+        let on = |host: &str, url: &str| {
+            client.on_registry_origin(host, &reqwest::Url::parse(url).unwrap())
+        };
+        assert!(on("r.io", "https://r.io/v2/m/blobs/uploads/1"));
+        assert!(on("r.io", "https://r.io:443/v2/"));
+        assert!(!on("r.io", "https://evil.example/v2/"));
+        assert!(
+            !on("r.io", "http://r.io/v2/"),
+            "plain HTTP is another origin"
+        );
+        assert!(!on("r.io:5000", "https://r.io:5001/v2/"));
+        assert!(on("r.io:5000", "https://r.io:5000/v2/"));
     }
 }

@@ -58,9 +58,12 @@ pub struct RegistryErrorBody {
 }
 
 impl RegistryErrorBody {
-    /// The first error of an envelope; `None` when `body` is not one.
+    /// The first error of an envelope; `None` when `body` is not one. A
+    /// body cut off at the read limit still gives its first code.
     pub fn parse(body: &[u8]) -> Option<RegistryErrorBody> {
-        let document: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let Ok(document) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Self::code_in_prefix(body);
+        };
         let first = document.get("errors")?.get(0)?;
         Some(RegistryErrorBody {
             code: RegistryCode::parse(first.get("code")?.as_str()?),
@@ -69,6 +72,22 @@ impl RegistryErrorBody {
                 .and_then(|m| m.as_str())
                 .unwrap_or("")
                 .to_string(),
+        })
+    }
+
+    /// The first `"code": "..."` of an envelope that does not parse whole
+    /// (padded past the limit), without its message.
+    fn code_in_prefix(body: &[u8]) -> Option<RegistryErrorBody> {
+        let text = String::from_utf8_lossy(body);
+        let (_, rest) = text
+            .trim_start()
+            .strip_prefix('{')?
+            .split_once("\"code\"")?;
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        let (code, _) = rest.strip_prefix('"')?.split_once('"')?;
+        Some(RegistryErrorBody {
+            code: RegistryCode::parse(code),
+            message: String::new(),
         })
     }
 }
@@ -476,6 +495,15 @@ mod tests {
         for not_an_envelope in [&b"<html>"[..], b"{}", br#"{"errors":[]}"#] {
             assert_eq!(RegistryErrorBody::parse(not_an_envelope), None);
         }
+    }
+
+    #[test]
+    fn an_envelope_cut_off_at_the_limit_still_names_its_code() {
+        let cut = br#"{"errors": [{"code" : "DENIED", "message": "xxxxxxxxxxxx"#;
+        let body = RegistryErrorBody::parse(cut).unwrap();
+        assert!(body.code.is(&ErrorCode::Denied));
+        assert_eq!(RegistryErrorBody::parse(b"<html>code"), None);
+        assert_eq!(RegistryErrorBody::parse(br#"{"code":"#), None);
     }
 
     #[test]

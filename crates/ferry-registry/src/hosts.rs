@@ -14,6 +14,7 @@
 //! Loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) are tried over
 //! HTTPS first and fall back to plain HTTP, as Docker treats them.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -90,14 +91,35 @@ impl RegistriesConfig {
     }
 }
 
-/// True for `localhost`, `127.x.x.x` and `[::1]` (with or without a port).
+/// True for `localhost`, a loopback IP address (`127.0.0.0/8`, `::1`) and
+/// `[::1]`, with or without a port. Addresses are parsed, never matched by
+/// prefix: `127.evil.example` is a name that resolves anywhere.
 pub fn is_loopback(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else {
-        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return ip.is_loopback(); // a bare address, `::1` included
+    }
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, "")) => (ip, None),
+            Some((ip, port)) => match port.strip_prefix(':') {
+                Some(port) => (ip, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
     };
-    name == "localhost" || name == "::1" || name.starts_with("127.")
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    if host.starts_with('[') {
+        return name.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    }
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host that serves a registry's API (`docker.io` is served elsewhere).
@@ -120,6 +142,32 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example.com"));
         assert!(!is_loopback("10.0.0.1:5000"));
+        assert!(is_loopback("127.0.0.2"), "all of 127.0.0.0/8");
+        assert!(is_loopback("127.0.0.2:5000"));
+        assert!(is_loopback("::1"));
+        assert!(is_loopback("[::1]"));
+        assert!(is_loopback("LocalHost:5000"));
+    }
+
+    #[test]
+    fn names_that_only_look_like_loopback_are_not() {
+        for host in [
+            "127.evil.example",
+            "127.evil.example:5000",
+            "127.0.0.1.nip.io",
+            "127.0.0.1.nip.io:5000",
+            "localhost.evil",
+            "localhost.evil:5000",
+            "evil-localhost",
+            "[::1].evil",
+            "[127.0.0.1]:5000",
+            "127.0.0.1:",
+            "127.0.0.1:x",
+            "[::2]:5000",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! ferry-registry: the OCI distribution client.
 //!
 //! [`client::Client`] owns transport concerns (TLS, proxies, auth challenges
-//! and tokens, retries with backoff from [`retry`]); [`api`] holds every
+//! and tokens, retries with backoff from [`retry`]; every URL a registry
+//! names is resolved in one place, which keeps credentials on the
+//! registry's origin and refuses HTTPS-to-HTTP moves); [`body`] reads every
+//! buffered response body within a limit; [`api`] holds every
 //! endpoint of the distribution API; [`upload`] is the one way a blob goes
 //! up; [`sources`] sends every read to the configured mirrors before the
 //! registry; [`transfer`] moves artifacts between the local store and
@@ -16,6 +19,7 @@
 pub mod api;
 pub mod archive;
 mod auth;
+pub mod body;
 pub mod bridge;
 pub mod client;
 pub mod copy;
@@ -25,6 +29,7 @@ pub mod error;
 pub mod hosts;
 pub mod image_index;
 mod net;
+mod origin;
 pub mod pack_push;
 pub mod platform;
 pub mod progress;

@@ -19,6 +19,7 @@ use ferry_spec::oci::{Descriptor, Digest};
 use ferry_store::StoreError;
 use ferry_store::extract::{
     ExtractOptions, Extracted, LayerPlacement, Staging, place_layer_verified, placement,
+    safe_components,
 };
 
 use crate::bridge::consume_blocking;
@@ -84,9 +85,13 @@ impl LayerFilter {
         let (Some(globs), Some(path)) = (&self.globs, layer_path(layer)) else {
             return false;
         };
-        let path = path.trim_start_matches("./");
-        let name = path.rsplit('/').next().unwrap_or(path);
-        globs.is_match(path) || globs.is_match(name)
+        // Matched as placed: `./a//b` is `a/b`.
+        let Ok(parts) = safe_components(&path) else {
+            return false;
+        };
+        let path = parts.join("/");
+        let name = parts.last().map_or("", String::as_str);
+        globs.is_match(&path) || globs.is_match(name)
     }
 
     fn category_matches(&self, layer: &Descriptor) -> bool {
@@ -187,7 +192,7 @@ pub async fn extract_remote(
     let mut compressed = false;
     for layer in &selected {
         match placement(layer)? {
-            LayerPlacement::File(path) => file_paths.push(path),
+            LayerPlacement::File(path) => file_paths.push(safe_components(&path)?),
             LayerPlacement::Tar(encoding) => {
                 compressed |= !matches!(encoding, Encoding::Tar | Encoding::Raw)
             }
@@ -204,12 +209,9 @@ pub async fn extract_remote(
         .iter()
         .map(|i| diff_ids.as_ref().and_then(|ids| ids.get(*i).cloned()))
         .collect();
-    // Single-file layers at distinct paths cannot overlap and go in
+    // Single-file layers at disjoint paths cannot overlap and go in
     // parallel; otherwise layers go in manifest order (a later one wins).
-    let mut distinct = file_paths.clone();
-    distinct.sort();
-    distinct.dedup();
-    let concurrency = if file_paths.len() == selected.len() && distinct.len() == file_paths.len() {
+    let concurrency = if file_paths.len() == selected.len() && disjoint(&mut file_paths) {
         options.concurrency.max(1)
     } else {
         1
@@ -254,6 +256,15 @@ pub async fn extract_remote(
     })
 }
 
+/// True when no two of `paths` (normalized components) name the same file
+/// or one lies inside the other (`a` and `a/b`): only then does the order
+/// they are written in not matter. Sorts `paths`.
+fn disjoint(paths: &mut [Vec<String>]) -> bool {
+    paths.sort();
+    // Sorted, a path is directly followed by any path below it.
+    paths.windows(2).all(|pair| !pair[1].starts_with(&pair[0]))
+}
+
 async fn place_remote_layer(
     client: &Client,
     sources: &ReadSources,
@@ -283,6 +294,14 @@ async fn place_remote_layer(
                 StoreError::DigestMismatch { digest, actual } => ClientError::Integrity {
                     what: format!("blob {digest} from {registry}"),
                     reason: format!("downloaded content hashes to {actual}"),
+                },
+                StoreError::SizeMismatch { digest, actual, .. } => ClientError::Integrity {
+                    what: format!("blob {digest} from {registry}"),
+                    reason: format!("the download ended after {actual} bytes"),
+                },
+                StoreError::LongerThanDeclared { digest, expected } => ClientError::Integrity {
+                    what: format!("blob {digest} from {registry}"),
+                    reason: format!("the download ran past the {expected} bytes the manifest says"),
                 },
                 other => ClientError::Store(other),
             },
@@ -343,5 +362,28 @@ mod tests {
         assert!(either.describe().contains(" or "), "{}", either.describe());
         assert!(LayerFilter::default().accepts(&config));
         assert!(LayerFilter::new(&["[".into()], &[]).is_err());
+        let dotted = layer("./shards//model-00001.safetensors", Category::Weight);
+        assert!(
+            by_path.accepts(&dotted),
+            "a path is matched as it is placed"
+        );
+    }
+
+    #[test]
+    fn paths_are_disjoint_only_when_no_file_or_directory_is_shared() {
+        let paths = |list: &[&str]| -> Vec<Vec<String>> {
+            list.iter().map(|p| safe_components(p).unwrap()).collect()
+        };
+        assert!(disjoint(&mut paths(&["a", "b", "c/d", "c/e"])));
+        assert!(
+            !disjoint(&mut paths(&["a", "./a"])),
+            "one file, two spellings"
+        );
+        assert!(!disjoint(&mut paths(&["x/a//b", "x/a/./b"])));
+        assert!(
+            !disjoint(&mut paths(&["a", "b", "a/c"])),
+            "a file and one below it"
+        );
+        assert!(disjoint(&mut paths(&["a", "a-b", "ab/c"])));
     }
 }

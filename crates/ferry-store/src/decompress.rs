@@ -2,14 +2,16 @@
 //!
 //! Every reader of layers (`extract`, `pull --extract`, `fetch`, `mount`)
 //! goes through [`crate::extract::place_layer_from_reader`], which wraps a
-//! gzip or zstd layer in [`decoder`] and a [`Bounded`] reader: a layer may
-//! not expand beyond [`Limits::max_ratio`] times its compressed size nor
-//! beyond [`Limits::max_unpacked`] bytes.
+//! gzip or zstd layer in [`decoder`] and a [`Bounded`] reader: at no point
+//! may a layer have expanded beyond [`Limits::max_ratio`] times the
+//! compressed bytes actually read so far (counted under the decoder by a
+//! [`CountingReader`], never taken from the descriptor), nor beyond
+//! [`Limits::max_unpacked`] bytes.
 
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use ferry_spec::config::ModelPackConfig;
@@ -35,7 +37,7 @@ pub const RATIO_FLOOR: u64 = 64 << 20;
 /// How far a compressed layer may expand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Uncompressed bytes allowed per compressed byte (default 100).
+    /// Uncompressed bytes allowed per compressed byte read (default 100).
     pub max_ratio: u64,
     /// Uncompressed bytes allowed per layer (default 1 TiB).
     pub max_unpacked: u64,
@@ -77,7 +79,8 @@ impl Limits {
         Ok(limits)
     }
 
-    /// Uncompressed bytes a layer of `compressed` bytes may produce.
+    /// Uncompressed bytes a layer may have produced once `compressed`
+    /// compressed bytes of it were read.
     pub fn allowed(&self, compressed: u64) -> u64 {
         compressed
             .saturating_mul(self.max_ratio)
@@ -111,23 +114,58 @@ pub fn decoder<'a, R: Read + 'a>(encoding: Encoding, reader: R) -> io::Result<Bo
     })
 }
 
-/// Cuts a decompressed stream off past `allowed` bytes; the failure is
-/// recorded in a flag so the caller can report it clearly even when a tar
-/// parser wrapped the I/O error.
+/// Counts the bytes read through it: put under a decoder, it says how much
+/// compressed input has really been consumed (a descriptor's size is a
+/// claim, and a bomb claims a large one).
+pub struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> CountingReader<R> {
+    /// Wraps `inner`, counting from 0.
+    pub fn new(inner: R) -> CountingReader<R> {
+        CountingReader {
+            inner,
+            count: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The running count, readable while the reader is inside a decoder.
+    pub fn count(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.count)
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Cuts a decompressed stream off as soon as it holds more than `limits`
+/// allow for the compressed bytes read so far; the failure is recorded in
+/// a flag so the caller can report it clearly even when a tar parser
+/// wrapped the I/O error.
 pub struct Bounded<R> {
     inner: R,
     read: u64,
-    allowed: u64,
+    limits: Limits,
+    compressed: Arc<AtomicU64>,
     tripped: Arc<AtomicBool>,
 }
 
 impl<R: Read> Bounded<R> {
-    /// Wraps `inner`, allowing `allowed` bytes.
-    pub fn new(inner: R, allowed: u64) -> Bounded<R> {
+    /// Wraps `inner`, the output of a decoder reading through the
+    /// [`CountingReader`] whose count is `compressed`.
+    pub fn new(inner: R, limits: Limits, compressed: Arc<AtomicU64>) -> Bounded<R> {
         Bounded {
             inner,
             read: 0,
-            allowed,
+            limits,
+            compressed,
             tripped: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -142,11 +180,11 @@ impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read = self.read.saturating_add(n as u64);
-        if self.read > self.allowed {
+        let allowed = self.limits.allowed(self.compressed.load(Ordering::Relaxed));
+        if self.read > allowed {
             self.tripped.store(true, Ordering::SeqCst);
             return Err(io::Error::other(format!(
-                "layer expands beyond {} bytes",
-                self.allowed
+                "layer expands beyond {allowed} bytes"
             )));
         }
         Ok(n)
@@ -215,12 +253,14 @@ pub fn unpack_compressed(
     limits: &Limits,
 ) -> Result<(Extracted, Digest)> {
     let digest = layer.digest().to_string();
-    let decoded = decoder(encoding, reader).map_err(|source| StoreError::Decode {
+    let counting = CountingReader::new(reader);
+    let compressed = counting.count();
+    let decoded = decoder(encoding, counting).map_err(|source| StoreError::Decode {
         digest: digest.clone(),
         encoding: encoding.suffix(),
         source,
     })?;
-    let mut bounded = Bounded::new(decoded, limits.allowed(layer.size()));
+    let mut bounded = Bounded::new(decoded, *limits, Arc::clone(&compressed));
     let tripped = bounded.tripped();
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPELINE_DEPTH);
     let result = std::thread::scope(|scope| {
@@ -260,7 +300,11 @@ pub fn unpack_compressed(
         )))
     });
     if tripped.load(Ordering::SeqCst) {
-        return Err(bomb_error(&digest, layer.size(), limits));
+        return Err(bomb_error(
+            &digest,
+            compressed.load(Ordering::Relaxed),
+            limits,
+        ));
     }
     // A truncated or corrupt stream surfaces as an I/O error of the file
     // being written: name the layer so the cause is clear.
@@ -330,10 +374,52 @@ mod tests {
     #[test]
     fn bounded_reader_stops_past_the_limit() {
         let data = [0u8; 100];
-        let mut reader = Bounded::new(&data[..], 50);
+        let limits = Limits {
+            max_ratio: 1,
+            max_unpacked: 50,
+        };
+        let mut reader = Bounded::new(&data[..], limits, Arc::new(AtomicU64::new(1 << 40)));
         let flag = reader.tripped();
         assert!(io::copy(&mut reader, &mut io::sink()).is_err());
         assert!(flag.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn the_ratio_follows_the_compressed_bytes_read_not_a_claim() {
+        // 1 compressed byte read so far allows the floor; a claim of a large
+        // compressed size has no say.
+        let limits = Limits {
+            max_ratio: 100,
+            max_unpacked: 1 << 40,
+        };
+        let compressed = Arc::new(AtomicU64::new(1));
+        let mut reader = Bounded::new(io::repeat(0), limits, Arc::clone(&compressed));
+        let flag = reader.tripped();
+        let mut sink = io::sink();
+        let copied = io::copy(&mut (&mut reader).take(RATIO_FLOOR), &mut sink).unwrap();
+        assert_eq!(copied, RATIO_FLOOR, "the floor is always allowed");
+        assert!(
+            reader.read(&mut [0u8; 1]).is_err(),
+            "one byte past the floor"
+        );
+        assert!(flag.load(Ordering::SeqCst));
+
+        // As more compressed input is read, more output is allowed.
+        compressed.store(RATIO_FLOOR, Ordering::Relaxed);
+        let mut reader = Bounded::new(io::repeat(0), limits, Arc::clone(&compressed));
+        let copied = io::copy(&mut (&mut reader).take(2 * RATIO_FLOOR), &mut sink).unwrap();
+        assert_eq!(copied, 2 * RATIO_FLOOR);
+    }
+
+    #[test]
+    fn the_counting_reader_counts_what_passed() {
+        let mut reader = CountingReader::new(&[1u8; 300][..]);
+        let count = reader.count();
+        let mut buf = [0u8; 128];
+        assert_eq!(reader.read(&mut buf).unwrap(), 128);
+        assert_eq!(count.load(Ordering::Relaxed), 128);
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 300);
     }
 
     #[test]

@@ -66,6 +66,15 @@ pub enum StoreError {
         /// Bytes the descriptor declares.
         expected: u64,
     },
+    /// A blob that goes on past the size its descriptor declares (read no
+    /// further than one byte past it).
+    #[error("blob {digest} is longer than the {expected} bytes the manifest says")]
+    LongerThanDeclared {
+        /// The blob.
+        digest: String,
+        /// Bytes the descriptor declares.
+        expected: u64,
+    },
     /// A stored document (manifest, config) that does not parse.
     #[error("invalid {what} {digest}: {reason}")]
     InvalidDocument {
@@ -342,7 +351,7 @@ pub enum StoreError {
     DecompressionBomb {
         /// The layer.
         digest: String,
-        /// Its compressed size.
+        /// Compressed bytes read when the limit was passed.
         compressed: u64,
         /// Uncompressed bytes it was allowed.
         allowed: u64,

@@ -18,6 +18,7 @@ use ferry_spec::media::{self, Encoding};
 use ferry_spec::oci::{Descriptor, Digest};
 
 use crate::error::{IoContext, Result, StoreError};
+use crate::sized::{DeclaredSize, SizeViolation};
 use crate::store::Store;
 
 /// Options of `ferry extract`.
@@ -218,8 +219,9 @@ pub fn place_layer_checked(
 /// Writes one layer whose bytes come from `reader` (a store blob, or a
 /// registry response bridged from async) into `root`, hashing on the way.
 /// At most the declared size plus one byte is read, so an endless source
-/// is cut off; a size or digest that does not match the descriptor fails
-/// the layer (the caller's [`Staging`] then discards what was placed).
+/// is cut off the moment it passes the size, and a source that ends short
+/// fails there; a digest that does not match the descriptor fails the
+/// layer (the caller's [`Staging`] then discards what was placed).
 /// Gzip and zstd tar layers are decompressed while they are read, within
 /// the limits of `FERRY_MAX_RATIO` and `FERRY_MAX_UNPACKED`.
 pub fn place_layer_from_reader(
@@ -241,22 +243,18 @@ pub fn place_layer_verified(
     limits: &crate::decompress::Limits,
 ) -> Result<Extracted> {
     let placement = placement(layer)?;
-    let mut reader = HashingReader::new(reader.take(layer.size().saturating_add(1)));
-    let (placed, uncompressed) = match placement {
-        LayerPlacement::File(path) => {
-            let bytes = write_file(root, &path, file_mode(layer), &mut reader)?;
-            (Extracted { entries: 1, bytes }, None)
-        }
-        LayerPlacement::Tar(Encoding::Tar | Encoding::Raw) => {
-            (unpack_tar(root, &mut reader)?, None)
-        }
-        LayerPlacement::Tar(encoding) => {
-            let (placed, digest) =
-                crate::decompress::unpack_compressed(layer, encoding, &mut reader, root, limits)?;
-            (placed, Some(digest))
-        }
-    };
-    io::copy(&mut reader, &mut io::sink()).ctx("reading blob", layer.digest().to_string())?;
+    let sized = DeclaredSize::new(reader, layer.size());
+    let size_check = sized.check();
+    let mut reader = HashingReader::new(sized);
+    let (placed, uncompressed) = place_from(layer, &placement, &mut reader, root, limits)
+        .and_then(|placed| {
+            io::copy(&mut reader, &mut io::sink())
+                .ctx("reading blob", layer.digest().to_string())?;
+            Ok(placed)
+        })
+        // Bytes that break their declared size are the cause, whatever
+        // the decoder or tar parser made of the cut.
+        .map_err(|e| size_check.get().map_or(e, |v| size_error(layer, *v)))?;
     let (digest, size) = reader.finish();
     verify(layer, &digest, size)?;
     if let Some(expected) = diff_id {
@@ -270,6 +268,44 @@ pub fn place_layer_verified(
         }
     }
     Ok(placed)
+}
+
+/// Writes the layer's files from `reader` as `placement` says; returns
+/// them and, for a compressed layer, the digest of its uncompressed bytes.
+fn place_from(
+    layer: &Descriptor,
+    placement: &LayerPlacement,
+    reader: &mut dyn Read,
+    root: &Path,
+    limits: &crate::decompress::Limits,
+) -> Result<(Extracted, Option<Digest>)> {
+    Ok(match placement {
+        LayerPlacement::File(path) => {
+            let bytes = write_file(root, path, file_mode(layer), reader)?;
+            (Extracted { entries: 1, bytes }, None)
+        }
+        LayerPlacement::Tar(Encoding::Tar | Encoding::Raw) => (unpack_tar(root, reader)?, None),
+        LayerPlacement::Tar(encoding) => {
+            let (placed, digest) =
+                crate::decompress::unpack_compressed(layer, *encoding, reader, root, limits)?;
+            (placed, Some(digest))
+        }
+    })
+}
+
+fn size_error(layer: &Descriptor, violation: SizeViolation) -> StoreError {
+    let digest = layer.digest().to_string();
+    match violation {
+        SizeViolation::Longer => StoreError::LongerThanDeclared {
+            digest,
+            expected: layer.size(),
+        },
+        SizeViolation::Shorter { actual } => StoreError::SizeMismatch {
+            digest,
+            actual,
+            expected: layer.size(),
+        },
+    }
 }
 
 /// The permission bits a raw layer's file gets: from its
@@ -312,6 +348,12 @@ fn verify(layer: &Descriptor, digest: &Digest, size: u64) -> Result<()> {
             actual: digest.to_string(),
         });
     }
+    if size > layer.size() {
+        return Err(StoreError::LongerThanDeclared {
+            digest: layer.digest().to_string(),
+            expected: layer.size(),
+        });
+    }
     if size != layer.size() {
         return Err(StoreError::SizeMismatch {
             digest: layer.digest().to_string(),
@@ -322,11 +364,12 @@ fn verify(layer: &Descriptor, digest: &Digest, size: u64) -> Result<()> {
     Ok(())
 }
 
-/// Splits a relative path into safe components or refuses it.
+/// Splits a relative path into safe components or refuses it. `.` and
+/// empty components are dropped (`./a`, `a/./b`, `a//b` are `a` and
+/// `a/b`), so every check and every placement sees one spelling.
 pub fn safe_components(path: &str) -> Result<Vec<String>> {
-    let trimmed = path.trim_start_matches("./");
     let mut parts = Vec::new();
-    for component in Path::new(trimmed).components() {
+    for component in Path::new(path).components() {
         match component {
             Component::Normal(part) => parts.push(
                 part.to_str()
@@ -457,10 +500,9 @@ pub fn unpack_tar(root: &Path, reader: &mut dyn Read) -> Result<Extracted> {
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         if kind.is_dir()
-            && raw_path
-                .trim_start_matches("./")
-                .trim_end_matches('/')
-                .is_empty()
+            && Path::new(&raw_path)
+                .components()
+                .all(|c| c == Component::CurDir)
         {
             continue; // the root itself
         }
@@ -619,6 +661,19 @@ mod tests {
         assert!(safe_components("a/../../x").is_err());
         assert!(safe_components("").is_err());
         assert_eq!(safe_components("./a/b").unwrap(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn one_path_has_one_spelling() {
+        for spelling in ["a/b", "./a/b", "a/./b", "a//b", ".//a/b/", "././a/b"] {
+            assert_eq!(
+                safe_components(spelling).unwrap(),
+                vec!["a", "b"],
+                "{spelling}"
+            );
+        }
+        assert!(safe_components("./").is_err(), "the root is no file");
+        assert!(safe_components("/./a").is_err());
     }
 
     #[test]

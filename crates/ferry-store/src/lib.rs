@@ -25,6 +25,7 @@ pub mod layout;
 pub mod lock;
 pub mod maintenance;
 pub mod pack;
+pub mod sized;
 pub mod store;
 
 pub use blob::BlobWriter;

@@ -88,7 +88,9 @@ fn store_hint(error: &StoreError) -> Option<String> {
         StoreError::CorruptIndex { .. } => {
             "run `ferry fsck`; restore index.json from a backup or re-pack the models"
         }
-        StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. } => {
+        StoreError::DigestMismatch { .. }
+        | StoreError::SizeMismatch { .. }
+        | StoreError::LongerThanDeclared { .. } => {
             "run `ferry fsck --repair`: it deletes corrupt blobs and fetches them again from their registry"
         }
         StoreError::InvalidReference { .. } => {

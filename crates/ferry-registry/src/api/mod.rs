@@ -8,13 +8,13 @@ pub mod manifests;
 pub(crate) mod referrers;
 pub(crate) mod uploads;
 
-use futures_util::StreamExt;
 use oci_spec::distribution::ErrorCode;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 pub use manifests::{FetchedManifest, PushedManifest};
 
+use crate::body::{BodyError, MAX_ERROR_BYTES, read_limited, read_prefix};
 use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Missing, NetCause, RegistryErrorBody, Result};
 use crate::request::{Request, Target};
@@ -23,9 +23,7 @@ use crate::retry::parse_retry_after;
 /// Every manifest type ferry understands, for `Accept`.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// Manifests, configs and referrers pages larger than this are refused
-/// (the store's limit for documents; the spec's minimum is 4 MiB).
-pub const MAX_DOCUMENT_BYTES: u64 = ferry_store::store::MAX_DOCUMENT_SIZE;
+pub use crate::body::MAX_DOCUMENT_BYTES;
 
 /// Blobs up to this size go up in one `PUT`; larger ones in chunks.
 pub const MONOLITHIC_MAX: u64 = 32 * 1024 * 1024;
@@ -53,33 +51,34 @@ pub(crate) async fn read_document(
     response: reqwest::Response,
     what: &str,
 ) -> Result<Vec<u8>> {
-    let too_large = || ClientError::Integrity {
-        what: format!("{what} from {}", endpoint.registry),
-        reason: format!("larger than {MAX_DOCUMENT_BYTES} bytes"),
-    };
-    if response
-        .content_length()
-        .is_some_and(|l| l > MAX_DOCUMENT_BYTES)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ClientError::Unreachable {
-            registry: endpoint.registry.clone(),
-            cause: NetCause::Interrupted,
-            source: Box::new(e),
-        })?;
-        if (body.len() + chunk.len()) as u64 > MAX_DOCUMENT_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    read_limited_body(endpoint, response, MAX_DOCUMENT_BYTES, what).await
 }
 
-/// The `Location` an upload response names, made absolute.
+/// Reads a whole body of at most `limit` bytes; `what` names it in errors.
+pub(crate) async fn read_limited_body(
+    endpoint: &Endpoint,
+    response: reqwest::Response,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
+    read_limited(response, limit)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge { .. } => ClientError::Integrity {
+                what: format!("{what} from {}", endpoint.registry),
+                reason: error.to_string(),
+            },
+            BodyError::Interrupted(source) => ClientError::Unreachable {
+                registry: endpoint.registry.clone(),
+                cause: NetCause::Interrupted,
+                source: Box::new(source),
+            },
+        })
+}
+
+/// The `Location` an upload response names, made absolute (see
+/// [`Client::named_url`]: another origin gets no credentials, plain HTTP
+/// after HTTPS is refused).
 pub(crate) fn session_location(
     client: &Client,
     endpoint: &Endpoint,
@@ -94,15 +93,17 @@ pub(crate) fn session_location(
             registry: endpoint.registry.clone(),
             reason: "upload response without Location".into(),
         })?;
-    Ok(client.absolute_url(endpoint.host(), location))
+    let resolved = client.named_url(endpoint, response.url(), "Location", location)?;
+    Ok(resolved.to_string())
 }
 
-/// The next page a `Link: <URL>; rel="next"` header names (RFC 8288), as a
-/// path or URL for [`Request`]. A link to another host is refused: pages
-/// of a registry's listing are the registry's own.
+/// The next page a `Link: <URL>; rel="next"` header of the response from
+/// `answered` names (RFC 8288), as a URL for [`Request`]. A link to another
+/// origin is refused: pages of a registry's listing are the registry's own.
 pub(crate) fn next_link(
     client: &Client,
     endpoint: &Endpoint,
+    answered: &reqwest::Url,
     headers: &HeaderMap,
 ) -> Result<Option<String>> {
     let Some(target) = headers
@@ -114,21 +115,11 @@ pub(crate) fn next_link(
     else {
         return Ok(None);
     };
-    let base = client.absolute_url(endpoint.host(), "/");
-    let resolved = reqwest::Url::parse(&base)
-        .and_then(|base| base.join(target))
-        .map_err(|e| ClientError::Invalid {
-            registry: endpoint.registry.clone(),
-            reason: format!("Link header {target:?}: {e}"),
-        })?;
-    let base = reqwest::Url::parse(&base).map_err(|e| ClientError::Invalid {
-        registry: endpoint.registry.clone(),
-        reason: format!("registry URL {base:?}: {e}"),
-    })?;
-    if resolved.host_str() != base.host_str() || resolved.port() != base.port() {
+    let resolved = client.named_url(endpoint, answered, "Link", target)?;
+    if !client.on_registry_origin(endpoint.host(), &resolved) {
         return Err(ClientError::Invalid {
             registry: endpoint.registry.clone(),
-            reason: format!("Link header points to another host: {resolved}"),
+            reason: format!("Link header points to another origin: {resolved}"),
         });
     }
     Ok(Some(resolved.to_string()))
@@ -151,9 +142,6 @@ fn next_target(link: &str) -> Option<&str> {
     is_next.then_some(target)
 }
 
-/// Error bodies longer than this are not read further.
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
 /// The error a response stands for: `Unauthorized` for 401, `NotFound`
 /// naming what is missing for a 404 (the registry's code tells a missing
 /// repository from a missing tag, manifest or blob), else `Status` with the
@@ -165,15 +153,8 @@ pub(crate) async fn response_error(
 ) -> ClientError {
     let status = response.status().as_u16();
     let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
-    let mut text = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(Ok(chunk)) = chunks.next().await {
-        let room = MAX_ERROR_BODY - text.len();
-        text.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if text.len() >= MAX_ERROR_BODY {
-            break;
-        }
-    }
+    // The envelope is what matters; a longer body is cut off unread.
+    let text = read_prefix(response, MAX_ERROR_BYTES).await;
     let body = RegistryErrorBody::parse(&text);
     if status == 401 {
         return ClientError::Unauthorized {
@@ -253,7 +234,8 @@ mod tests {
             registry: "r.io:5000".into(),
             repository: "m".into(),
         };
-        let next = |values: &[&str]| next_link(&client, &endpoint, &links(values));
+        let answered = reqwest::Url::parse("http://r.io:5000/v2/m/referrers/sha256:aa").unwrap();
+        let next = |values: &[&str]| next_link(&client, &endpoint, &answered, &links(values));
         assert_eq!(
             next(&["</v2/m/referrers/sha256:aa?last=x>; rel=\"next\""]).unwrap(),
             Some("http://r.io:5000/v2/m/referrers/sha256:aa?last=x".into())
@@ -269,6 +251,14 @@ mod tests {
         assert!(
             next(&["<https://elsewhere.example/v2/m/tags/list>; rel=\"next\""]).is_err(),
             "a page on another host is refused"
+        );
+        assert!(
+            next(&["<https://r.io:5000/v2/m/tags/list>; rel=\"next\""]).is_err(),
+            "a page on another scheme is refused"
+        );
+        assert!(
+            next(&["<http://r.io:5001/p2>; rel=\"next\""]).is_err(),
+            "a page on another port is refused"
         );
     }
 

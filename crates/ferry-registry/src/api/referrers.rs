@@ -62,6 +62,7 @@ impl Client {
             return Err(response_error(endpoint, &request, response).await);
         }
         let headers = response.headers().clone();
+        let answered = response.url().clone();
         let is_index = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
@@ -88,7 +89,7 @@ impl Client {
         Ok(Some(ReferrersPage {
             index,
             filtered,
-            next: next_link(self, endpoint, &headers)?,
+            next: next_link(self, endpoint, &answered, &headers)?,
         }))
     }
 }

@@ -36,6 +36,10 @@ use walk::Run;
 /// Levels of referrers-of-referrers a recursive copy follows.
 pub const MAX_REFERRER_DEPTH: usize = 8;
 
+/// Levels of indexes inside indexes a copy follows: a source can nest
+/// them as deep as it likes, each level a request and a frame held.
+pub const MAX_INDEX_DEPTH: usize = 8;
+
 /// One side of a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -178,7 +182,7 @@ pub async fn copy(
     let run = Run::new(client, &src, &dst, mount_from, concurrency, progress);
     let root_descriptor = descriptor_of(&root);
     run.seen_first(root.digest.clone());
-    run.copy_tree(&root).await?;
+    run.copy_tree(&root, 0).await?;
     let name = destination.tag().or_else(|| source.tag());
     dst.put_root(client, &root, &root_descriptor, name.as_deref())
         .await?;

@@ -10,9 +10,9 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use ferry_spec::oci::{Digest, ImageIndex, ImageManifest};
 
-use super::MAX_REFERRER_DEPTH;
 use super::destination::Destination;
 use super::source::Source;
+use super::{MAX_INDEX_DEPTH, MAX_REFERRER_DEPTH};
 use crate::api::FetchedManifest;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
@@ -81,7 +81,8 @@ impl<'a> Run<'a> {
 
     /// Copies what `document` references (blobs, or child manifests with
     /// theirs); not `document` itself.
-    pub(super) fn copy_tree(&'a self, document: &'a FetchedManifest) -> Boxed<'a> {
+    /// `depth` counts the indexes above `document`.
+    pub(super) fn copy_tree(&'a self, document: &'a FetchedManifest, depth: usize) -> Boxed<'a> {
         Box::pin(async move {
             let what = format!("manifest {}", document.digest);
             let invalid = |e: serde_json::Error| ClientError::Invalid {
@@ -89,13 +90,19 @@ impl<'a> Run<'a> {
                 reason: format!("{what}: {e}"),
             };
             if is_index(&document.media_type) {
+                if depth >= MAX_INDEX_DEPTH {
+                    return Err(ClientError::Invalid {
+                        registry: "the source".into(),
+                        reason: format!("{what}: indexes nested more than {MAX_INDEX_DEPTH} deep"),
+                    });
+                }
                 let index: ImageIndex = serde_json::from_slice(&document.bytes).map_err(invalid)?;
                 for child in index.manifests() {
                     if !self.seen_first(child.digest().clone()) {
                         continue;
                     }
                     let fetched = self.src.manifest(self.client, child).await?;
-                    self.copy_tree(&fetched).await?;
+                    self.copy_tree(&fetched, depth + 1).await?;
                     self.dst
                         .put_manifest(self.client, &fetched, child, None)
                         .await?;
@@ -140,7 +147,7 @@ impl<'a> Run<'a> {
                     continue;
                 }
                 let fetched = self.src.manifest(self.client, &referrer).await?;
-                self.copy_tree(&fetched).await?;
+                self.copy_tree(&fetched, 0).await?;
                 self.dst
                     .put_manifest(self.client, &fetched, &referrer, Some(&subject))
                     .await?;

@@ -11,8 +11,13 @@ use crate::api::referrers::first_page;
 use crate::client::{Client, Endpoint};
 use crate::error::{ClientError, Result};
 
-/// Pages of the referrers API followed before giving up.
-const MAX_PAGES: usize = 1_000;
+/// Pages of the referrers API followed before giving up (each page is at
+/// most [`crate::api::MAX_DOCUMENT_BYTES`]).
+pub const MAX_PAGES: usize = 1_000;
+
+/// Referrers of one subject read through the API before giving up: a
+/// registry's paging may not grow the list without end.
+pub const MAX_REFERRERS: usize = 10_000;
 
 /// Where a list of referrers came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +127,12 @@ async fn referrers_api(
             return Ok(None);
         };
         filtered &= answer.filtered;
+        if descriptors.len() + answer.index.manifests().len() > MAX_REFERRERS {
+            return Err(ClientError::Invalid {
+                registry: endpoint.registry.clone(),
+                reason: format!("referrers of {subject}: more than {MAX_REFERRERS}"),
+            });
+        }
         descriptors.extend(answer.index.manifests().iter().cloned());
         match answer.next {
             Some(next) => url = next,

@@ -104,3 +104,49 @@ async fn layouts_and_archives_are_readable_by_all_and_hold_no_lock_file() {
         "the archive alone, readable by all"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_nested_without_end_are_refused() {
+    use ferry_registry::copy::MAX_INDEX_DEPTH;
+    let registry = Hostile::start("127.0.0.1").await;
+    let seeded = registry.seed("m", "leaf", &[("w.bin", noise(1000, 61))]);
+    // An index naming an index naming ... the artifact, deeper than allowed.
+    let index_type = ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
+    let (mut child, mut child_type) = (
+        seeded.manifest,
+        ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST,
+    );
+    for level in 0..=MAX_INDEX_DEPTH {
+        let bytes = registry.with(|s| s.manifests[&("m".to_string(), child.clone())].0.clone());
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": index_type,
+            "manifests": [{"mediaType": child_type, "digest": child, "size": bytes.len()}],
+        });
+        child = registry.put_manifest(
+            "m",
+            &format!("level{level}"),
+            bytes::Bytes::from(index.to_string()),
+            index_type,
+        );
+        child_type = index_type;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let options = CopyOptions {
+        recursive: false,
+        concurrency: 2,
+    };
+    let to_layout = |name: &str| Location::Layout {
+        path: dir.path().join(name),
+        tag: None,
+    };
+    let deep = Location::Registry(registry.reference(&format!("m:level{MAX_INDEX_DEPTH}")));
+    let error = copy(&client(), &deep, &to_layout("deep"), &options, &NoProgress)
+        .await
+        .expect_err("nesting past the limit is refused");
+    assert!(error.to_string().contains("nested"), "{error}");
+    let fits = Location::Registry(registry.reference(&format!("m:level{}", MAX_INDEX_DEPTH - 1)));
+    copy(&client(), &fits, &to_layout("fits"), &options, &NoProgress)
+        .await
+        .expect("nesting within the limit is copied");
+}

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -160,6 +161,35 @@ pub struct Faults {
     pub huge_manifest: Option<(usize, bool)>,
     /// Scripted status answers, checked before anything else.
     pub fail: Vec<Scripted>,
+    /// An endless-looking body for requests whose path contains its
+    /// `path_contains`, checked first of all (the token endpoint too).
+    pub huge_body: Option<HugeBody>,
+    /// Whole blobs are sent without `Content-Length` (chunked).
+    pub chunked_blobs: bool,
+    /// Upload sessions are sent to this base URL (another server) instead
+    /// of this one.
+    pub upload_location_base: Option<String>,
+    /// The referrers API answers pages of this many referrers, each with a
+    /// `Link` to a next page, without end.
+    pub endless_referrers: Option<usize>,
+}
+
+/// A body of `size` bytes: `prefix`, then filler, streamed in 64 KiB
+/// frames as the client reads; [`Hostile::huge_sent`] counts what left.
+#[derive(Debug, Clone)]
+pub struct HugeBody {
+    /// Matched against the request path.
+    pub path_contains: String,
+    /// The status to answer.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// The body's first bytes.
+    pub prefix: Bytes,
+    /// Total bytes.
+    pub size: u64,
+    /// Send `Content-Length` (else chunked).
+    pub with_length: bool,
 }
 
 /// Everything the registry holds and knows.
@@ -181,6 +211,8 @@ pub struct Inner {
     pub auth: Auth,
     /// Tokens that are currently valid.
     pub tokens: HashSet<String>,
+    /// Bytes of [`Faults::huge_body`] bodies handed to the connection.
+    pub huge_sent: Arc<AtomicU64>,
     issued: usize,
     addr: SocketAddr,
 }
@@ -226,6 +258,7 @@ impl Hostile {
             faults: Faults::default(),
             auth: Auth::default(),
             tokens: HashSet::new(),
+            huge_sent: Arc::new(AtomicU64::new(0)),
             issued: 0,
             addr,
         }));
@@ -286,6 +319,11 @@ impl Hostile {
             .collect()
     }
 
+    /// Bytes of huge bodies sent so far.
+    pub fn huge_sent(&self) -> u64 {
+        self.with(|s| s.huge_sent.load(Ordering::SeqCst))
+    }
+
     /// Forgets the request log.
     pub fn clear_log(&self) {
         self.with(|s| s.seen.clear());
@@ -300,6 +338,17 @@ impl Hostile {
             s.links.insert((repo.to_string(), digest.clone()));
         });
         digest
+    }
+
+    /// Opens upload sessions `upload-1` to `upload-{count}` in `repo`, as
+    /// another server handing out sessions here would have.
+    pub fn open_uploads(&self, repo: &str, count: usize) {
+        self.with(|s| {
+            for i in 1..=count {
+                s.uploads
+                    .insert(format!("upload-{i}"), (repo.to_string(), Vec::new()));
+            }
+        });
     }
 
     /// Stores a manifest in `repo` under `tag` and its digest.
@@ -438,6 +487,31 @@ fn cut_body(data: Bytes, end: End) -> Body {
     BodyExt::boxed(StreamBody::new(stream::iter(frames).chain(tail)))
 }
 
+/// [`HugeBody`] streamed lazily, counting every frame handed on.
+fn huge(spec: &HugeBody, sent: Arc<AtomicU64>) -> Body {
+    const FRAME: u64 = 64 * 1024;
+    let filler = Bytes::from(vec![b'x'; FRAME as usize]);
+    let prefix = spec.prefix.clone();
+    let size = spec.size;
+    let frames = stream::unfold(0u64, move |offset| {
+        let (prefix, filler, sent) = (prefix.clone(), filler.clone(), sent.clone());
+        async move {
+            if offset >= size {
+                return None;
+            }
+            let frame = if offset == 0 && !prefix.is_empty() {
+                prefix
+            } else {
+                filler.slice(..(size - offset).min(FRAME) as usize)
+            };
+            sent.fetch_add(frame.len() as u64, Ordering::SeqCst);
+            let next = offset + frame.len() as u64;
+            Some((Ok::<_, BoxError>(Frame::data(frame)), next))
+        }
+    });
+    BodyExt::boxed(StreamBody::new(frames))
+}
+
 /// `data` streamed in frames with no `Content-Length` (chunked encoding).
 fn chunked(data: Bytes) -> Body {
     let frames: Vec<Result<Frame<Bytes>, BoxError>> = data
@@ -509,6 +583,19 @@ fn decide(state: &Shared, seen: &Seen) -> Decision {
     inner.seen.push(seen.clone());
     let path = seen.path.as_str();
     let method = seen.method.as_str();
+    if let Some(spec) = inner
+        .faults
+        .huge_body
+        .clone()
+        .filter(|h| path.contains(&h.path_contains))
+    {
+        let mut headers = vec![("content-type", spec.content_type.clone())];
+        if spec.with_length {
+            headers.push(("content-length", spec.size.to_string()));
+        }
+        let body = huge(&spec, inner.huge_sent.clone());
+        return Decision::Ready(respond(spec.status, &headers, body));
+    }
     if path == "/token" {
         inner.issued += 1;
         let token = format!("tok-{}", inner.issued);
@@ -558,6 +645,12 @@ fn decide(state: &Shared, seen: &Seen) -> Decision {
             id: id.to_string(),
         };
     }
+    if let (Some(per_page), Some((repo, subject))) = (
+        inner.faults.endless_referrers,
+        rest.rsplit_once("/referrers/"),
+    ) {
+        return Decision::Ready(endless_referrers(repo, subject, seen, per_page));
+    }
     if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
         if method == "PUT" {
             return Decision::PutManifest {
@@ -571,6 +664,48 @@ fn decide(state: &Shared, seen: &Seen) -> Decision {
         return Decision::Ready(blob(&mut inner, method, repo, digest, seen));
     }
     Decision::Ready(error(404, "NOT_FOUND", "no such route"))
+}
+
+/// One page of an endless referrers listing: `per_page` distinct
+/// manifests and a `Link` to the next page.
+fn endless_referrers(repo: &str, subject: &str, seen: &Seen, per_page: usize) -> Response<Body> {
+    let page: usize = seen
+        .query_values("page")
+        .pop()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let manifests: Vec<serde_json::Value> = (0..per_page)
+        .map(|i| {
+            json!({
+                "mediaType": ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST,
+                "digest": sha256(format!("{page}-{i}").as_bytes()),
+                "size": 100,
+                "artifactType": "application/vnd.example.sig",
+            })
+        })
+        .collect();
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX,
+        "manifests": manifests,
+    });
+    respond(
+        200,
+        &[
+            (
+                "content-type",
+                ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX.to_string(),
+            ),
+            (
+                "link",
+                format!(
+                    "</v2/{repo}/referrers/{subject}?page={}>; rel=\"next\"",
+                    page + 1
+                ),
+            ),
+        ],
+        full(index.to_string()),
+    )
 }
 
 fn check_auth(inner: &Inner, seen: &Seen, repo: &str) -> Option<Response<Body>> {
@@ -733,6 +868,9 @@ fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) 
         headers.push(("content-length", content.len().to_string()));
         return respond(200, &headers, cut_body(content.slice(..sent), End::Stall));
     }
+    if faults.chunked_blobs {
+        return respond(200, &base, chunked(content));
+    }
     respond(200, &base, full(content))
 }
 
@@ -769,10 +907,15 @@ async fn upload(
         inner
             .uploads
             .insert(id.clone(), (repo.to_string(), Vec::new()));
+        let base = inner
+            .faults
+            .upload_location_base
+            .clone()
+            .unwrap_or_default();
         return Ok(respond(
             202,
             &[
-                ("location", format!("/v2/{repo}/blobs/uploads/{id}")),
+                ("location", format!("{base}/v2/{repo}/blobs/uploads/{id}")),
                 ("range", "0-0".into()),
                 ("docker-upload-uuid", id),
             ],

@@ -7,9 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod bodies;
 mod common;
 mod copy;
 mod download;
 mod hostile;
 mod mirrors;
+mod origins;
+mod remote_extract;
 mod upload;

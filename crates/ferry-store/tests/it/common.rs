@@ -289,9 +289,25 @@ pub type LayerSpec<'a> = (Vec<u8>, &'a str, Vec<(&'a str, &'a str)>);
 /// annotations). The config is a minimal valid ModelPack config. Returns
 /// the manifest digest.
 pub fn put_artifact(store: &Store, name: &str, layers: &[LayerSpec]) -> Digest {
+    put_artifact_declaring(store, name, layers, &[])
+}
+
+/// [`put_artifact`] whose manifest declares `declared[i]` as the size of
+/// layer `i` where it is `Some` (a manifest that lies about a size).
+pub fn put_artifact_declaring(
+    store: &Store,
+    name: &str,
+    layers: &[LayerSpec],
+    declared: &[Option<u64>],
+) -> Digest {
     let mut layer_json = Vec::new();
     let mut diff_ids = Vec::new();
-    for (bytes, media_type, notes) in layers {
+    for (i, (bytes, media_type, notes)) in layers.iter().enumerate() {
+        let size = declared
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or(bytes.len() as u64);
         let mut writer = store.blob_writer().expect("blob writer");
         writer.write_all_bytes(bytes).expect("writing layer");
         let digest = writer.commit(None).expect("committing layer");
@@ -303,7 +319,7 @@ pub fn put_artifact(store: &Store, name: &str, layers: &[LayerSpec]) -> Digest {
         let mut layer = serde_json::json!({
             "mediaType": media_type,
             "digest": digest.to_string(),
-            "size": bytes.len(),
+            "size": size,
         });
         if !notes.is_empty() {
             layer["annotations"] = Value::Object(notes);

@@ -6,10 +6,13 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::{self, Read};
 use std::path::Path;
 
 use ferry_spec::annotations as ann;
+use ferry_spec::oci::{Descriptor, MediaType};
 use ferry_store::StoreError;
+use ferry_store::decompress::{Limits, RATIO_FLOOR};
 use ferry_store::extract::{self, ExtractOptions};
 use tar::{EntryType, Header};
 
@@ -454,4 +457,210 @@ fn later_layers_replace_links_instead_of_writing_through_them() {
     assert_eq!(fs::read(out.join("soft")).unwrap(), b"new soft");
     assert!(!out.join("soft").is_symlink());
     assert_eq!(fs::read(out.join("hard")).unwrap(), b"new hard");
+}
+
+const TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// A zstd tar holding one file of `size` zeros: about 32 bytes per 128 KiB.
+fn zstd_zero_bomb(size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o644);
+    let encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    let mut builder = tar::Builder::new(encoder);
+    builder
+        .append_data(&mut header, "zeros.bin", io::repeat(0).take(size))
+        .unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// Bytes of every regular file under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+/// Extraction through the store must fail with `matches`, leaving neither
+/// the target nor a staging directory.
+fn assert_extract_refused(
+    store: &ferry_store::Store,
+    name: &str,
+    parent: &Path,
+    matches: impl Fn(&StoreError) -> bool,
+) {
+    fs::create_dir_all(parent).unwrap();
+    let target = parent.join("model");
+    let err = extract::extract(store, name, &target, &ExtractOptions::default())
+        .expect_err(&format!("{name}: extracted"));
+    assert!(matches(err.innermost()), "{name}: {err:?}");
+    assert!(!target.exists(), "{name}: target created");
+    assert!(
+        common::entries_with_prefix(parent, ".ferry-extract-").is_empty(),
+        "{name}: staging left behind"
+    );
+}
+
+#[test]
+fn a_bomb_declaring_a_large_size_is_held_to_the_bytes_it_really_has() {
+    // 1 GiB of zeros in about 32 KiB, declared as 20 MiB: judged by the
+    // claim, 100:1 would allow 2000 MiB and the whole GiB would be written.
+    let bomb = zstd_zero_bomb(1 << 30);
+    assert!(bomb.len() < 100 << 10, "{} bytes", bomb.len());
+    let declared = 20u64 << 20;
+    let layer = Descriptor::new(
+        MediaType::Other(TAR_ZSTD.into()),
+        declared,
+        ferry_spec::digest::sha256_digest(&bomb),
+    );
+    let t = TestDir::new();
+    let root = t.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let err = extract::place_layer_verified(&layer, &bomb[..], &root, None, &Limits::default())
+        .expect_err("a bomb is refused");
+    assert!(
+        matches!(err.innermost(), StoreError::DecompressionBomb { compressed, .. } if *compressed <= bomb.len() as u64),
+        "{err:?}"
+    );
+    let written = bytes_under(&root);
+    assert!(
+        written <= RATIO_FLOOR,
+        "{written} bytes written from {} compressed bytes",
+        bomb.len()
+    );
+
+    // Through `ferry extract`: refused, nothing left behind.
+    let store = t.store("store");
+    common::put_artifact_declaring(
+        &store,
+        "bomb",
+        &[(bomb, TAR_ZSTD, vec![])],
+        &[Some(declared)],
+    );
+    assert_extract_refused(&store, "bomb", &t.join("out"), |e| {
+        matches!(e, StoreError::DecompressionBomb { .. })
+    });
+}
+
+#[test]
+fn a_layer_longer_than_declared_stops_at_the_declared_size() {
+    let t = TestDir::new();
+    let content = vec![b'x'; 1 << 20];
+    let raw = Descriptor::new(
+        MediaType::Other(RAW.into()),
+        1000,
+        ferry_spec::digest::sha256_digest(&content),
+    );
+    let mut raw = raw;
+    raw.set_annotations(Some(
+        [(ann::FILEPATH.to_string(), "weights.bin".to_string())].into(),
+    ));
+    let root = t.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let err = extract::place_layer_verified(&raw, &content[..], &root, None, &Limits::default())
+        .expect_err("longer than declared");
+    assert!(
+        matches!(
+            err.innermost(),
+            StoreError::LongerThanDeclared { expected: 1000, .. }
+        ),
+        "{err:?}"
+    );
+    assert!(bytes_under(&root) <= 1000, "wrote past the declared size");
+
+    // Raw, plain tar and zstd tar layers, through `ferry extract`.
+    let store = t.store("store");
+    let tar = tar_of(&[OK, E::File(b"big.bin", &content)]);
+    let zstd = zstd::bulk::compress(&tar, 1).unwrap();
+    let cases: [(&str, LayerSpec, u64); 3] = [
+        (
+            "long:raw",
+            (content.clone(), RAW, vec![(ann::FILEPATH, "w.bin")]),
+            1000,
+        ),
+        ("long:tar", (tar.clone(), TAR, vec![]), 2048),
+        (
+            "long:zstd",
+            (zstd.clone(), TAR_ZSTD, vec![]),
+            zstd.len() as u64 / 2,
+        ),
+    ];
+    for (name, layer, declared) in cases {
+        common::put_artifact_declaring(&store, name, &[layer], &[Some(declared)]);
+        assert_extract_refused(
+            &store,
+            name,
+            &t.join(name.replace(':', "-")),
+            |e| matches!(e, StoreError::LongerThanDeclared { expected, .. } if *expected == declared),
+        );
+    }
+    // And one that ends before its declared size.
+    common::put_artifact_declaring(
+        &store,
+        "short:raw",
+        &[(b"abc".to_vec(), RAW, vec![(ann::FILEPATH, "w.bin")])],
+        &[Some(10)],
+    );
+    assert_extract_refused(&store, "short:raw", &t.join("short"), |e| {
+        matches!(
+            e,
+            StoreError::SizeMismatch {
+                actual: 3,
+                expected: 10,
+                ..
+            }
+        )
+    });
+}
+
+#[test]
+fn every_spelling_of_a_path_is_the_same_path() {
+    let t = TestDir::new();
+    let store = t.store("store");
+    common::put_artifact(
+        &store,
+        "spellings",
+        &[
+            // In one tar: a file, then a symlink by another spelling.
+            tar_layer(&[
+                E::File(b"a", b"file"),
+                E::File(b"b", b"target"),
+                E::Symlink(b"./a", b"b"),
+                E::File(b"d/./e", b"one"),
+            ]),
+            // Raw layers naming files the tar placed, spelled differently.
+            (b"two".to_vec(), RAW, vec![(ann::FILEPATH, "d//e")]),
+            (b"three".to_vec(), RAW, vec![(ann::FILEPATH, ".//c")]),
+            (b"four".to_vec(), RAW, vec![(ann::FILEPATH, "./c")]),
+        ],
+    );
+    let out = t.join("out");
+    extract::extract(&store, "spellings", &out, &ExtractOptions::default()).expect("extracts");
+    let snap = common::tree(&out);
+    assert_eq!(
+        snap["a"],
+        Node::Link { target: "b".into() },
+        "the later entry replaced the earlier one"
+    );
+    assert_eq!(fs::read(out.join("d/e")).unwrap(), b"two");
+    assert_eq!(fs::read(out.join("c")).unwrap(), b"four");
+    assert_eq!(
+        tree(&out),
+        BTreeSet::from(["a", "b", "c", "d", "d/e"].map(String::from))
+    );
+
+    // A file written through the symlink's other spelling is still refused.
+    assert_refused(
+        "through ./link",
+        vec![tar_layer(&[
+            OK,
+            E::Dir(b"sub/"),
+            E::Symlink(b"link", b"sub"),
+            E::File(b"./link//passwd", b"x"),
+        ])],
+        "not a directory",
+    );
 }
