@@ -24,6 +24,7 @@
 //! ```
 
 pub mod auth;
+mod connections;
 pub mod error;
 pub mod gc;
 pub mod names;
@@ -36,11 +37,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 pub use axum_server::Handle;
+use axum_server::accept::DefaultAcceptor;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use auth::Access;
-use routes::AppState;
+use auth::{Access, AuthLimits};
+use connections::ConnectionLimit;
+pub use routes::UploadLimits;
+use routes::{AppState, SessionTracker};
 use storage::Storage;
 use storage::fs::FsStorage;
 
@@ -61,10 +67,22 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Largest manifest accepted.
     pub max_manifest_bytes: usize,
-    /// A client that sends nothing for this long loses its request.
+    /// A client that sends nothing for this long loses its request; also
+    /// the limit for a connection's first request, for each request head,
+    /// for HTTP/2 pings to be answered and for a client that reads nothing.
     pub idle_timeout: Duration,
-    /// Upload sessions untouched for this long are removed.
+    /// A whole manifest body must arrive within this.
+    pub manifest_timeout: Duration,
+    /// Connections open at once; more wait briefly, then are closed.
+    pub max_connections: usize,
+    /// Upload sessions are removed this long after they started.
     pub upload_ttl: Duration,
+    /// Upload sessions that receive nothing for this long are removed.
+    pub upload_idle_ttl: Duration,
+    /// Caps on open upload sessions.
+    pub upload_limits: UploadLimits,
+    /// Limits on password checks.
+    pub auth_limits: AuthLimits,
 }
 
 impl ServerConfig {
@@ -79,7 +97,12 @@ impl ServerConfig {
             tls: None,
             max_manifest_bytes: 4 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
+            manifest_timeout: Duration::from_secs(60),
+            max_connections: 1024,
             upload_ttl: Duration::from_secs(24 * 3600),
+            upload_idle_ttl: Duration::from_secs(15 * 60),
+            upload_limits: UploadLimits::default(),
+            auth_limits: AuthLimits::default(),
         }
     }
 }
@@ -120,6 +143,10 @@ pub struct AppOptions {
     pub max_manifest_bytes: usize,
     /// A request body that sends nothing for this long fails (default 60 s).
     pub idle_timeout: Duration,
+    /// A whole manifest body must arrive within this (default 60 s).
+    pub manifest_timeout: Duration,
+    /// Caps on open upload sessions.
+    pub upload_limits: UploadLimits,
 }
 
 impl Default for AppOptions {
@@ -128,6 +155,8 @@ impl Default for AppOptions {
             access: Access::default(),
             max_manifest_bytes: 4 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
+            manifest_timeout: Duration::from_secs(60),
+            upload_limits: UploadLimits::default(),
         }
     }
 }
@@ -136,17 +165,76 @@ impl Default for AppOptions {
 /// [`serve`] listens with, and what embedders, tests and fuzzers call
 /// directly (e.g. with `tower::ServiceExt::oneshot`).
 pub fn app(storage: Arc<dyn Storage>, options: AppOptions) -> Router {
+    let sessions = Arc::new(SessionTracker::new(options.upload_limits.clone()));
+    app_with_sessions(storage, options, sessions)
+}
+
+fn app_with_sessions(
+    storage: Arc<dyn Storage>,
+    options: AppOptions,
+    sessions: Arc<SessionTracker>,
+) -> Router {
     let state = Arc::new(AppState {
         storage,
         access: options.access,
         max_manifest_bytes: options.max_manifest_bytes,
         idle_timeout: options.idle_timeout,
+        manifest_timeout: options.manifest_timeout,
+        sessions,
     });
     Router::new()
         .fallback(routes::dispatch)
         .with_state(state)
         .layer(axum::middleware::map_response(add_api_version))
+        // Manifests and errors carry client-chosen bytes: browsers must
+        // never sniff them into HTML on the registry's origin.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Connection timeouts: a silent connection is closed by axum-server's
+/// first-request timeout (which also covers protocol detection), an HTTP/1
+/// client stalled in a request head (first or keep-alive) by hyper's header
+/// timeout, and an HTTP/2 peer that stops answering pings by keep-alive.
+fn apply_timeouts(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    idle: Duration,
+) {
+    builder.http1().header_read_timeout(idle);
+    builder
+        .http2()
+        .keep_alive_interval(idle)
+        .keep_alive_timeout(idle);
+}
+
+/// Removes upload sessions idle for `idle` or older than `lifetime`, and
+/// stops counting them against their clients.
+async fn expire_sessions(
+    storage: Arc<dyn Storage>,
+    sessions: Arc<SessionTracker>,
+    idle: Duration,
+    lifetime: Duration,
+) {
+    let period =
+        (idle.min(lifetime) / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        match storage.expire_sessions(idle, lifetime).await {
+            Ok(expired) => {
+                if !expired.is_empty() {
+                    tracing::info!("expired {} stale upload sessions", expired.len());
+                }
+                for id in &expired {
+                    sessions.release(id);
+                }
+            }
+            Err(e) => tracing::warn!("expiring upload sessions: {e}"),
+        }
+    }
 }
 
 async fn add_api_version(mut response: axum::response::Response) -> axum::response::Response {
@@ -187,55 +275,55 @@ pub async fn serve_storage(
     config: ServerConfig,
     handle: Handle<SocketAddr>,
 ) -> Result<(), ServerError> {
-    let access = Access::new(
+    let access = Access::with_limits(
         config.htpasswd.as_deref(),
         config.anonymous_pull,
         config.read_only,
+        config.auth_limits.clone(),
     )?;
-    let app = app(
+    let sessions = Arc::new(SessionTracker::new(config.upload_limits.clone()));
+    let app = app_with_sessions(
         storage.clone(),
         AppOptions {
             access,
             max_manifest_bytes: config.max_manifest_bytes,
             idle_timeout: config.idle_timeout,
+            manifest_timeout: config.manifest_timeout,
+            upload_limits: config.upload_limits.clone(),
         },
+        sessions.clone(),
     );
-    let expiry = {
-        let storage = storage.clone();
-        let ttl = config.upload_ttl;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600).min(ttl));
-            loop {
-                tick.tick().await;
-                match storage.expire_sessions(ttl).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!("expired {n} stale upload sessions"),
-                    Err(e) => tracing::warn!("expiring upload sessions: {e}"),
-                }
-            }
-        })
-    };
+    let expiry = tokio::spawn(expire_sessions(
+        storage,
+        sessions,
+        config.upload_idle_ttl,
+        config.upload_ttl,
+    ));
     let addr = config.addr;
-    let service = app.into_make_service();
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let limit = ConnectionLimit::new(
+        DefaultAcceptor::new(),
+        config.max_connections,
+        config.idle_timeout,
+    );
     let result = match &config.tls {
         Some((cert, key)) => {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(ServerError::Tls)?;
-            let mut server = axum_server::bind_rustls(addr, tls).handle(handle);
-            // A client stalled in its request head is dropped too.
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(config.idle_timeout);
+            let mut server = axum_server::bind_rustls(addr, tls)
+                .map(|tls| tls.acceptor(limit))
+                .handle(handle)
+                .first_request_timeout(config.idle_timeout);
+            apply_timeouts(server.http_builder(), config.idle_timeout);
             server.serve(service).await
         }
         None => {
-            let mut server = axum_server::bind(addr).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(config.idle_timeout);
+            let mut server = axum_server::bind(addr)
+                .acceptor(limit)
+                .handle(handle)
+                .first_request_timeout(config.idle_timeout);
+            apply_timeouts(server.http_builder(), config.idle_timeout);
             server.serve(service).await
         }
     };

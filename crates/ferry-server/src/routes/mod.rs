@@ -2,16 +2,21 @@
 //! parsed here rather than by a pattern router.
 
 mod blobs;
+mod manifest_rules;
 mod manifests;
 mod tags;
+mod upload_limits;
 mod uploads;
 
+pub use upload_limits::{SessionTracker, UploadLimits};
+
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt};
@@ -31,6 +36,10 @@ pub struct AppState {
     pub max_manifest_bytes: usize,
     /// A request body that stalls this long fails.
     pub idle_timeout: Duration,
+    /// A whole manifest body must arrive within this.
+    pub manifest_timeout: Duration,
+    /// Open upload sessions, by client.
+    pub sessions: Arc<SessionTracker>,
 }
 
 /// A parsed registry path.
@@ -100,7 +109,13 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let route = parse_route(parts.uri.path()).ok_or_else(RegistryError::no_such_endpoint)?;
-    state.access.check(&parts.headers, &method)?;
+    // Without connection info (the router called directly) all callers
+    // share one address.
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+    state.access.check(&parts.headers, &method, client).await?;
     let query = Query::parse(parts.uri.query().unwrap_or(""));
     let headers = parts.headers;
     let body = with_idle_timeout(
@@ -108,6 +123,7 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
         state.idle_timeout,
     );
     let s = &*state.storage;
+    let sessions = &*state.sessions;
     match route {
         Route::Base => Ok(base()),
         Route::Catalog => tags::catalog(s, &query).await,
@@ -128,17 +144,19 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
         Route::UploadStart(name) => {
             validate_name(&name)?;
             match method {
-                Method::POST => uploads::start(s, &name, &query, &headers, body).await,
+                Method::POST => {
+                    uploads::start(s, sessions, client, &name, &query, &headers, body).await
+                }
                 _ => Err(method_not_allowed()),
             }
         }
         Route::Upload(name, id) => {
             validate_name(&name)?;
             match method {
-                Method::PATCH => uploads::patch(s, &name, &id, &headers, body).await,
-                Method::PUT => uploads::put(s, &name, &id, &query, &headers, body).await,
+                Method::PATCH => uploads::patch(s, sessions, &name, &id, &headers, body).await,
+                Method::PUT => uploads::put(s, sessions, &name, &id, &query, &headers, body).await,
                 Method::GET => uploads::status(s, &name, &id).await,
-                Method::DELETE => uploads::cancel(s, &name, &id).await,
+                Method::DELETE => uploads::cancel(s, sessions, &name, &id).await,
                 _ => Err(method_not_allowed()),
             }
         }
@@ -156,6 +174,7 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
                         &headers,
                         body,
                         state.max_manifest_bytes,
+                        state.manifest_timeout,
                     )
                     .await
                 }
@@ -215,15 +234,12 @@ fn method_not_allowed() -> RegistryError {
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
+    /// Decodes `application/x-www-form-urlencoded` pairs; invalid escapes
+    /// and UTF-8 are kept or replaced, never sliced.
     fn parse(query: &str) -> Query {
         Query(
-            query
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
                 .collect(),
         )
     }
@@ -235,42 +251,6 @@ impl Query {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
-}
-
-fn percent_decode(input: &str) -> String {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            // Byte by byte: the two characters after `%` may be the start
-            // of a multi-byte character, where a `str` cannot be sliced.
-            b'%' if i + 2 < bytes.len() => match (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
-            {
-                (Some(high), Some(low)) => {
-                    out.push((high << 4) | low);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// Sets a header from a string known to be a valid header value.
