@@ -206,7 +206,10 @@ impl Server {
     /// Upload sessions still open.
     pub fn open_sessions(&self) -> usize {
         match &self.store {
-            Store::Fs { root, .. } => paths(&root.join("uploads")).len(),
+            // One directory per session.
+            Store::Fs { root, .. } => std::fs::read_dir(root.join("uploads"))
+                .map(|entries| entries.count())
+                .unwrap_or(0),
             Store::Memory(storage) => storage.session_count(),
         }
     }
