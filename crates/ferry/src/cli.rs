@@ -253,7 +253,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse::duration)]
     pub manifest_timeout: Duration,
     /// Connections open at once; more wait briefly, then are closed.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse::positive)]
     pub max_connections: usize,
     /// How long an unfinished upload is kept in total (e.g. 24h, 30m).
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse::duration)]
@@ -262,10 +262,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse::duration)]
     pub upload_idle_ttl: Duration,
     /// Upload sessions open at once, in total.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse::positive)]
     pub max_uploads: usize,
     /// Upload sessions open at once per client address.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value = "64", value_parser = parse::positive)]
     pub max_uploads_per_client: usize,
 }
 
