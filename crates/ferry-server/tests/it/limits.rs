@@ -64,6 +64,62 @@ async fn an_idle_keep_alive_connection_is_closed_too() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_h2c_connection_without_a_request_is_closed() {
+    let idle = Duration::from_secs(1);
+    let server = Server::start_with(|c| c.idle_timeout = idle).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    read_until_closed(&mut stream, Duration::from_secs(20))
+        .await
+        .expect("an h2c connection that sends no request is never closed");
+    // h2c itself works with these settings.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}/v2/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_reads_nothing_of_a_blob_is_dropped() {
+    let server = Server::start_with(|c| c.idle_timeout = Duration::from_secs(1)).await;
+    // Far more than the loopback socket buffers hold.
+    let blob = random_bytes(48 << 20, 1400);
+    let digest = server.push_blob("slow", &blob, Alg::Sha256).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!("GET /v2/slow/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0usize;
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stalled download never ended");
+    assert!(
+        received < blob.len(),
+        "the server waited for a client that read nothing ({received} bytes sent)"
+    );
+    assert_eq!(server.get("/v2/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_registry_answers_again_once_silent_connections_time_out() {
     // Silent connections live 5 s; a connection over the cap waits 2 s
     // for a slot: it is closed unanswered before any slot frees.
