@@ -327,3 +327,34 @@ pub async fn referrers(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(media_type: &str, body: &str) -> StoredManifest {
+        StoredManifest {
+            bytes: Bytes::from(body.to_string()),
+            media_type: media_type.to_string(),
+            digest: parse_digest(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+        }
+    }
+
+    #[test]
+    fn manifests_are_served_only_as_manifest_types() {
+        let index = ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
+        assert_eq!(served_media_type(&stored(index, "{}")), index);
+        // Stored by an older server with the pusher's type: the body's
+        // type if it names one, else plain bytes.
+        let body = format!(r#"{{"mediaType":"{index}"}}"#);
+        assert_eq!(served_media_type(&stored("text/html", &body)), index);
+        assert_eq!(
+            served_media_type(&stored("text/html", "<script></script>")),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            served_media_type(&stored("text/html", r#"{"mediaType":"text/html"}"#)),
+            "application/octet-stream"
+        );
+    }
+}
