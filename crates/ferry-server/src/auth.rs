@@ -486,6 +486,34 @@ mod tests {
             .unwrap();
     }
 
+    /// On a single-threaded runtime, other tasks keep running while a
+    /// password is verified: bcrypt is not on the async thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn verification_leaves_the_async_thread_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let hash = bcrypt::hash("secret", 10).unwrap();
+        std::fs::write(&path, format!("alice:{hash}\n")).unwrap();
+        let access = Arc::new(Access::new(Some(&path), false, false).unwrap());
+        let checking = {
+            let access = access.clone();
+            tokio::spawn(async move {
+                access
+                    .check(&basic("alice", "wrong"), &Method::PUT, CLIENT)
+                    .await
+            })
+        };
+        let mut turns = 0u64;
+        while !checking.is_finished() {
+            tokio::task::yield_now().await;
+            turns += 1;
+        }
+        assert!(checking.await.unwrap().is_err());
+        assert_eq!(access.verification_count(), 1);
+        // Inline bcrypt would finish within the first turn.
+        assert!(turns > 2, "the runtime was blocked while verifying");
+    }
+
     #[test]
     fn the_failure_table_stays_bounded() {
         let limits = AuthLimits {
