@@ -6,6 +6,13 @@
 //! [`storage::memory::MemoryStorage`] is the in-memory reference backend.
 //! Requests are streamed with bounded memory.
 //!
+//! Hostile clients meet limits ([`ServerConfig`]): open connections are
+//! capped and silent, stalled or non-reading ones are closed; a manifest
+//! body has a total deadline, a blob body an idle one; upload sessions are
+//! capped per client address and in total and expire when idle; password
+//! checks run off the async threads, a few at a time, and a client that
+//! keeps failing is told to wait (429).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), ferry_server::ServerError> {
 //! let config = ferry_server::ServerConfig::new("/tmp/registry".into());
@@ -281,6 +288,15 @@ pub async fn serve_storage(
         config.read_only,
         config.auth_limits.clone(),
     )?;
+    // Loaded before anything is spawned, so a bad certificate leaves nothing running.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(ServerError::Tls)?,
+        ),
+        None => None,
+    };
     let sessions = Arc::new(SessionTracker::new(config.upload_limits.clone()));
     let app = app_with_sessions(
         storage.clone(),
@@ -306,11 +322,8 @@ pub async fn serve_storage(
         config.max_connections,
         config.idle_timeout,
     );
-    let result = match &config.tls {
-        Some((cert, key)) => {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(ServerError::Tls)?;
+    let result = match tls {
+        Some(tls) => {
             let mut server = axum_server::bind_rustls(addr, tls)
                 .map(|tls| tls.acceptor(limit))
                 .handle(handle)
