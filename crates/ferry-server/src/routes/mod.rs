@@ -114,7 +114,9 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
     let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
+            client_key(info.0.ip())
+        });
     state.access.check(&parts.headers, &method, client).await?;
     let query = Query::parse(parts.uri.query().unwrap_or(""));
     let headers = parts.headers;
@@ -189,6 +191,18 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
                 _ => Err(method_not_allowed()),
             }
         }
+    }
+}
+
+/// The address a client's limits are counted by: an IPv6 client owns a
+/// whole /64 (it can pick any address in it), an IPv4-mapped one is IPv4.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
     }
 }
 
@@ -307,6 +321,16 @@ mod tests {
         let error = body.next().await.unwrap().unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert!(body.next().await.is_none());
+    }
+
+    #[test]
+    fn clients_are_counted_by_ipv4_address_or_ipv6_prefix() {
+        let key = |text: &str| client_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 
     #[test]
