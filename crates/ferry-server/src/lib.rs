@@ -205,15 +205,18 @@ fn app_with_sessions(
 /// Connection timeouts: a silent connection is closed by axum-server's
 /// first-request timeout (which also covers protocol detection), an HTTP/1
 /// client stalled in a request head (first or keep-alive) by hyper's header
-/// timeout, and an HTTP/2 peer that stops answering pings by keep-alive.
+/// timeout, an HTTP/2 peer that stops answering pings by keep-alive, and
+/// one with nothing to do by [`ConnectionLimit`].
 fn apply_timeouts(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     idle: Duration,
 ) {
     builder.http1().header_read_timeout(idle);
+    // Pings are traffic: sent more often than `idle`, they would keep an
+    // idle connection open forever (see `connections`).
     builder
         .http2()
-        .keep_alive_interval(idle)
+        .keep_alive_interval(idle.saturating_mul(2))
         .keep_alive_timeout(idle);
 }
 

@@ -214,6 +214,11 @@ impl Server {
         }
     }
 
+    /// Connections the server has open.
+    pub fn connection_count(&self) -> usize {
+        self.handle.connection_count()
+    }
+
     /// Graceful shutdown; waits for the server task to end.
     pub async fn shutdown(mut self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -88,6 +89,51 @@ async fn an_h2c_connection_without_a_request_is_closed() {
         .unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_h2c_connection_is_closed() {
+    let server = Server::start_with(|c| c.idle_timeout = Duration::from_secs(1)).await;
+    // reqwest keeps its connection and answers the server's pings.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .pool_idle_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}/v2/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    response.bytes().await.unwrap();
+    assert_eq!(server.connection_count(), 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.connection_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "an idle h2c connection stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A long request is not idle: a slow manifest upload on h2 completes.
+    let (manifest, _) = server.image("h2", Alg::Sha256, 1500).await;
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = manifest
+        .chunks(manifest.len() / 3 + 1)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let slow = futures_util::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        piece
+    });
+    let response = client
+        .put(format!("{}/v2/h2/manifests/v1", server.base))
+        .header("content-type", MANIFEST)
+        .body(reqwest::Body::wrap_stream(slow))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread")]
