@@ -44,6 +44,7 @@ fn app(root: &Path, access: Access) -> Router {
             access,
             max_manifest_bytes: 64 * 1024,
             idle_timeout: Duration::from_secs(5),
+            ..ferry_server::AppOptions::default()
         },
     )
 }

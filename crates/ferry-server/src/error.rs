@@ -16,6 +16,8 @@ pub struct RegistryError {
     pub code: Option<ErrorCode>,
     /// Human message.
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// The body of an error response.
@@ -49,7 +51,14 @@ impl RegistryError {
             status,
             code: Some(code),
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when to try again.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
     /// The blob is unknown to the registry (404).
     pub fn blob_unknown(digest: impl std::fmt::Display) -> Self {
@@ -168,6 +177,14 @@ impl RegistryError {
             "too many requests",
         )
     }
+    /// Too many requests (429), saying which limit was reached.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            message,
+        )
+    }
     /// A server-side failure (500); the detail is logged, not sent.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {error}");
@@ -175,6 +192,7 @@ impl RegistryError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: None,
             message: "internal server error".into(),
+            retry_after: None,
         }
     }
 
@@ -205,6 +223,12 @@ impl IntoResponse for RegistryError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

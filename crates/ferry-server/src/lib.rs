@@ -6,6 +6,13 @@
 //! [`storage::memory::MemoryStorage`] is the in-memory reference backend.
 //! Requests are streamed with bounded memory.
 //!
+//! Hostile clients meet limits ([`ServerConfig`]): open connections are
+//! capped and silent, stalled or non-reading ones are closed; a manifest
+//! body has a total deadline, a blob body an idle one; upload sessions are
+//! capped per client address and in total and expire when idle; password
+//! checks run off the async threads, a few at a time, and a client that
+//! keeps failing is told to wait (429).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), ferry_server::ServerError> {
 //! let config = ferry_server::ServerConfig::new("/tmp/registry".into());
@@ -24,6 +31,7 @@
 //! ```
 
 pub mod auth;
+mod connections;
 pub mod error;
 pub mod gc;
 pub mod names;
@@ -36,11 +44,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 pub use axum_server::Handle;
+use axum_server::accept::DefaultAcceptor;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use auth::Access;
-use routes::AppState;
+use auth::{Access, AuthLimits};
+use connections::ConnectionLimit;
+pub use routes::UploadLimits;
+use routes::{AppState, SessionTracker};
 use storage::Storage;
 use storage::fs::FsStorage;
 
@@ -61,10 +74,22 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Largest manifest accepted.
     pub max_manifest_bytes: usize,
-    /// A client that sends nothing for this long loses its request.
+    /// A client that sends nothing for this long loses its request; also
+    /// the limit for a connection's first request, for each request head,
+    /// for HTTP/2 pings to be answered and for a client that reads nothing.
     pub idle_timeout: Duration,
-    /// Upload sessions untouched for this long are removed.
+    /// A whole manifest body must arrive within this.
+    pub manifest_timeout: Duration,
+    /// Connections open at once; more wait briefly, then are closed.
+    pub max_connections: usize,
+    /// Upload sessions are removed this long after they started.
     pub upload_ttl: Duration,
+    /// Upload sessions that receive nothing for this long are removed.
+    pub upload_idle_ttl: Duration,
+    /// Caps on open upload sessions.
+    pub upload_limits: UploadLimits,
+    /// Limits on password checks.
+    pub auth_limits: AuthLimits,
 }
 
 impl ServerConfig {
@@ -79,7 +104,12 @@ impl ServerConfig {
             tls: None,
             max_manifest_bytes: 4 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
+            manifest_timeout: Duration::from_secs(60),
+            max_connections: 1024,
             upload_ttl: Duration::from_secs(24 * 3600),
+            upload_idle_ttl: Duration::from_secs(15 * 60),
+            upload_limits: UploadLimits::default(),
+            auth_limits: AuthLimits::default(),
         }
     }
 }
@@ -120,6 +150,10 @@ pub struct AppOptions {
     pub max_manifest_bytes: usize,
     /// A request body that sends nothing for this long fails (default 60 s).
     pub idle_timeout: Duration,
+    /// A whole manifest body must arrive within this (default 60 s).
+    pub manifest_timeout: Duration,
+    /// Caps on open upload sessions.
+    pub upload_limits: UploadLimits,
 }
 
 impl Default for AppOptions {
@@ -128,6 +162,8 @@ impl Default for AppOptions {
             access: Access::default(),
             max_manifest_bytes: 4 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
+            manifest_timeout: Duration::from_secs(60),
+            upload_limits: UploadLimits::default(),
         }
     }
 }
@@ -136,17 +172,79 @@ impl Default for AppOptions {
 /// [`serve`] listens with, and what embedders, tests and fuzzers call
 /// directly (e.g. with `tower::ServiceExt::oneshot`).
 pub fn app(storage: Arc<dyn Storage>, options: AppOptions) -> Router {
+    let sessions = Arc::new(SessionTracker::new(options.upload_limits.clone()));
+    app_with_sessions(storage, options, sessions)
+}
+
+fn app_with_sessions(
+    storage: Arc<dyn Storage>,
+    options: AppOptions,
+    sessions: Arc<SessionTracker>,
+) -> Router {
     let state = Arc::new(AppState {
         storage,
         access: options.access,
         max_manifest_bytes: options.max_manifest_bytes,
         idle_timeout: options.idle_timeout,
+        manifest_timeout: options.manifest_timeout,
+        sessions,
     });
     Router::new()
         .fallback(routes::dispatch)
         .with_state(state)
         .layer(axum::middleware::map_response(add_api_version))
+        // Manifests and errors carry client-chosen bytes: browsers must
+        // never sniff them into HTML on the registry's origin.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Connection timeouts: a silent connection is closed by axum-server's
+/// first-request timeout (which also covers protocol detection), an HTTP/1
+/// client stalled in a request head (first or keep-alive) by hyper's header
+/// timeout, an HTTP/2 peer that stops answering pings by keep-alive, and
+/// one with nothing to do by [`ConnectionLimit`].
+fn apply_timeouts(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    idle: Duration,
+) {
+    builder.http1().header_read_timeout(idle);
+    // Pings are traffic: sent more often than `idle`, they would keep an
+    // idle connection open forever (see `connections`).
+    builder
+        .http2()
+        .keep_alive_interval(idle.saturating_mul(2))
+        .keep_alive_timeout(idle);
+}
+
+/// Removes upload sessions idle for `idle` or older than `lifetime`, and
+/// stops counting them against their clients.
+async fn expire_sessions(
+    storage: Arc<dyn Storage>,
+    sessions: Arc<SessionTracker>,
+    idle: Duration,
+    lifetime: Duration,
+) {
+    let period =
+        (idle.min(lifetime) / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        match storage.expire_sessions(idle, lifetime).await {
+            Ok(expired) => {
+                if !expired.is_empty() {
+                    tracing::info!("expired {} stale upload sessions", expired.len());
+                }
+                for id in &expired {
+                    sessions.release(id);
+                }
+            }
+            Err(e) => tracing::warn!("expiring upload sessions: {e}"),
+        }
+    }
 }
 
 async fn add_api_version(mut response: axum::response::Response) -> axum::response::Response {
@@ -187,55 +285,61 @@ pub async fn serve_storage(
     config: ServerConfig,
     handle: Handle<SocketAddr>,
 ) -> Result<(), ServerError> {
-    let access = Access::new(
+    let access = Access::with_limits(
         config.htpasswd.as_deref(),
         config.anonymous_pull,
         config.read_only,
+        config.auth_limits.clone(),
     )?;
-    let app = app(
+    // Loaded before anything is spawned, so a bad certificate leaves nothing running.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(ServerError::Tls)?,
+        ),
+        None => None,
+    };
+    let sessions = Arc::new(SessionTracker::new(config.upload_limits.clone()));
+    let app = app_with_sessions(
         storage.clone(),
         AppOptions {
             access,
             max_manifest_bytes: config.max_manifest_bytes,
             idle_timeout: config.idle_timeout,
+            manifest_timeout: config.manifest_timeout,
+            upload_limits: config.upload_limits.clone(),
         },
+        sessions.clone(),
     );
-    let expiry = {
-        let storage = storage.clone();
-        let ttl = config.upload_ttl;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600).min(ttl));
-            loop {
-                tick.tick().await;
-                match storage.expire_sessions(ttl).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!("expired {n} stale upload sessions"),
-                    Err(e) => tracing::warn!("expiring upload sessions: {e}"),
-                }
-            }
-        })
-    };
+    let expiry = tokio::spawn(expire_sessions(
+        storage,
+        sessions,
+        config.upload_idle_ttl,
+        config.upload_ttl,
+    ));
     let addr = config.addr;
-    let service = app.into_make_service();
-    let result = match &config.tls {
-        Some((cert, key)) => {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(ServerError::Tls)?;
-            let mut server = axum_server::bind_rustls(addr, tls).handle(handle);
-            // A client stalled in its request head is dropped too.
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(config.idle_timeout);
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let limit = ConnectionLimit::new(
+        DefaultAcceptor::new(),
+        config.max_connections,
+        config.idle_timeout,
+    );
+    let result = match tls {
+        Some(tls) => {
+            let mut server = axum_server::bind_rustls(addr, tls)
+                .map(|tls| tls.acceptor(limit))
+                .handle(handle)
+                .first_request_timeout(config.idle_timeout);
+            apply_timeouts(server.http_builder(), config.idle_timeout);
             server.serve(service).await
         }
         None => {
-            let mut server = axum_server::bind(addr).handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(config.idle_timeout);
+            let mut server = axum_server::bind(addr)
+                .acceptor(limit)
+                .handle(handle)
+                .first_request_timeout(config.idle_timeout);
+            apply_timeouts(server.http_builder(), config.idle_timeout);
             server.serve(service).await
         }
     };

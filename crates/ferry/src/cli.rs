@@ -249,9 +249,24 @@ pub struct ServeArgs {
     /// How long a client may send nothing before its request is dropped (e.g. 60s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse::duration)]
     pub idle_timeout: Duration,
-    /// How long an unfinished upload is kept (e.g. 24h, 30m).
+    /// How long a whole manifest upload may take (e.g. 60s).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse::duration)]
+    pub manifest_timeout: Duration,
+    /// Connections open at once; more wait briefly, then are closed.
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse::positive)]
+    pub max_connections: usize,
+    /// How long an unfinished upload is kept in total (e.g. 24h, 30m).
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse::duration)]
     pub upload_ttl: Duration,
+    /// How long an upload that receives nothing is kept (e.g. 15m).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse::duration)]
+    pub upload_idle_ttl: Duration,
+    /// Upload sessions open at once, in total.
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse::positive)]
+    pub max_uploads: usize,
+    /// Upload sessions open at once per client address.
+    #[arg(long, value_name = "N", default_value = "64", value_parser = parse::positive)]
+    pub max_uploads_per_client: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,6 +29,15 @@ pub fn duration(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A count that must be at least one (a limit of zero would refuse everything).
+pub fn positive(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e} (expected a whole number such as 64)")),
+    }
+}
+
 /// An RFC 3339 date-time, returned in its normalized form.
 pub fn rfc3339(value: &str) -> Result<String, String> {
     use time::format_description::well_known::Rfc3339;

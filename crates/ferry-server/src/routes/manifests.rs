@@ -1,5 +1,7 @@
 //! Manifests by tag or digest, and the referrers API.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,12 +12,12 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::blobs::storage_error;
+use super::manifest_rules::{self, ManifestKind, declared_kind};
 use super::{Query, set_header};
-use crate::error::{RegistryError, RegistryResult};
+use crate::error::{ErrorCode, RegistryError, RegistryResult};
 use crate::names::{BadReference, ManifestRef, parse_digest};
 use crate::storage::{ByteStream, ReferrerDescriptor, Storage, StoredManifest};
-
-const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX as INDEX_MEDIA_TYPE;
 
 async fn resolve(
     storage: &dyn Storage,
@@ -51,6 +53,7 @@ pub async fn get(
     })?;
     let manifest = resolve(storage, name, &reference).await?;
     let len = manifest.bytes.len();
+    let content_type = served_media_type(&manifest);
     let body = if head_only {
         Body::empty()
     } else {
@@ -58,10 +61,25 @@ pub async fn get(
     };
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
-    set_header(h, "content-type", &manifest.media_type);
+    set_header(h, "content-type", content_type);
     set_header(h, "content-length", &len.to_string());
     set_header(h, "docker-content-digest", manifest.digest.as_ref());
     Ok(response)
+}
+
+/// The Content-Type a stored manifest is served with: always a manifest
+/// media type (one stored before types were checked falls back to its
+/// body's, else to plain bytes), never what a pusher chose.
+fn served_media_type(manifest: &StoredManifest) -> &'static str {
+    ManifestKind::from_media_type(&manifest.media_type)
+        .or_else(|| {
+            serde_json::from_slice::<Value>(&manifest.bytes)
+                .ok()?
+                .get("mediaType")?
+                .as_str()
+                .and_then(ManifestKind::from_media_type)
+        })
+        .map_or("application/octet-stream", ManifestKind::media_type)
 }
 
 fn too_large(limit: usize) -> RegistryError {
@@ -101,10 +119,6 @@ async fn read_limited(
     Ok(buffer.freeze())
 }
 
-fn is_non_distributable(media_type: &str) -> bool {
-    media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
-}
-
 fn descriptor_digest(descriptor: &Value) -> RegistryResult<Digest> {
     let digest = descriptor
         .get("digest")
@@ -112,64 +126,6 @@ fn descriptor_digest(descriptor: &Value) -> RegistryResult<Digest> {
         .ok_or_else(|| RegistryError::manifest_invalid("descriptor without digest"))?;
     parse_digest(digest)
         .map_err(|_| RegistryError::manifest_invalid(format!("invalid digest {digest:?}")))
-}
-
-/// Checks that everything the manifest names is in the repository.
-async fn check_references(
-    storage: &dyn Storage,
-    name: &str,
-    document: &Value,
-) -> RegistryResult<()> {
-    if let Some(manifests) = document.get("manifests") {
-        let manifests = manifests
-            .as_array()
-            .ok_or_else(|| RegistryError::manifest_invalid("manifests is not an array"))?;
-        for child in manifests {
-            let digest = descriptor_digest(child)?;
-            if storage
-                .manifest_get(name, &digest)
-                .await
-                .map_err(storage_error)?
-                .is_none()
-            {
-                return Err(RegistryError::manifest_blob_unknown(&digest));
-            }
-        }
-        return Ok(());
-    }
-    let mut descriptors = Vec::new();
-    if let Some(config) = document.get("config") {
-        descriptors.push(config);
-    }
-    if let Some(layers) = document.get("layers") {
-        let layers = layers
-            .as_array()
-            .ok_or_else(|| RegistryError::manifest_invalid("layers is not an array"))?;
-        descriptors.extend(layers);
-    }
-    for descriptor in descriptors {
-        let media_type = descriptor
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let digest = descriptor_digest(descriptor)?;
-        // Non-distributable and external (`urls`) content is never pushed.
-        let external = descriptor
-            .get("urls")
-            .and_then(Value::as_array)
-            .is_some_and(|urls| !urls.is_empty());
-        if is_non_distributable(media_type) || external {
-            continue;
-        }
-        if !storage
-            .blob_linked(name, &digest)
-            .await
-            .map_err(storage_error)?
-        {
-            return Err(RegistryError::manifest_blob_unknown(&digest));
-        }
-    }
-    Ok(())
 }
 
 /// `PUT /v2/<name>/manifests/<reference>`.
@@ -180,12 +136,22 @@ pub async fn put(
     headers: &HeaderMap,
     body: ByteStream,
     limit: usize,
+    deadline: Duration,
 ) -> RegistryResult<Response> {
     let reference = ManifestRef::parse(reference)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let bytes = read_limited(body, limit, declared).await?;
+    // A manifest is small: however it trickles in, it has one deadline.
+    let bytes = tokio::time::timeout(deadline, read_limited(body, limit, declared))
+        .await
+        .map_err(|_| {
+            RegistryError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::ManifestInvalid,
+                format!("the manifest did not arrive within {deadline:?}"),
+            )
+        })??;
     let document: Value = serde_json::from_slice(&bytes)
         .map_err(|e| RegistryError::manifest_invalid(format!("manifest is not JSON: {e}")))?;
     if !document.is_object() {
@@ -193,25 +159,9 @@ pub async fn put(
             "manifest is not a JSON object",
         ));
     }
-    let body_media_type = document.get("mediaType").and_then(Value::as_str);
-    let header_media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or(v).trim());
-    let media_type = match (header_media_type, body_media_type) {
-        (Some(h), Some(b)) if !h.is_empty() && h != b => {
-            return Err(RegistryError::manifest_invalid(format!(
-                "Content-Type {h:?} does not match the manifest's mediaType {b:?}"
-            )));
-        }
-        (Some(h), _) if !h.is_empty() => h.to_string(),
-        (_, Some(b)) => b.to_string(),
-        _ => {
-            return Err(RegistryError::manifest_invalid(
-                "manifest media type is unknown",
-            ));
-        }
-    };
+    let kind = declared_kind(headers, &document)?;
+    let references = manifest_rules::validate(kind, &document)?;
+    let media_type = kind.media_type().to_string();
     let digest = match &reference {
         ManifestRef::Digest(expected) => {
             // `parse_digest` admitted only algorithms the hasher computes.
@@ -227,7 +177,7 @@ pub async fn put(
         }
         ManifestRef::Tag(_) => digest_of(&bytes, DigestHasher::sha256()),
     };
-    check_references(storage, name, &document).await?;
+    manifest_rules::check_exist(storage, name, &references).await?;
     // Validated before anything is stored: a refused manifest leaves no trace.
     let subject_digest = document
         .get("subject")
@@ -376,4 +326,35 @@ pub async fn referrers(
         set_header(h, "oci-filters-applied", "artifactType");
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(media_type: &str, body: &str) -> StoredManifest {
+        StoredManifest {
+            bytes: Bytes::from(body.to_string()),
+            media_type: media_type.to_string(),
+            digest: parse_digest(&format!("sha256:{}", "a".repeat(64))).unwrap(),
+        }
+    }
+
+    #[test]
+    fn manifests_are_served_only_as_manifest_types() {
+        let index = ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
+        assert_eq!(served_media_type(&stored(index, "{}")), index);
+        // Stored by an older server with the pusher's type: the body's
+        // type if it names one, else plain bytes.
+        let body = format!(r#"{{"mediaType":"{index}"}}"#);
+        assert_eq!(served_media_type(&stored("text/html", &body)), index);
+        assert_eq!(
+            served_media_type(&stored("text/html", "<script></script>")),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            served_media_type(&stored("text/html", r#"{"mediaType":"text/html"}"#)),
+            "application/octet-stream"
+        );
+    }
 }

@@ -2,16 +2,21 @@
 //! parsed here rather than by a pattern router.
 
 mod blobs;
+mod manifest_rules;
 mod manifests;
 mod tags;
+mod upload_limits;
 mod uploads;
 
+pub use upload_limits::{SessionTracker, UploadLimits};
+
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt};
@@ -31,6 +36,10 @@ pub struct AppState {
     pub max_manifest_bytes: usize,
     /// A request body that stalls this long fails.
     pub idle_timeout: Duration,
+    /// A whole manifest body must arrive within this.
+    pub manifest_timeout: Duration,
+    /// Open upload sessions, by client.
+    pub sessions: Arc<SessionTracker>,
 }
 
 /// A parsed registry path.
@@ -100,7 +109,15 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let route = parse_route(parts.uri.path()).ok_or_else(RegistryError::no_such_endpoint)?;
-    state.access.check(&parts.headers, &method)?;
+    // Without connection info (the router called directly) all callers
+    // share one address.
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
+            client_key(info.0.ip())
+        });
+    state.access.check(&parts.headers, &method, client).await?;
     let query = Query::parse(parts.uri.query().unwrap_or(""));
     let headers = parts.headers;
     let body = with_idle_timeout(
@@ -108,6 +125,7 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
         state.idle_timeout,
     );
     let s = &*state.storage;
+    let sessions = &*state.sessions;
     match route {
         Route::Base => Ok(base()),
         Route::Catalog => tags::catalog(s, &query).await,
@@ -128,17 +146,19 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
         Route::UploadStart(name) => {
             validate_name(&name)?;
             match method {
-                Method::POST => uploads::start(s, &name, &query, &headers, body).await,
+                Method::POST => {
+                    uploads::start(s, sessions, client, &name, &query, &headers, body).await
+                }
                 _ => Err(method_not_allowed()),
             }
         }
         Route::Upload(name, id) => {
             validate_name(&name)?;
             match method {
-                Method::PATCH => uploads::patch(s, &name, &id, &headers, body).await,
-                Method::PUT => uploads::put(s, &name, &id, &query, &headers, body).await,
+                Method::PATCH => uploads::patch(s, sessions, &name, &id, &headers, body).await,
+                Method::PUT => uploads::put(s, sessions, &name, &id, &query, &headers, body).await,
                 Method::GET => uploads::status(s, &name, &id).await,
-                Method::DELETE => uploads::cancel(s, &name, &id).await,
+                Method::DELETE => uploads::cancel(s, sessions, &name, &id).await,
                 _ => Err(method_not_allowed()),
             }
         }
@@ -156,6 +176,7 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
                         &headers,
                         body,
                         state.max_manifest_bytes,
+                        state.manifest_timeout,
                     )
                     .await
                 }
@@ -170,6 +191,18 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
                 _ => Err(method_not_allowed()),
             }
         }
+    }
+}
+
+/// The address a client's limits are counted by: an IPv6 client owns a
+/// whole /64 (it can pick any address in it), an IPv4-mapped one is IPv4.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
     }
 }
 
@@ -215,15 +248,12 @@ fn method_not_allowed() -> RegistryError {
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
+    /// Decodes `application/x-www-form-urlencoded` pairs; invalid escapes
+    /// and UTF-8 are kept or replaced, never sliced.
     fn parse(query: &str) -> Query {
         Query(
-            query
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
                 .collect(),
         )
     }
@@ -235,42 +265,6 @@ impl Query {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
-}
-
-fn percent_decode(input: &str) -> String {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            // Byte by byte: the two characters after `%` may be the start
-            // of a multi-byte character, where a `str` cannot be sliced.
-            b'%' if i + 2 < bytes.len() => match (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
-            {
-                (Some(high), Some(low)) => {
-                    out.push((high << 4) | low);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// Sets a header from a string known to be a valid header value.
@@ -327,6 +321,16 @@ mod tests {
         let error = body.next().await.unwrap().unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert!(body.next().await.is_none());
+    }
+
+    #[test]
+    fn clients_are_counted_by_ipv4_address_or_ipv6_prefix() {
+        let key = |text: &str| client_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 
     #[test]

@@ -31,6 +31,15 @@ fn paginate(items: Vec<String>, query: &Query) -> RegistryResult<(Vec<String>, b
     Ok((items, more))
 }
 
+/// `n=..&last=..` for the next page, encoded: the client's `n` is echoed
+/// into a header only as escaped query text.
+fn next_query(n: &str, last: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("n", n)
+        .append_pair("last", last)
+        .finish()
+}
+
 fn page_response(body: serde_json::Value, next: Option<String>) -> Response {
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     let h = response.headers_mut();
@@ -50,7 +59,9 @@ pub async fn list(storage: &dyn Storage, name: &str, query: &Query) -> RegistryR
         .ok_or_else(|| RegistryError::name_unknown(name))?;
     let (page, more) = paginate(tags, query)?;
     let next = match (more, page.last(), query.get("n")) {
-        (true, Some(last), Some(n)) => Some(format!("/v2/{name}/tags/list?n={n}&last={last}")),
+        (true, Some(last), Some(n)) => {
+            Some(format!("/v2/{name}/tags/list?{}", next_query(n, last)))
+        }
         _ => None,
     };
     Ok(page_response(
@@ -64,7 +75,7 @@ pub async fn catalog(storage: &dyn Storage, query: &Query) -> RegistryResult<Res
     let repositories = storage.repositories().await.map_err(storage_error)?;
     let (page, more) = paginate(repositories, query)?;
     let next = match (more, page.last(), query.get("n")) {
-        (true, Some(last), Some(n)) => Some(format!("/v2/_catalog?n={n}&last={last}")),
+        (true, Some(last), Some(n)) => Some(format!("/v2/_catalog?{}", next_query(n, last))),
         _ => None,
     };
     Ok(page_response(

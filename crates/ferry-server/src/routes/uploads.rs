@@ -1,10 +1,13 @@
 //! Blob uploads: `POST` (session, monolithic, mount), `PATCH`, `PUT`,
 //! `GET` status and `DELETE`.
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::blobs::storage_error;
+use super::upload_limits::SessionTracker;
 use super::{Query, set_header};
 use ferry_spec::oci::Digest;
 
@@ -34,9 +37,28 @@ fn accepted(name: &str, id: &str, offset: u64, status: StatusCode) -> Response {
     response
 }
 
+/// Opens a session counted for `client`; refused when a cap is reached.
+async fn open_session(
+    storage: &dyn Storage,
+    sessions: &SessionTracker,
+    name: &str,
+    client: IpAddr,
+) -> RegistryResult<String> {
+    sessions.admit(client)?;
+    let id = storage.upload_start(name).await.map_err(storage_error)?;
+    if let Err(full) = sessions.register(&id, client) {
+        // Another request took the last slot meanwhile.
+        let _ = storage.upload_cancel(name, &id).await;
+        return Err(full);
+    }
+    Ok(id)
+}
+
 /// `POST /v2/<name>/blobs/uploads/`.
 pub async fn start(
     storage: &dyn Storage,
+    sessions: &SessionTracker,
+    client: IpAddr,
     name: &str,
     query: &Query,
     headers: &HeaderMap,
@@ -68,7 +90,7 @@ pub async fn start(
     if let Some(digest) = query.get("digest") {
         let digest = parse_digest(digest)?;
         check_declared_length(headers)?;
-        let id = storage.upload_start(name).await.map_err(storage_error)?;
+        let id = open_session(storage, sessions, name, client).await?;
         let result = async {
             storage.upload_append(name, &id, None, body).await?;
             storage.upload_finish(name, &id, &digest).await
@@ -77,10 +99,11 @@ pub async fn start(
         if result.is_err() {
             let _ = storage.upload_cancel(name, &id).await;
         }
+        sessions.release(&id);
         result.map_err(storage_error)?;
         return Ok(created(name, &digest));
     }
-    let id = storage.upload_start(name).await.map_err(storage_error)?;
+    let id = open_session(storage, sessions, name, client).await?;
     Ok(accepted(name, &id, 0, StatusCode::ACCEPTED))
 }
 
@@ -164,27 +187,37 @@ async fn append_checked(
     }
 }
 
-/// Fails with `BLOB_UPLOAD_UNKNOWN` unless session `id` of `name` is open.
-async fn require_session(storage: &dyn Storage, name: &str, id: &str) -> RegistryResult<()> {
+/// Fails with `BLOB_UPLOAD_UNKNOWN` unless session `id` of `name` is open
+/// (a session found gone stops counting against its owner).
+async fn require_session(
+    storage: &dyn Storage,
+    sessions: &SessionTracker,
+    name: &str,
+    id: &str,
+) -> RegistryResult<()> {
     match storage
         .upload_offset(name, id)
         .await
         .map_err(storage_error)?
     {
         Some(_) => Ok(()),
-        None => Err(RegistryError::upload_unknown()),
+        None => {
+            sessions.release(id);
+            Err(RegistryError::upload_unknown())
+        }
     }
 }
 
 /// `PATCH /v2/<name>/blobs/uploads/<id>`: a chunk, or a whole stream.
 pub async fn patch(
     storage: &dyn Storage,
+    sessions: &SessionTracker,
     name: &str,
     id: &str,
     headers: &HeaderMap,
     body: ByteStream,
 ) -> RegistryResult<Response> {
-    require_session(storage, name, id).await?;
+    require_session(storage, sessions, name, id).await?;
     match append_checked(storage, name, id, headers, body).await {
         Ok(offset) => Ok(accepted(name, id, offset, StatusCode::ACCEPTED)),
         Err(error) if error.status == StatusCode::RANGE_NOT_SATISFIABLE => {
@@ -207,19 +240,28 @@ pub async fn patch(
 /// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: optional last chunk, then close.
 pub async fn put(
     storage: &dyn Storage,
+    sessions: &SessionTracker,
     name: &str,
     id: &str,
     query: &Query,
     headers: &HeaderMap,
     body: ByteStream,
 ) -> RegistryResult<Response> {
-    require_session(storage, name, id).await?;
+    require_session(storage, sessions, name, id).await?;
     let digest = query
         .get("digest")
         .ok_or_else(|| RegistryError::digest_invalid("digest query parameter is required"))?;
     let digest = parse_digest(digest)?;
     append_checked(storage, name, id, headers, body).await?;
-    match storage.upload_finish(name, id, &digest).await {
+    let finished = storage.upload_finish(name, id, &digest).await;
+    // Finished, refused for its digest or gone: the session no longer exists.
+    if matches!(
+        finished,
+        Ok(_) | Err(StorageError::DigestMismatch(_) | StorageError::NotFound)
+    ) {
+        sessions.release(id);
+    }
+    match finished {
         Ok(_) => Ok(created(name, &digest)),
         Err(StorageError::NotFound) => Err(RegistryError::upload_unknown()),
         Err(other) => Err(storage_error(other)),
@@ -239,12 +281,18 @@ pub async fn status(storage: &dyn Storage, name: &str, id: &str) -> RegistryResu
 }
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>`.
-pub async fn cancel(storage: &dyn Storage, name: &str, id: &str) -> RegistryResult<Response> {
+pub async fn cancel(
+    storage: &dyn Storage,
+    sessions: &SessionTracker,
+    name: &str,
+    id: &str,
+) -> RegistryResult<Response> {
     if storage
         .upload_cancel(name, id)
         .await
         .map_err(storage_error)?
     {
+        sessions.release(id);
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(RegistryError::upload_unknown())

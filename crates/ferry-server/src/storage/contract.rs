@@ -161,19 +161,50 @@ async fn sessions_expire_by_age() {
         let id = storage.upload_start("r").await.unwrap();
         assert_eq!(
             storage
-                .expire_sessions(Duration::from_secs(3600))
+                .expire_sessions(Duration::from_secs(3600), Duration::from_secs(3600))
                 .await
-                .unwrap(),
+                .unwrap()
+                .len(),
             0
         );
         assert_eq!(storage.upload_offset("r", &id).await.unwrap(), Some(0));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(
             storage
-                .expire_sessions(Duration::from_millis(1))
+                .expire_sessions(Duration::from_millis(1), Duration::from_secs(3600))
                 .await
                 .unwrap(),
-            1
+            vec![id.clone()]
+        );
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn busy_sessions_expire_at_their_lifetime() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let id = storage.upload_start("r").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let chunk: ByteStream =
+            Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]));
+        storage.upload_append("r", &id, None, chunk).await.unwrap();
+        // Just touched, so not idle; but started over a second ago.
+        let idle = Duration::from_secs(3600);
+        assert!(
+            storage
+                .expire_sessions(idle, Duration::from_secs(3600))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            storage
+                .expire_sessions(idle, Duration::from_millis(500))
+                .await
+                .unwrap(),
+            vec![id.clone()]
         );
         assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
     })

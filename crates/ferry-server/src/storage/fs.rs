@@ -513,32 +513,45 @@ impl Storage for FsStorage {
         Ok(removed.is_some())
     }
 
-    async fn expire_sessions(&self, max_age: Duration) -> Result<usize, StorageError> {
-        let mut removed = 0;
+    async fn expire_sessions(
+        &self,
+        idle: Duration,
+        lifetime: Duration,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut removed = Vec::new();
         let mut entries = tokio::fs::read_dir(self.root.join("uploads")).await?;
         let now = SystemTime::now();
+        let older_than = |t: Option<SystemTime>, limit: Duration| {
+            t.is_some_and(|t| now.duration_since(t).unwrap_or_default() > limit)
+        };
+        // `data` changes with every append; `repo` is written once, at the
+        // start. A session being created has neither yet: judge it by its
+        // directory, so it is not mistaken for an ancient one.
+        let modified = |path: PathBuf| async move {
+            tokio::fs::metadata(path)
+                .await
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let stale = |dir: PathBuf| async move {
+            let touched = match modified(dir.join("data")).await {
+                Some(t) => Some(t),
+                None => modified(dir.clone()).await,
+            };
+            let started = match modified(dir.join("repo")).await {
+                Some(t) => Some(t),
+                None => modified(dir).await,
+            };
+            older_than(touched, idle) || older_than(started, lifetime)
+        };
         while let Some(entry) = entries.next_entry().await? {
-            // A session being created has no `data` yet: judge it by its
-            // directory, so it is not mistaken for an ancient one.
-            let last_touched = |path: PathBuf| async move {
-                match tokio::fs::metadata(path.join("data")).await {
-                    Ok(m) => m.modified().ok(),
-                    Err(_) => tokio::fs::metadata(&path)
-                        .await
-                        .and_then(|m| m.modified())
-                        .ok(),
-                }
-            };
-            let stale = |t: Option<SystemTime>| {
-                t.is_some_and(|t| now.duration_since(t).unwrap_or_default() > max_age)
-            };
-            if stale(last_touched(entry.path()).await) {
+            if stale(entry.path()).await {
                 let id = entry.file_name().to_string_lossy().into_owned();
                 let lock = self.session_lock(&id);
                 let _guard = lock.lock().await;
                 // Re-check under the lock: an append may have just finished,
                 // or the session may have been finished or cancelled.
-                if !stale(last_touched(entry.path()).await) {
+                if !stale(entry.path()).await {
                     continue;
                 }
                 match tokio::fs::remove_dir_all(entry.path()).await {
@@ -547,7 +560,7 @@ impl Storage for FsStorage {
                     Err(e) => return Err(e.into()),
                 }
                 self.forget_session(&id);
-                removed += 1;
+                removed.push(id);
             }
         }
         Ok(removed)

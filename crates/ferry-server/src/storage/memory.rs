@@ -53,6 +53,7 @@ struct Repository {
 struct Session {
     repo: String,
     data: BytesMut,
+    created: SystemTime,
     touched: SystemTime,
     /// Held for a whole append (or finish, or expiry), so two requests on
     /// one session never interleave their bytes.
@@ -201,6 +202,7 @@ impl Storage for MemoryStorage {
             Session {
                 repo: repo.to_string(),
                 data: BytesMut::new(),
+                created: SystemTime::now(),
                 touched: SystemTime::now(),
                 busy: Arc::default(),
             },
@@ -283,10 +285,15 @@ impl Storage for MemoryStorage {
         Ok(state.session(repo, id).is_ok() && state.sessions.remove(id).is_some())
     }
 
-    async fn expire_sessions(&self, max_age: Duration) -> Result<usize, StorageError> {
+    async fn expire_sessions(
+        &self,
+        idle: Duration,
+        lifetime: Duration,
+    ) -> Result<Vec<String>, StorageError> {
         let now = SystemTime::now();
+        let age = |since: SystemTime| now.duration_since(since).unwrap_or_default();
         let stale =
-            |session: &Session| now.duration_since(session.touched).unwrap_or_default() > max_age;
+            |session: &Session| age(session.touched) > idle || age(session.created) > lifetime;
         let candidates: Vec<(String, Arc<tokio::sync::Mutex<()>>)> = self
             .state()
             .sessions
@@ -294,7 +301,7 @@ impl Storage for MemoryStorage {
             .filter(|(_, s)| stale(s))
             .map(|(id, s)| (id.clone(), s.busy.clone()))
             .collect();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for (id, busy) in candidates {
             let _guard = busy.lock().await;
             // Re-checked under the session lock: an append may have just
@@ -302,7 +309,7 @@ impl Storage for MemoryStorage {
             let mut state = self.state();
             if state.sessions.get(&id).is_some_and(stale) {
                 state.sessions.remove(&id);
-                removed += 1;
+                removed.push(id);
             }
         }
         Ok(removed)

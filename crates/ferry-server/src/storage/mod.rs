@@ -181,8 +181,13 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<u64, StorageError>;
     /// Drops a session; false when unknown.
     async fn upload_cancel(&self, repo: &str, id: &str) -> Result<bool, StorageError>;
-    /// Drops sessions untouched for longer than `max_age`; returns how many.
-    async fn expire_sessions(&self, max_age: Duration) -> Result<usize, StorageError>;
+    /// Drops sessions untouched for longer than `idle` or started longer
+    /// than `lifetime` ago; returns the ids dropped.
+    async fn expire_sessions(
+        &self,
+        idle: Duration,
+        lifetime: Duration,
+    ) -> Result<Vec<String>, StorageError>;
 
     /// Reads a manifest by digest from `repo`.
     async fn manifest_get(

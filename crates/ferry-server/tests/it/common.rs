@@ -206,9 +206,17 @@ impl Server {
     /// Upload sessions still open.
     pub fn open_sessions(&self) -> usize {
         match &self.store {
-            Store::Fs { root, .. } => paths(&root.join("uploads")).len(),
+            // One directory per session.
+            Store::Fs { root, .. } => std::fs::read_dir(root.join("uploads"))
+                .map(|entries| entries.count())
+                .unwrap_or(0),
             Store::Memory(storage) => storage.session_count(),
         }
+    }
+
+    /// Connections the server has open.
+    pub fn connection_count(&self) -> usize {
+        self.handle.connection_count()
     }
 
     /// Graceful shutdown; waits for the server task to end.

@@ -917,7 +917,8 @@ async fn manifest_kinds_the_suites_push(backend: Backend) {
             )
             .await;
 
-        // Any descriptor with `urls` is external content: not required either.
+        // `urls` on an ordinary layer: refused (only non-distributable
+        // layers may live elsewhere).
         let external = alg.digest(b"external layer");
         let with_urls = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": MANIFEST,
@@ -926,9 +927,10 @@ async fn manifest_kinds_the_suites_push(backend: Backend) {
                         "urls": [format!("https://store.example.com/blobs/{external}")]}],
         }))
         .unwrap();
-        server
-            .put_manifest_ok(repo, "external-layer", MANIFEST, &with_urls)
+        let response = server
+            .put_manifest(repo, "external-layer", MANIFEST, &with_urls)
             .await;
+        expect_error(response, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
 
         // A manifest referencing an ordinary blob that was never pushed: 400
         // MANIFEST_BLOB_UNKNOWN.

@@ -442,11 +442,9 @@ async fn session_expiry_spares_sessions_being_created() {
         .unwrap()
         .set_modified(std::time::SystemTime::now() - Duration::from_secs(48 * 3600))
         .unwrap();
-    let removed = storage
-        .expire_sessions(Duration::from_secs(24 * 3600))
-        .await
-        .unwrap();
-    assert_eq!(removed, 1);
+    let day = Duration::from_secs(24 * 3600);
+    let removed = storage.expire_sessions(day, 2 * day).await.unwrap();
+    assert_eq!(removed, vec![old.clone()]);
     assert!(dir.path().join("uploads").join(creating).is_dir());
     assert_eq!(
         storage.upload_offset("repo", &fresh).await.unwrap(),
@@ -543,4 +541,239 @@ async fn a_refused_manifest_is_not_stored() {
     let response = server.get(&format!("/v2/{repo}/tags/list")).await;
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["tags"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manifests_are_checked_by_their_declared_media_type() {
+    let server = Server::start().await;
+    let repo = "shape";
+    let config = server.push_blob(repo, b"{}", Alg::Sha256).await;
+    let layer = server.push_blob(repo, b"layer", Alg::Sha256).await;
+    let missing = sha256(b"never pushed");
+    let descriptor = |media_type: &str, digest: &str| serde_json::json!({"mediaType": media_type, "digest": digest, "size": 2});
+    let refuse = |content_type: &'static str, body: serde_json::Value, code: &'static str| {
+        let server = &server;
+        async move {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let response = server.put_manifest(repo, "x", content_type, &bytes).await;
+            expect_error(response, StatusCode::BAD_REQUEST, code).await;
+        }
+    };
+    // An image manifest with a `manifests` key is still an image manifest:
+    // its config and layers must exist.
+    refuse(
+        MANIFEST,
+        serde_json::json!({"schemaVersion": 2, "manifests": [],
+            "config": descriptor(CONFIG, &missing), "layers": [descriptor(LAYER, &missing)]}),
+        "MANIFEST_BLOB_UNKNOWN",
+    )
+    .await;
+    // Config and layers are required.
+    refuse(
+        MANIFEST,
+        serde_json::json!({"schemaVersion": 2, "layers": [descriptor(LAYER, &layer)]}),
+        "MANIFEST_INVALID",
+    )
+    .await;
+    refuse(
+        MANIFEST,
+        serde_json::json!({"schemaVersion": 2, "config": descriptor(CONFIG, &config)}),
+        "MANIFEST_INVALID",
+    )
+    .await;
+    // `urls` only on non-distributable layers.
+    let mut with_urls = descriptor(CONFIG, &config);
+    with_urls["urls"] = serde_json::json!(["https://example.com/c"]);
+    refuse(
+        MANIFEST,
+        serde_json::json!({"schemaVersion": 2, "config": with_urls, "layers": []}),
+        "MANIFEST_INVALID",
+    )
+    .await;
+    let mut layer_with_urls = descriptor(LAYER, &missing);
+    layer_with_urls["urls"] = serde_json::json!(["https://example.com/l"]);
+    refuse(
+        MANIFEST,
+        serde_json::json!({"schemaVersion": 2, "config": descriptor(CONFIG, &config),
+            "layers": [layer_with_urls]}),
+        "MANIFEST_INVALID",
+    )
+    .await;
+    // Docker types are checked the same way.
+    let docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
+    let docker_list = "application/vnd.docker.distribution.manifest.list.v2+json";
+    refuse(
+        docker_manifest,
+        serde_json::json!({"schemaVersion": 2, "mediaType": docker_manifest,
+            "config": descriptor("application/vnd.docker.container.image.v1+json", &config),
+            "layers": [descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", &missing)]}),
+        "MANIFEST_BLOB_UNKNOWN",
+    )
+    .await;
+    refuse(
+        docker_list,
+        serde_json::json!({"schemaVersion": 2, "mediaType": docker_list,
+            "manifests": [descriptor(docker_manifest, &missing)]}),
+        "MANIFEST_BLOB_UNKNOWN",
+    )
+    .await;
+    refuse(
+        docker_list,
+        serde_json::json!({"schemaVersion": 2, "mediaType": docker_list}),
+        "MANIFEST_INVALID",
+    )
+    .await;
+    // An index whose entries name blobs, not manifests.
+    refuse(
+        INDEX,
+        serde_json::json!({"schemaVersion": 2, "mediaType": INDEX,
+            "manifests": [descriptor(MANIFEST, &layer)]}),
+        "MANIFEST_BLOB_UNKNOWN",
+    )
+    .await;
+    // Nothing was stored by the refusals.
+    assert_eq!(
+        server
+            .get(&format!("/v2/{repo}/manifests/x"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // A Docker manifest and list that are whole are accepted and served
+    // with their type.
+    let image = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": docker_manifest,
+        "config": descriptor("application/vnd.docker.container.image.v1+json", &config),
+        "layers": [descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", &layer)]}))
+    .unwrap();
+    server
+        .put_manifest_ok(repo, "docker", docker_manifest, &image)
+        .await;
+    let list = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": docker_list, "manifests": [descriptor(docker_manifest, &sha256(&image))]}))
+    .unwrap();
+    server
+        .put_manifest_ok(repo, "list", docker_list, &list)
+        .await;
+    let response = server.get(&format!("/v2/{repo}/manifests/list")).await;
+    assert_eq!(header(&response, "content-type"), docker_list);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manifests_of_other_media_types_are_refused() {
+    let server = Server::start().await;
+    let repo = "xss";
+    let (manifest, _) = server.image(repo, Alg::Sha256, 1200).await;
+    // The body says nothing: the Content-Type alone would decide.
+    let mut value: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    value.as_object_mut().unwrap().remove("mediaType");
+    value["annotations"] = serde_json::json!({"x": "<script>alert(1)</script>"});
+    let bytes = serde_json::to_vec(&value).unwrap();
+    for content_type in [
+        "text/html",
+        "text/html; charset=utf-8",
+        "application/json",
+        "image/svg+xml",
+    ] {
+        let response = server
+            .put_manifest(repo, "page", content_type, &bytes)
+            .await;
+        expect_error(response, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    }
+    // Nor may the body name another type.
+    value["mediaType"] = serde_json::json!("text/html");
+    let response = server
+        .request(Method::PUT, &format!("/v2/{repo}/manifests/page"))
+        .body(serde_json::to_vec(&value).unwrap())
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    assert_eq!(
+        server
+            .get(&format!("/v2/{repo}/manifests/page"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_response_says_nosniff() {
+    let server = Server::start().await;
+    let repo = "sniff";
+    let (manifest, digest) = server.image(repo, Alg::Sha256, 1300).await;
+    server
+        .put_manifest_ok(repo, "v1", MANIFEST, &manifest)
+        .await;
+    let layer =
+        serde_json::from_slice::<serde_json::Value>(&manifest).unwrap()["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let responses = [
+        server.get("/v2/").await,
+        server.get(&format!("/v2/{repo}/blobs/{layer}")).await,
+        server.head(&format!("/v2/{repo}/blobs/{layer}")).await,
+        server.get(&format!("/v2/{repo}/manifests/{digest}")).await,
+        server.get(&format!("/v2/{repo}/manifests/missing")).await,
+        server.get("/v2/_catalog").await,
+        server.get(&format!("/v2/{repo}/tags/list")).await,
+        server.get(&format!("/v2/{repo}/referrers/{digest}")).await,
+        server.get("/nowhere").await,
+        server
+            .put_manifest(repo, "bad", "text/html", b"<html></html>")
+            .await,
+    ];
+    for response in responses {
+        assert_eq!(
+            header(&response, "x-content-type-options"),
+            "nosniff",
+            "{} {}",
+            response.url(),
+            response.status()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_query_strings_are_answered_and_the_server_keeps_serving() {
+    let server = Server::start().await;
+    server.push_blob("q/a", b"a", Alg::Sha256).await;
+    server.push_blob("q/b", b"b", Alg::Sha256).await;
+    for query in [
+        "n=%",
+        "n=1&last=%C3",
+        "n=1&last=%C3%A9%",
+        "last=%e9%zz&n=%+1",
+        "last=%%%%&n=1",
+        "n=18446744073709551616",
+    ] {
+        let response = raw_request(server.addr, "GET", &format!("/v2/_catalog?{query}"), b"").await;
+        assert!(
+            response.status == 200 || response.status == 400,
+            "{query}: {}",
+            response.head
+        );
+    }
+    // Raw multi-byte characters after `%` in the request line.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all("GET /v2/_catalog?last=%\u{e9}\u{e9}&n=%\u{1F600} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let status = RawResponse::parse(&raw).status;
+    assert!(status == 200 || status == 400, "{status}");
+    // The next page's link carries `last` escaped, not verbatim.
+    let response = server.get("/v2/_catalog?n=1&last=a%0d%0ab").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = server.get("/v2/_catalog?n=1").await;
+    let link = header(&response, "link");
+    assert_eq!(link, "</v2/_catalog?n=1&last=q%2Fa>; rel=\"next\"");
+    assert_eq!(server.get("/v2/").await.status(), StatusCode::OK);
 }

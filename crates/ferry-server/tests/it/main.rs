@@ -7,6 +7,8 @@
 //! - `hostile`: traversal, malformed input, stalled and concurrent clients,
 //!   restarts.
 //! - `auth`: htpasswd Basic auth, anonymous pull, read-only.
+//! - `limits`: timeouts, connection and upload-session caps, password
+//!   checks under attack.
 //! - `gc`: garbage collection.
 //! - `clients`: skopeo and oras-py.
 
@@ -19,3 +21,4 @@ mod common;
 mod conformance;
 mod gc;
 mod hostile;
+mod limits;

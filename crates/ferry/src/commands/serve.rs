@@ -25,7 +25,14 @@ pub fn run(store_root: &Path, args: &ServeArgs) -> anyhow::Result<Exit> {
     config.read_only = args.read_only;
     config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
     config.idle_timeout = args.idle_timeout;
+    config.manifest_timeout = args.manifest_timeout;
+    config.max_connections = args.max_connections;
     config.upload_ttl = args.upload_ttl;
+    config.upload_idle_ttl = args.upload_idle_ttl;
+    config.upload_limits = ferry_server::UploadLimits {
+        max_sessions: args.max_uploads,
+        max_sessions_per_client: args.max_uploads_per_client,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

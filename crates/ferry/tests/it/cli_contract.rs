@@ -448,6 +448,13 @@ fn usage_errors_exit_2_and_name_the_flag() {
         ),
         (&["serve", "--idle-timeout", "60"], "--idle-timeout"),
         (&["serve", "--upload-ttl", "soon"], "--upload-ttl"),
+        (&["serve", "--upload-idle-ttl", "0s"], "--upload-idle-ttl"),
+        (&["serve", "--manifest-timeout", "60"], "--manifest-timeout"),
+        (&["serve", "--max-connections", "0"], "--max-connections"),
+        (
+            &["serve", "--max-uploads-per-client", "many"],
+            "--max-uploads-per-client",
+        ),
         (&["serve", "gc", "--grace", "3600"], "--grace"),
         (
             &[
