@@ -389,7 +389,10 @@ fn volumes_print_their_documented_json() {
         target.as_os_str(),
         OsStr::new("--json"),
     ]);
-    assert_eq!(keys(&unmounted), ["keptChanges", "skippedSpecial", "volume"]);
+    assert_eq!(
+        keys(&unmounted),
+        ["keptChanges", "skippedSpecial", "volume"]
+    );
     assert!(unmounted["keptChanges"].is_null());
     assert_eq!(unmounted["skippedSpecial"], 0);
     assert_eq!(unmounted["volume"]["id"], mounted["volume"]["id"]);
