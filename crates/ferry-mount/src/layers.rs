@@ -161,54 +161,6 @@ impl LayerSource {
     }
 }
 
-/// The uncompressed digest of each layer that `manifest`'s config declares:
-/// a ModelPack config's `modelfs.diffIds` (read as extract reads them) or
-/// an image config's `rootfs.diff_ids`; `None` for other configs.
-pub fn declared_diff_ids(
-    store: &Store,
-    manifest: &ferry_spec::oci::ImageManifest,
-) -> Result<Option<Vec<Digest>>> {
-    if let Some(ids) = ferry_store::decompress::diff_ids(store, manifest)? {
-        return Ok(Some(ids));
-    }
-    let config = manifest.config();
-    let is_image_config = matches!(config.media_type(), ferry_spec::oci::MediaType::ImageConfig)
-        || config.media_type().to_string() == DOCKER_IMAGE_CONFIG;
-    if !is_image_config {
-        return Ok(None);
-    }
-    /// Only what is checked here, so any valid image config parses.
-    #[derive(serde::Deserialize)]
-    struct ImageConfig {
-        rootfs: RootFs,
-    }
-    #[derive(serde::Deserialize)]
-    struct RootFs {
-        diff_ids: Vec<Digest>,
-    }
-    let invalid = |reason: String| {
-        MountError::Store(ferry_store::StoreError::InvalidDocument {
-            what: "config",
-            digest: config.digest().to_string(),
-            reason,
-        })
-    };
-    let bytes = store.read_document(config.digest())?;
-    let parsed: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-    let ids = parsed.rootfs.diff_ids;
-    if ids.len() != manifest.layers().len() {
-        return Err(invalid(format!(
-            "{} diff_ids for {} layers",
-            ids.len(),
-            manifest.layers().len()
-        )));
-    }
-    Ok(Some(ids))
-}
-
-/// A Docker image config's media type (the same `rootfs.diff_ids`).
-const DOCKER_IMAGE_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-
 /// What making sure a set of layers is cached did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {

@@ -131,8 +131,9 @@ fn resolve(store: &Store, input: &str) -> Result<Resolved> {
         )));
     }
     let manifest = store.read_manifest(descriptor.digest())?;
-    // The config names each layer's uncompressed digest: the cache checks it.
-    let diff_ids = layers::declared_diff_ids(store, &manifest)?;
+    // The config names each layer's uncompressed digest (ModelPack's
+    // modelfs.diffIds, an image config's rootfs.diff_ids): the cache checks it.
+    let diff_ids = ferry_store::decompress::diff_ids(store, &manifest)?;
     let sources = manifest
         .layers()
         .iter()

@@ -202,34 +202,68 @@ pub fn bomb_error(digest: &str, compressed: u64, limits: &Limits) -> StoreError 
     }
 }
 
-/// The config's `modelfs.diffIds` when `manifest`'s config is a ModelPack
-/// config (one per layer), else `None`: only blob digests are checked then.
+/// The uncompressed digest of each layer that `manifest`'s config declares
+/// (see [`declared_diff_ids`]), read from the store.
 pub fn diff_ids(store: &Store, manifest: &ImageManifest) -> Result<Option<Vec<Digest>>> {
-    if manifest.config().media_type().to_string() != media::MEDIA_TYPE_MODEL_CONFIG {
+    let config = manifest.config();
+    if !declares_diff_ids(&config.media_type().to_string()) {
         return Ok(None);
     }
-    let digest = manifest.config().digest();
-    let bytes = store.read_document(digest)?;
-    diff_ids_from_config(&bytes, digest, manifest.layers().len()).map(Some)
+    let bytes = store.read_document(config.digest())?;
+    declared_diff_ids(config, &bytes, manifest.layers().len())
 }
 
-/// Parses the diffIds of a ModelPack config and checks there is one per layer.
-pub fn diff_ids_from_config(bytes: &[u8], digest: &Digest, layers: usize) -> Result<Vec<Digest>> {
-    let config: ModelPackConfig =
-        serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidDocument {
-            what: "config",
-            digest: digest.to_string(),
-            reason: e.to_string(),
-        })?;
-    let ids = config.modelfs.diff_ids;
-    if ids.len() != layers {
-        return Err(StoreError::InvalidDocument {
-            what: "config",
-            digest: digest.to_string(),
-            reason: format!("{} diffIds for {layers} layers", ids.len()),
-        });
+/// True for the configs that declare diffIds: ModelPack's, OCI's and
+/// Docker's image configs. Other artifacts' configs (empty, tool-specific)
+/// declare none, and only blob digests are checked for them.
+pub fn declares_diff_ids(config_media_type: &str) -> bool {
+    config_media_type == media::MEDIA_TYPE_MODEL_CONFIG
+        || config_media_type == media::MEDIA_TYPE_IMAGE_CONFIG
+        || config_media_type == media::MEDIA_TYPE_DOCKER_IMAGE_CONFIG
+}
+
+/// The diffIds the config `bytes` (described by `config`) declares, one per
+/// layer: a ModelPack config's `modelfs.diffIds`, an image config's
+/// `rootfs.diff_ids`; `None` for configs that declare none. Every reader of
+/// layers (extract, `pull --extract`, `fetch`, mount) checks them.
+pub fn declared_diff_ids(
+    config: &Descriptor,
+    bytes: &[u8],
+    layers: usize,
+) -> Result<Option<Vec<Digest>>> {
+    /// Only what is checked, so any valid image config parses.
+    #[derive(serde::Deserialize)]
+    struct ImageConfig {
+        rootfs: RootFs,
     }
-    Ok(ids)
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<Digest>,
+    }
+    let media_type = config.media_type().to_string();
+    let invalid = |reason: String| StoreError::InvalidDocument {
+        what: "config",
+        digest: config.digest().to_string(),
+        reason,
+    };
+    let ids = if media_type == media::MEDIA_TYPE_MODEL_CONFIG {
+        let parsed: ModelPackConfig =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        parsed.modelfs.diff_ids
+    } else if declares_diff_ids(&media_type) {
+        let parsed: ImageConfig =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        parsed.rootfs.diff_ids
+    } else {
+        return Ok(None);
+    };
+    if ids.len() != layers {
+        return Err(invalid(format!(
+            "{} diffIds for {layers} layers",
+            ids.len()
+        )));
+    }
+    Ok(Some(ids))
 }
 
 /// Decompressed bytes travel between the threads in chunks of this size,

@@ -488,3 +488,69 @@ fn layers_compressed_by_other_tools_are_read() {
         );
     }
 }
+
+/// Stores a one-layer container image: an OCI image config whose
+/// `rootfs.diff_ids` names `diff_id`.
+fn put_image_layer(store: &Store, name: &str, blob: &[u8], media_type: &str, diff_id: &Digest) {
+    let layer_digest = store.put_document(blob).expect("storing layer");
+    let config_bytes = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    }))
+    .expect("config");
+    let config_digest = store.put_document(&config_bytes).expect("config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::MEDIA_TYPE_IMAGE_MANIFEST,
+        "config": {
+            "mediaType": media::MEDIA_TYPE_IMAGE_CONFIG,
+            "digest": config_digest.to_string(),
+            "size": config_bytes.len(),
+        },
+        "layers": [{"mediaType": media_type, "digest": layer_digest.to_string(), "size": blob.len()}],
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("manifest");
+    let digest = store.put_document(&bytes).expect("manifest");
+    let descriptor = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest);
+    store
+        .set_reference(&common::reference(name), &descriptor)
+        .expect("naming");
+}
+
+#[test]
+fn an_image_config_with_a_wrong_diff_id_is_refused_too() {
+    let t = TestDir::new();
+    let store = t.store("store");
+    let tar = tar_of(&[("etc/motd", b"hello\n")]);
+    let blob = gzip(&tar);
+    let media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+    put_image_layer(
+        &store,
+        "image:bad",
+        &blob,
+        media_type,
+        &sha256_digest(b"other"),
+    );
+    let parent = t.join("image-bad");
+    std::fs::create_dir_all(&parent).expect("parent");
+    assert_refused_with_nothing_written(&store, "image:bad", &parent, "diffIds");
+    put_image_layer(
+        &store,
+        "image:good",
+        &blob,
+        media_type,
+        &sha256_digest(&tar),
+    );
+    extract::extract(
+        &store,
+        "image:good",
+        &parent.join("ok"),
+        &ExtractOptions::default(),
+    )
+    .expect("right diff_id");
+    assert_eq!(
+        std::fs::read(parent.join("ok/etc/motd")).expect("file"),
+        b"hello\n"
+    );
+}
