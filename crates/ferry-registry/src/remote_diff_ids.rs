@@ -16,7 +16,7 @@ pub(crate) async fn remote_diff_ids(
     manifest: &ImageManifest,
 ) -> Result<Option<Vec<Digest>>> {
     let config = manifest.config();
-    if !ferry_store::decompress::declares_diff_ids(&config.media_type().to_string()) {
+    if !ferry_store::decompress::declares_diff_ids(config.media_type().as_ref()) {
         return Ok(None);
     }
     let (_, bytes) = sources

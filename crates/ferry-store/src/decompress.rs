@@ -206,7 +206,7 @@ pub fn bomb_error(digest: &str, compressed: u64, limits: &Limits) -> StoreError 
 /// (see [`declared_diff_ids`]), read from the store.
 pub fn diff_ids(store: &Store, manifest: &ImageManifest) -> Result<Option<Vec<Digest>>> {
     let config = manifest.config();
-    if !declares_diff_ids(&config.media_type().to_string()) {
+    if !declares_diff_ids(config.media_type().as_ref()) {
         return Ok(None);
     }
     let bytes = store.read_document(config.digest())?;
