@@ -303,14 +303,18 @@ impl Client {
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED {
-                if !on_registry {
+                // Judged by who answered: a redirect may have moved the
+                // request to another origin, whose challenge must not get
+                // the registry's credentials either.
+                let answered = response.url();
+                if !on_registry || !self.on_registry_origin(host, answered) {
                     // Answering would send credentials (or fetch a token
                     // from a realm it names) for a host they are not for.
                     return Err(ClientError::Invalid {
                         registry: endpoint.registry.clone(),
                         reason: format!(
                             "{} (named by the registry) asks for credentials; they are sent to {} only",
-                            parsed.origin().ascii_serialization(),
+                            answered.origin().ascii_serialization(),
                             endpoint.registry
                         ),
                     });

@@ -137,3 +137,47 @@ async fn another_origin_asking_for_credentials_does_not_get_them() {
         "a token was asked of the other server"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_target_asking_for_credentials_does_not_get_them() {
+    // The registry redirects blob reads to a host that challenges with a
+    // token realm of its own: the challenge comes from the redirect target,
+    // not from the URL the client asked for, and must not be answered.
+    let registry = Hostile::start("127.0.0.1").await;
+    let cdn = Hostile::start("127.0.0.2").await;
+    let content = noise(100_000, 41);
+    registry.seed("m", "v1", &[("w.bin", content.clone())]);
+    cdn.seed("m", "v1", &[("w.bin", content)]);
+    registry.with(|s| {
+        s.auth = Auth::Basic {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        };
+        s.faults.redirect_blobs_to = Some(cdn.url());
+    });
+    cdn.with(|s| {
+        s.auth = Auth::Bearer {
+            service: "cdn".into(),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    let path = dir.path().join("config.json");
+    let config = serde_json::json!({"auths": {registry.registry(): {"auth": auth}}});
+    std::fs::write(&path, config.to_string()).unwrap();
+    let client = Client::new(ClientOptions {
+        docker_config: Some(DockerConfig::load(path).unwrap()),
+        ..options()
+    });
+    let (_store_dir, store) = store();
+
+    let error = pull(&client, &store, &registry.reference("m:v1"))
+        .await
+        .expect_err("the redirect target's challenge is not answered");
+    assert!(error.to_string().contains("credentials"), "{error:?}");
+    assert_no_credentials(&cdn);
+    assert!(
+        cdn.requests("GET", "/token").is_empty(),
+        "a token was asked of the redirect target"
+    );
+}
