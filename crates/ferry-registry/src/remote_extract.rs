@@ -14,7 +14,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use ferry_spec::Reference;
 use ferry_spec::annotations as ann;
-use ferry_spec::media::{Category, Encoding, parse_layer_media_type};
+use ferry_spec::media::{Category, parse_layer_media_type};
 use ferry_spec::oci::{Descriptor, Digest};
 use ferry_store::StoreError;
 use ferry_store::extract::{
@@ -189,22 +189,14 @@ pub async fn extract_remote(
     }
     // Refuse what cannot be placed before a byte is downloaded.
     let mut file_paths = Vec::new();
-    let mut compressed = false;
     for layer in &selected {
-        match placement(layer)? {
-            LayerPlacement::File(path) => file_paths.push(safe_components(&path)?),
-            LayerPlacement::Tar(encoding) => {
-                compressed |= !matches!(encoding, Encoding::Tar | Encoding::Raw)
-            }
+        if let LayerPlacement::File(path) = placement(layer)? {
+            file_paths.push(safe_components(&path)?);
         }
     }
-    // An uncompressed layer's diffId is its blob digest, verified anyway:
-    // the config is fetched only when a compressed layer needs it.
-    let diff_ids = if compressed {
-        crate::remote_diff_ids::remote_diff_ids(client, &sources, &manifest).await?
-    } else {
-        None
-    };
+    // Checked for every layer, as extract and mount do: an uncompressed
+    // layer whose diffId is not its digest makes the artifact inconsistent.
+    let diff_ids = crate::remote_diff_ids::remote_diff_ids(client, &sources, &manifest).await?;
     let selected_diff_ids: Vec<Option<Digest>> = selected_indices
         .iter()
         .map(|i| diff_ids.as_ref().and_then(|ids| ids.get(*i).cloned()))

@@ -275,3 +275,64 @@ async fn one_file_named_two_ways_is_placed_as_locally() {
     expect("d/e", "file two");
     expect("c", "link b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncompressed_layer_whose_diff_id_is_not_its_digest_is_refused() {
+    // extract and mount refuse a config whose diffIds disagree with the
+    // layers even when nothing is compressed; `pull --extract` must too.
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = b"weights".to_vec();
+    let layer_digest = registry.put_blob("m", content.clone());
+    for (tag, diff_id) in [
+        ("wrong", format!("sha256:{}", "0".repeat(64))),
+        ("right", layer_digest.clone()),
+    ] {
+        let config = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        })
+        .to_string();
+        let config_size = config.len();
+        let config_digest = registry.put_blob("m", Bytes::from(config));
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST,
+            "config": {
+                "mediaType": ferry_spec::media::MEDIA_TYPE_IMAGE_CONFIG,
+                "digest": config_digest,
+                "size": config_size,
+            },
+            "layers": [{
+                "mediaType": RAW,
+                "digest": layer_digest,
+                "size": content.len(),
+                "annotations": {"org.cncf.model.filepath": "w.bin"},
+            }],
+        });
+        registry.put_manifest(
+            "m",
+            tag,
+            Bytes::from(manifest.to_string()),
+            ferry_spec::media::MEDIA_TYPE_IMAGE_MANIFEST,
+        );
+    }
+    assert_refused(&registry, "wrong", |e| {
+        matches!(e, ClientError::Store(StoreError::DiffIdMismatch { .. }))
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    extract_remote(
+        &client(),
+        &registry.reference("m:right"),
+        &dir.path().join("out"),
+        &options(),
+        &NoProgress,
+    )
+    .await
+    .expect("the consistent artifact extracts");
+    assert_eq!(
+        std::fs::read(dir.path().join("out/w.bin")).unwrap(),
+        content
+    );
+}
