@@ -414,9 +414,22 @@ fn prepare_parent(root: &Path, parts: &[String]) -> Result<PathBuf> {
                     format!("{part} is not a directory"),
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&current).ctx("creating", &current)?;
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&current) {
+                Ok(()) => {}
+                // Layers at disjoint paths are placed in parallel and may
+                // share a parent: whoever creates it first, it must be a
+                // directory now (never a link someone slipped in).
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let meta = fs::symlink_metadata(&current).ctx("reading", &current)?;
+                    if !meta.is_dir() {
+                        return Err(StoreError::unsafe_entry(
+                            format!("path {:?}", parts.join("/")),
+                            format!("{part} is not a directory"),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e).ctx("creating", &current),
+            },
             Err(e) => return Err(e).ctx("reading", &current),
         }
     }
@@ -661,6 +674,31 @@ mod tests {
         assert!(safe_components("a/../../x").is_err());
         assert!(safe_components("").is_err());
         assert_eq!(safe_components("./a/b").unwrap(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn layers_placed_in_parallel_may_share_parents() {
+        // Many placements racing to create the same parents: each must
+        // find a directory there, whoever made it.
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..40 {
+            let root = dir.path().join(round.to_string());
+            fs::create_dir(&root).unwrap();
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                for file in 0..8 {
+                    let (root, barrier) = (&root, &barrier);
+                    scope.spawn(move || {
+                        let parts: Vec<String> = ["shards", "deep", "dir", &format!("f{file}")]
+                            .map(String::from)
+                            .to_vec();
+                        barrier.wait();
+                        prepare_parent(root, &parts).unwrap();
+                    });
+                }
+            });
+            assert!(root.join("shards/deep/dir").is_dir());
+        }
     }
 
     #[test]
