@@ -28,6 +28,8 @@ pub const ENV_MAX_RATIO: &str = "FERRY_MAX_RATIO";
 /// Environment variable overriding [`Limits::max_unpacked`] (bytes, or with
 /// a `K`, `M`, `G` or `T` suffix in powers of 1024).
 pub const ENV_MAX_UNPACKED: &str = "FERRY_MAX_UNPACKED";
+/// Environment variable overriding [`Limits::max_zstd_window_log`].
+pub const ENV_MAX_ZSTD_WINDOW_LOG: &str = "FERRY_MAX_ZSTD_WINDOW_LOG";
 
 /// Below this many uncompressed bytes the ratio is not enforced: layers of
 /// repetitive text (configs, indexes, tokenizers) legitimately compress very
@@ -41,6 +43,12 @@ pub struct Limits {
     pub max_ratio: u64,
     /// Uncompressed bytes allowed per layer (default 1 TiB).
     pub max_unpacked: u64,
+    /// The largest zstd window a layer may ask for, as a power of two
+    /// (default 27: 128 MiB, what `zstd --long` writes and the zstd CLI
+    /// decodes without being told). A frame header alone makes the decoder
+    /// allocate its window, so a few bytes could otherwise cost 2 GiB per
+    /// layer being unpacked.
+    pub max_zstd_window_log: u32,
 }
 
 impl Default for Limits {
@@ -48,13 +56,15 @@ impl Default for Limits {
         Limits {
             max_ratio: 100,
             max_unpacked: 1 << 40,
+            max_zstd_window_log: 27,
         }
     }
 }
 
 impl Limits {
-    /// The defaults, overridden by `FERRY_MAX_RATIO` and
-    /// `FERRY_MAX_UNPACKED`; an unparsable value is an error, not ignored.
+    /// The defaults, overridden by `FERRY_MAX_RATIO`, `FERRY_MAX_UNPACKED`
+    /// and `FERRY_MAX_ZSTD_WINDOW_LOG`; an unparsable value is an error, not
+    /// ignored.
     pub fn from_env() -> Result<Limits> {
         let mut limits = Limits::default();
         if let Ok(value) = std::env::var(ENV_MAX_RATIO) {
@@ -75,6 +85,18 @@ impl Limits {
                 value: value.clone(),
                 expected: "a size (e.g. 1099511627776 or 1T)",
             })?;
+        }
+        if let Ok(value) = std::env::var(ENV_MAX_ZSTD_WINDOW_LOG) {
+            limits.max_zstd_window_log = value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|log| (10..=31).contains(log))
+                .ok_or_else(|| StoreError::InvalidEnv {
+                    name: ENV_MAX_ZSTD_WINDOW_LOG,
+                    value: value.clone(),
+                    expected: "a power of two from 10 to 31 (27 is 128 MiB)",
+                })?;
         }
         Ok(limits)
     }
@@ -99,16 +121,20 @@ fn parse_size(value: &str) -> Option<u64> {
 }
 
 /// A reader of decompressed bytes for `encoding` (`TarGzip`, `TarZstd`);
-/// `Raw` and `Tar` pass the bytes through.
-pub fn decoder<'a, R: Read + 'a>(encoding: Encoding, reader: R) -> io::Result<Box<dyn Read + 'a>> {
+/// `Raw` and `Tar` pass the bytes through. A zstd frame asking for a window
+/// above `limits.max_zstd_window_log` fails to decode.
+pub fn decoder<'a, R: Read + 'a>(
+    encoding: Encoding,
+    reader: R,
+    limits: &Limits,
+) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match encoding {
         Encoding::Raw | Encoding::Tar => Box::new(reader),
         // Multi-member gzip (pigz, concatenated streams) is one stream.
         Encoding::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         Encoding::TarZstd => {
             let mut decoder = zstd::stream::read::Decoder::new(reader)?;
-            // Accept the large windows of high levels and --long (up to 2 GiB).
-            decoder.window_log_max(31)?;
+            decoder.window_log_max(limits.max_zstd_window_log)?;
             Box::new(decoder)
         }
     })
@@ -289,7 +315,7 @@ pub fn unpack_compressed(
     let digest = layer.digest().to_string();
     let counting = CountingReader::new(reader);
     let compressed = counting.count();
-    let decoded = decoder(encoding, counting).map_err(|source| StoreError::Decode {
+    let decoded = decoder(encoding, counting, limits).map_err(|source| StoreError::Decode {
         digest: digest.clone(),
         encoding: encoding.suffix(),
         source,
@@ -411,6 +437,7 @@ mod tests {
         let limits = Limits {
             max_ratio: 1,
             max_unpacked: 50,
+            ..Limits::default()
         };
         let mut reader = Bounded::new(&data[..], limits, Arc::new(AtomicU64::new(1 << 40)));
         let flag = reader.tripped();
@@ -425,6 +452,7 @@ mod tests {
         let limits = Limits {
             max_ratio: 100,
             max_unpacked: 1 << 40,
+            ..Limits::default()
         };
         let compressed = Arc::new(AtomicU64::new(1));
         let mut reader = Bounded::new(io::repeat(0), limits, Arc::clone(&compressed));
@@ -461,6 +489,7 @@ mod tests {
         let limits = Limits {
             max_ratio: 10,
             max_unpacked: 1 << 30,
+            ..Limits::default()
         };
         assert_eq!(limits.allowed(1), RATIO_FLOOR);
         assert_eq!(limits.allowed(10 << 20), 100 << 20);

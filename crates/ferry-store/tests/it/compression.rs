@@ -63,7 +63,7 @@ fn noise(bytes: usize, seed: u64) -> Vec<u8> {
 
 fn decompressed(encoding: Encoding, blob: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    ferry_store::decompress::decoder(encoding, blob)
+    ferry_store::decompress::decoder(encoding, blob, &Limits::default())
         .expect("decoder")
         .read_to_end(&mut out)
         .expect("decompressing");
@@ -357,6 +357,7 @@ fn the_absolute_limit_applies_even_within_the_ratio() {
     let limits = Limits {
         max_ratio: 1_000_000,
         max_unpacked: 2 << 20,
+        ..Limits::default()
     };
     let root = t.join("root");
     std::fs::create_dir_all(&root).expect("root");
@@ -366,6 +367,7 @@ fn the_absolute_limit_applies_even_within_the_ratio() {
     let generous = Limits {
         max_ratio: 1_000_000,
         max_unpacked: 64 << 20,
+        ..Limits::default()
     };
     extract::place_layer_verified(
         &layer,
@@ -553,4 +555,34 @@ fn an_image_config_with_a_wrong_diff_id_is_refused_too() {
         std::fs::read(parent.join("ok/etc/motd")).expect("file"),
         b"hello\n"
     );
+}
+
+#[test]
+fn a_zstd_frame_asking_for_a_huge_window_is_refused_unless_allowed() {
+    // The window is allocated from the frame header alone: a few bytes
+    // asking for 1 GiB must not get it by default.
+    let tar = tar_of(&[("config.json", b"{\"a\":1}\n")]);
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+    encoder
+        .set_parameter(zstd::stream::raw::CParameter::WindowLog(30))
+        .expect("window");
+    encoder.write_all(&tar).expect("compressing");
+    let blob = encoder.finish().expect("compressing");
+
+    let mut out = Vec::new();
+    let refused =
+        ferry_store::decompress::decoder(Encoding::TarZstd, &blob[..], &Limits::default())
+            .and_then(|mut d| d.read_to_end(&mut out));
+    assert!(refused.is_err(), "a 1 GiB window was allocated");
+
+    let allowed = Limits {
+        max_zstd_window_log: 30,
+        ..Limits::default()
+    };
+    let mut out = Vec::new();
+    ferry_store::decompress::decoder(Encoding::TarZstd, &blob[..], &allowed)
+        .expect("decoder")
+        .read_to_end(&mut out)
+        .expect("allowed when raised");
+    assert_eq!(out, tar);
 }
