@@ -458,6 +458,7 @@ fn run(input: Input) {
     let limits = Limits {
         max_ratio: 100,
         max_unpacked: 4 << 20,
+        ..Limits::default()
     };
 
     let options = ExtractOptions {
