@@ -154,6 +154,9 @@ pub struct AppOptions {
     pub manifest_timeout: Duration,
     /// Caps on open upload sessions.
     pub upload_limits: UploadLimits,
+    /// An upload session takes bytes for this long after it started
+    /// (default 24 h).
+    pub upload_ttl: Duration,
 }
 
 impl Default for AppOptions {
@@ -164,6 +167,7 @@ impl Default for AppOptions {
             idle_timeout: Duration::from_secs(60),
             manifest_timeout: Duration::from_secs(60),
             upload_limits: UploadLimits::default(),
+            upload_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -172,7 +176,10 @@ impl Default for AppOptions {
 /// [`serve`] listens with, and what embedders, tests and fuzzers call
 /// directly (e.g. with `tower::ServiceExt::oneshot`).
 pub fn app(storage: Arc<dyn Storage>, options: AppOptions) -> Router {
-    let sessions = Arc::new(SessionTracker::new(options.upload_limits.clone()));
+    let sessions = Arc::new(SessionTracker::new(
+        options.upload_limits.clone(),
+        options.upload_ttl,
+    ));
     app_with_sessions(storage, options, sessions)
 }
 
@@ -300,7 +307,10 @@ pub async fn serve_storage(
         ),
         None => None,
     };
-    let sessions = Arc::new(SessionTracker::new(config.upload_limits.clone()));
+    let sessions = Arc::new(SessionTracker::new(
+        config.upload_limits.clone(),
+        config.upload_ttl,
+    ));
     let app = app_with_sessions(
         storage.clone(),
         AppOptions {
@@ -309,6 +319,7 @@ pub async fn serve_storage(
             idle_timeout: config.idle_timeout,
             manifest_timeout: config.manifest_timeout,
             upload_limits: config.upload_limits.clone(),
+            upload_ttl: config.upload_ttl,
         },
         sessions.clone(),
     );
