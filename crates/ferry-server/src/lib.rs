@@ -80,8 +80,13 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// A whole manifest body must arrive within this.
     pub manifest_timeout: Duration,
-    /// Connections open at once; more wait briefly, then are closed.
+    /// Connections open at once (lowered to what the open-file limit
+    /// allows); an eighth as many more wait briefly, then are closed, and
+    /// any beyond that are closed at once.
     pub max_connections: usize,
+    /// Connections open at once from one client (an IPv4 address or an
+    /// IPv6 /64); more are closed at once.
+    pub max_connections_per_client: usize,
     /// Upload sessions are removed this long after they started.
     pub upload_ttl: Duration,
     /// Upload sessions that receive nothing for this long are removed.
@@ -106,6 +111,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             manifest_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_client: 64,
             upload_ttl: Duration::from_secs(24 * 3600),
             upload_idle_ttl: Duration::from_secs(15 * 60),
             upload_limits: UploadLimits::default(),
@@ -254,6 +260,71 @@ async fn expire_sessions(
     }
 }
 
+/// Descriptors kept for everything but connections: the listener, storage
+/// directories, logs, files of gc and of requests beyond one per connection.
+const RESERVED_FILES: usize = 128;
+
+/// Descriptors one connection may need: its socket and the blob or upload
+/// file it streams.
+const FILES_PER_CONNECTION: usize = 2;
+
+/// Raises the soft limit on open files to the hard limit, so the connection
+/// cap is reached before the process runs out of descriptors (EMFILE would
+/// fail blob opens and accepts alike); returns the soft limit now in force.
+fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into the struct passed, which we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(
+            "reading the open-file limit: {}",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct passed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                "raised the open-file limit from {} to {}",
+                limit.rlim_cur,
+                raised.rlim_cur
+            );
+            limit = raised;
+        } else {
+            tracing::warn!(
+                "raising the open-file limit from {}: {}",
+                limit.rlim_cur,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// The connection cap in force: `configured`, lowered so that connections
+/// and a reserve for files fit under the open-file limit.
+fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
+    let Some(open_files) = open_files else {
+        return configured;
+    };
+    let open_files = usize::try_from(open_files).unwrap_or(usize::MAX);
+    let fits = (open_files.saturating_sub(RESERVED_FILES) / FILES_PER_CONNECTION).max(1);
+    if fits < configured {
+        tracing::warn!(
+            "at most {fits} connections at once, not {configured}: the open-file limit is {open_files}"
+        );
+        return fits;
+    }
+    configured
+}
+
 async fn add_api_version(mut response: axum::response::Response) -> axum::response::Response {
     response.headers_mut().insert(
         "docker-distribution-api-version",
@@ -333,7 +404,8 @@ pub async fn serve_storage(
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let limit = ConnectionLimit::new(
         DefaultAcceptor::new(),
-        config.max_connections,
+        connection_cap(config.max_connections, raise_open_file_limit()),
+        config.max_connections_per_client,
         config.idle_timeout,
     );
     let result = match tls {
@@ -356,4 +428,36 @@ pub async fn serve_storage(
     };
     expiry.abort();
     result.map_err(|source| ServerError::Serve { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_fits_under_the_open_file_limit() {
+        assert_eq!(connection_cap(1024, None), 1024);
+        assert_eq!(connection_cap(1024, Some(u64::MAX)), 1024);
+        assert_eq!(connection_cap(1024, Some(1_048_576)), 1024);
+        // The usual soft limit: 1024 connections would run out of files.
+        let capped = connection_cap(1024, Some(1024));
+        assert_eq!(capped, (1024 - RESERVED_FILES) / FILES_PER_CONNECTION);
+        assert_eq!(connection_cap(1024, Some(10)), 1);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_open_file_limit().unwrap();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct passed.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(soft, limit.rlim_cur);
+        assert_eq!(limit.rlim_cur, limit.rlim_max);
+    }
 }
