@@ -234,9 +234,9 @@ struct VerificationCounters {
     attempts: AtomicU64,
     /// bcrypt rounds spent, 2^cost per hash verified.
     work: AtomicU64,
-    /// Held by a test to keep verifications from finishing.
+    /// Set by a test to keep verifications from finishing.
     #[cfg(test)]
-    gate: Mutex<()>,
+    hold: std::sync::atomic::AtomicBool,
 }
 
 /// Access rules for every request.
@@ -395,7 +395,9 @@ impl Access {
             let _slot = slot;
             counters.attempts.fetch_add(1, Ordering::Relaxed);
             #[cfg(test)]
-            drop(counters.gate.lock().unwrap_or_else(|e| e.into_inner()));
+            while counters.hold.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let mut verified = false;
             for (i, hash) in hashes.iter().enumerate() {
                 if let Some(cost) = bcrypt_cost(hash) {
@@ -736,7 +738,7 @@ mod tests {
             ..AuthLimits::default()
         };
         let access = Arc::new(Access::with_limits(Some(&path), false, false, limits).unwrap());
-        let gate = access.counters.gate.lock().unwrap();
+        access.counters.hold.store(true, Ordering::Release);
         let request = {
             let access = access.clone();
             tokio::spawn(async move {
@@ -748,10 +750,10 @@ mod tests {
         eventually("bcrypt started", || access.verification_count() == 1).await;
         request.abort();
         assert!(request.await.unwrap_err().is_cancelled());
-        // bcrypt is still running (held at the gate): its slot stays taken.
+        // bcrypt is still running (held): its slot stays taken.
         assert_eq!(access.verifying.available_permits(), 0);
         assert_eq!(attempts_of(&access, CLIENT), (0, 1));
-        drop(gate);
+        access.counters.hold.store(false, Ordering::Release);
         eventually("the slot is freed", || {
             access.verifying.available_permits() == 1
         })
