@@ -7,11 +7,13 @@
 //! Requests are streamed with bounded memory.
 //!
 //! Hostile clients meet limits ([`ServerConfig`]): open connections are
-//! capped and silent, stalled or non-reading ones are closed; a manifest
-//! body has a total deadline, a blob body an idle one; upload sessions are
-//! capped per client address and in total and expire when idle; password
-//! checks run off the async threads, a few at a time, and a client that
-//! keeps failing is told to wait (429).
+//! capped per client address and in total (under the open-file limit) and
+//! silent, stalled or non-reading ones are closed; a manifest body has a
+//! total deadline, a blob body an idle one; upload sessions are capped per
+//! client address and in total and expire when idle or at their lifetime,
+//! even mid-append; password checks run off the async threads, a few at a
+//! time, each costing the same, and a client that keeps failing is told to
+//! wait (429).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ferry_server::ServerError> {
