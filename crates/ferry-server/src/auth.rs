@@ -3,7 +3,9 @@
 //! bcrypt is slow on purpose, so it runs on the blocking pool, a few at a
 //! time (a slot is held exactly while bcrypt runs, even when the request is
 //! gone); a success is remembered for a while (keyed by a hash of user and
-//! password, compared in constant time); every attempt costs the work of
+//! password, compared in constant time), and requests with the same
+//! credentials arriving while they are verified wait for that outcome
+//! rather than verify again; every attempt costs the work of
 //! the file's highest bcrypt cost, so timing tells no user name; and an
 //! attempt counts against its client from the moment it starts, so a
 //! client with `max_failures` failed or running attempts is told to wait
@@ -22,7 +24,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::error::RegistryError;
 
@@ -227,6 +229,67 @@ impl Drop for Attempt {
     }
 }
 
+/// Successes remembered: user → hash of the password last verified for
+/// them, and until when. One entry per user of the htpasswd file.
+struct CredentialCache {
+    entries: Mutex<HashMap<String, ([u8; 32], Instant)>>,
+    lifetime: Duration,
+}
+
+impl CredentialCache {
+    fn holds(&self, user: &str, key: &[u8; 32]) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(user)
+            .is_some_and(|(cached, until)| Instant::now() < *until && bool::from(cached.ct_eq(key)))
+    }
+
+    fn remember(&self, user: String, key: [u8; 32]) {
+        let until = Instant::now() + self.lifetime;
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user, (key, until));
+    }
+}
+
+/// Verifications running, by credential key, with where their outcome
+/// will appear.
+type Pending = Mutex<HashMap<[u8; 32], watch::Receiver<Option<bool>>>>;
+
+/// A verification other requests with the same credentials wait for; its
+/// entry goes when it is dropped (a request dropped before bcrypt started
+/// leaves its followers to try again).
+struct PendingVerification {
+    pending: Arc<Pending>,
+    key: [u8; 32],
+    outcome: watch::Sender<Option<bool>>,
+}
+
+impl PendingVerification {
+    fn publish(&self, verified: bool) {
+        self.outcome.send_replace(Some(verified));
+    }
+}
+
+impl Drop for PendingVerification {
+    fn drop(&mut self) {
+        // Only this verification inserts or removes its key.
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// What a request does about credentials not in the cache.
+enum Role {
+    /// Waits for the outcome of the same credentials being verified.
+    Follow(watch::Receiver<Option<bool>>),
+    /// Verifies them, counted as an attempt of its client.
+    Lead(PendingVerification, Attempt),
+}
+
 /// What the verifications did, for the tests.
 #[derive(Default)]
 struct VerificationCounters {
@@ -246,8 +309,8 @@ pub struct Access {
     read_only: bool,
     limits: AuthLimits,
     verifying: Arc<Semaphore>,
-    /// User → hash of the password last verified for them, and until when.
-    verified: Mutex<HashMap<String, ([u8; 32], Instant)>>,
+    verified: Arc<CredentialCache>,
+    pending: Arc<Pending>,
     throttle: Arc<Throttle>,
     counters: Arc<VerificationCounters>,
 }
@@ -262,8 +325,12 @@ impl Default for Access {
             read_only: false,
             verifying: Arc::new(Semaphore::new(limits.concurrent_verifications)),
             throttle: Arc::new(Throttle::new(&limits)),
+            verified: Arc::new(CredentialCache {
+                entries: Mutex::default(),
+                lifetime: limits.cache_lifetime,
+            }),
+            pending: Arc::default(),
             limits,
-            verified: Mutex::default(),
             counters: Arc::default(),
         }
     }
@@ -328,8 +395,12 @@ impl Access {
             read_only,
             verifying: Arc::new(Semaphore::new(limits.concurrent_verifications.max(1))),
             throttle: Arc::new(Throttle::new(&limits)),
+            verified: Arc::new(CredentialCache {
+                entries: Mutex::default(),
+                lifetime: limits.cache_lifetime,
+            }),
+            pending: Arc::default(),
             limits,
-            verified: Mutex::default(),
             counters: Arc::default(),
         })
     }
@@ -354,31 +425,63 @@ impl Access {
         let Some((user, password)) = basic_credentials(headers) else {
             return Err(RegistryError::unauthorized());
         };
+        let key = credential_key(&user, &password);
+        loop {
+            if self.verified.holds(&user, &key) {
+                return Ok(());
+            }
+            match self.role(client, key)? {
+                Role::Follow(mut outcome) => match outcome.wait_for(Option::is_some).await {
+                    Ok(verified) if *verified == Some(true) => return Ok(()),
+                    Ok(_) => return Err(RegistryError::unauthorized()),
+                    // The leading request went away before verifying.
+                    Err(_) => continue,
+                },
+                Role::Lead(lead, attempt) => {
+                    let (hashes, known) = users.plan(&user);
+                    let verified = self
+                        .verify(attempt, lead, user, password, hashes, known)
+                        .await?;
+                    return if verified {
+                        Ok(())
+                    } else {
+                        Err(RegistryError::unauthorized())
+                    };
+                }
+            }
+        }
+    }
+
+    /// Follows a verification of `key` already running, or leads one when
+    /// the throttle lets `client` try.
+    fn role(&self, client: IpAddr, key: [u8; 32]) -> Result<Role, RegistryError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outcome) = pending.get(&key) {
+            return Ok(Role::Follow(outcome.clone()));
+        }
         let attempt = self
             .throttle
             .begin(client)
             .map_err(|wait| RegistryError::too_many_requests().with_retry_after(wait))?;
-        let key = credential_key(&user, &password);
-        if self.cached(&user, &key) {
-            attempt.end(true);
-            return Ok(());
-        }
-        let (hashes, known) = users.plan(&user);
-        if self.verify(attempt, password, hashes, known).await? {
-            self.remember(user, key);
-            Ok(())
-        } else {
-            Err(RegistryError::unauthorized())
-        }
+        let (outcome, receiver) = watch::channel(None);
+        pending.insert(key, receiver);
+        let lead = PendingVerification {
+            pending: self.pending.clone(),
+            key,
+            outcome,
+        };
+        Ok(Role::Lead(lead, attempt))
     }
 
     /// Verifies `password` against `hashes[0]` (and spends the rest), on
-    /// the blocking pool when a slot is free. The slot and the attempt go
-    /// with the work: a dropped request frees neither early, and its
-    /// failure is still counted.
+    /// the blocking pool when a slot is free. The slot, the attempt and the
+    /// outcome go with the work: a dropped request frees no slot early, its
+    /// failure is still counted, and its followers still learn the outcome.
     async fn verify(
         &self,
         attempt: Attempt,
+        lead: PendingVerification,
+        user: String,
         password: String,
         hashes: Vec<String>,
         known: bool,
@@ -390,6 +493,7 @@ impl Access {
             .await
             .map_err(RegistryError::internal)?;
         let counters = self.counters.clone();
+        let cache = self.verified.clone();
         tokio::task::spawn_blocking(move || {
             // Declared first, dropped last: after the outcome is recorded.
             let _slot = slot;
@@ -409,26 +513,15 @@ impl Access {
                 }
             }
             attempt.end(verified);
+            if verified {
+                cache.remember(user, lead.key);
+            }
+            lead.publish(verified);
+            drop(lead);
             verified
         })
         .await
         .map_err(RegistryError::internal)
-    }
-
-    fn cached(&self, user: &str, key: &[u8; 32]) -> bool {
-        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        verified
-            .get(user)
-            .is_some_and(|(cached, until)| Instant::now() < *until && bool::from(cached.ct_eq(key)))
-    }
-
-    /// One entry per user of the htpasswd file: bounded by the file.
-    fn remember(&self, user: String, key: [u8; 32]) {
-        let until = Instant::now() + self.limits.cache_lifetime;
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(user, (key, until));
     }
 
     /// Attempts verified so far.
@@ -771,9 +864,13 @@ mod tests {
             ..AuthLimits::default()
         };
         let access = Access::with_limits(Some(&path), false, false, limits).unwrap();
-        let wrong = basic("alice", "wrong");
+        let guesses: Vec<HeaderMap> = (0..20)
+            .map(|i| basic("alice", &format!("wrong{i}")))
+            .collect();
         let results = futures_util::future::join_all(
-            (0..20).map(|_| access.check(&wrong, &Method::PUT, CLIENT)),
+            guesses
+                .iter()
+                .map(|guess| access.check(guess, &Method::PUT, CLIENT)),
         )
         .await;
         assert_eq!(access.verification_count(), 3);
@@ -786,6 +883,38 @@ mod tests {
             .count();
         assert_eq!(throttled, 17);
         assert_eq!(attempts_of(&access, CLIENT), (3, 0));
+    }
+
+    /// A client's parallel requests with the same credentials (its cached
+    /// success expired) share one verification: not throttled, not
+    /// verified again.
+    #[tokio::test]
+    async fn the_same_credentials_at_once_are_verified_once() {
+        let (_dir, path) = htpasswd();
+        let limits = AuthLimits {
+            max_failures: 3,
+            ..AuthLimits::default()
+        };
+        let access = Access::with_limits(Some(&path), false, false, limits).unwrap();
+        let right = basic("alice", "secret");
+        let results = futures_util::future::join_all(
+            (0..20).map(|_| access.check(&right, &Method::PUT, CLIENT)),
+        )
+        .await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(access.verification_count(), 1);
+        // The same wrong password at once fails for all, verified once.
+        let wrong = basic("alice", "wrong");
+        let results = futures_util::future::join_all(
+            (0..20).map(|_| access.check(&wrong, &Method::PUT, CLIENT)),
+        )
+        .await;
+        assert!(results.iter().all(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.status == axum::http::StatusCode::UNAUTHORIZED)
+        }));
+        assert_eq!(access.verification_count(), 2);
+        assert!(access.pending.lock().unwrap().is_empty());
     }
 
     /// A known user of a lower bcrypt cost than the file's highest costs
