@@ -456,6 +456,59 @@ async fn idle_upload_sessions_expire_and_free_their_slots() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_trickled_upload_ends_at_the_session_lifetime() {
+    let server = Server::start_with(|c| {
+        c.upload_ttl = Duration::from_secs(2);
+        c.idle_timeout = Duration::from_secs(120);
+        c.upload_limits = UploadLimits {
+            max_sessions: 10,
+            max_sessions_per_client: 1,
+        };
+    })
+    .await;
+    let location = server.start_upload("trickle").await;
+    let path = location
+        .strip_prefix(&server.base)
+        .unwrap_or(&location)
+        .to_string();
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: 100000\r\n\r\n"
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    // A byte every 200 ms: never idle, and it would take hours.
+    let trickle = tokio::spawn(async move {
+        loop {
+            if write.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut raw = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 4096];
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(answered.is_ok(), "a trickled upload outlives its session");
+    let response = RawResponse::parse(&raw);
+    assert_eq!(response.status, 404, "{}", response.head);
+    // The session is gone and no longer counts against its client.
+    assert_eq!(server.open_sessions(), 0);
+    assert_eq!(server.get(&location).await.status(), StatusCode::NOT_FOUND);
+    server.start_upload("trickle").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn anonymous_requests_are_served_while_passwords_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
