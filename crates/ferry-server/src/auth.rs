@@ -1,12 +1,17 @@
 //! Who may do what: htpasswd (bcrypt) Basic auth, anonymous pulls, read-only.
 //!
 //! bcrypt is slow on purpose, so it runs on the blocking pool, a few at a
-//! time; a success is remembered for a while (keyed by a hash of user and
-//! password, compared in constant time); an unknown user costs the same
-//! verification as a known one; and a client that keeps failing is told to
-//! wait (429) before any more verifications are spent on it.
+//! time (a slot is held exactly while bcrypt runs, even when the request is
+//! gone); a success is remembered for a while (keyed by a hash of user and
+//! password, compared in constant time), and requests with the same
+//! credentials arriving while they are verified wait for that outcome
+//! rather than verify again; every attempt costs the work of
+//! the file's highest bcrypt cost, so timing tells no user name; and an
+//! attempt counts against its client from the moment it starts, so a
+//! client with `max_failures` failed or running attempts is told to wait
+//! (429) before any more verifications are spent on it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::error::RegistryError;
 
@@ -28,8 +33,8 @@ use crate::error::RegistryError;
 pub struct AuthLimits {
     /// bcrypt verifications running at once (default 2); others wait.
     pub concurrent_verifications: usize,
-    /// Failed logins from one client within `failure_window` before it is
-    /// refused with 429 (default 10).
+    /// Failed or still running logins from one client within
+    /// `failure_window` before it is refused with 429 (default 10).
     pub max_failures: u32,
     /// The window failures are counted in, and how long a throttled client
     /// waits (default 60 s).
@@ -52,20 +57,262 @@ impl Default for AuthLimits {
     }
 }
 
+/// The password hashes of an htpasswd file, and the stand-in hashes that
+/// make every attempt cost the same bcrypt work.
+struct Users {
+    /// User → bcrypt hash.
+    hashes: HashMap<String, String>,
+    /// The highest cost in the file: what every attempt costs.
+    max_cost: u32,
+    /// Cost → a hash of a fixed password at that cost, for every cost from
+    /// the file's lowest to its highest.
+    dummies: BTreeMap<u32, String>,
+}
+
+impl Users {
+    fn load(path: &Path) -> Result<Users, HtpasswdError> {
+        let hashes = load_htpasswd(path)?;
+        let costs = || hashes.values().filter_map(|h| bcrypt_cost(h));
+        let max_cost = costs().max().unwrap_or(bcrypt::DEFAULT_COST);
+        let min_cost = costs().min().unwrap_or(max_cost);
+        let dummies = (min_cost..=max_cost)
+            .map(|cost| Ok((cost, bcrypt::hash("ferry: no such user", cost)?)))
+            .collect::<Result<_, bcrypt::BcryptError>>()?;
+        Ok(Users {
+            hashes,
+            max_cost,
+            dummies,
+        })
+    }
+
+    /// The hashes to verify a password against, the first the one that
+    /// decides; together they cost 2^max_cost bcrypt rounds whoever `user`
+    /// is: a known user of cost c also pays dummies of costs c..max, which
+    /// add up to 2^max - 2^c; an unknown one pays the max-cost dummy.
+    fn plan(&self, user: &str) -> (Vec<String>, bool) {
+        let max_dummy = || {
+            self.dummies
+                .get(&self.max_cost)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let Some(hash) = self.hashes.get(user) else {
+            return (vec![max_dummy()], false);
+        };
+        let mut hashes = vec![hash.clone()];
+        match bcrypt_cost(hash) {
+            Some(cost) => hashes.extend(
+                self.dummies
+                    .range(cost..self.max_cost)
+                    .map(|(_, h)| h.clone()),
+            ),
+            // Not a hash bcrypt can use: it fails at once, so pay it all.
+            None => hashes.push(max_dummy()),
+        }
+        (hashes, true)
+    }
+}
+
+/// Per client: failures in the current window, and attempts running.
+struct ClientAttempts {
+    since: Instant,
+    failures: u32,
+    running: u32,
+}
+
+/// Attempts per client, shared with the verifications running for them.
+struct Throttle {
+    max_attempts: u32,
+    window: Duration,
+    tracked_clients: usize,
+    clients: Mutex<HashMap<IpAddr, ClientAttempts>>,
+}
+
+impl Throttle {
+    fn new(limits: &AuthLimits) -> Throttle {
+        Throttle {
+            max_attempts: limits.max_failures.max(1),
+            window: limits.failure_window,
+            tracked_clients: limits.tracked_clients.max(1),
+            clients: Mutex::default(),
+        }
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, ClientAttempts>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts an attempt by `client` as running, or says how long it must
+    /// wait when its failures and running attempts reach the limit:
+    /// counted before verifying, so concurrent attempts cannot all pass.
+    fn begin(self: &Arc<Self>, client: IpAddr) -> Result<Attempt, Duration> {
+        let mut clients = self.clients();
+        if !clients.contains_key(&client) && clients.len() >= self.tracked_clients {
+            self.make_room(&mut clients);
+        }
+        let now = Instant::now();
+        let entry = clients.entry(client).or_insert(ClientAttempts {
+            since: now,
+            failures: 0,
+            running: 0,
+        });
+        let elapsed = now.saturating_duration_since(entry.since);
+        if elapsed >= self.window {
+            entry.since = now;
+            entry.failures = 0;
+        }
+        if entry.failures.saturating_add(entry.running) >= self.max_attempts {
+            let wait = self
+                .window
+                .saturating_sub(now.saturating_duration_since(entry.since));
+            return Err(wait.max(Duration::from_secs(1)));
+        }
+        entry.running += 1;
+        Ok(Attempt {
+            throttle: self.clone(),
+            client,
+            finished: false,
+        })
+    }
+
+    /// Forgets clients whose window is over and that have nothing running;
+    /// when that is not enough, the one whose window started first.
+    fn make_room(&self, clients: &mut HashMap<IpAddr, ClientAttempts>) {
+        clients.retain(|_, c| c.running > 0 || c.since.elapsed() < self.window);
+        if clients.len() >= self.tracked_clients
+            && let Some(oldest) = clients
+                .iter()
+                .min_by_key(|(_, c)| (c.running > 0, c.since))
+                .map(|(ip, _)| *ip)
+        {
+            clients.remove(&oldest);
+        }
+    }
+
+    fn finish(&self, client: IpAddr, failed: bool) {
+        let mut clients = self.clients();
+        let entry = clients.entry(client).or_insert(ClientAttempts {
+            since: Instant::now(),
+            failures: 0,
+            running: 0,
+        });
+        entry.running = entry.running.saturating_sub(1);
+        if failed {
+            entry.failures = entry.failures.saturating_add(1);
+        }
+        if entry.running == 0 && entry.failures == 0 {
+            clients.remove(&client);
+        }
+    }
+}
+
+/// One running attempt of a client; ends as a success or a failure, or,
+/// dropped before any verification ran, as neither.
+struct Attempt {
+    throttle: Arc<Throttle>,
+    client: IpAddr,
+    finished: bool,
+}
+
+impl Attempt {
+    fn end(mut self, verified: bool) {
+        self.finished = true;
+        self.throttle.finish(self.client, !verified);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.throttle.finish(self.client, false);
+        }
+    }
+}
+
+/// Successes remembered: user → hash of the password last verified for
+/// them, and until when. One entry per user of the htpasswd file.
+struct CredentialCache {
+    entries: Mutex<HashMap<String, ([u8; 32], Instant)>>,
+    lifetime: Duration,
+}
+
+impl CredentialCache {
+    fn holds(&self, user: &str, key: &[u8; 32]) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(user)
+            .is_some_and(|(cached, until)| Instant::now() < *until && bool::from(cached.ct_eq(key)))
+    }
+
+    fn remember(&self, user: String, key: [u8; 32]) {
+        let until = Instant::now() + self.lifetime;
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user, (key, until));
+    }
+}
+
+/// Verifications running, by credential key, with where their outcome
+/// will appear.
+type Pending = Mutex<HashMap<[u8; 32], watch::Receiver<Option<bool>>>>;
+
+/// A verification other requests with the same credentials wait for; its
+/// entry goes when it is dropped (a request dropped before bcrypt started
+/// leaves its followers to try again).
+struct PendingVerification {
+    pending: Arc<Pending>,
+    key: [u8; 32],
+    outcome: watch::Sender<Option<bool>>,
+}
+
+impl PendingVerification {
+    fn publish(&self, verified: bool) {
+        self.outcome.send_replace(Some(verified));
+    }
+}
+
+impl Drop for PendingVerification {
+    fn drop(&mut self) {
+        // Only this verification inserts or removes its key.
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// What a request does about credentials not in the cache.
+enum Role {
+    /// Waits for the outcome of the same credentials being verified.
+    Follow(watch::Receiver<Option<bool>>),
+    /// Verifies them, counted as an attempt of its client.
+    Lead(PendingVerification, Attempt),
+}
+
+/// What the verifications did, for the tests.
+#[derive(Default)]
+struct VerificationCounters {
+    /// Attempts verified.
+    attempts: AtomicU64,
+    /// bcrypt rounds spent, 2^cost per hash verified.
+    work: AtomicU64,
+    /// Set by a test to keep verifications from finishing.
+    #[cfg(test)]
+    hold: std::sync::atomic::AtomicBool,
+}
+
 /// Access rules for every request.
 pub struct Access {
-    users: Option<HashMap<String, String>>,
+    users: Option<Users>,
     anonymous_pull: bool,
     read_only: bool,
     limits: AuthLimits,
-    /// Verified against for unknown users, so they cost what known ones do.
-    dummy_hash: String,
     verifying: Arc<Semaphore>,
-    /// User → hash of the password last verified for them, and until when.
-    verified: Mutex<HashMap<String, ([u8; 32], Instant)>>,
-    /// Client → (start of its failure window, failures in it).
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    verifications: Arc<AtomicU64>,
+    verified: Arc<CredentialCache>,
+    pending: Arc<Pending>,
+    throttle: Arc<Throttle>,
+    counters: Arc<VerificationCounters>,
 }
 
 impl Default for Access {
@@ -76,12 +323,15 @@ impl Default for Access {
             users: None,
             anonymous_pull: false,
             read_only: false,
-            dummy_hash: String::new(),
             verifying: Arc::new(Semaphore::new(limits.concurrent_verifications)),
+            throttle: Arc::new(Throttle::new(&limits)),
+            verified: Arc::new(CredentialCache {
+                entries: Mutex::default(),
+                lifetime: limits.cache_lifetime,
+            }),
+            pending: Arc::default(),
             limits,
-            verified: Mutex::default(),
-            failures: Mutex::default(),
-            verifications: Arc::default(),
+            counters: Arc::default(),
         }
     }
 }
@@ -89,7 +339,7 @@ impl Default for Access {
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
-            .field("users", &self.users.as_ref().map(|u| u.len()))
+            .field("users", &self.users.as_ref().map(|u| u.hashes.len()))
             .field("anonymous_pull", &self.anonymous_pull)
             .field("read_only", &self.read_only)
             .field("limits", &self.limits)
@@ -138,24 +388,20 @@ impl Access {
         read_only: bool,
         limits: AuthLimits,
     ) -> Result<Access, HtpasswdError> {
-        let users = htpasswd.map(load_htpasswd).transpose()?;
-        let dummy_hash = match &users {
-            Some(users) => {
-                let cost = users.values().filter_map(|h| bcrypt_cost(h)).max();
-                bcrypt::hash("ferry: no such user", cost.unwrap_or(bcrypt::DEFAULT_COST))?
-            }
-            None => String::new(),
-        };
+        let users = htpasswd.map(Users::load).transpose()?;
         Ok(Access {
             users,
             anonymous_pull,
             read_only,
-            dummy_hash,
             verifying: Arc::new(Semaphore::new(limits.concurrent_verifications.max(1))),
+            throttle: Arc::new(Throttle::new(&limits)),
+            verified: Arc::new(CredentialCache {
+                entries: Mutex::default(),
+                lifetime: limits.cache_lifetime,
+            }),
+            pending: Arc::default(),
             limits,
-            verified: Mutex::default(),
-            failures: Mutex::default(),
-            verifications: Arc::default(),
+            counters: Arc::default(),
         })
     }
 
@@ -179,93 +425,115 @@ impl Access {
         let Some((user, password)) = basic_credentials(headers) else {
             return Err(RegistryError::unauthorized());
         };
-        if let Some(wait) = self.throttled(client) {
-            return Err(RegistryError::too_many_requests().with_retry_after(wait));
-        }
         let key = credential_key(&user, &password);
-        if self.cached(&user, &key) {
-            return Ok(());
-        }
-        let (hash, known) = match users.get(&user) {
-            Some(hash) => (hash.clone(), true),
-            None => (self.dummy_hash.clone(), false),
-        };
-        let verified = self.verify(password, hash).await? && known;
-        if verified {
-            self.remember(user, key);
-            Ok(())
-        } else {
-            self.record_failure(client);
-            Err(RegistryError::unauthorized())
+        loop {
+            if self.verified.holds(&user, &key) {
+                return Ok(());
+            }
+            match self.role(client, key)? {
+                Role::Follow(mut outcome) => match outcome.wait_for(Option::is_some).await {
+                    Ok(verified) if *verified == Some(true) => return Ok(()),
+                    Ok(_) => return Err(RegistryError::unauthorized()),
+                    // The leading request went away before verifying.
+                    Err(_) => continue,
+                },
+                Role::Lead(lead, attempt) => {
+                    let (hashes, known) = users.plan(&user);
+                    let verified = self
+                        .verify(attempt, lead, user, password, hashes, known)
+                        .await?;
+                    return if verified {
+                        Ok(())
+                    } else {
+                        Err(RegistryError::unauthorized())
+                    };
+                }
+            }
         }
     }
 
-    /// One bcrypt verification, on the blocking pool, when a slot is free.
-    async fn verify(&self, password: String, hash: String) -> Result<bool, RegistryError> {
-        let _slot = self
+    /// Follows a verification of `key` already running, or leads one when
+    /// the throttle lets `client` try.
+    fn role(&self, client: IpAddr, key: [u8; 32]) -> Result<Role, RegistryError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outcome) = pending.get(&key) {
+            return Ok(Role::Follow(outcome.clone()));
+        }
+        let attempt = self
+            .throttle
+            .begin(client)
+            .map_err(|wait| RegistryError::too_many_requests().with_retry_after(wait))?;
+        let (outcome, receiver) = watch::channel(None);
+        pending.insert(key, receiver);
+        let lead = PendingVerification {
+            pending: self.pending.clone(),
+            key,
+            outcome,
+        };
+        Ok(Role::Lead(lead, attempt))
+    }
+
+    /// Verifies `password` against `hashes[0]` (and spends the rest), on
+    /// the blocking pool when a slot is free. The slot, the attempt and the
+    /// outcome go with the work: a dropped request frees no slot early, its
+    /// failure is still counted, and its followers still learn the outcome.
+    async fn verify(
+        &self,
+        attempt: Attempt,
+        lead: PendingVerification,
+        user: String,
+        password: String,
+        hashes: Vec<String>,
+        known: bool,
+    ) -> Result<bool, RegistryError> {
+        let slot = self
             .verifying
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(RegistryError::internal)?;
-        let counter = self.verifications.clone();
+        let counters = self.counters.clone();
+        let cache = self.verified.clone();
         tokio::task::spawn_blocking(move || {
-            counter.fetch_add(1, Ordering::Relaxed);
-            bcrypt::verify(password, &hash).unwrap_or(false)
+            // Declared first, dropped last: after the outcome is recorded.
+            let _slot = slot;
+            counters.attempts.fetch_add(1, Ordering::Relaxed);
+            #[cfg(test)]
+            while counters.hold.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let mut verified = false;
+            for (i, hash) in hashes.iter().enumerate() {
+                if let Some(cost) = bcrypt_cost(hash) {
+                    counters.work.fetch_add(1u64 << cost, Ordering::Relaxed);
+                }
+                let matched = bcrypt::verify(&password, hash).unwrap_or(false);
+                if i == 0 {
+                    verified = matched && known;
+                }
+            }
+            attempt.end(verified);
+            if verified {
+                cache.remember(user, lead.key);
+            }
+            lead.publish(verified);
+            drop(lead);
+            verified
         })
         .await
         .map_err(RegistryError::internal)
     }
 
-    fn cached(&self, user: &str, key: &[u8; 32]) -> bool {
-        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        verified
-            .get(user)
-            .is_some_and(|(cached, until)| Instant::now() < *until && bool::from(cached.ct_eq(key)))
-    }
-
-    /// One entry per user of the htpasswd file: bounded by the file.
-    fn remember(&self, user: String, key: [u8; 32]) {
-        let until = Instant::now() + self.limits.cache_lifetime;
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(user, (key, until));
-    }
-
-    /// How long `client` must wait, when it has failed too often.
-    fn throttled(&self, client: IpAddr) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (since, count) = failures.get(&client)?;
-        let elapsed = since.elapsed();
-        (*count >= self.limits.max_failures && elapsed < self.limits.failure_window)
-            .then(|| self.limits.failure_window - elapsed)
-    }
-
-    fn record_failure(&self, client: IpAddr) {
-        let window = self.limits.failure_window;
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if !failures.contains_key(&client) && failures.len() >= self.limits.tracked_clients {
-            failures.retain(|_, (since, _)| since.elapsed() < window);
-            if failures.len() >= self.limits.tracked_clients
-                && let Some(oldest) = failures
-                    .iter()
-                    .min_by_key(|(_, (since, _))| *since)
-                    .map(|(ip, _)| *ip)
-            {
-                failures.remove(&oldest);
-            }
-        }
-        let entry = failures.entry(client).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-    }
-
-    /// bcrypt verifications run so far.
+    /// Attempts verified so far.
     #[cfg(test)]
     fn verification_count(&self) -> u64 {
-        self.verifications.load(Ordering::Relaxed)
+        self.counters.attempts.load(Ordering::Relaxed)
+    }
+
+    /// bcrypt rounds spent so far.
+    #[cfg(test)]
+    fn verification_work(&self) -> u64 {
+        self.counters.work.load(Ordering::Relaxed)
     }
 }
 
@@ -290,9 +558,13 @@ fn credential_key(user: &str, password: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// The cost of a `$2b$NN$...` hash.
+/// The cost of a `$2b$NN$...` hash, when bcrypt accepts it.
 fn bcrypt_cost(hash: &str) -> Option<u32> {
-    hash.split('$').nth(2)?.parse().ok()
+    hash.split('$')
+        .nth(2)?
+        .parse()
+        .ok()
+        .filter(|cost| (4..=31).contains(cost))
 }
 
 fn load_htpasswd(path: &Path) -> Result<HashMap<String, String>, HtpasswdError> {
@@ -522,9 +794,153 @@ mod tests {
         };
         let access = Access::with_limits(None, false, false, limits).unwrap();
         for i in 0..100u32 {
-            access.record_failure(IpAddr::V4(std::net::Ipv4Addr::from(i)));
+            let attempt = access
+                .throttle
+                .begin(IpAddr::V4(std::net::Ipv4Addr::from(i)))
+                .unwrap();
+            attempt.end(false);
         }
-        assert!(access.failures.lock().unwrap().len() <= 8);
+        assert!(access.throttle.clients().len() <= 8);
+    }
+
+    /// Failures and running attempts of `client`.
+    fn attempts_of(access: &Access, client: IpAddr) -> (u32, u32) {
+        access
+            .throttle
+            .clients()
+            .get(&client)
+            .map_or((0, 0), |c| (c.failures, c.running))
+    }
+
+    /// Waits (boundedly) until `done` holds.
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "never happened: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A client that drops its request (an HTTP/2 stream reset) while
+    /// bcrypt runs frees no slot early and is still charged the failure.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_request_keeps_its_slot_and_its_failure() {
+        let (_dir, path) = htpasswd();
+        let limits = AuthLimits {
+            concurrent_verifications: 1,
+            ..AuthLimits::default()
+        };
+        let access = Arc::new(Access::with_limits(Some(&path), false, false, limits).unwrap());
+        access.counters.hold.store(true, Ordering::Release);
+        let request = {
+            let access = access.clone();
+            tokio::spawn(async move {
+                access
+                    .check(&basic("alice", "wrong"), &Method::PUT, CLIENT)
+                    .await
+            })
+        };
+        eventually("bcrypt started", || access.verification_count() == 1).await;
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        // bcrypt is still running (held): its slot stays taken.
+        assert_eq!(access.verifying.available_permits(), 0);
+        assert_eq!(attempts_of(&access, CLIENT), (0, 1));
+        access.counters.hold.store(false, Ordering::Release);
+        eventually("the slot is freed", || {
+            access.verifying.available_permits() == 1
+        })
+        .await;
+        assert_eq!(attempts_of(&access, CLIENT), (1, 0));
+    }
+
+    /// Concurrent guesses from one client all start before any fails: each
+    /// counts as it starts, so no more than the limit are verified.
+    #[tokio::test]
+    async fn concurrent_guesses_are_throttled_as_they_start() {
+        let (_dir, path) = htpasswd();
+        let limits = AuthLimits {
+            max_failures: 3,
+            ..AuthLimits::default()
+        };
+        let access = Access::with_limits(Some(&path), false, false, limits).unwrap();
+        let guesses: Vec<HeaderMap> = (0..20)
+            .map(|i| basic("alice", &format!("wrong{i}")))
+            .collect();
+        let results = futures_util::future::join_all(
+            guesses
+                .iter()
+                .map(|guess| access.check(guess, &Method::PUT, CLIENT)),
+        )
+        .await;
+        assert_eq!(access.verification_count(), 3);
+        let throttled = results
+            .iter()
+            .filter(|r| {
+                r.as_ref()
+                    .is_err_and(|e| e.status == axum::http::StatusCode::TOO_MANY_REQUESTS)
+            })
+            .count();
+        assert_eq!(throttled, 17);
+        assert_eq!(attempts_of(&access, CLIENT), (3, 0));
+    }
+
+    /// A client's parallel requests with the same credentials (its cached
+    /// success expired) share one verification: not throttled, not
+    /// verified again.
+    #[tokio::test]
+    async fn the_same_credentials_at_once_are_verified_once() {
+        let (_dir, path) = htpasswd();
+        let limits = AuthLimits {
+            max_failures: 3,
+            ..AuthLimits::default()
+        };
+        let access = Access::with_limits(Some(&path), false, false, limits).unwrap();
+        let right = basic("alice", "secret");
+        let results = futures_util::future::join_all(
+            (0..20).map(|_| access.check(&right, &Method::PUT, CLIENT)),
+        )
+        .await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(access.verification_count(), 1);
+        // The same wrong password at once fails for all, verified once.
+        let wrong = basic("alice", "wrong");
+        let results = futures_util::future::join_all(
+            (0..20).map(|_| access.check(&wrong, &Method::PUT, CLIENT)),
+        )
+        .await;
+        assert!(results.iter().all(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.status == axum::http::StatusCode::UNAUTHORIZED)
+        }));
+        assert_eq!(access.verification_count(), 2);
+        assert!(access.pending.lock().unwrap().is_empty());
+    }
+
+    /// A known user of a lower bcrypt cost than the file's highest costs
+    /// what an unknown user does: response time tells no names.
+    #[tokio::test]
+    async fn known_and_unknown_users_cost_the_same_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let cheap = bcrypt::hash("secret", 4).unwrap();
+        let dear = bcrypt::hash("secret", 7).unwrap();
+        std::fs::write(&path, format!("alice:{cheap}\nbob:{dear}\n")).unwrap();
+        let access = Access::new(Some(&path), false, false).unwrap();
+        let mut costs = Vec::new();
+        for (user, password) in [
+            ("mallory", "secret"),
+            ("alice", "wrong"),
+            ("bob", "wrong"),
+            ("alice", "secret"),
+        ] {
+            let before = access.verification_work();
+            let _ = access
+                .check(&basic(user, password), &Method::PUT, CLIENT)
+                .await;
+            costs.push(access.verification_work() - before);
+        }
+        assert_eq!(costs, [1 << 7; 4], "mallory, alice, bob, alice's success");
     }
 
     #[tokio::test]

@@ -7,11 +7,13 @@
 //! Requests are streamed with bounded memory.
 //!
 //! Hostile clients meet limits ([`ServerConfig`]): open connections are
-//! capped and silent, stalled or non-reading ones are closed; a manifest
-//! body has a total deadline, a blob body an idle one; upload sessions are
-//! capped per client address and in total and expire when idle; password
-//! checks run off the async threads, a few at a time, and a client that
-//! keeps failing is told to wait (429).
+//! capped per client address and in total (under the open-file limit) and
+//! silent, stalled or non-reading ones are closed; a manifest body has a
+//! total deadline, a blob body an idle one; upload sessions are capped per
+//! client address and in total and expire when idle or at their lifetime,
+//! even mid-append; password checks run off the async threads, a few at a
+//! time, each costing the same, and a client that keeps failing is told to
+//! wait (429).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ferry_server::ServerError> {
@@ -80,8 +82,13 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// A whole manifest body must arrive within this.
     pub manifest_timeout: Duration,
-    /// Connections open at once; more wait briefly, then are closed.
+    /// Connections open at once (lowered to what the open-file limit
+    /// allows); an eighth as many more wait briefly, then are closed, and
+    /// any beyond that are closed at once.
     pub max_connections: usize,
+    /// Connections open at once from one client (an IPv4 address or an
+    /// IPv6 /64); more are closed at once.
+    pub max_connections_per_client: usize,
     /// Upload sessions are removed this long after they started.
     pub upload_ttl: Duration,
     /// Upload sessions that receive nothing for this long are removed.
@@ -106,6 +113,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             manifest_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_client: 64,
             upload_ttl: Duration::from_secs(24 * 3600),
             upload_idle_ttl: Duration::from_secs(15 * 60),
             upload_limits: UploadLimits::default(),
@@ -154,6 +162,9 @@ pub struct AppOptions {
     pub manifest_timeout: Duration,
     /// Caps on open upload sessions.
     pub upload_limits: UploadLimits,
+    /// An upload session takes bytes for this long after it started
+    /// (default 24 h).
+    pub upload_ttl: Duration,
 }
 
 impl Default for AppOptions {
@@ -164,6 +175,7 @@ impl Default for AppOptions {
             idle_timeout: Duration::from_secs(60),
             manifest_timeout: Duration::from_secs(60),
             upload_limits: UploadLimits::default(),
+            upload_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -172,7 +184,10 @@ impl Default for AppOptions {
 /// [`serve`] listens with, and what embedders, tests and fuzzers call
 /// directly (e.g. with `tower::ServiceExt::oneshot`).
 pub fn app(storage: Arc<dyn Storage>, options: AppOptions) -> Router {
-    let sessions = Arc::new(SessionTracker::new(options.upload_limits.clone()));
+    let sessions = Arc::new(SessionTracker::new(
+        options.upload_limits.clone(),
+        options.upload_ttl,
+    ));
     app_with_sessions(storage, options, sessions)
 }
 
@@ -247,6 +262,71 @@ async fn expire_sessions(
     }
 }
 
+/// Descriptors kept for everything but connections: the listener, storage
+/// directories, logs, files of gc and of requests beyond one per connection.
+const RESERVED_FILES: usize = 128;
+
+/// Descriptors one connection may need: its socket and the blob or upload
+/// file it streams.
+const FILES_PER_CONNECTION: usize = 2;
+
+/// Raises the soft limit on open files to the hard limit, so the connection
+/// cap is reached before the process runs out of descriptors (EMFILE would
+/// fail blob opens and accepts alike); returns the soft limit now in force.
+fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into the struct passed, which we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(
+            "reading the open-file limit: {}",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct passed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                "raised the open-file limit from {} to {}",
+                limit.rlim_cur,
+                raised.rlim_cur
+            );
+            limit = raised;
+        } else {
+            tracing::warn!(
+                "raising the open-file limit from {}: {}",
+                limit.rlim_cur,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// The connection cap in force: `configured`, lowered so that connections
+/// and a reserve for files fit under the open-file limit.
+fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
+    let Some(open_files) = open_files else {
+        return configured;
+    };
+    let open_files = usize::try_from(open_files).unwrap_or(usize::MAX);
+    let fits = (open_files.saturating_sub(RESERVED_FILES) / FILES_PER_CONNECTION).max(1);
+    if fits < configured {
+        tracing::warn!(
+            "at most {fits} connections at once, not {configured}: the open-file limit is {open_files}"
+        );
+        return fits;
+    }
+    configured
+}
+
 async fn add_api_version(mut response: axum::response::Response) -> axum::response::Response {
     response.headers_mut().insert(
         "docker-distribution-api-version",
@@ -300,7 +380,10 @@ pub async fn serve_storage(
         ),
         None => None,
     };
-    let sessions = Arc::new(SessionTracker::new(config.upload_limits.clone()));
+    let sessions = Arc::new(SessionTracker::new(
+        config.upload_limits.clone(),
+        config.upload_ttl,
+    ));
     let app = app_with_sessions(
         storage.clone(),
         AppOptions {
@@ -309,6 +392,7 @@ pub async fn serve_storage(
             idle_timeout: config.idle_timeout,
             manifest_timeout: config.manifest_timeout,
             upload_limits: config.upload_limits.clone(),
+            upload_ttl: config.upload_ttl,
         },
         sessions.clone(),
     );
@@ -322,7 +406,8 @@ pub async fn serve_storage(
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let limit = ConnectionLimit::new(
         DefaultAcceptor::new(),
-        config.max_connections,
+        connection_cap(config.max_connections, raise_open_file_limit()),
+        config.max_connections_per_client,
         config.idle_timeout,
     );
     let result = match tls {
@@ -345,4 +430,36 @@ pub async fn serve_storage(
     };
     expiry.abort();
     result.map_err(|source| ServerError::Serve { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_fits_under_the_open_file_limit() {
+        assert_eq!(connection_cap(1024, None), 1024);
+        assert_eq!(connection_cap(1024, Some(u64::MAX)), 1024);
+        assert_eq!(connection_cap(1024, Some(1_048_576)), 1024);
+        // The usual soft limit: 1024 connections would run out of files.
+        let capped = connection_cap(1024, Some(1024));
+        assert_eq!(capped, (1024 - RESERVED_FILES) / FILES_PER_CONNECTION);
+        assert_eq!(connection_cap(1024, Some(10)), 1);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_open_file_limit().unwrap();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct passed.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(soft, limit.rlim_cur);
+        assert_eq!(limit.rlim_cur, limit.rlim_max);
+    }
 }

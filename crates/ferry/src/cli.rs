@@ -255,6 +255,9 @@ pub struct ServeArgs {
     /// Connections open at once; more wait briefly, then are closed.
     #[arg(long, value_name = "N", default_value = "1024", value_parser = parse::positive)]
     pub max_connections: usize,
+    /// Connections open at once per client address (IPv6: per /64); more are closed.
+    #[arg(long, value_name = "N", default_value = "64", value_parser = parse::positive)]
+    pub max_connections_per_client: usize,
     /// How long an unfinished upload is kept in total (e.g. 24h, 30m).
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse::duration)]
     pub upload_ttl: Duration,

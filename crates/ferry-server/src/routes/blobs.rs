@@ -122,6 +122,11 @@ pub async fn delete(storage: &dyn Storage, name: &str, digest: &str) -> Registry
 pub fn storage_error(error: StorageError) -> RegistryError {
     match error {
         StorageError::NotFound => RegistryError::upload_unknown(),
+        StorageError::Expired => RegistryError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::BlobUploadUnknown,
+            "the upload session expired: start a new one",
+        ),
         StorageError::DigestMismatch(actual) => {
             RegistryError::digest_invalid(format!("content digest is {actual}"))
         }

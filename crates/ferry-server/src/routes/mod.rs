@@ -196,7 +196,7 @@ async fn handle(state: &AppState, request: Request<Body>) -> RegistryResult<Resp
 
 /// The address a client's limits are counted by: an IPv6 client owns a
 /// whole /64 (it can pick any address in it), an IPv4-mapped one is IPv4.
-fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::error::{RegistryError, RegistryResult};
 
@@ -31,6 +32,7 @@ impl Default for UploadLimits {
 #[derive(Debug, Default)]
 pub struct SessionTracker {
     limits: UploadLimits,
+    lifetime: Duration,
     state: Mutex<Owners>,
 }
 
@@ -41,12 +43,18 @@ struct Owners {
 }
 
 impl SessionTracker {
-    /// A tracker enforcing `limits`.
-    pub fn new(limits: UploadLimits) -> SessionTracker {
+    /// A tracker enforcing `limits`, for sessions living `lifetime`.
+    pub fn new(limits: UploadLimits, lifetime: Duration) -> SessionTracker {
         SessionTracker {
             limits,
+            lifetime,
             state: Mutex::default(),
         }
+    }
+
+    /// How long a session may take bytes after it started.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
     /// Refuses `client` a new session when a cap is reached (cheap check
@@ -115,10 +123,13 @@ mod tests {
 
     #[test]
     fn caps_per_client_and_in_total_are_freed_on_release() {
-        let tracker = SessionTracker::new(UploadLimits {
-            max_sessions: 3,
-            max_sessions_per_client: 2,
-        });
+        let tracker = SessionTracker::new(
+            UploadLimits {
+                max_sessions: 3,
+                max_sessions_per_client: 2,
+            },
+            Duration::from_secs(3600),
+        );
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
         tracker.register("a1", a).unwrap();

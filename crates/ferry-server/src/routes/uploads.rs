@@ -92,7 +92,9 @@ pub async fn start(
         check_declared_length(headers)?;
         let id = open_session(storage, sessions, name, client).await?;
         let result = async {
-            storage.upload_append(name, &id, None, body).await?;
+            storage
+                .upload_append(name, &id, None, body, sessions.lifetime())
+                .await?;
             storage.upload_finish(name, &id, &digest).await
         }
         .await;
@@ -149,6 +151,7 @@ fn content_range(headers: &HeaderMap) -> RegistryResult<Option<(u64, u64)>> {
 
 async fn append_checked(
     storage: &dyn Storage,
+    sessions: &SessionTracker,
     name: &str,
     id: &str,
     headers: &HeaderMap,
@@ -166,7 +169,10 @@ async fn append_checked(
         ));
     }
     let start = range.map(|(start, _)| start);
-    match storage.upload_append(name, id, start, body).await {
+    match storage
+        .upload_append(name, id, start, body, sessions.lifetime())
+        .await
+    {
         Ok(offset) => {
             if let Some((_, end)) = range
                 && offset != end + 1
@@ -182,7 +188,11 @@ async fn append_checked(
             }
             Ok(offset)
         }
-        Err(StorageError::NotFound) => Err(RegistryError::upload_unknown()),
+        Err(error @ (StorageError::NotFound | StorageError::Expired)) => {
+            // Gone: it stops counting against its owner.
+            sessions.release(id);
+            Err(storage_error(error))
+        }
         Err(other) => Err(storage_error(other)),
     }
 }
@@ -218,7 +228,7 @@ pub async fn patch(
     body: ByteStream,
 ) -> RegistryResult<Response> {
     require_session(storage, sessions, name, id).await?;
-    match append_checked(storage, name, id, headers, body).await {
+    match append_checked(storage, sessions, name, id, headers, body).await {
         Ok(offset) => Ok(accepted(name, id, offset, StatusCode::ACCEPTED)),
         Err(error) if error.status == StatusCode::RANGE_NOT_SATISFIABLE => {
             let offset = storage
@@ -252,7 +262,7 @@ pub async fn put(
         .get("digest")
         .ok_or_else(|| RegistryError::digest_invalid("digest query parameter is required"))?;
     let digest = parse_digest(digest)?;
-    append_checked(storage, name, id, headers, body).await?;
+    append_checked(storage, sessions, name, id, headers, body).await?;
     let finished = storage.upload_finish(name, id, &digest).await;
     // Finished, refused for its digest or gone: the session no longer exists.
     if matches!(

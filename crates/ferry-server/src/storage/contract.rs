@@ -1,12 +1,15 @@
 //! The [`Storage`] contract, checked against every backend.
 
 use std::io;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_spec::digest::DigestHasher;
 use ferry_spec::oci::{Digest, DigestAlgorithm};
 use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::Notify;
 
 use super::fs::FsStorage;
 use super::memory::MemoryStorage;
@@ -23,6 +26,9 @@ where
     check(Box::new(MemoryStorage::new())).await;
 }
 
+/// A session lifetime no test reaches.
+const LONG: Duration = Duration::from_secs(24 * 3600);
+
 fn digest(algorithm: DigestAlgorithm, bytes: &[u8]) -> Digest {
     let mut hasher = DigestHasher::new(&algorithm).unwrap();
     hasher.update(bytes);
@@ -38,7 +44,7 @@ async fn push(storage: &dyn Storage, repo: &str, bytes: &'static [u8]) -> Digest
     let digest = digest(DigestAlgorithm::Sha256, bytes);
     let id = storage.upload_start(repo).await.unwrap();
     storage
-        .upload_append(repo, &id, Some(0), body(&[bytes]))
+        .upload_append(repo, &id, Some(0), body(&[bytes]), LONG)
         .await
         .unwrap();
     storage.upload_finish(repo, &id, &digest).await.unwrap();
@@ -73,18 +79,18 @@ async fn uploads_are_verified_and_read_back_in_ranges() {
             let id = storage.upload_start("r").await.unwrap();
             // Appends must start where the session is.
             let at = storage
-                .upload_append("r", &id, Some(0), body(&[b"hello", b", "]))
+                .upload_append("r", &id, Some(0), body(&[b"hello", b", "]), LONG)
                 .await
                 .unwrap();
             assert_eq!(at, 7);
             assert!(matches!(
                 storage
-                    .upload_append("r", &id, Some(3), body(&[b"x"]))
+                    .upload_append("r", &id, Some(3), body(&[b"x"]), LONG)
                     .await,
                 Err(StorageError::OutOfOrder(7))
             ));
             storage
-                .upload_append("r", &id, None, body(&[b"registry"]))
+                .upload_append("r", &id, None, body(&[b"registry"]), LONG)
                 .await
                 .unwrap();
             assert_eq!(storage.upload_offset("r", &id).await.unwrap(), Some(15));
@@ -117,7 +123,7 @@ async fn a_mismatched_upload_stores_nothing() {
         let claimed = digest(DigestAlgorithm::Sha256, b"what was promised");
         let id = storage.upload_start("r").await.unwrap();
         storage
-            .upload_append("r", &id, None, body(&[b"something else"]))
+            .upload_append("r", &id, None, body(&[b"something else"]), LONG)
             .await
             .unwrap();
         let actual = digest(DigestAlgorithm::Sha256, b"something else");
@@ -144,7 +150,7 @@ async fn a_failing_body_keeps_what_arrived() {
             ),
         );
         assert!(matches!(
-            storage.upload_append("r", &id, None, failing).await,
+            storage.upload_append("r", &id, None, failing, LONG).await,
             Err(StorageError::Body(e)) if e.kind() == io::ErrorKind::TimedOut
         ));
         assert_eq!(storage.upload_offset("r", &id).await.unwrap(), Some(3));
@@ -189,7 +195,10 @@ async fn busy_sessions_expire_at_their_lifetime() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let chunk: ByteStream =
             Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]));
-        storage.upload_append("r", &id, None, chunk).await.unwrap();
+        storage
+            .upload_append("r", &id, None, chunk, LONG)
+            .await
+            .unwrap();
         // Just touched, so not idle; but started over a second ago.
         let idle = Duration::from_secs(3600);
         assert!(
@@ -206,6 +215,85 @@ async fn busy_sessions_expire_at_their_lifetime() {
                 .unwrap(),
             vec![id.clone()]
         );
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
+    })
+    .await;
+}
+
+/// One chunk, then nothing ever again (a client trickling its body);
+/// `polled` is told once the append reads past the chunk.
+fn stalled_after(chunk: &'static [u8], polled: Arc<Notify>) -> ByteStream {
+    let first = futures_util::stream::iter([Ok(Bytes::from_static(chunk))]);
+    let then = futures_util::stream::poll_fn(move |_| {
+        polled.notify_one();
+        Poll::Pending
+    });
+    Box::pin(first.chain(then))
+}
+
+#[tokio::test]
+async fn expiry_skips_a_session_a_stalled_body_holds() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let id = storage.upload_start("r").await.unwrap();
+        let polled = Arc::new(Notify::new());
+        // Boxed, so that dropping it ends the request.
+        let mut append = Box::pin(storage.upload_append(
+            "r",
+            &id,
+            None,
+            stalled_after(b"abc", polled.clone()),
+            LONG,
+        ));
+        tokio::select! {
+            result = &mut append => panic!("a stalled append ended: {:?}", result.err()),
+            () = polled.notified() => {}
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let tiny = Duration::from_millis(1);
+        let expired =
+            tokio::time::timeout(Duration::from_secs(30), storage.expire_sessions(tiny, tiny))
+                .await
+                .expect("expiry waited on a session a client holds")
+                .unwrap();
+        assert!(
+            expired.is_empty(),
+            "a busy session was removed under its append"
+        );
+        // Once the request is gone, the next sweep removes it.
+        drop(append);
+        assert_eq!(
+            storage.expire_sessions(tiny, tiny).await.unwrap(),
+            vec![id.clone()]
+        );
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_append_ends_when_its_session_reaches_its_lifetime() {
+    on_every_backend(|storage| async move {
+        let storage = &*storage;
+        let id = storage.upload_start("r").await.unwrap();
+        let polled = Arc::new(Notify::new());
+        let trickled = stalled_after(b"abc", polled);
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            storage.upload_append("r", &id, None, trickled, Duration::from_millis(300)),
+        )
+        .await
+        .expect("a trickled append kept its session past its lifetime");
+        assert!(matches!(result, Err(StorageError::Expired)), "{result:?}");
+        assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
+
+        // A session already past its lifetime takes nothing and is removed.
+        let id = storage.upload_start("r").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let result = storage
+            .upload_append("r", &id, None, body(&[b"late"]), Duration::from_millis(1))
+            .await;
+        assert!(matches!(result, Err(StorageError::Expired)), "{result:?}");
         assert_eq!(storage.upload_offset("r", &id).await.unwrap(), None);
     })
     .await;

@@ -32,7 +32,7 @@ use tokio_util::io::ReaderStream;
 
 use super::{
     BlobEntry, BlobLink, BlobReader, BlobSource, ByteStream, ReferrerDescriptor, Storage,
-    StorageError, StoredManifest,
+    StorageError, StoredManifest, session_expiry,
 };
 
 /// Incremental SHA-256 state of an upload held in memory so finishing a
@@ -155,6 +155,26 @@ impl FsStorage {
     async fn link(&self, repo: &str, digest: &Digest) -> io::Result<()> {
         self.write_atomic(self.link_path(repo, digest), Bytes::new())
             .await
+    }
+
+    /// When session `id` started: its `repo` file is written once, at the
+    /// start (its directory stands in while it is being created).
+    async fn session_started(&self, id: &str) -> io::Result<SystemTime> {
+        let dir = self.session_dir(id);
+        match tokio::fs::metadata(dir.join("repo")).await {
+            Ok(metadata) => metadata.modified(),
+            Err(_) => tokio::fs::metadata(dir).await?.modified(),
+        }
+    }
+
+    /// Removes session `id`; its lock must be held.
+    async fn remove_session(&self, id: &str) -> io::Result<()> {
+        let removed = tokio::fs::remove_dir_all(self.session_dir(id)).await;
+        self.forget_session(id);
+        match removed {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     async fn session_repo(&self, id: &str) -> Option<String> {
@@ -405,6 +425,7 @@ impl Storage for FsStorage {
         id: &str,
         start: Option<u64>,
         mut body: ByteStream,
+        lifetime: Duration,
     ) -> Result<u64, StorageError> {
         if self.session_repo(id).await.as_deref() != Some(repo) {
             return Err(StorageError::NotFound);
@@ -417,6 +438,11 @@ impl Storage for FsStorage {
         else {
             // Finished, cancelled or expired while this request waited.
             return Err(StorageError::NotFound);
+        };
+        let Some(expires) = session_expiry(self.session_started(id).await?, lifetime) else {
+            drop(file);
+            self.remove_session(id).await?;
+            return Err(StorageError::Expired);
         };
         let mut offset = file.metadata().await?.len();
         if let Some(start) = start
@@ -431,7 +457,14 @@ impl Storage for FsStorage {
         let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
         let mut written_back = offset;
         let result: Result<(), StorageError> = async {
-            while let Some(chunk) = body.next().await {
+            loop {
+                let next = tokio::time::timeout_at(expires, body.next()).await;
+                let Ok(next) = next else {
+                    return Err(StorageError::Expired);
+                };
+                let Some(chunk) = next else {
+                    break;
+                };
                 let chunk: Bytes = chunk.map_err(StorageError::Body)?;
                 pending.extend_from_slice(&chunk);
                 if pending.len() >= WRITE_BATCH {
@@ -446,6 +479,11 @@ impl Storage for FsStorage {
             Ok(())
         }
         .await;
+        if let Err(StorageError::Expired) = result {
+            drop(file);
+            self.remove_session(id).await?;
+            return Err(StorageError::Expired);
+        }
         // What arrived before a failure is kept, so the client can resume.
         let flushed = write_batch(&mut file, &mut pending, &mut state, &mut offset).await;
         let flushed = match flushed {
@@ -548,7 +586,11 @@ impl Storage for FsStorage {
             if stale(entry.path()).await {
                 let id = entry.file_name().to_string_lossy().into_owned();
                 let lock = self.session_lock(&id);
-                let _guard = lock.lock().await;
+                // A request holds it, maybe reading a slow body: skip the
+                // session rather than wait on its client.
+                let Ok(_guard) = lock.try_lock() else {
+                    continue;
+                };
                 // Re-check under the lock: an append may have just finished,
                 // or the session may have been finished or cancelled.
                 if !stale(entry.path()).await {

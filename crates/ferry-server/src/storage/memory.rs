@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 
 use super::{
     BlobEntry, BlobLink, BlobReader, BlobSource, ByteStream, ReferrerDescriptor, Storage,
-    StorageError, StoredManifest,
+    StorageError, StoredManifest, session_expiry,
 };
 
 /// A registry held in memory.
@@ -221,10 +221,22 @@ impl Storage for MemoryStorage {
         id: &str,
         start: Option<u64>,
         mut body: ByteStream,
+        lifetime: Duration,
     ) -> Result<u64, StorageError> {
         let busy = self.session_lock(repo, id).ok_or(StorageError::NotFound)?;
         let _guard = busy.lock().await;
-        let mut offset = self.state().session(repo, id)?.data.len() as u64;
+        let (mut offset, created) = {
+            let mut state = self.state();
+            let session = state.session(repo, id)?;
+            (session.data.len() as u64, session.created)
+        };
+        let expired = || {
+            self.state().sessions.remove(id);
+            Err(StorageError::Expired)
+        };
+        let Some(expires) = session_expiry(created, lifetime) else {
+            return expired();
+        };
         if let Some(start) = start
             && start != offset
         {
@@ -232,7 +244,13 @@ impl Storage for MemoryStorage {
         }
         // Each chunk is kept as it arrives: a failed body leaves what came
         // before, so the client can resume.
-        while let Some(chunk) = body.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout_at(expires, body.next()).await else {
+                return expired();
+            };
+            let Some(chunk) = next else {
+                break;
+            };
             let chunk = chunk.map_err(StorageError::Body)?;
             let mut state = self.state();
             let session = state.session(repo, id)?;
@@ -303,7 +321,11 @@ impl Storage for MemoryStorage {
             .collect();
         let mut removed = Vec::new();
         for (id, busy) in candidates {
-            let _guard = busy.lock().await;
+            // A request holds it, maybe reading a slow body: skip the
+            // session rather than wait on its client.
+            let Ok(_guard) = busy.try_lock() else {
+                continue;
+            };
             // Re-checked under the session lock: an append may have just
             // touched it, or it may be finished or cancelled.
             let mut state = self.state();

@@ -59,6 +59,17 @@ impl BlobReader {
     }
 }
 
+/// When a session started at `started` reaches `lifetime`, on the tokio
+/// clock; `None` when it already has.
+fn session_expiry(started: SystemTime, lifetime: Duration) -> Option<tokio::time::Instant> {
+    let age = SystemTime::now()
+        .duration_since(started)
+        .unwrap_or_default();
+    let left = lifetime.checked_sub(age).filter(|left| !left.is_zero())?;
+    // Capped so that a huge lifetime cannot overflow the clock.
+    Some(tokio::time::Instant::now() + left.min(Duration::from_secs(1 << 32)))
+}
+
 /// A manifest as stored.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
@@ -124,6 +135,10 @@ pub enum StorageError {
     /// arrived before is kept.
     #[error("reading the request body: {0}")]
     Body(io::Error),
+    /// The upload session outlived its lifetime during an append; it is
+    /// removed.
+    #[error("the upload session expired")]
+    Expired,
     /// A backend failure.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -162,13 +177,17 @@ pub trait Storage: Send + Sync + 'static {
     async fn upload_offset(&self, repo: &str, id: &str) -> Result<Option<u64>, StorageError>;
     /// Appends a body; `start` must equal the current offset when given.
     /// Returns the new offset. When the body fails, what arrived before is
-    /// kept so the client can resume.
+    /// kept so the client can resume. A session takes bytes only until it
+    /// is `lifetime` old: then the append stops, the session is removed and
+    /// the append fails with [`StorageError::Expired`] (a client trickling
+    /// bytes cannot keep a session past its lifetime).
     async fn upload_append(
         &self,
         repo: &str,
         id: &str,
         start: Option<u64>,
         body: ByteStream,
+        lifetime: Duration,
     ) -> Result<u64, StorageError>;
     /// Verifies the session's content against `digest` and makes it a blob
     /// linked into `repo`. Returns the size. A mismatch drops the session
@@ -182,7 +201,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Drops a session; false when unknown.
     async fn upload_cancel(&self, repo: &str, id: &str) -> Result<bool, StorageError>;
     /// Drops sessions untouched for longer than `idle` or started longer
-    /// than `lifetime` ago; returns the ids dropped.
+    /// than `lifetime` ago; returns the ids dropped. A session a request is
+    /// working on is skipped, never waited for (a client paces its body):
+    /// an append enforces the lifetime itself, and the next sweep looks
+    /// again.
     async fn expire_sessions(
         &self,
         idle: Duration,

@@ -205,6 +205,88 @@ async fn the_registry_answers_again_once_silent_connections_time_out() {
     assert_eq!(answer.status(), StatusCode::OK);
 }
 
+/// Sends `GET /v2/` on a kept-alive connection and reads the answer's head:
+/// the connection is then surely accepted and counted.
+async fn hold_connection(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("no answer");
+    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_cannot_take_every_connection() {
+    let server = Server::start_with(|c| {
+        c.idle_timeout = Duration::from_secs(60);
+        c.max_connections = 16;
+        c.max_connections_per_client = 2;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        hold_connection(&mut stream).await;
+        held.push(stream);
+    }
+    // A third from the same address is closed unanswered...
+    let mut over = TcpStream::connect(server.addr).await.unwrap();
+    over.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let raw = read_until_closed(&mut over, Duration::from_secs(30))
+        .await
+        .expect("a connection over the client's cap is neither served nor closed");
+    assert!(
+        raw.is_empty(),
+        "served over the client's cap: {}",
+        String::from_utf8_lossy(&raw)
+    );
+    // ...while another address is still served.
+    let other = client_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        other.get(server.url("/v2/")).send(),
+    )
+    .await
+    .expect("another client was kept waiting")
+    .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    // A closed connection frees the client's slot.
+    drop(held.pop());
+    let answer = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let mut stream = TcpStream::connect(server.addr).await.unwrap();
+            stream
+                .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let raw = read_until_closed(&mut stream, Duration::from_secs(30))
+                .await
+                .unwrap_or_default();
+            if !raw.is_empty() {
+                return raw;
+            }
+            // The server may not have seen the close yet.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the client's slot was never freed");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_trickled_a_byte_at_a_time_is_cut_off() {
     let server = Server::start_with(|c| {
@@ -371,6 +453,59 @@ async fn idle_upload_sessions_expire_and_free_their_slots() {
     assert_eq!(server.get(&first).await.status(), StatusCode::NOT_FOUND);
     server.start_upload("idle").await;
     server.start_upload("idle").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickled_upload_ends_at_the_session_lifetime() {
+    let server = Server::start_with(|c| {
+        c.upload_ttl = Duration::from_secs(2);
+        c.idle_timeout = Duration::from_secs(120);
+        c.upload_limits = UploadLimits {
+            max_sessions: 10,
+            max_sessions_per_client: 1,
+        };
+    })
+    .await;
+    let location = server.start_upload("trickle").await;
+    let path = location
+        .strip_prefix(&server.base)
+        .unwrap_or(&location)
+        .to_string();
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: 100000\r\n\r\n"
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    // A byte every 200 ms: never idle, and it would take hours.
+    let trickle = tokio::spawn(async move {
+        loop {
+            if write.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut raw = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 4096];
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(answered.is_ok(), "a trickled upload outlives its session");
+    let response = RawResponse::parse(&raw);
+    assert_eq!(response.status, 404, "{}", response.head);
+    // The session is gone and no longer counts against its client.
+    assert_eq!(server.open_sessions(), 0);
+    assert_eq!(server.get(&location).await.status(), StatusCode::NOT_FOUND);
+    server.start_upload("trickle").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -27,6 +27,7 @@ pub fn run(store_root: &Path, args: &ServeArgs) -> anyhow::Result<Exit> {
     config.idle_timeout = args.idle_timeout;
     config.manifest_timeout = args.manifest_timeout;
     config.max_connections = args.max_connections;
+    config.max_connections_per_client = args.max_connections_per_client;
     config.upload_ttl = args.upload_ttl;
     config.upload_idle_ttl = args.upload_idle_ttl;
     config.upload_limits = ferry_server::UploadLimits {
