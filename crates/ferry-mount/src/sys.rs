@@ -165,6 +165,27 @@ fn open_target(target: &Path) -> io::Result<OwnedFd> {
     }
 }
 
+/// Opens the directory holding `target` as [`open_target`] opens a
+/// target, and returns it with the target's name in it.
+fn open_target_parent(target: &Path) -> io::Result<(OwnedFd, std::ffi::OsString)> {
+    let invalid = || io::Error::new(io::ErrorKind::InvalidInput, "a mount target needs a parent");
+    let name = target.file_name().ok_or_else(invalid)?.to_os_string();
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(invalid)?;
+    let parent = open_target(parent)?;
+    if !rustix::fs::fstat(&parent)
+        .map(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_dir())
+        .unwrap_or(false)
+    {
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::NOTDIR.raw_os_error(),
+        ));
+    }
+    Ok((parent, name))
+}
+
 /// Mounts the overlay with the new mount API: built detached
 /// (`fsopen`/`fsconfig`/`fsmount`), then moved onto the target's
 /// descriptor (`move_mount`), so no path is looked up at mount time.
@@ -275,15 +296,19 @@ impl Syscalls for LinuxSyscalls {
     }
 
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
-        // umount(2) takes no descriptor (one held open would make the
-        // mount busy): refuse a path that passes through a symlink now,
-        // then unmount by path without following the last component.
-        drop(open_target(target)?);
+        // umount(2) takes no descriptor, and one held on the target would
+        // make the mount busy. The parent is held instead (opened without
+        // following any symlink) and the target reached through it: a
+        // parent swapped for a symlink or another directory meanwhile
+        // cannot redirect the unmount. NOFOLLOW covers the last component.
+        let (parent, name) = open_target_parent(target)?;
+        crate::race::window("umount: parent opened", &name);
         let mut flags = UnmountFlags::NOFOLLOW;
         if detach {
             flags |= UnmountFlags::DETACH;
         }
-        rustix::mount::unmount(target, flags)?;
+        let through_parent = Path::new(&fd_path(parent.as_fd())).join(&name);
+        rustix::mount::unmount(&through_parent, flags)?;
         Ok(())
     }
 
@@ -332,6 +357,46 @@ mod tests {
             overlay.options(),
             r"lowerdir=/s/d\,e:/s/b\:c:/s/a,upperdir=/m/up,workdir=/m/work,redirect_dir=off"
         );
+    }
+
+    fn is_mounted(path: &Path) -> bool {
+        crate::mountinfo::mount_at(&crate::mountinfo::read(), path).is_some()
+    }
+
+    fn tmpfs(at: &Path) {
+        std::fs::create_dir_all(at).unwrap();
+        rustix::mount::mount("tmpfs", at, "tmpfs", MountFlags::empty(), c"").unwrap();
+    }
+
+    #[test]
+    fn a_parent_swapped_after_the_check_cannot_redirect_an_unmount() {
+        if !ferry_testkit::require_root("for real mounts") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        let (ours, theirs) = (dir.join("parent/mnt"), dir.join("elsewhere/mnt"));
+        tmpfs(&ours);
+        tmpfs(&theirs);
+        // Once ferry checked the path, the parent becomes a symlink to a
+        // directory holding another mount with the same last name.
+        let (parent, moved) = (dir.join("parent"), dir.join("parent.old"));
+        let link_to = dir.join("elsewhere");
+        let _staged = crate::race::staged::stage("umount: parent opened", move |_| {
+            std::fs::rename(&parent, &moved).unwrap();
+            std::os::unix::fs::symlink(&link_to, &parent).unwrap();
+        });
+        let result = LinuxSyscalls.umount(&ours, false);
+        let theirs_still = is_mounted(&theirs);
+        let ours_still = is_mounted(&dir.join("parent.old/mnt"));
+        for left in [dir.join("parent.old/mnt"), theirs.clone()] {
+            while is_mounted(&left) {
+                rustix::mount::unmount(&left, UnmountFlags::DETACH).unwrap();
+            }
+        }
+        result.unwrap();
+        assert!(theirs_still, "the other mount was unmounted");
+        assert!(!ours_still, "the mount checked is the mount unmounted");
     }
 
     #[test]
