@@ -129,6 +129,33 @@ pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Opens `name` in `dir` as an `O_PATH` descriptor, never following a
+/// symlink (the descriptor then names the symlink itself), with its
+/// `fstat`: metadata of exactly the object later read through it.
+pub fn open_entry(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    Ok((fd, stat))
+}
+
+/// Opens the directory `name` in `dir` (refusing a symlink) with its
+/// `fstat`.
+pub fn open_subdir_stat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {
+    let fd = open_subdir(dir, name)?;
+    let stat = rustix::fs::fstat(&fd)?;
+    Ok((fd, stat))
+}
+
+/// The error of an entry whose kind changed since it was listed.
+pub fn changed_kind(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("not {what} any more"))
+}
+
 /// Opens the regular file `name` in `dir` for reading, refusing a symlink
 /// and never blocking on a fifo swapped in after the caller's `lstat`.
 pub fn open_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {

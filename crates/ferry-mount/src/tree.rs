@@ -121,8 +121,9 @@ impl Walk<'_> {
                     }
                     None => make_dir(to, &name, &to_path)?,
                 }
-                dir_modes.insert(child.clone(), stat.st_mode & 0o777);
-                let sub_from = at::open_subdir(from, &name).ctx("opening", &from_path)?;
+                let (sub_from, opened) =
+                    at::open_subdir_stat(from, &name).ctx("opening", &from_path)?;
+                dir_modes.insert(child.clone(), opened.st_mode & 0o777);
                 let sub_to = at::open_subdir(to, &name).ctx("opening", &to_path)?;
                 self.apply(sub_from.as_fd(), sub_to.as_fd(), &child, built, dir_modes)?;
                 continue;
@@ -206,7 +207,8 @@ fn place_at(
             Err(e) => return Err(PlaceError::Io("linking", e.into())),
         }
     }
-    let (source, _) = at::open_file(from, name).map_err(io_step("opening"))?;
+    // The mode of the file opened and copied, not of the earlier lstat.
+    let (source, stat) = at::open_file(from, name).map_err(io_step("opening"))?;
     let copy = at::create_file(to, to_name).map_err(io_step("creating"))?;
     at::copy_contents(&source, &copy).map_err(io_step("copying to"))?;
     let file_mode = match mode {
@@ -380,11 +382,19 @@ impl Export<'_> {
             let child = relative.join(&name);
             let from_path = self.source.join(&child);
             let to_path = self.dest.join(&child);
-            let Some(stat) = at::stat_at(from, &name).ctx("reading", &from_path)? else {
+            // The kind decides how to read the entry; what is copied (owner,
+            // mode, contents) is taken from the object opened, never from
+            // this lstat: the writer can swap entries in between.
+            let Some(listed) = at::stat_at(from, &name).ctx("reading", &from_path)? else {
                 continue;
             };
-            match at::kind(&stat) {
-                FileType::CharacterDevice if self.whiteouts && stat.st_rdev == 0 => {
+            crate::race::window("export: entry listed", &name);
+            match at::kind(&listed) {
+                FileType::CharacterDevice if self.whiteouts && listed.st_rdev == 0 => {
+                    let (_, stat) = at::open_entry(from, &name).ctx("opening", &from_path)?;
+                    if at::kind(&stat) != FileType::CharacterDevice || stat.st_rdev != 0 {
+                        return Err(at::changed_kind("a whiteout")).ctx("reading", &from_path);
+                    }
                     let mut whiteout = std::ffi::OsString::from(".wh.");
                     whiteout.push(&name);
                     let path = self.dest.join(relative).join(&whiteout);
@@ -392,8 +402,9 @@ impl Export<'_> {
                     out.copied += 1;
                 }
                 FileType::Directory => {
+                    let (sub_from, stat) =
+                        at::open_subdir_stat(from, &name).ctx("opening", &from_path)?;
                     make_dir(to, &name, &to_path)?;
-                    let sub_from = at::open_subdir(from, &name).ctx("opening", &from_path)?;
                     let sub_to = at::open_subdir(to, &name).ctx("opening", &to_path)?;
                     self.dir(sub_from.as_fd(), sub_to.as_fd(), &child, out)?;
                     at::give_owner(sub_to.as_fd(), stat.st_uid, stat.st_gid)
@@ -414,7 +425,13 @@ impl Export<'_> {
                     out.copied += 1;
                 }
                 FileType::Symlink => {
-                    let target = rustix::fs::readlinkat(from, &name, Vec::new())
+                    let (link, stat) = at::open_entry(from, &name).ctx("opening", &from_path)?;
+                    if at::kind(&stat) != FileType::Symlink {
+                        return Err(at::changed_kind("a symlink")).ctx("reading", &from_path);
+                    }
+                    // Read through the descriptor: the target of the very
+                    // link whose owner is copied.
+                    let target = rustix::fs::readlinkat(&link, "", Vec::new())
                         .map_err(io::Error::from)
                         .ctx("reading link", &from_path)?;
                     rustix::fs::symlinkat(target.as_c_str(), to, &name)
@@ -490,6 +507,54 @@ mod tests {
             "now a file"
         );
         assert_eq!(built.copied, 5, "every file of every source is placed once");
+    }
+
+    #[test]
+    fn exported_directories_take_owner_and_mode_from_what_was_copied() {
+        if !ferry_testkit::require_root("to own files as another user") {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (source, kept) = (t.path().join("volume"), t.path().join("kept"));
+        // The writer's directory, open to all, and one of root's.
+        let (theirs, roots) = (source.join("a"), source.join("b"));
+        write(&theirs.join("mine"), "w");
+        std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+        write(&roots.join("secret"), "s");
+        fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
+        // Right after ferry looked at `a`, the writer swaps the two.
+        let mut swapped = false;
+        let (a, b) = (theirs.clone(), roots.clone());
+        let _staged = crate::race::staged::stage("export: entry listed", move |name| {
+            if name == "a" && !swapped {
+                swapped = true;
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &a,
+                    rustix::fs::CWD,
+                    &b,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+            }
+        });
+        export_tree(&source, &kept).unwrap();
+        for name in ["a", "b"] {
+            let copy = kept.join(name);
+            let meta = fs::symlink_metadata(&copy).unwrap();
+            let expected = if copy.join("secret").exists() {
+                (0, 0o700)
+            } else {
+                (1000, 0o777)
+            };
+            assert_eq!(
+                (meta.uid(), meta.mode() & 0o7777),
+                expected,
+                "{} holds the contents of one directory and the owner of another",
+                copy.display()
+            );
+        }
     }
 
     #[test]
