@@ -149,6 +149,13 @@ impl TreeIdentity {
         .map(|stat| Self::of_statx(&stat))
     }
 
+    /// The identity of `name` in `dir` now (never following a symlink).
+    pub fn of_at(dir: impl std::os::fd::AsFd, name: &std::ffi::OsStr) -> Option<TreeIdentity> {
+        rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, Self::wanted())
+            .ok()
+            .map(|stat| Self::of_statx(&stat))
+    }
+
     /// The identity of what `fd` names.
     pub fn of_fd(fd: impl std::os::fd::AsFd) -> io::Result<TreeIdentity> {
         let stat = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, Self::wanted())?;

@@ -48,6 +48,16 @@ pub struct Built {
 /// is never followed.
 pub fn merge_into(sources: &[PathBuf], dest: &Path, mode: LinkMode) -> Result<Built> {
     let dest_fd = at::open_dir(dest)?;
+    merge_into_dir(sources, dest_fd.as_fd(), dest, mode)
+}
+
+/// [`merge_into`] the directory `dest_fd` (`dest` is for messages).
+pub(crate) fn merge_into_dir(
+    sources: &[PathBuf],
+    dest_fd: BorrowedFd<'_>,
+    dest: &Path,
+    mode: LinkMode,
+) -> Result<Built> {
     let mut built = Built::default();
     // Modes last, relative to `dest`: the build needed writable directories.
     let mut dir_modes = BTreeMap::new();
@@ -60,7 +70,7 @@ pub fn merge_into(sources: &[PathBuf], dest: &Path, mode: LinkMode) -> Result<Bu
         let walk = Walk { source, dest, mode };
         walk.apply(
             source_fd.as_fd(),
-            dest_fd.as_fd(),
+            dest_fd,
             Path::new(""),
             &mut built,
             &mut dir_modes,
@@ -72,12 +82,8 @@ pub fn merge_into(sources: &[PathBuf], dest: &Path, mode: LinkMode) -> Result<Bu
             LinkMode::Copy => dir_mode | 0o700,
         };
         let path = at::display(dest, &relative);
-        let fd = at::open_beneath(
-            dest_fd.as_fd(),
-            &relative,
-            OFlags::RDONLY | OFlags::DIRECTORY,
-        )
-        .ctx("opening", &path)?;
+        let fd = at::open_beneath(dest_fd, &relative, OFlags::RDONLY | OFlags::DIRECTORY)
+            .ctx("opening", &path)?;
         at::set_mode(fd.as_fd(), dir_mode).ctx("setting mode of", &path)?;
     }
     Ok(built)
@@ -223,8 +229,20 @@ fn place_at(
 /// Places the cache file or symlink `from` at `to` (whose parent exists
 /// and which must not exist).
 pub fn place_file(from: &Path, to: &Path, mode: LinkMode) -> Result<Built> {
-    let (from_dir, from_name) = at::open_parent(from)?;
     let (to_dir, to_name) = at::open_parent(to)?;
+    place_file_at(from, to_dir.as_fd(), &to_name, to, mode)
+}
+
+/// [`place_file`] as `to_name` in the directory `to_dir` (`to` is for
+/// messages).
+pub(crate) fn place_file_at(
+    from: &Path,
+    to_dir: BorrowedFd<'_>,
+    to_name: &OsStr,
+    to: &Path,
+    mode: LinkMode,
+) -> Result<Built> {
+    let (from_dir, from_name) = at::open_parent(from)?;
     let stat = at::stat_at(from_dir.as_fd(), &from_name)
         .ctx("reading", from)?
         .ok_or_else(|| MountError::Io {
@@ -237,8 +255,8 @@ pub fn place_file(from: &Path, to: &Path, mode: LinkMode) -> Result<Built> {
         from_dir.as_fd(),
         &from_name,
         &stat,
-        to_dir.as_fd(),
-        &to_name,
+        to_dir,
+        to_name,
         mode,
         &mut built,
     )

@@ -1,7 +1,9 @@
 //! Mounting and unmounting volumes, and listing them.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -481,37 +483,70 @@ fn remember_mount_id(
 /// over the (absent or empty) target: a failure leaves the target as it was.
 /// Returns what was built and the identity of the object now at the target,
 /// so unmounting removes that object and nothing else.
+///
+/// Someone who can write the target's parent can rename things in it at
+/// any moment, so the staging directory is held by descriptor from its
+/// creation: its identity is that descriptor's, both renames are relative
+/// to the parent's descriptor, and the staging name is removed (by
+/// identity) only when it still holds what ferry made there.
 fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<(Built, TreeIdentity)> {
-    let parent = target.parent().unwrap_or(Path::new("/"));
-    let staging = tempfile::Builder::new()
-        .prefix(".ferry-mount-")
-        .tempdir_in(parent)
-        .ctx("creating staging directory in", parent)?
-        .keep();
-    let result = (|| match located {
+    let parent_path = target.parent().unwrap_or(Path::new("/"));
+    let (parent, target_name) = crate::at::open_parent_no_symlinks(target)?;
+    let (staging_name, staging) = crate::at::make_private_dir(parent.as_fd(), ".ferry-mount-")
+        .ctx("creating staging directory in", parent_path)?;
+    let staging_path = parent_path.join(&staging_name);
+    let staging_identity = TreeIdentity::of_fd(&staging).ctx("reading", &staging_path)?;
+    let rename = |from: BorrowedFd<'_>, name: &OsStr| {
+        rustix::fs::renameat(from, name, &parent, &target_name)
+            .map_err(io::Error::from)
+            .ctx("moving the volume to", target)
+    };
+    let placed = match located {
         Located::Dir(sources) => {
-            let built = tree::merge_into(sources, &staging, mode)?;
-            let identity = TreeIdentity::of_path(&staging);
-            fs::rename(&staging, target).ctx("moving the volume to", target)?;
-            Ok((built, identity))
+            tree::merge_into_dir(sources, staging.as_fd(), &staging_path, mode).and_then(|built| {
+                rename(parent.as_fd(), &staging_name)?;
+                Ok((built, staging_identity))
+            })
         }
         Located::File(source) => {
-            let file = staging.join("file");
-            let built = tree::place_file(source, &file, mode)?;
-            let identity = TreeIdentity::of_path(&file);
-            fs::rename(&file, target).ctx("moving the volume to", target)?;
-            Ok((built, identity))
+            let name = OsStr::new("file");
+            let file_path = staging_path.join(name);
+            tree::place_file_at(source, staging.as_fd(), name, &file_path, mode).and_then(|built| {
+                // Inside the private staging directory nobody else can
+                // swap the file.
+                let identity =
+                    TreeIdentity::of_at(&staging, name).ok_or_else(|| MountError::Io {
+                        action: "reading",
+                        path: file_path.clone(),
+                        source: io::ErrorKind::NotFound.into(),
+                    })?;
+                rename(staging.as_fd(), name)?;
+                Ok((built, identity))
+            })
         }
-    })()
-    .and_then(|(built, identity)| match identity {
-        Some(identity) if TreeIdentity::of_path(target) == Some(identity) => Ok((built, identity)),
-        _ => Err(MountError::InvalidTarget {
+    };
+    crate::race::window("build_tree: renamed", &staging_name);
+    // After a directory's rename the staging name is free for anyone to
+    // reuse: whatever is there now is not ferry's.
+    let staging_left = placed.is_err() || matches!(located, Located::File(_));
+    if staging_left
+        && let Err(e) = crate::at::remove_at_if(
+            parent.as_fd(),
+            &staging_name,
+            &staging_identity,
+            &staging_path,
+        )
+    {
+        tracing::warn!("leaving {}: {e}", staging_path.display());
+    }
+    let (built, identity) = placed?;
+    if TreeIdentity::of_at(&parent, &target_name) != Some(identity) {
+        return Err(MountError::InvalidTarget {
             target: target.to_path_buf(),
             reason: "something else took the place of the volume while it was built".into(),
-        }),
-    });
-    let _ = tree::remove_tree(&staging);
-    result
+        });
+    }
+    Ok((built, identity))
 }
 
 /// Serialises "is this target free?" with writing the record that takes it.
@@ -922,4 +957,41 @@ pub(crate) fn active_records(store: &Store) -> Result<Vec<MountRecord>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_directory_renamed_to_the_staging_name_after_the_build_is_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let source = t.path().join("layer");
+        fs::create_dir(&source).unwrap();
+        fs::write(source.join("weights.bin"), b"w").unwrap();
+        let victim = t.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("thesis.tex"), b"years of work").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).unwrap();
+        // Someone who can write the target's parent moves their directory
+        // to the staging name once the volume took the target's place.
+        let parent = t.path().to_path_buf();
+        let moved_to = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let moved = moved_to.clone();
+        let _staged = crate::race::staged::stage("build_tree: renamed", move |staging| {
+            let at = parent.join(staging);
+            fs::rename(&victim, &at).unwrap();
+            *moved.borrow_mut() = Some(at);
+        });
+        let target = t.path().join("volume");
+        let (_, placed) = build_tree(&Located::Dir(vec![source]), &target, LinkMode::Copy).unwrap();
+        assert_eq!(TreeIdentity::of_path(&target), Some(placed));
+        let moved = moved_to.borrow().clone().expect("the swap was staged");
+        assert_eq!(
+            fs::read(moved.join("thesis.tex")).unwrap(),
+            b"years of work"
+        );
+        assert_eq!(fs::metadata(&moved).unwrap().mode() & 0o777, 0o755);
+    }
 }
