@@ -174,15 +174,21 @@ fn open_target_parent(target: &Path) -> io::Result<(OwnedFd, std::ffi::OsString)
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .ok_or_else(invalid)?;
-    let parent = open_target(parent)?;
-    if !rustix::fs::fstat(&parent)
-        .map(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_dir())
-        .unwrap_or(false)
-    {
-        return Err(io::Error::from_raw_os_error(
-            rustix::io::Errno::NOTDIR.raw_os_error(),
-        ));
-    }
+    // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink in the
+    // last component too (ELOOP), as everywhere else on the path.
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let parent = match rustix::fs::openat2(
+        CWD,
+        parent,
+        flags,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Err(rustix::io::Errno::NOSYS) => {
+            rustix::fs::openat(CWD, parent, flags | OFlags::NOFOLLOW, Mode::empty())
+        }
+        other => other,
+    }?;
     Ok((parent, name))
 }
 
