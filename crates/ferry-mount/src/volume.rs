@@ -18,7 +18,7 @@ use crate::record::{
     self, Access, Host, Liveness, Lock, Method, MountRecord, MountedArtifact, RecordDir,
     TreeIdentity,
 };
-use crate::sys::{Flags, Syscalls, Upper};
+use crate::sys::{self, Flags, Syscalls, Upper};
 use crate::tree::{self, Built, LinkMode};
 
 /// What to mount.
@@ -242,6 +242,7 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         record: None,
     };
     let mut record = MountRecord {
+        format: record::RECORD_FORMAT,
         id: record_dir.id.clone(),
         artifacts,
         target: target.path.clone(),
@@ -358,14 +359,16 @@ struct ViewPlan<'a> {
     /// The staging mount point of a subpath volume.
     view: PathBuf,
     /// What the target was when it was prepared.
-    target_identity: Option<TreeIdentity>,
+    target_identity: TreeIdentity,
 }
 
 impl ViewPlan<'_> {
     /// Right before mounting: the target is still the object prepared (not
     /// swapped for another by someone who can write its parent).
     fn check_target(&self) -> Result<()> {
-        if TreeIdentity::of_path(self.target) == self.target_identity {
+        // A target whose identity cannot be read now is not the one
+        // prepared either.
+        if TreeIdentity::of_path(self.target) == Some(self.target_identity) {
             return Ok(());
         }
         Err(MountError::InvalidTarget {
@@ -472,7 +475,16 @@ fn remember_mount_id(
     let mounts = sys
         .mounts()
         .ctx("reading the mount table for", target.to_path_buf())?;
-    record.mount_id = mountinfo::mount_at(&mounts, target).map(|entry| entry.mount_id);
+    // Without the id, unmounting could not tell this mount from one put
+    // there later: the mount is undone instead (the caller's `undo`).
+    let entry = mountinfo::mount_at(&mounts, target)
+        .filter(|entry| entry.fs_type == "overlay" && entry.source == sys::MOUNT_SOURCE)
+        .ok_or_else(|| MountError::Replaced {
+            target: target.to_path_buf(),
+            found: "the mount table does not show ferry's overlay there right after mounting"
+                .into(),
+        })?;
+    record.mount_id = Some(entry.mount_id);
     record.unique_mount_id = sys
         .unique_mount_id(target)
         .ctx("reading the mount id of", target.to_path_buf())?;
@@ -558,7 +570,7 @@ fn lock_targets(store: &Store) -> Result<ferry_store::lock::LockGuard> {
 
 /// The id of a record that holds `target` and is live (or in progress).
 fn live_record_at(store: &Store, target: &Path) -> Result<Option<String>> {
-    let host = Host::current();
+    let host = Host::current(store);
     for (dir, record) in record::read_all(store)? {
         let Ok(record) = record else { continue };
         if record.target != target {
@@ -579,7 +591,7 @@ fn live_record_at(store: &Store, target: &Path) -> Result<Option<String>> {
 struct Target {
     path: PathBuf,
     created: bool,
-    identity: Option<TreeIdentity>,
+    identity: TreeIdentity,
 }
 
 /// Makes sure the target exists as the right kind of thing (a directory,
@@ -636,7 +648,20 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
     // Resolved once: every later step uses this path, and the mount calls
     // refuse it if a symlink appears on it meanwhile.
     let path = fs::canonicalize(target).ctx("resolving", target)?;
-    let identity = TreeIdentity::of_path(&path);
+    crate::race::window("prepare_target: resolved", path.as_os_str());
+    // Without it the target could not be checked again right before the
+    // mount: a target that cannot be identified is refused.
+    let identity = match TreeIdentity::of_path(&path) {
+        Some(identity) => identity,
+        None => {
+            if created {
+                remove_created_target(&path);
+            }
+            return Err(invalid(
+                "it vanished or cannot be read while it was prepared",
+            ));
+        }
+    };
     Ok(Target {
         path,
         created,
@@ -715,7 +740,7 @@ pub fn umount(
     let mut exported = None;
     match record.method {
         Method::Overlay => {
-            if check_our_mount(&record, sys)? {
+            if check_our_mount(store, &record, sys)? {
                 unmount_ours(&record, sys)?;
             }
             if let Some(keep) = &options.keep_changes {
@@ -759,7 +784,7 @@ pub fn umount(
 /// The record directory for `target`: of the records naming it, a live one
 /// first (a stale record may name the same place).
 fn record_for(store: &Store, target: &Path, canonical: &Path) -> Result<PathBuf> {
-    let host = Host::current();
+    let host = Host::current(store);
     let mut candidates: Vec<(PathBuf, MountRecord)> = record::read_all(store)?
         .into_iter()
         .filter_map(|(dir, record)| record.ok().map(|r| (dir, r)))
@@ -776,7 +801,7 @@ fn record_for(store: &Store, target: &Path, canonical: &Path) -> Result<PathBuf>
 /// Whether ferry's mount is still at the record's target (true: unmount
 /// it; false: it is already gone). A mount that is not the one ferry made
 /// is refused, so nobody else's mount is ever unmounted.
-fn check_our_mount(record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
+fn check_our_mount(store: &Store, record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
     let mounts = sys
         .mounts()
         .ctx("reading the mount table for", record.target.clone())?;
@@ -786,7 +811,16 @@ fn check_our_mount(record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
     };
     match mountinfo::mount_at(&mounts, &record.target) {
         None => Ok(false),
-        Some(entry) if record::is_our_mount(record, entry) => {
+        // This ferry records the id right after mounting (or undoes the
+        // mount): a current record without one is of a mount interrupted
+        // before that, and what is there cannot be told to be it.
+        Some(_) if record.mount_id.is_none() && record.format >= record::RECORD_FORMAT => {
+            Err(replaced(
+                "the record does not say which mount ferry made (an interrupted mount); unmount it by hand"
+                    .into(),
+            ))
+        }
+        Some(entry) if record::is_our_mount(record, entry, &record::StorePaths::of(store)) => {
             let Some(expected) = record.unique_mount_id else {
                 return Ok(true);
             };
@@ -876,7 +910,7 @@ pub struct Listing {
 
 /// Lists the volumes of this store, cleaning up stale records.
 pub fn list(store: &Store, sys: &dyn Syscalls) -> Result<Listing> {
-    let host = Host::current();
+    let host = Host::current(store);
     let mut listing = Listing::default();
     for (dir, record) in record::read_all(store)? {
         let record = match record {
@@ -947,7 +981,7 @@ fn clean_stale(record: &MountRecord, dir: RecordDir, sys: &dyn Syscalls) -> Resu
 
 /// Manifests and cache entries that live volumes use.
 pub(crate) fn active_records(store: &Store) -> Result<Vec<MountRecord>> {
-    let host = Host::current();
+    let host = Host::current(store);
     let mut out = Vec::new();
     for (dir, record) in record::read_all(store)? {
         let Ok(record) = record else { continue };
