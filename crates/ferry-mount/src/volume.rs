@@ -999,6 +999,30 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
+    fn a_target_that_cannot_be_identified_is_not_mounted_on() {
+        let t = tempfile::tempdir().unwrap();
+        let model = t.path().join("model");
+        fs::create_dir(&model).unwrap();
+        fs::write(model.join("weights.bin"), [7u8; 64]).unwrap();
+        let store = Store::open(t.path().join("store")).unwrap();
+        let reference = "localhost/demo:v1".parse().unwrap();
+        ferry_store::pack::pack(&store, &model, &reference, &Default::default()).unwrap();
+        // The target goes right after it was resolved: its identity cannot
+        // be read when prepared, nor later when checked.
+        let _staged = crate::race::staged::stage("prepare_target: resolved", |target| {
+            fs::remove_dir(target).unwrap();
+        });
+        let sys = crate::fake::RecordingSyscalls::new();
+        let request = MountRequest::new("localhost/demo:v1", t.path().join("mnt"));
+        let result = mount(&store, &request, &sys);
+        assert!(
+            matches!(result, Err(MountError::InvalidTarget { .. })),
+            "{result:?}"
+        );
+        assert!(sys.calls().is_empty(), "mounted: {:?}", sys.calls());
+    }
+
+    #[test]
     fn a_directory_renamed_to_the_staging_name_after_the_build_is_left_alone() {
         let t = tempfile::tempdir().unwrap();
         let source = t.path().join("layer");
