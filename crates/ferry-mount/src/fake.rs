@@ -221,6 +221,18 @@ impl Syscalls for RecordingSyscalls {
         }
     }
 
+    fn umount_if(&self, target: &Path, expected: u64, detach: bool) -> io::Result<()> {
+        let top = lock(&self.table)
+            .iter()
+            .rev()
+            .find(|e| e.mount_point == target)
+            .map(|e| e.mount_id);
+        match top {
+            Some(id) if id != expected => Err(crate::sys::other_mount()),
+            _ => self.umount(target, detach),
+        }
+    }
+
     fn mounts(&self) -> io::Result<Vec<MountEntry>> {
         Ok(lock(&self.table).clone())
     }

@@ -12,6 +12,7 @@
 //! mounts onto that descriptor, so a symlink swapped into the target's
 //! path by someone who can write a parent cannot redirect a mount.
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -125,6 +126,12 @@ pub trait Syscalls: Send + Sync {
     /// Unmounts `target`; `detach` is `MNT_DETACH` (lazy).
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
 
+    /// Unmounts `target` only if the mount there has the never-reused id
+    /// `expected` (see [`Syscalls::unique_mount_id`]), checked on the
+    /// object unmounted; else an error for which [`is_other_mount`] holds.
+    /// EINVAL when nothing is mounted there any more.
+    fn umount_if(&self, target: &Path, expected: u64, detach: bool) -> io::Result<()>;
+
     /// The mounts this process sees, bottom first (what
     /// `/proc/self/mountinfo` lists): unmounting checks that the mount at
     /// a target is still ferry's.
@@ -135,6 +142,31 @@ pub trait Syscalls: Send + Sync {
     /// ids mountinfo lists are recycled, so a later mount can carry the
     /// id of one that is gone; these are not.
     fn unique_mount_id(&self, target: &Path) -> io::Result<Option<u64>>;
+}
+
+/// The error of [`Syscalls::umount_if`] when another mount is there.
+#[derive(Debug)]
+struct OtherMount;
+
+impl std::fmt::Display for OtherMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another mount is there")
+    }
+}
+
+impl std::error::Error for OtherMount {}
+
+/// The error [`Syscalls::umount_if`] gives when the mount at the target
+/// is not the one expected.
+pub fn other_mount() -> io::Error {
+    io::Error::other(OtherMount)
+}
+
+/// True for [`other_mount`]'s error.
+pub fn is_other_mount(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<OtherMount>())
 }
 
 /// The real calls, through rustix.
@@ -309,13 +341,24 @@ impl Syscalls for LinuxSyscalls {
         // cannot redirect the unmount. NOFOLLOW covers the last component.
         let (parent, name) = open_target_parent(target)?;
         crate::race::window("umount: parent opened", &name);
-        let mut flags = UnmountFlags::NOFOLLOW;
-        if detach {
-            flags |= UnmountFlags::DETACH;
+        unmount_in(parent.as_fd(), &name, detach)
+    }
+
+    fn umount_if(&self, target: &Path, expected: u64, detach: bool) -> io::Result<()> {
+        // With the parent held, the name cannot come to hold another
+        // mount: a mount point cannot be renamed, nor renamed onto.
+        let (parent, name) = open_target_parent(target)?;
+        let found = unique_mount_id_at(parent.as_fd(), &name)?;
+        if found != Some(expected) {
+            // The parent's own mount: nothing is mounted there any more.
+            if found.is_some() && found == unique_mount_id_at(parent.as_fd(), OsStr::new(""))? {
+                return Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::INVAL.raw_os_error(),
+                ));
+            }
+            return Err(other_mount());
         }
-        let through_parent = Path::new(&fd_path(parent.as_fd())).join(&name);
-        rustix::mount::unmount(&through_parent, flags)?;
-        Ok(())
+        unmount_in(parent.as_fd(), &name, detach)
     }
 
     fn mounts(&self) -> io::Result<Vec<MountEntry>> {
@@ -324,14 +367,36 @@ impl Syscalls for LinuxSyscalls {
 
     fn unique_mount_id(&self, target: &Path) -> io::Result<Option<u64>> {
         let target = open_target(target)?;
-        let stat = rustix::fs::statx(
-            &target,
-            "",
-            AtFlags::EMPTY_PATH,
-            StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE),
-        )?;
-        Ok((stat.stx_mask & STATX_MNT_ID_UNIQUE != 0).then_some(stat.stx_mnt_id))
+        unique_mount_id_at(target.as_fd(), OsStr::new(""))
     }
+}
+
+/// The never-reused id of the mount `name` in `dir` is on (`dir` itself
+/// for an empty name), never following a symlink.
+fn unique_mount_id_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<u64>> {
+    let flags = match name.is_empty() {
+        true => AtFlags::EMPTY_PATH,
+        false => AtFlags::SYMLINK_NOFOLLOW,
+    };
+    let stat = rustix::fs::statx(
+        dir,
+        name,
+        flags,
+        StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE),
+    )?;
+    Ok((stat.stx_mask & STATX_MNT_ID_UNIQUE != 0).then_some(stat.stx_mnt_id))
+}
+
+/// Unmounts `name` in `dir`, reached through the descriptor (umount(2)
+/// takes none, and one held on the mount itself would make it busy).
+fn unmount_in(dir: BorrowedFd<'_>, name: &OsStr, detach: bool) -> io::Result<()> {
+    let mut flags = UnmountFlags::NOFOLLOW;
+    if detach {
+        flags |= UnmountFlags::DETACH;
+    }
+    let through_parent = Path::new(&fd_path(dir)).join(name);
+    rustix::mount::unmount(&through_parent, flags)?;
+    Ok(())
 }
 
 /// `STATX_MNT_ID_UNIQUE` (Linux 6.8), which rustix does not name yet.
@@ -403,6 +468,36 @@ mod tests {
         result.unwrap();
         assert!(theirs_still, "the other mount was unmounted");
         assert!(!ours_still, "the mount checked is the mount unmounted");
+    }
+
+    #[test]
+    fn umount_if_unmounts_only_the_mount_with_the_expected_id() {
+        if !ferry_testkit::require_root("for real mounts") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let target = std::fs::canonicalize(dir.path()).unwrap().join("mnt");
+        tmpfs(&target);
+        let gone = LinuxSyscalls.unique_mount_id(&target).unwrap().unwrap();
+        rustix::mount::unmount(&target, UnmountFlags::empty()).unwrap();
+        let result = LinuxSyscalls.umount_if(&target, gone, false);
+        let nothing_there = result.as_ref().err().and_then(|e| e.raw_os_error());
+        tmpfs(&target);
+        let other = LinuxSyscalls.umount_if(&target, gone, false);
+        let still = is_mounted(&target);
+        let now = LinuxSyscalls.unique_mount_id(&target).unwrap().unwrap();
+        let ours = LinuxSyscalls.umount_if(&target, now, false);
+        while is_mounted(&target) {
+            rustix::mount::unmount(&target, UnmountFlags::DETACH).unwrap();
+        }
+        assert_eq!(nothing_there, Some(libc_einval()), "{result:?}");
+        assert!(other.as_ref().is_err_and(is_other_mount), "{other:?}");
+        assert!(still, "another mount with the same path is left alone");
+        ours.unwrap();
+    }
+
+    fn libc_einval() -> i32 {
+        rustix::io::Errno::INVAL.raw_os_error()
     }
 
     #[test]

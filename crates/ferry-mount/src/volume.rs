@@ -741,6 +741,7 @@ pub fn umount(
     match record.method {
         Method::Overlay => {
             if check_our_mount(store, &record, sys)? {
+                crate::race::window("umount: mount checked", record.target.as_os_str());
                 unmount_ours(&record, sys)?;
             }
             if let Some(keep) = &options.keep_changes {
@@ -846,8 +847,18 @@ fn check_our_mount(store: &Store, record: &MountRecord, sys: &dyn Syscalls) -> R
 }
 
 fn unmount_ours(record: &MountRecord, sys: &dyn Syscalls) -> Result<()> {
-    match sys.umount(&record.target, false) {
+    // With the id, the mount checked is the mount unmounted (the check
+    // before only read the mount table, by path).
+    let result = match record.unique_mount_id {
+        Some(expected) => sys.umount_if(&record.target, expected, false),
+        None => sys.umount(&record.target, false),
+    };
+    match result {
         Ok(()) => Ok(()),
+        Err(e) if sys::is_other_mount(&e) => Err(MountError::Replaced {
+            target: record.target.clone(),
+            found: "another mount took its place while it was checked".into(),
+        }),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
             Err(MountError::Busy {
                 target: record.target.clone(),
@@ -998,15 +1009,50 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
+    /// A store holding `localhost/demo:v1`.
+    fn store_with_model(t: &Path) -> Store {
+        let model = t.join("model");
+        fs::create_dir(&model).unwrap();
+        fs::write(model.join("weights.bin"), [7u8; 64]).unwrap();
+        let store = Store::open(t.join("store")).unwrap();
+        let reference = "localhost/demo:v1".parse().unwrap();
+        ferry_store::pack::pack(&store, &model, &reference, &Default::default()).unwrap();
+        store
+    }
+
+    #[test]
+    fn a_mount_replaced_after_the_check_is_not_unmounted() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let sys = std::sync::Arc::new(crate::fake::RecordingSyscalls::new());
+        let target = t.path().join("mnt");
+        mount(
+            &store,
+            &MountRequest::new("localhost/demo:v1", &target),
+            &*sys,
+        )
+        .unwrap();
+        // Between the mount-table check and the unmount, the volume is
+        // unmounted and someone else's mount takes its place.
+        let racer = sys.clone();
+        let _staged = crate::race::staged::stage("umount: mount checked", move |at| {
+            racer.unmount_behind_our_back(Path::new(at));
+            racer.mount_foreign(Path::new(at), "tmpfs");
+        });
+        let result = umount(&store, &target, &UmountOptions::default(), &*sys);
+        assert!(
+            matches!(result, Err(MountError::Replaced { .. })),
+            "{result:?}"
+        );
+        let mounts = sys.mounts().unwrap();
+        let there = mountinfo::mount_at(&mounts, &target).map(|e| e.fs_type.clone());
+        assert_eq!(there.as_deref(), Some("tmpfs"), "the other mount stays");
+    }
+
     #[test]
     fn a_target_that_cannot_be_identified_is_not_mounted_on() {
         let t = tempfile::tempdir().unwrap();
-        let model = t.path().join("model");
-        fs::create_dir(&model).unwrap();
-        fs::write(model.join("weights.bin"), [7u8; 64]).unwrap();
-        let store = Store::open(t.path().join("store")).unwrap();
-        let reference = "localhost/demo:v1".parse().unwrap();
-        ferry_store::pack::pack(&store, &model, &reference, &Default::default()).unwrap();
+        let store = store_with_model(t.path());
         // The target goes right after it was resolved: its identity cannot
         // be read when prepared, nor later when checked.
         let _staged = crate::race::staged::stage("prepare_target: resolved", |target| {
