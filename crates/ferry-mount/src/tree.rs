@@ -335,8 +335,36 @@ pub fn export_tree(source: &Path, dest: &Path) -> Result<Exported> {
     export(source, dest, false)
 }
 
+/// [`export_tree`] of the directory at `source` (a canonical path) only if
+/// it is the object `placed`, else [`MountError::Replaced`]. The directory
+/// checked is the directory read, so a swap meanwhile cannot substitute
+/// another tree for the volume's.
+pub fn export_tree_if(
+    source: &Path,
+    placed: crate::record::TreeIdentity,
+    dest: &Path,
+) -> Result<Exported> {
+    let (parent, name) = at::open_parent_no_symlinks(source)?;
+    let source_fd = at::open_subdir(parent.as_fd(), &name).ctx("opening", source)?;
+    if crate::record::TreeIdentity::of_fd(&source_fd).ctx("reading", source)? != placed {
+        return Err(MountError::Replaced {
+            target: source.to_path_buf(),
+            found: "another file or directory is there".into(),
+        });
+    }
+    export_from(source_fd, source, dest, false)
+}
+
 fn export(source: &Path, dest: &Path, whiteouts: bool) -> Result<Exported> {
-    let source_fd = at::open_dir(source)?;
+    export_from(at::open_dir(source)?, source, dest, whiteouts)
+}
+
+fn export_from(
+    source_fd: std::os::fd::OwnedFd,
+    source: &Path,
+    dest: &Path,
+    whiteouts: bool,
+) -> Result<Exported> {
     let root = rustix::fs::fstat(&source_fd)
         .map_err(io::Error::from)
         .ctx("reading", source)?;

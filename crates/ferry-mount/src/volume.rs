@@ -753,12 +753,13 @@ pub fn umount(
         }
         Method::Hardlink | Method::Copy => {
             let placed = check_our_tree(&record)?;
+            crate::race::window("umount: tree checked", record.target.as_os_str());
             if let Some(keep) = &options.keep_changes
-                && placed.is_some()
+                && let Some(placed) = placed
             {
                 // Without an overlay there is no change set: the whole
                 // tree is what the volume holds now.
-                exported = Some(tree::export_tree(&record.target, keep)?);
+                exported = Some(tree::export_tree_if(&record.target, placed, keep)?);
             }
             if let Some(placed) = placed {
                 let is_file = fs::symlink_metadata(&record.target).is_ok_and(|m| m.is_file());
@@ -1047,6 +1048,38 @@ mod tests {
         let mounts = sys.mounts().unwrap();
         let there = mountinfo::mount_at(&mounts, &target).map(|e| e.fs_type.clone());
         assert_eq!(there.as_deref(), Some("tmpfs"), "the other mount stays");
+    }
+
+    #[test]
+    fn a_tree_swapped_in_after_the_check_is_not_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let sys = crate::fake::RecordingSyscalls::new();
+        let target = t.path().join("copy");
+        let request = MountRequest {
+            access: Access::ReadWrite,
+            no_mount: true,
+            ..MountRequest::new("localhost/demo:v1", &target)
+        };
+        mount(&store, &request, &sys).unwrap();
+        // Right after the volume was checked, another tree takes its place.
+        let moved = t.path().join("moved");
+        let _staged = crate::race::staged::stage("umount: tree checked", move |at| {
+            fs::rename(at, &moved).unwrap();
+            fs::create_dir(at).unwrap();
+            fs::write(Path::new(at).join("secret"), b"not the volume's").unwrap();
+        });
+        let kept = t.path().join("kept");
+        let options = UmountOptions {
+            keep_changes: Some(kept.clone()),
+        };
+        let result = umount(&store, &target, &options, &sys);
+        assert!(
+            matches!(result, Err(MountError::Replaced { .. })),
+            "{result:?}"
+        );
+        assert!(!kept.exists(), "the swapped-in tree was copied");
+        assert!(target.join("secret").exists());
     }
 
     #[test]
