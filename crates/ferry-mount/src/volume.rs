@@ -896,15 +896,27 @@ fn check_our_tree(record: &MountRecord) -> Result<Option<TreeIdentity>> {
     }
 }
 
-/// Removes a mount point ferry created, only if nothing is in it.
+/// Removes a mount point ferry created, only if nothing is in it. What is
+/// judged is what is removed: looked at and unlinked relative to the same
+/// parent descriptor (opened without following a symlink), never by a
+/// path looked up twice.
 fn remove_created_target(target: &Path) {
-    let result = match fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir(target),
-        Ok(meta) if meta.is_file() && meta.len() == 0 => fs::remove_file(target),
-        _ => Ok(()),
-    };
-    if let Err(e) = result {
-        tracing::debug!("leaving mount point {}: {e}", target.display());
+    let result = (|| -> io::Result<()> {
+        let (parent, name) =
+            crate::at::open_parent_no_symlinks(target).map_err(io::Error::other)?;
+        let (_, stat) = crate::at::open_entry(parent.as_fd(), &name)?;
+        let flags = match crate::at::kind(&stat) {
+            rustix::fs::FileType::Directory => rustix::fs::AtFlags::REMOVEDIR,
+            rustix::fs::FileType::RegularFile if stat.st_size == 0 => rustix::fs::AtFlags::empty(),
+            _ => return Ok(()),
+        };
+        // A directory that is not empty any more stays (ENOTEMPTY).
+        Ok(rustix::fs::unlinkat(&parent, &name, flags)?)
+    })();
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::debug!("leaving mount point {}: {e}", target.display()),
     }
 }
 

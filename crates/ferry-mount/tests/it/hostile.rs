@@ -738,3 +738,26 @@ fn an_older_record_without_ids_unmounts_its_real_overlay() {
         assert!(!is_mount_point(&target), "{access:?}");
     }
 }
+
+#[test]
+fn a_parent_swapped_for_a_symlink_cannot_redirect_removing_the_mount_point() {
+    let env = Env::new();
+    model(&env, "localhost/m:v1", Encoding::Raw);
+    let target = env.path("parent/mnt");
+    let sys = RecordingSyscalls::new();
+    let request = MountRequest::new("localhost/m:v1", &target);
+    assert!(
+        mount(&env.store, &request, &sys)
+            .unwrap()
+            .record
+            .created_target
+    );
+    // Someone's empty directory with the mount point's name, and the
+    // parent swapped for a symlink to it.
+    let theirs = env.path("theirs/mnt");
+    fs::create_dir_all(&theirs).unwrap();
+    fs::rename(env.path("parent"), env.path("parent.old")).unwrap();
+    std::os::unix::fs::symlink(env.path("theirs"), env.path("parent")).unwrap();
+    umount(&env.store, &target, &UmountOptions::default(), &sys).unwrap();
+    assert!(theirs.is_dir(), "their directory was removed");
+}
