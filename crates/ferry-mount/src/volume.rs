@@ -3,8 +3,7 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
@@ -617,9 +616,7 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
                 // since the check above.
                 fs::File::create_new(target).ctx("creating", target)?;
             } else {
-                fs::create_dir(target).ctx("creating", target)?;
-                fs::set_permissions(target, fs::Permissions::from_mode(0o755))
-                    .ctx("setting mode of", target)?;
+                make_mount_point(target)?;
             }
             true
         }
@@ -645,28 +642,53 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
             false
         }
     };
-    // Resolved once: every later step uses this path, and the mount calls
-    // refuse it if a symlink appears on it meanwhile.
-    let path = fs::canonicalize(target).ctx("resolving", target)?;
-    crate::race::window("prepare_target: resolved", path.as_os_str());
-    // Without it the target could not be checked again right before the
-    // mount: a target that cannot be identified is refused.
-    let identity = match TreeIdentity::of_path(&path) {
-        Some(identity) => identity,
-        None => {
-            if created {
-                remove_created_target(&path);
-            }
-            return Err(invalid(
-                "it vanished or cannot be read while it was prepared",
-            ));
-        }
+    crate::race::window("prepare_target: checked", target.as_os_str());
+    // Opened once, not following a symlink in the last component: the path
+    // every later step uses is this object's (as /proc/self/fd names it)
+    // and so is the identity checked before mounting. Resolving the path
+    // again would follow a symlink swapped in since the check above to
+    // wherever it points (/etc, say) and mount there.
+    let opened = rustix::fs::openat(
+        rustix::fs::CWD,
+        target,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .ctx("opening", target)?;
+    let kind = rustix::fs::fstat(&opened)
+        .map(|stat| crate::at::kind(&stat))
+        .map_err(io::Error::from)
+        .ctx("reading", target)?;
+    let expected = match file {
+        true => rustix::fs::FileType::RegularFile,
+        false => rustix::fs::FileType::Directory,
     };
+    if kind != expected {
+        return Err(invalid("it was replaced while it was prepared"));
+    }
+    let identity = TreeIdentity::of_fd(&opened).ctx("reading", target)?;
+    crate::race::window("prepare_target: resolved", target.as_os_str());
+    let path =
+        fs::read_link(format!("/proc/self/fd/{}", opened.as_raw_fd())).ctx("resolving", target)?;
     Ok(Target {
         path,
         created,
         identity,
     })
+}
+
+/// Creates the directory `target` with mode 0755 (whatever the umask).
+/// The mode is set on the directory made, through its descriptor: by path,
+/// chmod would follow a symlink swapped in meanwhile to any file.
+fn make_mount_point(target: &Path) -> Result<()> {
+    let (parent, name) = crate::at::open_parent(target)?;
+    rustix::fs::mkdirat(&parent, &name, rustix::fs::Mode::from_raw_mode(0o700))
+        .map_err(io::Error::from)
+        .ctx("creating", target)?;
+    crate::race::window("prepare_target: created", &name);
+    let dir = crate::at::open_subdir(parent.as_fd(), &name).ctx("opening", target)?;
+    crate::at::set_mode(dir.as_fd(), 0o755).ctx("setting mode of", target)
 }
 
 fn target_is_empty(path: &Path) -> Result<bool> {
@@ -1020,7 +1042,7 @@ pub(crate) fn active_records(store: &Store) -> Result<Vec<MountRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     /// A store holding `localhost/demo:v1`.
     fn store_with_model(t: &Path) -> Store {
@@ -1092,6 +1114,56 @@ mod tests {
         );
         assert!(!kept.exists(), "the swapped-in tree was copied");
         assert!(target.join("secret").exists());
+    }
+
+    #[test]
+    fn a_symlink_swapped_for_a_new_mount_point_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let victim = t.path().join("shadow");
+        fs::write(&victim, b"secret").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        // Right after ferry made the mount point, it becomes a symlink.
+        let parent = t.path().to_path_buf();
+        let link_to = victim.clone();
+        let _staged = crate::race::staged::stage("prepare_target: created", move |name| {
+            let at = parent.join(name);
+            fs::remove_dir(&at).unwrap();
+            std::os::unix::fs::symlink(&link_to, &at).unwrap();
+        });
+        let sys = crate::fake::RecordingSyscalls::new();
+        let request = MountRequest::new("localhost/demo:v1", t.path().join("mnt"));
+        let result = mount(&store, &request, &sys);
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(fs::metadata(&victim).unwrap().mode() & 0o777, 0o600);
+        assert!(sys.calls().is_empty(), "mounted: {:?}", sys.calls());
+    }
+
+    #[test]
+    fn a_target_swapped_for_a_symlink_after_the_check_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let (target, elsewhere) = (t.path().join("mnt"), t.path().join("etc"));
+        fs::create_dir(&target).unwrap();
+        fs::create_dir(&elsewhere).unwrap();
+        // Once ferry saw a directory, the target becomes a symlink to a
+        // directory ferry must not mount over.
+        let link_to = elsewhere.clone();
+        let _staged = crate::race::staged::stage("prepare_target: checked", move |at| {
+            fs::remove_dir(at).unwrap();
+            std::os::unix::fs::symlink(&link_to, at).unwrap();
+        });
+        let sys = crate::fake::RecordingSyscalls::new();
+        let result = mount(
+            &store,
+            &MountRequest::new("localhost/demo:v1", &target),
+            &sys,
+        );
+        assert!(
+            matches!(result, Err(MountError::InvalidTarget { .. })),
+            "{result:?}"
+        );
+        assert!(sys.calls().is_empty(), "mounted: {:?}", sys.calls());
     }
 
     #[test]
