@@ -10,7 +10,8 @@
 //! [`LinuxSyscalls`] reaches every target through a descriptor opened
 //! without following any symlink (`openat2`, `RESOLVE_NO_SYMLINKS`), and
 //! mounts onto that descriptor, so a symlink swapped into the target's
-//! path by someone who can write a parent cannot redirect a mount.
+//! path by someone who can write a parent cannot redirect a mount. It
+//! unmounts through a descriptor of the parent opened the same way.
 
 use std::ffi::OsStr;
 use std::io;
@@ -197,8 +198,9 @@ fn open_target(target: &Path) -> io::Result<OwnedFd> {
     }
 }
 
-/// Opens the directory holding `target` as [`open_target`] opens a
-/// target, and returns it with the target's name in it.
+/// Opens the directory holding `target` (an `O_PATH` descriptor, no
+/// symlink anywhere on the way) and returns it with the target's name in
+/// it: what umount(2) reaches through `/proc/self/fd`.
 fn open_target_parent(target: &Path) -> io::Result<(OwnedFd, std::ffi::OsString)> {
     let invalid = || io::Error::new(io::ErrorKind::InvalidInput, "a mount target needs a parent");
     let name = target.file_name().ok_or_else(invalid)?.to_os_string();
