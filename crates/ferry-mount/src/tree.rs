@@ -604,6 +604,52 @@ mod tests {
     }
 
     #[test]
+    fn exported_symlinks_take_their_owner_from_the_link_copied() {
+        if !ferry_testkit::require_root("to own files as another user") {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (source, kept) = (t.path().join("volume"), t.path().join("kept"));
+        fs::create_dir(&source).unwrap();
+        let (theirs, roots) = (source.join("a"), source.join("b"));
+        std::os::unix::fs::symlink("their-target", &theirs).unwrap();
+        std::os::unix::fs::lchown(&theirs, Some(1000), Some(1000)).unwrap();
+        std::os::unix::fs::symlink("roots-target", &roots).unwrap();
+        let mut swapped = false;
+        let _staged = crate::race::staged::stage("export: entry listed", move |name| {
+            if name == "a" && !swapped {
+                swapped = true;
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &theirs,
+                    rustix::fs::CWD,
+                    &roots,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+            }
+        });
+        export_tree(&source, &kept).unwrap();
+        for name in ["a", "b"] {
+            let copy = kept.join(name);
+            let owner = fs::symlink_metadata(&copy).unwrap().uid();
+            let target = fs::read_link(&copy).unwrap();
+            let expected = if target == Path::new("roots-target") {
+                0
+            } else {
+                1000
+            };
+            assert_eq!(
+                owner,
+                expected,
+                "{} -> {}",
+                copy.display(),
+                target.display()
+            );
+        }
+    }
+
+    #[test]
     fn read_only_trees_can_still_be_removed() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("tree");
