@@ -60,6 +60,62 @@ pub fn open_parent(path: &Path) -> Result<(OwnedFd, OsString)> {
     Ok((fd, name))
 }
 
+/// [`open_parent`] for a canonical path (a mount target): no component
+/// may be a symlink, so a parent swapped for one since the path was
+/// resolved is refused (ELOOP) instead of followed.
+pub fn open_parent_no_symlinks(path: &Path) -> Result<(OwnedFd, OsString)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| MountError::InvalidTarget {
+            target: path.to_path_buf(),
+            reason: "it has no final component".into(),
+        })?
+        .to_os_string();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat2(
+        CWD,
+        parent,
+        flags,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        // Before Linux 5.6 there is no openat2: the last component at least.
+        Err(rustix::io::Errno::NOSYS) => {
+            rustix::fs::openat(CWD, parent, flags | OFlags::NOFOLLOW, Mode::empty())
+        }
+        other => other,
+    }
+    .map_err(io::Error::from)
+    .ctx("opening directory", parent)?;
+    Ok((fd, name))
+}
+
+/// Creates a new directory (mode 0700) named `prefix` and a unique suffix
+/// in `dir`, and opens it: the descriptor names the directory made here,
+/// whatever is renamed to its name later.
+pub fn make_private_dir(dir: BorrowedFd<'_>, prefix: &str) -> io::Result<(OsString, OwnedFd)> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    loop {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = OsString::from(format!("{prefix}{}-{nanos:x}-{n}", std::process::id()));
+        match rustix::fs::mkdirat(dir, &name, Mode::from_raw_mode(0o700)) {
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(()) => {}
+        }
+        let fd = open_subdir(dir, &name)?;
+        return Ok((name, fd));
+    }
+}
+
 fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
@@ -127,6 +183,33 @@ pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     )?)
+}
+
+/// Opens `name` in `dir` as an `O_PATH` descriptor, never following a
+/// symlink (the descriptor then names the symlink itself), with its
+/// `fstat`: metadata of exactly the object later read through it.
+pub fn open_entry(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    Ok((fd, stat))
+}
+
+/// Opens the directory `name` in `dir` (refusing a symlink) with its
+/// `fstat`.
+pub fn open_subdir_stat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(OwnedFd, Stat)> {
+    let fd = open_subdir(dir, name)?;
+    let stat = rustix::fs::fstat(&fd)?;
+    Ok((fd, stat))
+}
+
+/// The error of an entry whose kind changed since it was listed.
+pub fn changed_kind(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("not {what} any more"))
 }
 
 /// Opens the regular file `name` in `dir` for reading, refusing a symlink
@@ -209,36 +292,41 @@ pub fn remove_path(path: &Path) -> Result<()> {
 }
 
 /// Removes `path` only if it is the object `expected`; an error when
-/// something else is there. The object checked is the object removed (by
-/// descriptor), so a swap between the check and the removal cannot
-/// redirect it.
+/// something else is there. `path` is canonical (a target ferry resolved):
+/// a symlink on it now is refused. See [`remove_at_if`].
 pub fn remove_path_if(path: &Path, expected: &TreeIdentity) -> Result<()> {
+    let (parent, name) = open_parent_no_symlinks(path)?;
+    remove_at_if(parent.as_fd(), &name, expected, path)
+}
+
+/// Removes `name` in `dir` only if it is the object `expected`; an error
+/// when something else is there (`path` is for messages). The object
+/// checked is the object emptied (by descriptor), and the name is unlinked
+/// relative to the same parent descriptor: a swap between the check and
+/// the removal cannot redirect it to another directory.
+pub fn remove_at_if(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    expected: &TreeIdentity,
+    path: &Path,
+) -> Result<()> {
     let replaced = || MountError::Replaced {
         target: path.to_path_buf(),
         found: "another file or directory is there".into(),
     };
-    let (parent, name) = open_parent(path)?;
-    let object = match rustix::fs::openat(
-        &parent,
-        &name,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(io::Error::from(e)).ctx("opening", path),
+    let (object, stat) = match open_entry(parent, name) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("opening", path),
     };
     if TreeIdentity::of_fd(&object).ctx("reading", path)? != *expected {
         return Err(replaced());
     }
-    let stat = rustix::fs::fstat(&object)
-        .map_err(io::Error::from)
-        .ctx("reading", path)?;
     if kind(&stat) != FileType::Directory {
-        return ignore_missing(rustix::fs::unlinkat(&parent, &name, AtFlags::empty()))
+        return ignore_missing(rustix::fs::unlinkat(parent, name, AtFlags::empty()))
             .ctx("removing", path);
     }
-    let dir = open_subdir(parent.as_fd(), &name).ctx("opening", path)?;
+    let dir = open_subdir(parent, name).ctx("opening", path)?;
     if TreeIdentity::of_fd(&dir).ctx("reading", path)? != *expected {
         return Err(replaced());
     }
@@ -246,7 +334,7 @@ pub fn remove_path_if(path: &Path, expected: &TreeIdentity) -> Result<()> {
         set_mode(dir.as_fd(), 0o700).ctx("making writable to remove", path)?;
     }
     empty(dir.as_fd()).ctx("removing", path)?;
-    ignore_missing(rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR)).ctx("removing", path)
+    ignore_missing(rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)).ctx("removing", path)
 }
 
 /// Removes `name` in `dir` (recursively, never following a symlink).

@@ -68,6 +68,7 @@ pub struct RecordingSyscalls {
     failures: Mutex<Vec<(Kind, i32)>>,
     table: Mutex<Vec<MountEntry>>,
     last_mount_id: Mutex<u64>,
+    unlisted: Mutex<bool>,
 }
 
 impl RecordingSyscalls {
@@ -94,7 +95,7 @@ impl RecordingSyscalls {
     /// Puts a mount that is not ferry's on top of `target` (someone else's
     /// tmpfs, say), as if mounted outside ferry.
     pub fn mount_foreign(&self, target: &Path, fs_type: &str) {
-        self.add_mount(target, fs_type, fs_type);
+        self.add_mount(target, fs_type, fs_type, "rw");
     }
 
     /// Removes the topmost mount at `target`, as if unmounted outside ferry.
@@ -105,7 +106,16 @@ impl RecordingSyscalls {
         }
     }
 
-    fn add_mount(&self, target: &Path, fs_type: &str, source: &str) {
+    /// Mounts made from here on are missing from the mount table, as when
+    /// the kernel's mountinfo does not show them where ferry looks.
+    pub fn leave_new_mounts_unlisted(&self) {
+        *lock(&self.unlisted) = true;
+    }
+
+    fn add_mount(&self, target: &Path, fs_type: &str, source: &str, super_options: &str) {
+        if *lock(&self.unlisted) {
+            return;
+        }
         // Never reused, like the kernel's unique mount ids.
         let mount_id = {
             let mut last = lock(&self.last_mount_id);
@@ -118,6 +128,7 @@ impl RecordingSyscalls {
             options: String::new(),
             fs_type: fs_type.to_string(),
             source: source.to_string(),
+            super_options: super_options.to_string(),
         });
     }
 
@@ -148,7 +159,13 @@ impl Syscalls for RecordingSyscalls {
                 flags,
             },
         )?;
-        self.add_mount(target, "overlay", MOUNT_SOURCE);
+        // The options as the kernel shows them for a mount(2) overlay.
+        let options = format!(
+            "{},{}",
+            if flags.read_only { "ro" } else { "rw" },
+            overlay.options()
+        );
+        self.add_mount(target, "overlay", MOUNT_SOURCE, &options);
         Ok(())
     }
 
@@ -166,9 +183,10 @@ impl Syscalls for RecordingSyscalls {
             .iter()
             .rev()
             .find(|e| root.starts_with(&e.mount_point))
-            .map(|e| (e.fs_type.clone(), e.source.clone()));
-        let (fs_type, source) = bound.unwrap_or_else(|| ("none".into(), "none".into()));
-        self.add_mount(target, &fs_type, &source);
+            .map(|e| (e.fs_type.clone(), e.source.clone(), e.super_options.clone()));
+        let (fs_type, source, options) =
+            bound.unwrap_or_else(|| ("none".into(), "none".into(), String::new()));
+        self.add_mount(target, &fs_type, &source, &options);
         Ok(())
     }
 
@@ -200,6 +218,18 @@ impl Syscalls for RecordingSyscalls {
             None => Err(io::Error::from_raw_os_error(
                 rustix::io::Errno::INVAL.raw_os_error(),
             )),
+        }
+    }
+
+    fn umount_if(&self, target: &Path, expected: u64, detach: bool) -> io::Result<()> {
+        let top = lock(&self.table)
+            .iter()
+            .rev()
+            .find(|e| e.mount_point == target)
+            .map(|e| e.mount_id);
+        match top {
+            Some(id) if id != expected => Err(crate::sys::other_mount()),
+            _ => self.umount(target, detach),
         }
     }
 

@@ -62,6 +62,7 @@ pub mod mountinfo;
 pub mod pending;
 pub mod pins;
 pub mod plan;
+mod race;
 pub mod record;
 pub mod sys;
 pub mod tree;

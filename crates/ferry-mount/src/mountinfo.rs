@@ -16,6 +16,9 @@ pub struct MountEntry {
     pub fs_type: String,
     /// The source (`ferry` for ferry's overlays).
     pub source: String,
+    /// The filesystem's options (an overlay's `lowerdir=`, `upperdir=`),
+    /// as the kernel escapes them.
+    pub super_options: String,
 }
 
 /// Parses mountinfo text; malformed lines are skipped.
@@ -34,6 +37,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
         options: left.get(5)?.to_string(),
         fs_type: right.first()?.to_string(),
         source: unescape(right.get(1)?),
+        super_options: right.get(2).map(|o| o.to_string()).unwrap_or_default(),
     })
 }
 
@@ -62,6 +66,64 @@ fn unescape(field: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The directories an overlay's options name: its lower directories (top
+/// first) and its upper directory. The kernel shows each path with octal
+/// escapes and a lower's `:` as `\:`; with the new mount API lowers may
+/// also be listed one by one as `lowerdir+=`.
+pub fn overlay_dirs(super_options: &str) -> (Vec<PathBuf>, Option<PathBuf>) {
+    let mut lowers = Vec::new();
+    let mut upper = None;
+    for option in split_unescaped(super_options, ',') {
+        let Some((key, value)) = option.split_once('=') else {
+            continue;
+        };
+        let value = unescape(value);
+        match key {
+            "lowerdir" => {
+                for lower in split_unescaped(&value, ':') {
+                    lowers.push(PathBuf::from(drop_backslashes(&lower)));
+                }
+            }
+            "lowerdir+" => lowers.push(PathBuf::from(value)),
+            "upperdir" => upper = Some(PathBuf::from(drop_backslashes(&value))),
+            _ => {}
+        }
+    }
+    (lowers, upper)
+}
+
+/// Splits at each `separator` not preceded by a backslash (the escapes are
+/// kept).
+fn split_unescaped(text: &str, separator: char) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut escaped = false;
+    for c in text.chars() {
+        if !escaped && c == separator {
+            parts.push(std::mem::take(&mut current));
+            continue;
+        }
+        escaped = !escaped && c == '\\';
+        current.push(c);
+    }
+    parts.push(current);
+    parts
+}
+
+fn drop_backslashes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escaped = false;
+    for c in text.chars() {
+        if !escaped && c == '\\' {
+            escaped = true;
+            continue;
+        }
+        escaped = false;
+        out.push(c);
+    }
+    out
 }
 
 /// The mounts of this process's mount namespace (empty when unreadable).
@@ -97,6 +159,18 @@ mod tests {
         assert_eq!(overlay.mount_id, 412);
         assert!(overlay.options.starts_with("ro,"));
         assert!(mount_at(&entries, Path::new("/srv/my\\040models")).is_none());
+    }
+
+    #[test]
+    fn overlay_options_name_their_directories() {
+        let line = "48 27 0:40 / /m rw - overlay ferry rw,lowerdir=/s/a:/s/b\\134:c,upperdir=/r/up\\054x,workdir=/r/w,uuid=on\n";
+        let entry = &parse(line)[0];
+        let (lowers, upper) = overlay_dirs(&entry.super_options);
+        assert_eq!(lowers, [PathBuf::from("/s/a"), PathBuf::from("/s/b:c")]);
+        assert_eq!(upper, Some(PathBuf::from("/r/up,x")));
+        let (lowers, upper) = overlay_dirs("ro,lowerdir+=/s/a,lowerdir+=/s/b");
+        assert_eq!(lowers, [PathBuf::from("/s/a"), PathBuf::from("/s/b")]);
+        assert_eq!(upper, None);
     }
 
     #[test]

@@ -74,10 +74,17 @@ pub struct MountedArtifact {
     pub digest: String,
 }
 
+/// The record format this ferry writes. 0 (no `format` field) is an older
+/// ferry's, which did not always record the mount's ids.
+pub const RECORD_FORMAT: u32 = 1;
+
 /// What `record.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MountRecord {
+    /// [`RECORD_FORMAT`] of the ferry that wrote it (0: older).
+    #[serde(default)]
+    pub format: u32,
     /// The record's directory name.
     pub id: String,
     /// Base first, then stacked artifacts (later wins).
@@ -149,6 +156,13 @@ impl TreeIdentity {
         .map(|stat| Self::of_statx(&stat))
     }
 
+    /// The identity of `name` in `dir` now (never following a symlink).
+    pub fn of_at(dir: impl std::os::fd::AsFd, name: &std::ffi::OsStr) -> Option<TreeIdentity> {
+        rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, Self::wanted())
+            .ok()
+            .map(|stat| Self::of_statx(&stat))
+    }
+
     /// The identity of what `fd` names.
     pub fn of_fd(fd: impl std::os::fd::AsFd) -> io::Result<TreeIdentity> {
         let stat = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, Self::wanted())?;
@@ -171,13 +185,64 @@ impl TreeIdentity {
     }
 }
 
+/// Where a store keeps what its overlays name, as the kernel shows them
+/// (symlinks resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorePaths {
+    /// The layer cache (`<root>/layers`).
+    pub layers: PathBuf,
+    /// The record directories (`<root>/mounts`).
+    pub mounts: PathBuf,
+}
+
+impl StorePaths {
+    /// The paths of `store`.
+    pub fn of(store: &Store) -> StorePaths {
+        let resolve = |path: PathBuf| fs::canonicalize(&path).unwrap_or(path);
+        StorePaths {
+            layers: resolve(crate::layers::cache_root(store)),
+            mounts: resolve(mounts_root(store)),
+        }
+    }
+}
+
 /// True when `entry` (the topmost mount at the record's target) is the
 /// mount the record made: a ferry overlay (a subpath bind shows the
 /// overlay's type and source too) with the recorded mount id.
-pub fn is_our_mount(record: &MountRecord, entry: &MountEntry) -> bool {
-    entry.fs_type == "overlay"
-        && entry.source == MOUNT_SOURCE
-        && record.mount_id.is_none_or(|id| id == entry.mount_id)
+///
+/// A record without a mount id is either being written (the mount is in
+/// progress) or an older ferry's ([`RECORD_FORMAT`] 0), which did not
+/// always record one. For those, the strictest check without an id: the
+/// overlay's options name this record's upper directory (read-write) or
+/// exactly this record's cache entries (read-only). Unmounting refuses a
+/// current record without an id anyway (see `volume::umount`).
+pub fn is_our_mount(record: &MountRecord, entry: &MountEntry, store: &StorePaths) -> bool {
+    if entry.fs_type != "overlay" || entry.source != MOUNT_SOURCE {
+        return false;
+    }
+    match record.mount_id {
+        Some(id) => id == entry.mount_id,
+        None => names_this_record(record, entry, store),
+    }
+}
+
+fn names_this_record(record: &MountRecord, entry: &MountEntry, store: &StorePaths) -> bool {
+    let (lowers, upper) = mountinfo::overlay_dirs(&entry.super_options);
+    match record.access {
+        Access::ReadWrite => upper == Some(store.mounts.join(&record.id).join("upper")),
+        Access::ReadOnly => {
+            let layers: Vec<PathBuf> = record
+                .layers
+                .iter()
+                .map(|key| store.layers.join(key))
+                .collect();
+            let empty = store.layers.join("empty");
+            upper.is_none()
+                && !layers.is_empty()
+                && layers.iter().all(|layer| lowers.contains(layer))
+                && lowers.iter().all(|l| *l == empty || layers.contains(l))
+        }
+    }
 }
 
 /// `<root>/mounts`.
@@ -326,15 +391,18 @@ pub struct Host {
     pub mount_namespace: Option<String>,
     /// The mounts this process sees.
     pub mounts: Vec<MountEntry>,
+    /// What the store's overlays name.
+    pub store: StorePaths,
 }
 
 impl Host {
     /// Reads the boot id, namespace and mountinfo of this process.
-    pub fn current() -> Host {
+    pub fn current(store: &Store) -> Host {
         Host {
             boot_id: boot_id(),
             mount_namespace: mount_namespace(),
             mounts: mountinfo::read(),
+            store: StorePaths::of(store),
         }
     }
 }
@@ -375,7 +443,7 @@ pub fn liveness(record: &MountRecord, host: &Host) -> Liveness {
                 return Liveness::Active;
             }
             match mountinfo::mount_at(&host.mounts, &record.target) {
-                Some(entry) if is_our_mount(record, entry) => Liveness::Active,
+                Some(entry) if is_our_mount(record, entry, &host.store) => Liveness::Active,
                 Some(_) => Liveness::Stale("another mount replaced it at its target"),
                 None => Liveness::Stale("its target is no longer mounted"),
             }
@@ -405,6 +473,7 @@ mod tests {
 
     fn record(method: Method, target: &str) -> MountRecord {
         MountRecord {
+            format: RECORD_FORMAT,
             id: "x".into(),
             artifacts: vec![],
             target: target.into(),
@@ -429,6 +498,10 @@ mod tests {
             boot_id: "boot-1".into(),
             mount_namespace: Some("mnt:[1]".into()),
             mounts: mountinfo::parse(mounts),
+            store: StorePaths {
+                layers: "/s/layers".into(),
+                mounts: "/s/mounts".into(),
+            },
         }
     }
 
@@ -436,7 +509,8 @@ mod tests {
 
     #[test]
     fn overlay_records_follow_mountinfo_and_boot_id() {
-        let r = record(Method::Overlay, "/mnt/m");
+        let mut r = record(Method::Overlay, "/mnt/m");
+        r.mount_id = Some(1);
         assert_eq!(liveness(&r, &host(LIVE)), Liveness::Active);
         assert!(matches!(liveness(&r, &host("")), Liveness::Stale(_)));
         let not_ours = "1 2 0:5 / /mnt/m rw - tmpfs tmpfs rw\n";
@@ -452,6 +526,34 @@ mod tests {
         let mut rebooted = host(LIVE);
         rebooted.boot_id = "boot-2".into();
         assert!(matches!(liveness(&r, &rebooted), Liveness::Stale(_)));
+    }
+
+    #[test]
+    fn without_a_mount_id_only_an_overlay_naming_this_record_is_ours() {
+        let key = format!("sha256/{}", "a".repeat(64));
+        let mut r = record(Method::Overlay, "/mnt/m");
+        r.layers = vec![key.clone()];
+        let overlay =
+            |options: &str| host(&format!("1 2 0:5 / /mnt/m ro - overlay ferry {options}\n"));
+        assert!(
+            matches!(liveness(&r, &host(LIVE)), Liveness::Stale(_)),
+            "any ferry overlay there is not enough"
+        );
+        let ours = format!("ro,lowerdir=/s/layers/{key}:/s/layers/empty");
+        assert_eq!(liveness(&r, &overlay(&ours)), Liveness::Active);
+        let other = format!(
+            "ro,lowerdir=/s/layers/{key}:/s/layers/sha256/{}",
+            "b".repeat(64)
+        );
+        assert!(matches!(liveness(&r, &overlay(&other)), Liveness::Stale(_)));
+        r.access = Access::ReadWrite;
+        let upper = |id: &str| format!("rw,lowerdir=/s/layers/{key},upperdir=/s/mounts/{id}/upper");
+        assert!(matches!(liveness(&r, &overlay(&ours)), Liveness::Stale(_)));
+        assert_eq!(liveness(&r, &overlay(&upper("x"))), Liveness::Active);
+        assert!(matches!(
+            liveness(&r, &overlay(&upper("y"))),
+            Liveness::Stale(_)
+        ));
     }
 
     #[test]

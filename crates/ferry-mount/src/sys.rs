@@ -10,8 +10,10 @@
 //! [`LinuxSyscalls`] reaches every target through a descriptor opened
 //! without following any symlink (`openat2`, `RESOLVE_NO_SYMLINKS`), and
 //! mounts onto that descriptor, so a symlink swapped into the target's
-//! path by someone who can write a parent cannot redirect a mount.
+//! path by someone who can write a parent cannot redirect a mount. It
+//! unmounts through a descriptor of the parent opened the same way.
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -125,6 +127,12 @@ pub trait Syscalls: Send + Sync {
     /// Unmounts `target`; `detach` is `MNT_DETACH` (lazy).
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
 
+    /// Unmounts `target` only if the mount there has the never-reused id
+    /// `expected` (see [`Syscalls::unique_mount_id`]), checked on the
+    /// object unmounted; else an error for which [`is_other_mount`] holds.
+    /// EINVAL when nothing is mounted there any more.
+    fn umount_if(&self, target: &Path, expected: u64, detach: bool) -> io::Result<()>;
+
     /// The mounts this process sees, bottom first (what
     /// `/proc/self/mountinfo` lists): unmounting checks that the mount at
     /// a target is still ferry's.
@@ -135,6 +143,31 @@ pub trait Syscalls: Send + Sync {
     /// ids mountinfo lists are recycled, so a later mount can carry the
     /// id of one that is gone; these are not.
     fn unique_mount_id(&self, target: &Path) -> io::Result<Option<u64>>;
+}
+
+/// The error of [`Syscalls::umount_if`] when another mount is there.
+#[derive(Debug)]
+struct OtherMount;
+
+impl std::fmt::Display for OtherMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another mount is there")
+    }
+}
+
+impl std::error::Error for OtherMount {}
+
+/// The error [`Syscalls::umount_if`] gives when the mount at the target
+/// is not the one expected.
+pub fn other_mount() -> io::Error {
+    io::Error::other(OtherMount)
+}
+
+/// True for [`other_mount`]'s error.
+pub fn is_other_mount(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<OtherMount>())
 }
 
 /// The real calls, through rustix.
@@ -163,6 +196,34 @@ fn open_target(target: &Path) -> io::Result<OwnedFd> {
         Err(rustix::io::Errno::NOSYS) => Ok(rustix::fs::openat(CWD, target, flags, Mode::empty())?),
         other => Ok(other?),
     }
+}
+
+/// Opens the directory holding `target` (an `O_PATH` descriptor, no
+/// symlink anywhere on the way) and returns it with the target's name in
+/// it: what umount(2) reaches through `/proc/self/fd`.
+fn open_target_parent(target: &Path) -> io::Result<(OwnedFd, std::ffi::OsString)> {
+    let invalid = || io::Error::new(io::ErrorKind::InvalidInput, "a mount target needs a parent");
+    let name = target.file_name().ok_or_else(invalid)?.to_os_string();
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(invalid)?;
+    // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink in the
+    // last component too (ELOOP), as everywhere else on the path.
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let parent = match rustix::fs::openat2(
+        CWD,
+        parent,
+        flags,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Err(rustix::io::Errno::NOSYS) => {
+            rustix::fs::openat(CWD, parent, flags | OFlags::NOFOLLOW, Mode::empty())
+        }
+        other => other,
+    }?;
+    Ok((parent, name))
 }
 
 /// Mounts the overlay with the new mount API: built detached
@@ -275,16 +336,31 @@ impl Syscalls for LinuxSyscalls {
     }
 
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
-        // umount(2) takes no descriptor (one held open would make the
-        // mount busy): refuse a path that passes through a symlink now,
-        // then unmount by path without following the last component.
-        drop(open_target(target)?);
-        let mut flags = UnmountFlags::NOFOLLOW;
-        if detach {
-            flags |= UnmountFlags::DETACH;
+        // umount(2) takes no descriptor, and one held on the target would
+        // make the mount busy. The parent is held instead (opened without
+        // following any symlink) and the target reached through it: a
+        // parent swapped for a symlink or another directory meanwhile
+        // cannot redirect the unmount. NOFOLLOW covers the last component.
+        let (parent, name) = open_target_parent(target)?;
+        crate::race::window("umount: parent opened", &name);
+        unmount_in(parent.as_fd(), &name, detach)
+    }
+
+    fn umount_if(&self, target: &Path, expected: u64, detach: bool) -> io::Result<()> {
+        // With the parent held, the name cannot come to hold another
+        // mount: a mount point cannot be renamed, nor renamed onto.
+        let (parent, name) = open_target_parent(target)?;
+        let found = unique_mount_id_at(parent.as_fd(), &name)?;
+        if found != Some(expected) {
+            // The parent's own mount: nothing is mounted there any more.
+            if found.is_some() && found == unique_mount_id_at(parent.as_fd(), OsStr::new(""))? {
+                return Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::INVAL.raw_os_error(),
+                ));
+            }
+            return Err(other_mount());
         }
-        rustix::mount::unmount(target, flags)?;
-        Ok(())
+        unmount_in(parent.as_fd(), &name, detach)
     }
 
     fn mounts(&self) -> io::Result<Vec<MountEntry>> {
@@ -293,14 +369,36 @@ impl Syscalls for LinuxSyscalls {
 
     fn unique_mount_id(&self, target: &Path) -> io::Result<Option<u64>> {
         let target = open_target(target)?;
-        let stat = rustix::fs::statx(
-            &target,
-            "",
-            AtFlags::EMPTY_PATH,
-            StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE),
-        )?;
-        Ok((stat.stx_mask & STATX_MNT_ID_UNIQUE != 0).then_some(stat.stx_mnt_id))
+        unique_mount_id_at(target.as_fd(), OsStr::new(""))
     }
+}
+
+/// The never-reused id of the mount `name` in `dir` is on (`dir` itself
+/// for an empty name), never following a symlink.
+fn unique_mount_id_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<u64>> {
+    let flags = match name.is_empty() {
+        true => AtFlags::EMPTY_PATH,
+        false => AtFlags::SYMLINK_NOFOLLOW,
+    };
+    let stat = rustix::fs::statx(
+        dir,
+        name,
+        flags,
+        StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE),
+    )?;
+    Ok((stat.stx_mask & STATX_MNT_ID_UNIQUE != 0).then_some(stat.stx_mnt_id))
+}
+
+/// Unmounts `name` in `dir`, reached through the descriptor (umount(2)
+/// takes none, and one held on the mount itself would make it busy).
+fn unmount_in(dir: BorrowedFd<'_>, name: &OsStr, detach: bool) -> io::Result<()> {
+    let mut flags = UnmountFlags::NOFOLLOW;
+    if detach {
+        flags |= UnmountFlags::DETACH;
+    }
+    let through_parent = Path::new(&fd_path(dir)).join(name);
+    rustix::mount::unmount(&through_parent, flags)?;
+    Ok(())
 }
 
 /// `STATX_MNT_ID_UNIQUE` (Linux 6.8), which rustix does not name yet.
@@ -332,6 +430,76 @@ mod tests {
             overlay.options(),
             r"lowerdir=/s/d\,e:/s/b\:c:/s/a,upperdir=/m/up,workdir=/m/work,redirect_dir=off"
         );
+    }
+
+    fn is_mounted(path: &Path) -> bool {
+        crate::mountinfo::mount_at(&crate::mountinfo::read(), path).is_some()
+    }
+
+    fn tmpfs(at: &Path) {
+        std::fs::create_dir_all(at).unwrap();
+        rustix::mount::mount("tmpfs", at, "tmpfs", MountFlags::empty(), c"").unwrap();
+    }
+
+    #[test]
+    fn a_parent_swapped_after_the_check_cannot_redirect_an_unmount() {
+        if !ferry_testkit::require_root("for real mounts") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        let (ours, theirs) = (dir.join("parent/mnt"), dir.join("elsewhere/mnt"));
+        tmpfs(&ours);
+        tmpfs(&theirs);
+        // Once ferry checked the path, the parent becomes a symlink to a
+        // directory holding another mount with the same last name.
+        let (parent, moved) = (dir.join("parent"), dir.join("parent.old"));
+        let link_to = dir.join("elsewhere");
+        let _staged = crate::race::staged::stage("umount: parent opened", move |_| {
+            std::fs::rename(&parent, &moved).unwrap();
+            std::os::unix::fs::symlink(&link_to, &parent).unwrap();
+        });
+        let result = LinuxSyscalls.umount(&ours, false);
+        let theirs_still = is_mounted(&theirs);
+        let ours_still = is_mounted(&dir.join("parent.old/mnt"));
+        for left in [dir.join("parent.old/mnt"), theirs.clone()] {
+            while is_mounted(&left) {
+                rustix::mount::unmount(&left, UnmountFlags::DETACH).unwrap();
+            }
+        }
+        result.unwrap();
+        assert!(theirs_still, "the other mount was unmounted");
+        assert!(!ours_still, "the mount checked is the mount unmounted");
+    }
+
+    #[test]
+    fn umount_if_unmounts_only_the_mount_with_the_expected_id() {
+        if !ferry_testkit::require_root("for real mounts") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let target = std::fs::canonicalize(dir.path()).unwrap().join("mnt");
+        tmpfs(&target);
+        let gone = LinuxSyscalls.unique_mount_id(&target).unwrap().unwrap();
+        rustix::mount::unmount(&target, UnmountFlags::empty()).unwrap();
+        let result = LinuxSyscalls.umount_if(&target, gone, false);
+        let nothing_there = result.as_ref().err().and_then(|e| e.raw_os_error());
+        tmpfs(&target);
+        let other = LinuxSyscalls.umount_if(&target, gone, false);
+        let still = is_mounted(&target);
+        let now = LinuxSyscalls.unique_mount_id(&target).unwrap().unwrap();
+        let ours = LinuxSyscalls.umount_if(&target, now, false);
+        while is_mounted(&target) {
+            rustix::mount::unmount(&target, UnmountFlags::DETACH).unwrap();
+        }
+        assert_eq!(nothing_there, Some(libc_einval()), "{result:?}");
+        assert!(other.as_ref().is_err_and(is_other_mount), "{other:?}");
+        assert!(still, "another mount with the same path is left alone");
+        ours.unwrap();
+    }
+
+    fn libc_einval() -> i32 {
+        rustix::io::Errno::INVAL.raw_os_error()
     }
 
     #[test]

@@ -48,6 +48,16 @@ pub struct Built {
 /// is never followed.
 pub fn merge_into(sources: &[PathBuf], dest: &Path, mode: LinkMode) -> Result<Built> {
     let dest_fd = at::open_dir(dest)?;
+    merge_into_dir(sources, dest_fd.as_fd(), dest, mode)
+}
+
+/// [`merge_into`] the directory `dest_fd` (`dest` is for messages).
+pub(crate) fn merge_into_dir(
+    sources: &[PathBuf],
+    dest_fd: BorrowedFd<'_>,
+    dest: &Path,
+    mode: LinkMode,
+) -> Result<Built> {
     let mut built = Built::default();
     // Modes last, relative to `dest`: the build needed writable directories.
     let mut dir_modes = BTreeMap::new();
@@ -60,7 +70,7 @@ pub fn merge_into(sources: &[PathBuf], dest: &Path, mode: LinkMode) -> Result<Bu
         let walk = Walk { source, dest, mode };
         walk.apply(
             source_fd.as_fd(),
-            dest_fd.as_fd(),
+            dest_fd,
             Path::new(""),
             &mut built,
             &mut dir_modes,
@@ -72,12 +82,8 @@ pub fn merge_into(sources: &[PathBuf], dest: &Path, mode: LinkMode) -> Result<Bu
             LinkMode::Copy => dir_mode | 0o700,
         };
         let path = at::display(dest, &relative);
-        let fd = at::open_beneath(
-            dest_fd.as_fd(),
-            &relative,
-            OFlags::RDONLY | OFlags::DIRECTORY,
-        )
-        .ctx("opening", &path)?;
+        let fd = at::open_beneath(dest_fd, &relative, OFlags::RDONLY | OFlags::DIRECTORY)
+            .ctx("opening", &path)?;
         at::set_mode(fd.as_fd(), dir_mode).ctx("setting mode of", &path)?;
     }
     Ok(built)
@@ -121,8 +127,9 @@ impl Walk<'_> {
                     }
                     None => make_dir(to, &name, &to_path)?,
                 }
-                dir_modes.insert(child.clone(), stat.st_mode & 0o777);
-                let sub_from = at::open_subdir(from, &name).ctx("opening", &from_path)?;
+                let (sub_from, opened) =
+                    at::open_subdir_stat(from, &name).ctx("opening", &from_path)?;
+                dir_modes.insert(child.clone(), opened.st_mode & 0o777);
                 let sub_to = at::open_subdir(to, &name).ctx("opening", &to_path)?;
                 self.apply(sub_from.as_fd(), sub_to.as_fd(), &child, built, dir_modes)?;
                 continue;
@@ -206,7 +213,8 @@ fn place_at(
             Err(e) => return Err(PlaceError::Io("linking", e.into())),
         }
     }
-    let (source, _) = at::open_file(from, name).map_err(io_step("opening"))?;
+    // The mode of the file opened and copied, not of the earlier lstat.
+    let (source, stat) = at::open_file(from, name).map_err(io_step("opening"))?;
     let copy = at::create_file(to, to_name).map_err(io_step("creating"))?;
     at::copy_contents(&source, &copy).map_err(io_step("copying to"))?;
     let file_mode = match mode {
@@ -221,8 +229,20 @@ fn place_at(
 /// Places the cache file or symlink `from` at `to` (whose parent exists
 /// and which must not exist).
 pub fn place_file(from: &Path, to: &Path, mode: LinkMode) -> Result<Built> {
-    let (from_dir, from_name) = at::open_parent(from)?;
     let (to_dir, to_name) = at::open_parent(to)?;
+    place_file_at(from, to_dir.as_fd(), &to_name, to, mode)
+}
+
+/// [`place_file`] as `to_name` in the directory `to_dir` (`to` is for
+/// messages).
+pub(crate) fn place_file_at(
+    from: &Path,
+    to_dir: BorrowedFd<'_>,
+    to_name: &OsStr,
+    to: &Path,
+    mode: LinkMode,
+) -> Result<Built> {
+    let (from_dir, from_name) = at::open_parent(from)?;
     let stat = at::stat_at(from_dir.as_fd(), &from_name)
         .ctx("reading", from)?
         .ok_or_else(|| MountError::Io {
@@ -235,8 +255,8 @@ pub fn place_file(from: &Path, to: &Path, mode: LinkMode) -> Result<Built> {
         from_dir.as_fd(),
         &from_name,
         &stat,
-        to_dir.as_fd(),
-        &to_name,
+        to_dir,
+        to_name,
         mode,
         &mut built,
     )
@@ -315,8 +335,36 @@ pub fn export_tree(source: &Path, dest: &Path) -> Result<Exported> {
     export(source, dest, false)
 }
 
+/// [`export_tree`] of the directory at `source` (a canonical path) only if
+/// it is the object `placed`, else [`MountError::Replaced`]. The directory
+/// checked is the directory read, so a swap meanwhile cannot substitute
+/// another tree for the volume's.
+pub fn export_tree_if(
+    source: &Path,
+    placed: crate::record::TreeIdentity,
+    dest: &Path,
+) -> Result<Exported> {
+    let (parent, name) = at::open_parent_no_symlinks(source)?;
+    let source_fd = at::open_subdir(parent.as_fd(), &name).ctx("opening", source)?;
+    if crate::record::TreeIdentity::of_fd(&source_fd).ctx("reading", source)? != placed {
+        return Err(MountError::Replaced {
+            target: source.to_path_buf(),
+            found: "another file or directory is there".into(),
+        });
+    }
+    export_from(source_fd, source, dest, false)
+}
+
 fn export(source: &Path, dest: &Path, whiteouts: bool) -> Result<Exported> {
-    let source_fd = at::open_dir(source)?;
+    export_from(at::open_dir(source)?, source, dest, whiteouts)
+}
+
+fn export_from(
+    source_fd: std::os::fd::OwnedFd,
+    source: &Path,
+    dest: &Path,
+    whiteouts: bool,
+) -> Result<Exported> {
     let root = rustix::fs::fstat(&source_fd)
         .map_err(io::Error::from)
         .ctx("reading", source)?;
@@ -380,11 +428,19 @@ impl Export<'_> {
             let child = relative.join(&name);
             let from_path = self.source.join(&child);
             let to_path = self.dest.join(&child);
-            let Some(stat) = at::stat_at(from, &name).ctx("reading", &from_path)? else {
+            // The kind decides how to read the entry; what is copied (owner,
+            // mode, contents) is taken from the object opened, never from
+            // this lstat: the writer can swap entries in between.
+            let Some(listed) = at::stat_at(from, &name).ctx("reading", &from_path)? else {
                 continue;
             };
-            match at::kind(&stat) {
-                FileType::CharacterDevice if self.whiteouts && stat.st_rdev == 0 => {
+            crate::race::window("export: entry listed", &name);
+            match at::kind(&listed) {
+                FileType::CharacterDevice if self.whiteouts && listed.st_rdev == 0 => {
+                    let (_, stat) = at::open_entry(from, &name).ctx("opening", &from_path)?;
+                    if at::kind(&stat) != FileType::CharacterDevice || stat.st_rdev != 0 {
+                        return Err(at::changed_kind("a whiteout")).ctx("reading", &from_path);
+                    }
                     let mut whiteout = std::ffi::OsString::from(".wh.");
                     whiteout.push(&name);
                     let path = self.dest.join(relative).join(&whiteout);
@@ -392,8 +448,9 @@ impl Export<'_> {
                     out.copied += 1;
                 }
                 FileType::Directory => {
+                    let (sub_from, stat) =
+                        at::open_subdir_stat(from, &name).ctx("opening", &from_path)?;
                     make_dir(to, &name, &to_path)?;
-                    let sub_from = at::open_subdir(from, &name).ctx("opening", &from_path)?;
                     let sub_to = at::open_subdir(to, &name).ctx("opening", &to_path)?;
                     self.dir(sub_from.as_fd(), sub_to.as_fd(), &child, out)?;
                     at::give_owner(sub_to.as_fd(), stat.st_uid, stat.st_gid)
@@ -414,7 +471,13 @@ impl Export<'_> {
                     out.copied += 1;
                 }
                 FileType::Symlink => {
-                    let target = rustix::fs::readlinkat(from, &name, Vec::new())
+                    let (link, stat) = at::open_entry(from, &name).ctx("opening", &from_path)?;
+                    if at::kind(&stat) != FileType::Symlink {
+                        return Err(at::changed_kind("a symlink")).ctx("reading", &from_path);
+                    }
+                    // Read through the descriptor: the target of the very
+                    // link whose owner is copied.
+                    let target = rustix::fs::readlinkat(&link, "", Vec::new())
                         .map_err(io::Error::from)
                         .ctx("reading link", &from_path)?;
                     rustix::fs::symlinkat(target.as_c_str(), to, &name)
@@ -490,6 +553,100 @@ mod tests {
             "now a file"
         );
         assert_eq!(built.copied, 5, "every file of every source is placed once");
+    }
+
+    #[test]
+    fn exported_directories_take_owner_and_mode_from_what_was_copied() {
+        if !ferry_testkit::require_root("to own files as another user") {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (source, kept) = (t.path().join("volume"), t.path().join("kept"));
+        // The writer's directory, open to all, and one of root's.
+        let (theirs, roots) = (source.join("a"), source.join("b"));
+        write(&theirs.join("mine"), "w");
+        std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+        write(&roots.join("secret"), "s");
+        fs::set_permissions(&roots, fs::Permissions::from_mode(0o700)).unwrap();
+        // Right after ferry looked at `a`, the writer swaps the two.
+        let mut swapped = false;
+        let (a, b) = (theirs.clone(), roots.clone());
+        let _staged = crate::race::staged::stage("export: entry listed", move |name| {
+            if name == "a" && !swapped {
+                swapped = true;
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &a,
+                    rustix::fs::CWD,
+                    &b,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+            }
+        });
+        export_tree(&source, &kept).unwrap();
+        for name in ["a", "b"] {
+            let copy = kept.join(name);
+            let meta = fs::symlink_metadata(&copy).unwrap();
+            let expected = if copy.join("secret").exists() {
+                (0, 0o700)
+            } else {
+                (1000, 0o777)
+            };
+            assert_eq!(
+                (meta.uid(), meta.mode() & 0o7777),
+                expected,
+                "{} holds the contents of one directory and the owner of another",
+                copy.display()
+            );
+        }
+    }
+
+    #[test]
+    fn exported_symlinks_take_their_owner_from_the_link_copied() {
+        if !ferry_testkit::require_root("to own files as another user") {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (source, kept) = (t.path().join("volume"), t.path().join("kept"));
+        fs::create_dir(&source).unwrap();
+        let (theirs, roots) = (source.join("a"), source.join("b"));
+        std::os::unix::fs::symlink("their-target", &theirs).unwrap();
+        std::os::unix::fs::lchown(&theirs, Some(1000), Some(1000)).unwrap();
+        std::os::unix::fs::symlink("roots-target", &roots).unwrap();
+        let mut swapped = false;
+        let _staged = crate::race::staged::stage("export: entry listed", move |name| {
+            if name == "a" && !swapped {
+                swapped = true;
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &theirs,
+                    rustix::fs::CWD,
+                    &roots,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+            }
+        });
+        export_tree(&source, &kept).unwrap();
+        for name in ["a", "b"] {
+            let copy = kept.join(name);
+            let owner = fs::symlink_metadata(&copy).unwrap().uid();
+            let target = fs::read_link(&copy).unwrap();
+            let expected = if target == Path::new("roots-target") {
+                0
+            } else {
+                1000
+            };
+            assert_eq!(
+                owner,
+                expected,
+                "{} -> {}",
+                copy.display(),
+                target.display()
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Mounting and unmounting volumes, and listing them.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
@@ -16,7 +17,7 @@ use crate::record::{
     self, Access, Host, Liveness, Lock, Method, MountRecord, MountedArtifact, RecordDir,
     TreeIdentity,
 };
-use crate::sys::{Flags, Syscalls, Upper};
+use crate::sys::{self, Flags, Syscalls, Upper};
 use crate::tree::{self, Built, LinkMode};
 
 /// What to mount.
@@ -240,6 +241,7 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         record: None,
     };
     let mut record = MountRecord {
+        format: record::RECORD_FORMAT,
         id: record_dir.id.clone(),
         artifacts,
         target: target.path.clone(),
@@ -356,14 +358,16 @@ struct ViewPlan<'a> {
     /// The staging mount point of a subpath volume.
     view: PathBuf,
     /// What the target was when it was prepared.
-    target_identity: Option<TreeIdentity>,
+    target_identity: TreeIdentity,
 }
 
 impl ViewPlan<'_> {
     /// Right before mounting: the target is still the object prepared (not
     /// swapped for another by someone who can write its parent).
     fn check_target(&self) -> Result<()> {
-        if TreeIdentity::of_path(self.target) == self.target_identity {
+        // A target whose identity cannot be read now is not the one
+        // prepared either.
+        if TreeIdentity::of_path(self.target) == Some(self.target_identity) {
             return Ok(());
         }
         Err(MountError::InvalidTarget {
@@ -470,7 +474,16 @@ fn remember_mount_id(
     let mounts = sys
         .mounts()
         .ctx("reading the mount table for", target.to_path_buf())?;
-    record.mount_id = mountinfo::mount_at(&mounts, target).map(|entry| entry.mount_id);
+    // Without the id, unmounting could not tell this mount from one put
+    // there later: the mount is undone instead (the caller's `undo`).
+    let entry = mountinfo::mount_at(&mounts, target)
+        .filter(|entry| entry.fs_type == "overlay" && entry.source == sys::MOUNT_SOURCE)
+        .ok_or_else(|| MountError::Replaced {
+            target: target.to_path_buf(),
+            found: "the mount table does not show ferry's overlay there right after mounting"
+                .into(),
+        })?;
+    record.mount_id = Some(entry.mount_id);
     record.unique_mount_id = sys
         .unique_mount_id(target)
         .ctx("reading the mount id of", target.to_path_buf())?;
@@ -481,37 +494,70 @@ fn remember_mount_id(
 /// over the (absent or empty) target: a failure leaves the target as it was.
 /// Returns what was built and the identity of the object now at the target,
 /// so unmounting removes that object and nothing else.
+///
+/// Someone who can write the target's parent can rename things in it at
+/// any moment, so the staging directory is held by descriptor from its
+/// creation: its identity is that descriptor's, both renames are relative
+/// to the parent's descriptor, and the staging name is removed (by
+/// identity) only when it still holds what ferry made there.
 fn build_tree(located: &Located, target: &Path, mode: LinkMode) -> Result<(Built, TreeIdentity)> {
-    let parent = target.parent().unwrap_or(Path::new("/"));
-    let staging = tempfile::Builder::new()
-        .prefix(".ferry-mount-")
-        .tempdir_in(parent)
-        .ctx("creating staging directory in", parent)?
-        .keep();
-    let result = (|| match located {
+    let parent_path = target.parent().unwrap_or(Path::new("/"));
+    let (parent, target_name) = crate::at::open_parent_no_symlinks(target)?;
+    let (staging_name, staging) = crate::at::make_private_dir(parent.as_fd(), ".ferry-mount-")
+        .ctx("creating staging directory in", parent_path)?;
+    let staging_path = parent_path.join(&staging_name);
+    let staging_identity = TreeIdentity::of_fd(&staging).ctx("reading", &staging_path)?;
+    let rename = |from: BorrowedFd<'_>, name: &OsStr| {
+        rustix::fs::renameat(from, name, &parent, &target_name)
+            .map_err(io::Error::from)
+            .ctx("moving the volume to", target)
+    };
+    let placed = match located {
         Located::Dir(sources) => {
-            let built = tree::merge_into(sources, &staging, mode)?;
-            let identity = TreeIdentity::of_path(&staging);
-            fs::rename(&staging, target).ctx("moving the volume to", target)?;
-            Ok((built, identity))
+            tree::merge_into_dir(sources, staging.as_fd(), &staging_path, mode).and_then(|built| {
+                rename(parent.as_fd(), &staging_name)?;
+                Ok((built, staging_identity))
+            })
         }
         Located::File(source) => {
-            let file = staging.join("file");
-            let built = tree::place_file(source, &file, mode)?;
-            let identity = TreeIdentity::of_path(&file);
-            fs::rename(&file, target).ctx("moving the volume to", target)?;
-            Ok((built, identity))
+            let name = OsStr::new("file");
+            let file_path = staging_path.join(name);
+            tree::place_file_at(source, staging.as_fd(), name, &file_path, mode).and_then(|built| {
+                // Inside the private staging directory nobody else can
+                // swap the file.
+                let identity =
+                    TreeIdentity::of_at(&staging, name).ok_or_else(|| MountError::Io {
+                        action: "reading",
+                        path: file_path.clone(),
+                        source: io::ErrorKind::NotFound.into(),
+                    })?;
+                rename(staging.as_fd(), name)?;
+                Ok((built, identity))
+            })
         }
-    })()
-    .and_then(|(built, identity)| match identity {
-        Some(identity) if TreeIdentity::of_path(target) == Some(identity) => Ok((built, identity)),
-        _ => Err(MountError::InvalidTarget {
+    };
+    crate::race::window("build_tree: renamed", &staging_name);
+    // After a directory's rename the staging name is free for anyone to
+    // reuse: whatever is there now is not ferry's.
+    let staging_left = placed.is_err() || matches!(located, Located::File(_));
+    if staging_left
+        && let Err(e) = crate::at::remove_at_if(
+            parent.as_fd(),
+            &staging_name,
+            &staging_identity,
+            &staging_path,
+        )
+    {
+        tracing::warn!("leaving {}: {e}", staging_path.display());
+    }
+    let (built, identity) = placed?;
+    if TreeIdentity::of_at(&parent, &target_name) != Some(identity) {
+        return Err(MountError::InvalidTarget {
             target: target.to_path_buf(),
             reason: "something else took the place of the volume while it was built".into(),
-        }),
-    });
-    let _ = tree::remove_tree(&staging);
-    result
+        });
+    }
+    Ok((built, identity))
 }
 
 /// Serialises "is this target free?" with writing the record that takes it.
@@ -523,7 +569,7 @@ fn lock_targets(store: &Store) -> Result<ferry_store::lock::LockGuard> {
 
 /// The id of a record that holds `target` and is live (or in progress).
 fn live_record_at(store: &Store, target: &Path) -> Result<Option<String>> {
-    let host = Host::current();
+    let host = Host::current(store);
     for (dir, record) in record::read_all(store)? {
         let Ok(record) = record else { continue };
         if record.target != target {
@@ -544,7 +590,7 @@ fn live_record_at(store: &Store, target: &Path) -> Result<Option<String>> {
 struct Target {
     path: PathBuf,
     created: bool,
-    identity: Option<TreeIdentity>,
+    identity: TreeIdentity,
 }
 
 /// Makes sure the target exists as the right kind of thing (a directory,
@@ -570,9 +616,7 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
                 // since the check above.
                 fs::File::create_new(target).ctx("creating", target)?;
             } else {
-                fs::create_dir(target).ctx("creating", target)?;
-                fs::set_permissions(target, fs::Permissions::from_mode(0o755))
-                    .ctx("setting mode of", target)?;
+                make_mount_point(target)?;
             }
             true
         }
@@ -598,15 +642,53 @@ fn prepare_target(target: &Path, file: bool, no_mount: bool) -> Result<Target> {
             false
         }
     };
-    // Resolved once: every later step uses this path, and the mount calls
-    // refuse it if a symlink appears on it meanwhile.
-    let path = fs::canonicalize(target).ctx("resolving", target)?;
-    let identity = TreeIdentity::of_path(&path);
+    crate::race::window("prepare_target: checked", target.as_os_str());
+    // Opened once, not following a symlink in the last component: the path
+    // every later step uses is this object's (as /proc/self/fd names it)
+    // and so is the identity checked before mounting. Resolving the path
+    // again would follow a symlink swapped in since the check above to
+    // wherever it points (/etc, say) and mount there.
+    let opened = rustix::fs::openat(
+        rustix::fs::CWD,
+        target,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .ctx("opening", target)?;
+    let kind = rustix::fs::fstat(&opened)
+        .map(|stat| crate::at::kind(&stat))
+        .map_err(io::Error::from)
+        .ctx("reading", target)?;
+    let expected = match file {
+        true => rustix::fs::FileType::RegularFile,
+        false => rustix::fs::FileType::Directory,
+    };
+    if kind != expected {
+        return Err(invalid("it was replaced while it was prepared"));
+    }
+    let identity = TreeIdentity::of_fd(&opened).ctx("reading", target)?;
+    crate::race::window("prepare_target: resolved", target.as_os_str());
+    let path =
+        fs::read_link(format!("/proc/self/fd/{}", opened.as_raw_fd())).ctx("resolving", target)?;
     Ok(Target {
         path,
         created,
         identity,
     })
+}
+
+/// Creates the directory `target` with mode 0755 (whatever the umask).
+/// The mode is set on the directory made, through its descriptor: by path,
+/// chmod would follow a symlink swapped in meanwhile to any file.
+fn make_mount_point(target: &Path) -> Result<()> {
+    let (parent, name) = crate::at::open_parent(target)?;
+    rustix::fs::mkdirat(&parent, &name, rustix::fs::Mode::from_raw_mode(0o700))
+        .map_err(io::Error::from)
+        .ctx("creating", target)?;
+    crate::race::window("prepare_target: created", &name);
+    let dir = crate::at::open_subdir(parent.as_fd(), &name).ctx("opening", target)?;
+    crate::at::set_mode(dir.as_fd(), 0o755).ctx("setting mode of", target)
 }
 
 fn target_is_empty(path: &Path) -> Result<bool> {
@@ -680,7 +762,8 @@ pub fn umount(
     let mut exported = None;
     match record.method {
         Method::Overlay => {
-            if check_our_mount(&record, sys)? {
+            if check_our_mount(store, &record, sys)? {
+                crate::race::window("umount: mount checked", record.target.as_os_str());
                 unmount_ours(&record, sys)?;
             }
             if let Some(keep) = &options.keep_changes {
@@ -692,12 +775,13 @@ pub fn umount(
         }
         Method::Hardlink | Method::Copy => {
             let placed = check_our_tree(&record)?;
+            crate::race::window("umount: tree checked", record.target.as_os_str());
             if let Some(keep) = &options.keep_changes
-                && placed.is_some()
+                && let Some(placed) = placed
             {
                 // Without an overlay there is no change set: the whole
                 // tree is what the volume holds now.
-                exported = Some(tree::export_tree(&record.target, keep)?);
+                exported = Some(tree::export_tree_if(&record.target, placed, keep)?);
             }
             if let Some(placed) = placed {
                 let is_file = fs::symlink_metadata(&record.target).is_ok_and(|m| m.is_file());
@@ -724,7 +808,7 @@ pub fn umount(
 /// The record directory for `target`: of the records naming it, a live one
 /// first (a stale record may name the same place).
 fn record_for(store: &Store, target: &Path, canonical: &Path) -> Result<PathBuf> {
-    let host = Host::current();
+    let host = Host::current(store);
     let mut candidates: Vec<(PathBuf, MountRecord)> = record::read_all(store)?
         .into_iter()
         .filter_map(|(dir, record)| record.ok().map(|r| (dir, r)))
@@ -741,7 +825,7 @@ fn record_for(store: &Store, target: &Path, canonical: &Path) -> Result<PathBuf>
 /// Whether ferry's mount is still at the record's target (true: unmount
 /// it; false: it is already gone). A mount that is not the one ferry made
 /// is refused, so nobody else's mount is ever unmounted.
-fn check_our_mount(record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
+fn check_our_mount(store: &Store, record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
     let mounts = sys
         .mounts()
         .ctx("reading the mount table for", record.target.clone())?;
@@ -751,7 +835,16 @@ fn check_our_mount(record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
     };
     match mountinfo::mount_at(&mounts, &record.target) {
         None => Ok(false),
-        Some(entry) if record::is_our_mount(record, entry) => {
+        // This ferry records the id right after mounting (or undoes the
+        // mount): a current record without one is of a mount interrupted
+        // before that, and what is there cannot be told to be it.
+        Some(_) if record.mount_id.is_none() && record.format >= record::RECORD_FORMAT => {
+            Err(replaced(
+                "the record does not say which mount ferry made (an interrupted mount); unmount it by hand"
+                    .into(),
+            ))
+        }
+        Some(entry) if record::is_our_mount(record, entry, &record::StorePaths::of(store)) => {
             let Some(expected) = record.unique_mount_id else {
                 return Ok(true);
             };
@@ -777,8 +870,18 @@ fn check_our_mount(record: &MountRecord, sys: &dyn Syscalls) -> Result<bool> {
 }
 
 fn unmount_ours(record: &MountRecord, sys: &dyn Syscalls) -> Result<()> {
-    match sys.umount(&record.target, false) {
+    // With the id, the mount checked is the mount unmounted (the check
+    // before only read the mount table, by path).
+    let result = match record.unique_mount_id {
+        Some(expected) => sys.umount_if(&record.target, expected, false),
+        None => sys.umount(&record.target, false),
+    };
+    match result {
         Ok(()) => Ok(()),
+        Err(e) if sys::is_other_mount(&e) => Err(MountError::Replaced {
+            target: record.target.clone(),
+            found: "another mount took its place while it was checked".into(),
+        }),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
             Err(MountError::Busy {
                 target: record.target.clone(),
@@ -815,15 +918,27 @@ fn check_our_tree(record: &MountRecord) -> Result<Option<TreeIdentity>> {
     }
 }
 
-/// Removes a mount point ferry created, only if nothing is in it.
+/// Removes a mount point ferry created, only if nothing is in it. What is
+/// judged is what is removed: looked at and unlinked relative to the same
+/// parent descriptor (opened without following a symlink), never by a
+/// path looked up twice.
 fn remove_created_target(target: &Path) {
-    let result = match fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir(target),
-        Ok(meta) if meta.is_file() && meta.len() == 0 => fs::remove_file(target),
-        _ => Ok(()),
-    };
-    if let Err(e) = result {
-        tracing::debug!("leaving mount point {}: {e}", target.display());
+    let result = (|| -> io::Result<()> {
+        let (parent, name) =
+            crate::at::open_parent_no_symlinks(target).map_err(io::Error::other)?;
+        let (_, stat) = crate::at::open_entry(parent.as_fd(), &name)?;
+        let flags = match crate::at::kind(&stat) {
+            rustix::fs::FileType::Directory => rustix::fs::AtFlags::REMOVEDIR,
+            rustix::fs::FileType::RegularFile if stat.st_size == 0 => rustix::fs::AtFlags::empty(),
+            _ => return Ok(()),
+        };
+        // A directory that is not empty any more stays (ENOTEMPTY).
+        Ok(rustix::fs::unlinkat(&parent, &name, flags)?)
+    })();
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::debug!("leaving mount point {}: {e}", target.display()),
     }
 }
 
@@ -841,7 +956,7 @@ pub struct Listing {
 
 /// Lists the volumes of this store, cleaning up stale records.
 pub fn list(store: &Store, sys: &dyn Syscalls) -> Result<Listing> {
-    let host = Host::current();
+    let host = Host::current(store);
     let mut listing = Listing::default();
     for (dir, record) in record::read_all(store)? {
         let record = match record {
@@ -912,7 +1027,7 @@ fn clean_stale(record: &MountRecord, dir: RecordDir, sys: &dyn Syscalls) -> Resu
 
 /// Manifests and cache entries that live volumes use.
 pub(crate) fn active_records(store: &Store) -> Result<Vec<MountRecord>> {
-    let host = Host::current();
+    let host = Host::current(store);
     let mut out = Vec::new();
     for (dir, record) in record::read_all(store)? {
         let Ok(record) = record else { continue };
@@ -922,4 +1037,182 @@ pub(crate) fn active_records(store: &Store) -> Result<Vec<MountRecord>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// A store holding `localhost/demo:v1`.
+    fn store_with_model(t: &Path) -> Store {
+        let model = t.join("model");
+        fs::create_dir(&model).unwrap();
+        fs::write(model.join("weights.bin"), [7u8; 64]).unwrap();
+        let store = Store::open(t.join("store")).unwrap();
+        let reference = "localhost/demo:v1".parse().unwrap();
+        ferry_store::pack::pack(&store, &model, &reference, &Default::default()).unwrap();
+        store
+    }
+
+    #[test]
+    fn a_mount_replaced_after_the_check_is_not_unmounted() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let sys = std::sync::Arc::new(crate::fake::RecordingSyscalls::new());
+        let target = t.path().join("mnt");
+        mount(
+            &store,
+            &MountRequest::new("localhost/demo:v1", &target),
+            &*sys,
+        )
+        .unwrap();
+        // Between the mount-table check and the unmount, the volume is
+        // unmounted and someone else's mount takes its place.
+        let racer = sys.clone();
+        let _staged = crate::race::staged::stage("umount: mount checked", move |at| {
+            racer.unmount_behind_our_back(Path::new(at));
+            racer.mount_foreign(Path::new(at), "tmpfs");
+        });
+        let result = umount(&store, &target, &UmountOptions::default(), &*sys);
+        assert!(
+            matches!(result, Err(MountError::Replaced { .. })),
+            "{result:?}"
+        );
+        let mounts = sys.mounts().unwrap();
+        let there = mountinfo::mount_at(&mounts, &target).map(|e| e.fs_type.clone());
+        assert_eq!(there.as_deref(), Some("tmpfs"), "the other mount stays");
+    }
+
+    #[test]
+    fn a_tree_swapped_in_after_the_check_is_not_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let sys = crate::fake::RecordingSyscalls::new();
+        let target = t.path().join("copy");
+        let request = MountRequest {
+            access: Access::ReadWrite,
+            no_mount: true,
+            ..MountRequest::new("localhost/demo:v1", &target)
+        };
+        mount(&store, &request, &sys).unwrap();
+        // Right after the volume was checked, another tree takes its place.
+        let moved = t.path().join("moved");
+        let _staged = crate::race::staged::stage("umount: tree checked", move |at| {
+            fs::rename(at, &moved).unwrap();
+            fs::create_dir(at).unwrap();
+            fs::write(Path::new(at).join("secret"), b"not the volume's").unwrap();
+        });
+        let kept = t.path().join("kept");
+        let options = UmountOptions {
+            keep_changes: Some(kept.clone()),
+        };
+        let result = umount(&store, &target, &options, &sys);
+        assert!(
+            matches!(result, Err(MountError::Replaced { .. })),
+            "{result:?}"
+        );
+        assert!(!kept.exists(), "the swapped-in tree was copied");
+        assert!(target.join("secret").exists());
+    }
+
+    #[test]
+    fn a_symlink_swapped_for_a_new_mount_point_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let victim = t.path().join("shadow");
+        fs::write(&victim, b"secret").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        // Right after ferry made the mount point, it becomes a symlink.
+        let parent = t.path().to_path_buf();
+        let link_to = victim.clone();
+        let _staged = crate::race::staged::stage("prepare_target: created", move |name| {
+            let at = parent.join(name);
+            fs::remove_dir(&at).unwrap();
+            std::os::unix::fs::symlink(&link_to, &at).unwrap();
+        });
+        let sys = crate::fake::RecordingSyscalls::new();
+        let request = MountRequest::new("localhost/demo:v1", t.path().join("mnt"));
+        let result = mount(&store, &request, &sys);
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(fs::metadata(&victim).unwrap().mode() & 0o777, 0o600);
+        assert!(sys.calls().is_empty(), "mounted: {:?}", sys.calls());
+    }
+
+    #[test]
+    fn a_target_swapped_for_a_symlink_after_the_check_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        let (target, elsewhere) = (t.path().join("mnt"), t.path().join("etc"));
+        fs::create_dir(&target).unwrap();
+        fs::create_dir(&elsewhere).unwrap();
+        // Once ferry saw a directory, the target becomes a symlink to a
+        // directory ferry must not mount over.
+        let link_to = elsewhere.clone();
+        let _staged = crate::race::staged::stage("prepare_target: checked", move |at| {
+            fs::remove_dir(at).unwrap();
+            std::os::unix::fs::symlink(&link_to, at).unwrap();
+        });
+        let sys = crate::fake::RecordingSyscalls::new();
+        let result = mount(
+            &store,
+            &MountRequest::new("localhost/demo:v1", &target),
+            &sys,
+        );
+        assert!(
+            matches!(result, Err(MountError::InvalidTarget { .. })),
+            "{result:?}"
+        );
+        assert!(sys.calls().is_empty(), "mounted: {:?}", sys.calls());
+    }
+
+    #[test]
+    fn a_target_that_cannot_be_identified_is_not_mounted_on() {
+        let t = tempfile::tempdir().unwrap();
+        let store = store_with_model(t.path());
+        // The target goes right after it was resolved: its identity cannot
+        // be read when prepared, nor later when checked.
+        let _staged = crate::race::staged::stage("prepare_target: resolved", |target| {
+            fs::remove_dir(target).unwrap();
+        });
+        let sys = crate::fake::RecordingSyscalls::new();
+        let request = MountRequest::new("localhost/demo:v1", t.path().join("mnt"));
+        let result = mount(&store, &request, &sys);
+        assert!(
+            matches!(result, Err(MountError::InvalidTarget { .. })),
+            "{result:?}"
+        );
+        assert!(sys.calls().is_empty(), "mounted: {:?}", sys.calls());
+    }
+
+    #[test]
+    fn a_directory_renamed_to_the_staging_name_after_the_build_is_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let source = t.path().join("layer");
+        fs::create_dir(&source).unwrap();
+        fs::write(source.join("weights.bin"), b"w").unwrap();
+        let victim = t.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("thesis.tex"), b"years of work").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).unwrap();
+        // Someone who can write the target's parent moves their directory
+        // to the staging name once the volume took the target's place.
+        let parent = t.path().to_path_buf();
+        let moved_to = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let moved = moved_to.clone();
+        let _staged = crate::race::staged::stage("build_tree: renamed", move |staging| {
+            let at = parent.join(staging);
+            fs::rename(&victim, &at).unwrap();
+            *moved.borrow_mut() = Some(at);
+        });
+        let target = t.path().join("volume");
+        let (_, placed) = build_tree(&Located::Dir(vec![source]), &target, LinkMode::Copy).unwrap();
+        assert_eq!(TreeIdentity::of_path(&target), Some(placed));
+        let moved = moved_to.borrow().clone().expect("the swap was staged");
+        assert_eq!(
+            fs::read(moved.join("thesis.tex")).unwrap(),
+            b"years of work"
+        );
+        assert_eq!(fs::metadata(&moved).unwrap().mode() & 0o777, 0o755);
+    }
 }

@@ -599,3 +599,165 @@ fn an_image_config_with_a_wrong_diff_id_is_refused_too() {
 fn sha256_digest_of(bytes: &[u8]) -> String {
     ferry_spec::digest::sha256_digest(bytes).to_string()
 }
+
+/// Rewrites the only record of `env` with `edit`.
+fn edit_record(env: &Env, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let [dir] = &env.record_dirs()[..] else {
+        panic!("one record expected: {:?}", env.record_dirs());
+    };
+    let path = dir.join("record.json");
+    let mut record: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    edit(record.as_object_mut().unwrap());
+    fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+}
+
+fn forget_mount_ids(record: &mut serde_json::Map<String, Value>) {
+    assert!(record.remove("mountId").is_some(), "{record:?}");
+    record.remove("uniqueMountId");
+}
+
+/// What an older ferry wrote: no format, sometimes no mount ids.
+fn as_older_ferry_without_ids(record: &mut serde_json::Map<String, Value>) {
+    forget_mount_ids(record);
+    assert!(record.remove("format").is_some(), "{record:?}");
+}
+
+#[test]
+fn a_mount_whose_id_cannot_be_read_is_undone() {
+    let env = Env::new();
+    model(&env, "localhost/m:v1", Encoding::Raw);
+    let target = env.path("mnt");
+    let sys = RecordingSyscalls::new();
+    sys.leave_new_mounts_unlisted();
+    let result = mount(
+        &env.store,
+        &MountRequest::new("localhost/m:v1", &target),
+        &sys,
+    );
+    assert!(
+        matches!(result, Err(MountError::Replaced { .. })),
+        "{result:?}"
+    );
+    let undone = sys.calls().iter().any(
+        |call| matches!(call, ferry_mount::fake::Call::Umount { target: t, .. } if t == &target),
+    );
+    assert!(undone, "the mount is undone: {:?}", sys.calls());
+    assert!(env.record_dirs().is_empty(), "no record is left");
+    assert!(!target.exists(), "the target ferry created is removed");
+}
+
+#[test]
+fn umount_refuses_a_current_record_that_names_no_mount() {
+    let env = Env::new();
+    model(&env, "localhost/m:v1", Encoding::Raw);
+    let target = env.path("mnt");
+    let sys = RecordingSyscalls::new();
+    let request = MountRequest::new("localhost/m:v1", &target);
+    mount(&env.store, &request, &sys).unwrap();
+    edit_record(&env, forget_mount_ids);
+    sys.clear();
+    let result = umount(&env.store, &target, &UmountOptions::default(), &sys);
+    assert!(
+        matches!(result, Err(MountError::Replaced { .. })),
+        "{result:?}"
+    );
+    assert!(
+        sys.calls().is_empty(),
+        "nothing unmounted: {:?}",
+        sys.calls()
+    );
+}
+
+#[test]
+fn an_older_record_without_ids_unmounts_only_an_overlay_naming_it() {
+    for access in [Access::ReadOnly, Access::ReadWrite] {
+        let env = Env::new();
+        model(&env, "localhost/m:v1", Encoding::Raw);
+        let target = env.path("mnt");
+        let sys = RecordingSyscalls::new();
+        let request = MountRequest {
+            access,
+            ..MountRequest::new("localhost/m:v1", &target)
+        };
+        mount(&env.store, &request, &sys).unwrap();
+        let calls = sys.calls();
+        let [ferry_mount::fake::Call::MountOverlay { overlay, flags, .. }] = &calls[..] else {
+            panic!("one overlay mount expected: {calls:?}");
+        };
+        let (ours, flags) = (overlay.clone(), *flags);
+        edit_record(&env, as_older_ferry_without_ids);
+        // Another ferry overlay in its place is not this record's.
+        sys.unmount_behind_our_back(&target);
+        let upper = (access == Access::ReadWrite).then(|| ferry_mount::sys::Upper {
+            upper: env.path("other-upper"),
+            work: env.path("other-work"),
+        });
+        let other = Overlay {
+            lowers: env.layer_dirs("localhost/m:v1")[..1].to_vec(),
+            upper,
+        };
+        sys.mount_overlay(&other, &target, flags).unwrap();
+        sys.clear();
+        let result = umount(&env.store, &target, &UmountOptions::default(), &sys);
+        assert!(
+            matches!(result, Err(MountError::Replaced { .. })),
+            "{access:?}: {result:?}"
+        );
+        assert!(sys.calls().is_empty(), "{access:?}: {:?}", sys.calls());
+        // The overlay naming this record's layers (and upper) is its own.
+        sys.unmount_behind_our_back(&target);
+        sys.mount_overlay(&ours, &target, flags).unwrap();
+        umount(&env.store, &target, &UmountOptions::default(), &sys).unwrap();
+        assert!(env.record_dirs().is_empty(), "{access:?}");
+    }
+}
+
+#[test]
+fn an_older_record_without_ids_unmounts_its_real_overlay() {
+    if !require_root("for real mounts") {
+        return;
+    }
+    for access in [Access::ReadOnly, Access::ReadWrite] {
+        let env = Env::new();
+        model(&env, "localhost/m:v1", Encoding::Raw);
+        let target = env.path("mnt");
+        let _guard = Guard::new(&env.store, &target);
+        let request = MountRequest {
+            access,
+            ..MountRequest::new("localhost/m:v1", &target)
+        };
+        mount(&env.store, &request, &LinuxSyscalls).unwrap();
+        edit_record(&env, as_older_ferry_without_ids);
+        umount(
+            &env.store,
+            &target,
+            &UmountOptions::default(),
+            &LinuxSyscalls,
+        )
+        .unwrap();
+        assert!(!is_mount_point(&target), "{access:?}");
+    }
+}
+
+#[test]
+fn a_parent_swapped_for_a_symlink_cannot_redirect_removing_the_mount_point() {
+    let env = Env::new();
+    model(&env, "localhost/m:v1", Encoding::Raw);
+    let target = env.path("parent/mnt");
+    let sys = RecordingSyscalls::new();
+    let request = MountRequest::new("localhost/m:v1", &target);
+    assert!(
+        mount(&env.store, &request, &sys)
+            .unwrap()
+            .record
+            .created_target
+    );
+    // Someone's empty directory with the mount point's name, and the
+    // parent swapped for a symlink to it.
+    let theirs = env.path("theirs/mnt");
+    fs::create_dir_all(&theirs).unwrap();
+    fs::rename(env.path("parent"), env.path("parent.old")).unwrap();
+    std::os::unix::fs::symlink(env.path("theirs"), env.path("parent")).unwrap();
+    umount(&env.store, &target, &UmountOptions::default(), &sys).unwrap();
+    assert!(theirs.is_dir(), "their directory was removed");
+}
