@@ -232,8 +232,15 @@ fn apply_timeouts(
     builder
         .http2()
         .keep_alive_interval(idle.saturating_mul(2))
-        .keep_alive_timeout(idle);
+        .keep_alive_timeout(idle)
+        // Each stream may hold a blob file open: one HTTP/2 connection gets
+        // no more than a busy HTTP/1 client would use in parallel (hyper's
+        // default is 200).
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
 }
+
+/// Requests in flight on one HTTP/2 connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 32;
 
 /// Removes upload sessions idle for `idle` or older than `lifetime`, and
 /// stops counting them against their clients.

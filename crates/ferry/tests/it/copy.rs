@@ -861,8 +861,8 @@ fn fetch_downloads_only_the_layers_asked_for() {
     );
     assert_eq!(
         blob_gets(&registry) - before,
-        1,
-        "exactly one blob was downloaded"
+        2,
+        "exactly the layer asked for and the config (for its diffIds) were downloaded"
     );
 
     // A glob without '/' matches names at any depth; `**` crosses folders.
