@@ -131,15 +131,16 @@ fn invalid(location: &str, message: String) -> SchemaError {
     }
 }
 
-/// `transports.docker["scope"][0]`: keys past the transport are quoted,
-/// since scopes hold dots and slashes.
+/// `transports.docker["scope"][0].signedIdentity`: scopes are quoted,
+/// since they hold dots and slashes.
 fn render_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::new();
-    let mut depth = 0;
-    for segment in path.iter() {
+    for (depth, segment) in path.iter().enumerate() {
         match segment {
             serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            serde_path_to_error::Segment::Map { key } if depth >= 2 => {
+            serde_path_to_error::Segment::Map { key }
+                if depth == 2 && out.starts_with("transports.") =>
+            {
                 out.push_str(&format!("[{key:?}]"));
             }
             serde_path_to_error::Segment::Map { key } => {
@@ -148,10 +149,9 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
                 }
                 out.push_str(key);
             }
-            serde_path_to_error::Segment::Enum { .. } => continue,
+            serde_path_to_error::Segment::Enum { .. } => {}
             serde_path_to_error::Segment::Unknown => out.push_str(".?"),
         }
-        depth += 1;
     }
     if out.is_empty() {
         "top level".to_string()
