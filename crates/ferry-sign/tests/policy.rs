@@ -691,7 +691,10 @@ fn unknown_fields_types_and_keys_are_errors_with_their_location() {
     let error = load_error(r#"{"default":[{"type":"reject","why":"no"}]}"#);
     assert!(error.contains("default[0]: unknown field `why`"), "{error}");
     let error = load_error(r#"{"default":[{"type":"insecureAcceptAnything"}],"defaults":[]}"#);
-    assert!(error.contains("unknown field `defaults`"), "{error}");
+    assert!(
+        error.starts_with("inline policy: top level: unknown field `defaults`"),
+        "{error}"
+    );
     let error = load_error(r#"{"transports":{}}"#);
     assert!(error.contains("missing field `default`"), "{error}");
     let error = load_error(r#"{"default":[{"keyPath":"/k"}]}"#);
@@ -710,6 +713,15 @@ fn unknown_fields_types_and_keys_are_errors_with_their_location() {
         error.contains("unknown variant `matchEverything`"),
         "{error}"
     );
+}
+
+#[test]
+fn deeply_nested_json_is_an_error() {
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let error = load_error(&format!(
+        r#"{{"default":[{{"type":"sigstoreSigned","fulcio":{nested}}}]}}"#
+    ));
+    assert!(error.contains("recursion limit exceeded"), "{error}");
 }
 
 #[test]

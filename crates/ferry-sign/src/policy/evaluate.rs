@@ -248,11 +248,12 @@ fn judge<C>(
             signed_identity,
         } => (trust_root, signed_identity),
     };
-    if let TrustRoot::Keyless { field } = trust_root {
-        return Err(RejectReason::KeylessUnsupported { field });
-    }
-    let Some(keys) = keys::load(trust_root)? else {
-        return Err(RejectReason::KeylessUnsupported { field: "keyless" });
+    let keys = match trust_root {
+        TrustRoot::Keyless { field } => {
+            return Err(RejectReason::KeylessUnsupported { field });
+        }
+        TrustRoot::KeyPaths(paths) => keys::read_files(paths)?,
+        TrustRoot::KeyData(pem) => keys::from_data(pem)?,
     };
     if candidates.is_empty() {
         return Err(RejectReason::NoSignatures);

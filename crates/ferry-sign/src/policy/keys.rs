@@ -4,9 +4,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::PathBuf;
-
-use super::TrustRoot;
+use std::path::{Path, PathBuf};
 
 /// The largest key file (or decoded `keyData`) read.
 pub const MAX_KEY_SIZE: u64 = 64 * 1024;
@@ -72,42 +70,40 @@ pub enum KeyError {
     },
 }
 
-/// Reads every key of a key-based trust root; `Ok(None)` for a keyless
-/// one, which has no keys ferry can use.
-pub(super) fn load(root: &TrustRoot) -> Result<Option<Vec<KeyMaterial>>, KeyError> {
-    match root {
-        TrustRoot::KeyPaths(paths) => paths
-            .iter()
-            .map(read_key_file)
-            .collect::<Result<_, _>>()
-            .map(Some),
-        TrustRoot::KeyData(pem) => {
-            if pem.len() as u64 > MAX_KEY_SIZE {
-                return Err(KeyError::TooLarge {
-                    origin: KeyOrigin::KeyData,
-                    limit: MAX_KEY_SIZE,
-                });
-            }
-            Ok(Some(vec![KeyMaterial {
-                origin: KeyOrigin::KeyData,
-                pem: pem.clone(),
-            }]))
-        }
-        TrustRoot::Keyless { .. } => Ok(None),
-    }
+/// Reads the key files of `keyPath` / `keyPaths`, in order.
+pub(super) fn read_files(paths: &[PathBuf]) -> Result<Vec<KeyMaterial>, KeyError> {
+    paths.iter().map(|path| read_key_file(path)).collect()
 }
 
-fn read_key_file(path: &PathBuf) -> Result<KeyMaterial, KeyError> {
+/// The key of `keyData`, already decoded from base64.
+pub(super) fn from_data(pem: &[u8]) -> Result<Vec<KeyMaterial>, KeyError> {
+    if pem.len() as u64 > MAX_KEY_SIZE {
+        return Err(KeyError::TooLarge {
+            origin: KeyOrigin::KeyData,
+            limit: MAX_KEY_SIZE,
+        });
+    }
+    Ok(vec![KeyMaterial {
+        origin: KeyOrigin::KeyData,
+        pem: pem.to_vec(),
+    }])
+}
+
+fn read_key_file(path: &Path) -> Result<KeyMaterial, KeyError> {
     if !path.is_absolute() {
-        return Err(KeyError::Relative { path: path.clone() });
+        return Err(KeyError::Relative {
+            path: path.to_path_buf(),
+        });
     }
     let read_error = |source| KeyError::Read {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(read_error)?;
     if !file.metadata().map_err(read_error)?.is_file() {
-        return Err(KeyError::NotAFile { path: path.clone() });
+        return Err(KeyError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     let mut pem = Vec::new();
     file.take(MAX_KEY_SIZE + 1)
@@ -115,12 +111,12 @@ fn read_key_file(path: &PathBuf) -> Result<KeyMaterial, KeyError> {
         .map_err(read_error)?;
     if pem.len() as u64 > MAX_KEY_SIZE {
         return Err(KeyError::TooLarge {
-            origin: KeyOrigin::Path(path.clone()),
+            origin: KeyOrigin::Path(path.to_path_buf()),
             limit: MAX_KEY_SIZE,
         });
     }
     Ok(KeyMaterial {
-        origin: KeyOrigin::Path(path.clone()),
+        origin: KeyOrigin::Path(path.to_path_buf()),
         pem,
     })
 }

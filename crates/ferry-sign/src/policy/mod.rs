@@ -74,7 +74,42 @@
 //!
 //! [`Policy::requirements_for`] finds the scope; [`Scoped::evaluate`] judges
 //! the signature candidates through a [`SignatureVerifier`], which does the
-//! cryptography, so the policy is tested without it.
+//! cryptography, so the policy is tested without it. A [`Decision`] names
+//! the policy's source, the scope, and on rejection the requirement that
+//! failed and why for each signature.
+//!
+//! ```
+//! use ferry_sign::policy::{KeyMaterial, Policy, SignatureVerifier, Signed};
+//! use ferry_spec::names::parse_reference;
+//!
+//! /// Stands in for cosign: a candidate is a claim, verified by the key `key`.
+//! struct Fake;
+//! impl SignatureVerifier<Signed> for Fake {
+//!     fn verify(&self, claim: &Signed, keys: &[KeyMaterial]) -> Result<Option<Signed>, String> {
+//!         Ok(keys.iter().any(|k| k.pem == b"key").then(|| claim.clone()))
+//!     }
+//! }
+//!
+//! let policy = Policy::from_json(br#"{"default": [{"type": "reject"}],
+//!     "transports": {"docker": {"registry.example.com/ns": [{"type": "sigstoreSigned",
+//!         "keyData": "a2V5", "signedIdentity": {"type": "matchRepository"}}]}}}"#)?;
+//! let digest = format!("sha256:{}", "a".repeat(64));
+//! let claim = Signed {
+//!     manifest_digest: digest.clone(),
+//!     docker_reference: Some("registry.example.com/ns/m".into()),
+//!     key: "keyData".into(),
+//! };
+//! let image = parse_reference("registry.example.com/ns/m:v1")?;
+//! assert!(policy.evaluate(&image, &digest, &[claim.clone()], &Fake).is_accepted());
+//!
+//! let elsewhere = parse_reference("quay.io/x/m:v1")?;
+//! let decision = policy.evaluate(&elsewhere, &digest, &[claim], &Fake);
+//! assert_eq!(
+//!     decision.to_string(),
+//!     "rejected by default[0] (reject) of inline policy: the policy rejects these images"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod discover;
 mod error;

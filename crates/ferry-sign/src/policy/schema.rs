@@ -92,15 +92,24 @@ impl SchemaError {
 pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, SchemaError> {
     let mut json = serde_json::Deserializer::from_slice(bytes);
     let raw: RawPolicy = serde_path_to_error::deserialize(&mut json).map_err(|error| {
-        let location = render_path(error.path());
+        let segments: Vec<_> = error.path().iter().cloned().collect();
         let inner = error.into_inner();
+        // serde names an unknown field and also puts it in the path: the
+        // location is the object that holds it.
+        let message = inner.to_string();
+        let shown = match segments.split_last() {
+            Some((serde_path_to_error::Segment::Map { key }, parent))
+                if message.starts_with(&format!("unknown field `{key}`")) =>
+            {
+                parent
+            }
+            _ => &segments[..],
+        };
+        let location = render_path(shown);
         if inner.is_syntax() || inner.is_eof() {
             SchemaError::Syntax(inner.to_string())
         } else {
-            SchemaError::Invalid {
-                location,
-                message: inner.to_string(),
-            }
+            SchemaError::Invalid { location, message }
         }
     })?;
     json.end()
@@ -133,7 +142,7 @@ fn invalid(location: &str, message: String) -> SchemaError {
 
 /// `transports.docker["scope"][0].signedIdentity`: scopes are quoted,
 /// since they hold dots and slashes.
-fn render_path(path: &serde_path_to_error::Path) -> String {
+fn render_path(path: &[serde_path_to_error::Segment]) -> String {
     let mut out = String::new();
     for (depth, segment) in path.iter().enumerate() {
         match segment {
