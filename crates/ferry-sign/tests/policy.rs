@@ -736,6 +736,13 @@ fn duplicated_keys_are_errors() {
     let error =
         load_error(r#"{"default":[{"type":"sigstoreSigned","keyPath":"/a","keyPath":"/b"}]}"#);
     assert!(error.contains("duplicate field `keyPath`"), "{error}");
+    // The same type given twice, and the same top-level key: never the laxer one.
+    let error = load_error(r#"{"default":[{"type":"reject","type":"insecureAcceptAnything"}]}"#);
+    assert!(error.contains("duplicate field `type`"), "{error}");
+    let error = load_error(
+        r#"{"default":[{"type":"reject"}],"default":[{"type":"insecureAcceptAnything"}]}"#,
+    );
+    assert!(error.contains("duplicate field `default`"), "{error}");
 }
 
 #[test]
