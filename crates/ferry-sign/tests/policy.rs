@@ -995,3 +995,33 @@ fn user_location_follows_xdg_then_home() {
     assert_eq!(nowhere.user, None);
     assert_eq!(nowhere.system, PathBuf::from("/etc/containers/policy.json"));
 }
+
+#[test]
+fn signed_identity_defaults_to_match_repo_digest_or_exact() {
+    let keys = keys();
+    let json = serde_json::json!({"default": [{"type": "sigstoreSigned", "keyPath": keys.a}]});
+    let policy = Policy::from_json(json.to_string().as_bytes()).unwrap();
+    let Requirement::SigstoreSigned {
+        signed_identity, ..
+    } = &policy.default_requirements()[0]
+    else {
+        panic!()
+    };
+    assert_eq!(signed_identity, &SignedIdentity::MatchRepoDigestOrExact);
+
+    let image = reference("r.example/m:v1");
+    let verifier = FakeVerifier::default();
+    let tagged = [sig(KEY_A, &digest('a'), "r.example/m:v1")];
+    assert!(
+        policy
+            .evaluate(&image, &digest('a'), &tagged, &verifier)
+            .is_accepted()
+    );
+    // A cosign claim names the repository only: refused, with the way out.
+    let cosign = [sig(KEY_A, &digest('a'), "r.example/m")];
+    let decision = policy.evaluate(&image, &digest('a'), &cosign, &verifier);
+    assert!(
+        decision.to_string().contains("use matchRepository"),
+        "{decision}"
+    );
+}
