@@ -137,8 +137,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 pub(crate) fn install_verified_file(store: &Store, temp: &Path, digest: &Digest) -> Result<()> {
     let target = store.blob_path(digest);
     if target.is_file() {
-        fs::remove_file(temp).ctx("removing", temp)?;
-        return Ok(());
+        // Another writer of the same blob got there first; it may also have
+        // renamed this very file (a download resumed into the same partial
+        // file), so a temp file already gone is fine.
+        match fs::remove_file(temp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).ctx("removing", temp);
+            }
+            _ => return Ok(()),
+        }
     }
     ferry_spec::durable::install_path(temp, &target).ctx("installing blob", &target)
 }
