@@ -7,3 +7,10 @@
 //! v1.0 signatures of directories, and containers-policy.json. It depends on
 //! `ferry-spec` only and does no network or store I/O: callers hand it the
 //! bytes they fetched.
+
+pub mod error;
+pub mod keys;
+mod pem;
+
+pub use error::{Result, SignError};
+pub use keys::{Curve, KeyDescription, KeyPair, PrivateKey, PublicKey, generate};
