@@ -14,3 +14,11 @@ mod pem;
 
 pub use error::{Result, SignError};
 pub use keys::{Curve, KeyDescription, KeyPair, PrivateKey, PublicKey, generate};
+pub mod artifact;
+pub mod bundle;
+pub mod dsse;
+pub mod media;
+pub mod statement;
+
+pub use artifact::{SignatureFormat, VerifiedSignature};
+pub mod model;

@@ -38,7 +38,7 @@ pub(crate) fn decode(text: &str, what: &'static str) -> Result<(String, Vec<u8>)
             rest = &block[end..];
             continue;
         }
-        let mut decoder = Decoder::new_detect_wrap(block[..end].as_bytes())
+        let mut decoder = Decoder::new_detect_wrap(&block.as_bytes()[..end])
             .map_err(|e| SignError::malformed(what, e))?;
         let mut bytes = Vec::new();
         decoder

@@ -11,3 +11,30 @@ pub fn vector(rel: &str) -> Option<PathBuf> {
 pub fn vector_text(rel: &str) -> Option<String> {
     vector(rel).map(|p| std::fs::read_to_string(p).unwrap())
 }
+
+/// True when the `openssl` CLI runs (skips with a note outside CI).
+pub fn require_openssl() -> bool {
+    ferry_testkit::require::require(
+        "openssl",
+        ferry_testkit::require::command_works("openssl", &["version"]),
+    )
+}
+
+/// Runs `openssl args` and returns its stdout; panics on failure.
+pub fn openssl(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// A sha256 digest of `seed`, as a manifest digest.
+pub fn digest_of(seed: &str) -> ferry_spec::oci::Digest {
+    ferry_spec::digest::sha256_digest(seed.as_bytes())
+}
