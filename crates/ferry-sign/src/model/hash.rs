@@ -72,6 +72,11 @@ impl Manifest {
         }
         hasher.finalize().into()
     }
+
+    /// [`Manifest::root_digest`] as `sha256:<hex>`.
+    pub fn root_digest_string(&self) -> String {
+        format!("sha256:{}", hex::encode(self.root_digest()))
+    }
 }
 
 /// Sorts names the way model_signing sorts paths: component by component.

@@ -64,6 +64,22 @@ pub struct ModelVerified {
 /// signature file when it lives inside `dir`.
 pub fn sign_model(dir: &Path, key: &PrivateKey, options: &HashOptions) -> Result<Vec<u8>> {
     let manifest = hash_model(dir, options)?;
+    Ok(sign_model_manifest(
+        &model_name(dir),
+        &manifest,
+        key,
+        options,
+    ))
+}
+
+/// The `model.sig` bundle for a manifest already hashed with `options`
+/// (for callers that report on the manifest too).
+pub fn sign_model_manifest(
+    model_name: &str,
+    manifest: &Manifest,
+    key: &PrivateKey,
+    options: &HashOptions,
+) -> Vec<u8> {
     let predicate = ModelPredicate {
         serialization: Serialization {
             method: "files".to_string(),
@@ -82,19 +98,20 @@ pub fn sign_model(dir: &Path, key: &PrivateKey, options: &HashOptions) -> Result
             .collect(),
     };
     let subject = Subject {
-        name: model_name(dir),
+        name: model_name.to_string(),
         digest: [("sha256".to_string(), hex::encode(manifest.root_digest()))].into(),
         annotations: None,
     };
-    let predicate = serde_json::to_value(&predicate)
-        .map_err(|e| SignError::malformed("model signing predicate", e))?;
+    // Strings, booleans and arrays only: converting cannot fail.
+    let predicate = serde_json::to_value(&predicate).unwrap_or_default();
     let statement = Statement::new(vec![subject], MODEL_SIGNING_PREDICATE_TYPE, predicate);
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_json(), key);
-    Ok(Bundle::new(envelope, &key.public_key().model_signing_hint()).to_json())
+    Bundle::new(envelope, &key.public_key().model_signing_hint()).to_json()
 }
 
-/// The directory's own name (of its absolute form, so `.` has one).
-fn model_name(dir: &Path) -> String {
+/// The directory's own name (of its absolute form, so `.` has one): the
+/// statement's subject name.
+pub fn model_name(dir: &Path) -> String {
     let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     absolute
         .components()
@@ -125,7 +142,7 @@ pub fn verify_model(
     Ok(ModelVerified {
         key: key.description(),
         model_name: statement.subject[0].name.clone(),
-        root_digest: format!("sha256:{}", hex::encode(signed.root_digest())),
+        root_digest: signed.root_digest_string(),
         files: signed.files.len(),
         ignore_paths: predicate.serialization.ignore_paths,
     })
