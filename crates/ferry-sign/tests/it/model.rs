@@ -246,7 +246,7 @@ fn ferry_verifies_what_model_signing_signs() {
     if !require_model_signing() || !require_openssl() {
         return;
     }
-    for curve in ["prime256v1", "secp384r1"] {
+    for curve in ["prime256v1", "secp384r1", "secp521r1"] {
         let temp = tempfile::tempdir().unwrap();
         let model = tiny_model(temp.path());
         let (private, public) = openssl_key(temp.path(), curve);
