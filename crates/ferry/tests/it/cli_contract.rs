@@ -282,6 +282,59 @@ fn signing_commands_print_their_documented_json() {
 }
 
 #[test]
+fn signing_commands_refuse_wrong_passwords_and_oversized_files() {
+    let cli = Cli::new();
+    let key = cli.path("cosign.key");
+    let public = cli.path("cosign.pub");
+    with_password(
+        &cli,
+        0,
+        &[
+            "key",
+            "generate",
+            "--output-key",
+            s(&key),
+            "--output-pub",
+            s(&public),
+        ],
+    );
+    let model = cli.path("model");
+    tiny_model(&model, 2);
+    let output = run(cli
+        .command(&["sign-model", s(&model), "--key", s(&key)])
+        .env("COSIGN_PASSWORD", "not pw"));
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(
+        stderr(&output).contains("wrong password or corrupted key"),
+        "{}",
+        show(&output)
+    );
+    assert!(
+        !model.join("model.sig").exists(),
+        "nothing written on failure"
+    );
+
+    let huge = cli.path("huge.sig");
+    fs::write(&huge, vec![b' '; 2 << 20]).unwrap();
+    let output = cli.exits(
+        1,
+        &[
+            "verify-model",
+            s(&model),
+            "--key",
+            s(&public),
+            "--signature",
+            s(&huge),
+        ],
+    );
+    assert!(
+        stderr(&output).contains("is over 1048576 bytes"),
+        "{}",
+        show(&output)
+    );
+}
+
+#[test]
 fn registry_commands_print_their_documented_json() {
     let serve = Serve::start();
     let cli = Cli::new();
