@@ -133,3 +133,95 @@ fn openssl_keys_on_every_curve_sign_with_the_matching_sha2() {
         public.verify(b"message", &theirs).unwrap();
     }
 }
+
+/// Decrypts a cosign key on stdin with scrypt and NaCl's secretbox (PyNaCl)
+/// and prints the public key PEM: an implementation independent of ferry's.
+const PYTHON_DECRYPT: &str = r#"
+import base64, hashlib, json, sys
+import nacl.secret
+from cryptography.hazmat.primitives import serialization
+pem = sys.stdin.read()
+body = "".join(l for l in pem.splitlines() if not l.startswith("-----"))
+key = json.loads(base64.b64decode(body))
+p = key["kdf"]["params"]
+secret = hashlib.scrypt(sys.argv[1].encode(), salt=base64.b64decode(key["kdf"]["salt"]),
+                        n=p["N"], r=p["r"], p=p["p"], dklen=32, maxmem=256 * 1024 * 1024)
+der = nacl.secret.SecretBox(secret).decrypt(base64.b64decode(key["ciphertext"]),
+                                            base64.b64decode(key["cipher"]["nonce"]))
+private = serialization.load_der_private_key(der, password=None)
+sys.stdout.write(private.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+"#;
+
+/// Writes a P-384 key in cosign's encrypted format with PyNaCl; prints the
+/// encrypted PEM, then the public key PEM.
+const PYTHON_ENCRYPT: &str = r#"
+import base64, hashlib, json, os, sys
+import nacl.secret, nacl.utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+private = ec.generate_private_key(ec.SECP384R1())
+der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+salt, nonce = os.urandom(32), nacl.utils.random(24)
+secret = hashlib.scrypt(sys.argv[1].encode(), salt=salt, n=32768, r=8, p=1, dklen=32,
+                        maxmem=256 * 1024 * 1024)
+ciphertext = nacl.secret.SecretBox(secret).encrypt(der, nonce).ciphertext
+body = json.dumps({"kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1},
+                           "salt": base64.b64encode(salt).decode()},
+                   "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+                   "ciphertext": base64.b64encode(ciphertext).decode()})
+b64 = base64.b64encode(body.encode()).decode()
+lines = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+print("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\n" + lines + "\n-----END ENCRYPTED COSIGN PRIVATE KEY-----")
+sys.stdout.write(private.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+"#;
+
+fn python(script: &str, password: &str, stdin: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("python3")
+        .args(["-c", script, password])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn an_independent_nacl_implementation_reads_and_writes_ferrys_key_format() {
+    if !ferry_testkit::require::require_python(&["nacl.secret", "cryptography"]) {
+        return;
+    }
+    // PyNaCl decrypts what ferry wrote.
+    let pair = generate().unwrap();
+    let pem = pair.to_encrypted_pem(b"s3cret").unwrap();
+    assert_eq!(python(PYTHON_DECRYPT, "s3cret", &pem), pair.public_pem());
+    // ferry decrypts what PyNaCl wrote (older label, N=32768, P-384).
+    let output = python(PYTHON_ENCRYPT, "s3cret", "");
+    let split = output.find("-----BEGIN PUBLIC KEY-----").unwrap();
+    let (private_pem, public_pem) = output.split_at(split);
+    let private = PrivateKey::from_pem(private_pem, b"s3cret").unwrap();
+    assert_eq!(
+        private.public_key(),
+        PublicKey::from_pem(public_pem).unwrap()
+    );
+    assert_eq!(private.curve().name(), "ecdsa-p384");
+    let err = PrivateKey::from_pem(private_pem, b"wrong").unwrap_err();
+    assert!(matches!(err, SignError::WrongPassword), "{err}");
+}
