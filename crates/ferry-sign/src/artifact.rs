@@ -210,7 +210,26 @@ pub fn simple_signing_payload(
         }),
     };
     // Strings only: serializing cannot fail.
-    serde_json::to_vec(&payload).unwrap_or_default()
+    let json = serde_json::to_string(&payload).unwrap_or_default();
+    go_html_escape(&json).into_bytes()
+}
+
+/// Escapes `<`, `>`, `&`, U+2028 and U+2029 as Go's `encoding/json` does
+/// (cosign marshals the payload with it), so ferry's payload bytes equal
+/// cosign's for any annotation. Outside strings JSON has none of these.
+fn go_html_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The base64 DER signature of `payload`: the value of the layer annotation
@@ -294,5 +313,25 @@ fn annotation_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(text) => text.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_escape_html_characters_as_go_does() {
+        let digest = ferry_spec::digest::sha256_digest(b"m");
+        let annotations = BTreeMap::from([("note".to_string(), "a<b>&c\u{2028}".to_string())]);
+        let payload = simple_signing_payload("r.example/m", &digest, &annotations);
+        let text = String::from_utf8(payload.clone()).unwrap();
+        assert!(
+            text.ends_with(r#""optional":{"note":"a\u003cb\u003e\u0026c\u2028"}}"#),
+            "{text}"
+        );
+        // Still JSON that reads back to the same annotation.
+        let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(value["optional"]["note"], "a<b>&c\u{2028}");
     }
 }
