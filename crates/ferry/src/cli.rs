@@ -71,6 +71,12 @@ pub enum Command {
     Umount(UmountArgs),
     /// List the volumes ferry mounted (and clean records of vanished ones).
     Mounts(JsonFlag),
+    /// Manage signing keys (cosign's format).
+    Key(KeyArgs),
+    /// Sign a model directory (OpenSSF model signing v1.0: a model.sig bundle).
+    SignModel(SignModelArgs),
+    /// Verify a model directory against its model signature.
+    VerifyModel(VerifyModelArgs),
 }
 
 impl Command {
@@ -94,6 +100,9 @@ impl Command {
                 | Command::Extract(_)
                 | Command::Umount(_)
                 | Command::Mounts(_)
+                | Command::Key(_)
+                | Command::SignModel(_)
+                | Command::VerifyModel(_)
         )
     }
 }
@@ -299,6 +308,69 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an ECDSA P-256 key pair: the private key encrypted as cosign
+    /// writes it (password from COSIGN_PASSWORD, else asked on the terminal).
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// Where to write the encrypted private key (mode 0600).
+    #[arg(long, value_name = "FILE", default_value = "cosign.key")]
+    pub output_key: PathBuf,
+    /// Where to write the public key.
+    #[arg(long, value_name = "FILE", default_value = "cosign.pub")]
+    pub output_pub: PathBuf,
+    /// Overwrite existing key files.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignModelArgs {
+    /// The model directory.
+    pub dir: PathBuf,
+    /// The private key: cosign's encrypted format (password from
+    /// COSIGN_PASSWORD, else asked on the terminal) or an unencrypted PEM.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Where to write the signature (default: DIR/model.sig).
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// Leave this path (relative to DIR) out of the signature; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub ignore: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyModelArgs {
+    /// The model directory.
+    pub dir: PathBuf,
+    /// The signature (default: DIR/model.sig).
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// A public key (PEM) the signature may be made with; repeatable.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub key: Vec<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -516,3 +516,53 @@ pub struct GcReport {
     /// Bytes freed.
     pub freed_bytes: u64,
 }
+
+/// `ferry key generate --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyGenerateReport {
+    /// The encrypted private key written (mode 0600).
+    pub private_key: PathBuf,
+    /// The public key written.
+    pub public_key: PathBuf,
+    /// The key's algorithm and fingerprint.
+    pub key: ferry_sign::KeyDescription,
+}
+
+/// `ferry sign-model --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignModelReport {
+    /// The model directory.
+    pub model: PathBuf,
+    /// The signature written.
+    pub signature: PathBuf,
+    /// Files signed.
+    pub files: usize,
+    /// `sha256:<hex>` over the files' digests (the statement's subject).
+    pub root_digest: String,
+    /// The signing key's algorithm and fingerprint.
+    pub key: ferry_sign::KeyDescription,
+}
+
+/// `ferry verify-model --json` (printed only when verification succeeds).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyModelReport {
+    /// The model directory.
+    pub model: PathBuf,
+    /// The signature verified.
+    pub signature: PathBuf,
+    /// Always `true` (a failure exits 1 with the reason on stderr).
+    pub verified: bool,
+    /// The model name the signer recorded.
+    pub model_name: String,
+    /// Files the signature covers, all present and unchanged.
+    pub files: usize,
+    /// `sha256:<hex>` root digest.
+    pub root_digest: String,
+    /// The paths the signer left out.
+    pub ignore_paths: Vec<String>,
+    /// The key that verified it.
+    pub key: ferry_sign::KeyDescription,
+}

@@ -12,6 +12,7 @@ mod pack_generic;
 mod referrers;
 mod remote;
 mod serve;
+mod sign;
 mod transfer;
 
 use anyhow::Context;
@@ -52,6 +53,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Mount(args) => mount::mount(&open_store(&root)?, &args, quiet),
         Command::Umount(args) => mount::umount(&open_store(&root)?, &args),
         Command::Mounts(args) => mount::mounts(&open_store(&root)?, args.json),
+        Command::Key(args) => match &args.command {
+            crate::cli::KeyCommand::Generate(args) => sign::key_generate(args),
+        },
+        Command::SignModel(args) => sign::sign_model(&args),
+        Command::VerifyModel(args) => sign::verify_model(&args),
     }
 }
 

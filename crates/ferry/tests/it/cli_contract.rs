@@ -141,6 +141,199 @@ fn local_commands_print_their_documented_json() {
     assert_eq!(volumes, Value::Array(vec![]));
 }
 
+/// `ferry ...` with `COSIGN_PASSWORD` set, expecting exit `code`.
+fn with_password(cli: &Cli, code: i32, args: &[&str]) -> Output {
+    let output = run(cli.command(args).env("COSIGN_PASSWORD", "pw"));
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{args:?}\n{}",
+        show(&output)
+    );
+    output
+}
+
+#[test]
+fn signing_commands_print_their_documented_json() {
+    use std::os::unix::fs::PermissionsExt;
+    let cli = Cli::new();
+    let key = cli.path("cosign.key");
+    let public = cli.path("cosign.pub");
+    let generate = [
+        "key",
+        "generate",
+        "--output-key",
+        s(&key),
+        "--output-pub",
+        s(&public),
+    ];
+    let mut json_args = generate.to_vec();
+    json_args.push("--json");
+    let generated = parse_json(&with_password(&cli, 0, &json_args), &json_args);
+    assert_eq!(keys(&generated), ["key", "privateKey", "publicKey"]);
+    assert_eq!(keys(&generated["key"]), ["algorithm", "fingerprint"]);
+    assert_eq!(generated["key"]["algorithm"], "ecdsa-p256");
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let key_text = fs::read_to_string(&key).unwrap();
+    assert!(key_text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"));
+    // An existing key is never replaced without --force.
+    let output = with_password(&cli, 1, &generate);
+    assert!(
+        stderr(&output).contains("exists (use --force to overwrite)"),
+        "{}",
+        show(&output)
+    );
+    assert_eq!(fs::read_to_string(&key).unwrap(), key_text);
+    let mut forced = generate.to_vec();
+    forced.push("--force");
+    with_password(&cli, 0, &forced);
+    assert_ne!(fs::read_to_string(&key).unwrap(), key_text);
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // No password source (no variable, stdin not a terminal): a usage
+    // error, nothing written.
+    let other = cli.path("other.key");
+    let other_pub = cli.path("other.pub");
+    let output = run(cli
+        .command(&[
+            "key",
+            "generate",
+            "--output-key",
+            s(&other),
+            "--output-pub",
+            s(&other_pub),
+        ])
+        .env_remove("COSIGN_PASSWORD"));
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        stderr(&output).contains("set COSIGN_PASSWORD"),
+        "{}",
+        show(&output)
+    );
+    assert!(!other.exists());
+
+    let model = cli.path("model");
+    tiny_model(&model, 1);
+    let sign = ["sign-model", s(&model), "--key", s(&key), "--json"];
+    let signed = parse_json(&with_password(&cli, 0, &sign), &sign);
+    assert_eq!(
+        keys(&signed),
+        ["files", "key", "model", "rootDigest", "signature"]
+    );
+    assert_eq!(signed["files"], 3);
+    assert_eq!(signed["signature"], s(&model.join("model.sig")));
+    let verified = cli.json(&["verify-model", s(&model), "--key", s(&public), "--json"]);
+    assert_eq!(
+        keys(&verified),
+        [
+            "files",
+            "ignorePaths",
+            "key",
+            "model",
+            "modelName",
+            "rootDigest",
+            "signature",
+            "verified"
+        ]
+    );
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["rootDigest"], signed["rootDigest"]);
+    assert_eq!(verified["key"], signed["key"]);
+
+    // Another key: exit 1 saying no signature verifies.
+    let stranger = cli.path("stranger.pub");
+    with_password(
+        &cli,
+        0,
+        &[
+            "key",
+            "generate",
+            "--output-key",
+            s(&cli.path("stranger.key")),
+            "--output-pub",
+            s(&stranger),
+        ],
+    );
+    let output = cli.exits(1, &["verify-model", s(&model), "--key", s(&stranger)]);
+    assert!(
+        stderr(&output).contains("no signature verifies with the given 1 key(s)"),
+        "{}",
+        show(&output)
+    );
+
+    // A tampered model: exit 1 naming the file.
+    let weights = model.join("weights.bin");
+    fs::write(&weights, b"tampered").unwrap();
+    let output = cli.exits(1, &["verify-model", s(&model), "--key", s(&public)]);
+    let text = stderr(&output);
+    assert!(
+        text.contains("model does not match its signature: changed: "),
+        "{text}"
+    );
+    assert!(
+        text.contains(weights.file_name().unwrap().to_str().unwrap()),
+        "{text}"
+    );
+}
+
+#[test]
+fn signing_commands_refuse_wrong_passwords_and_oversized_files() {
+    let cli = Cli::new();
+    let key = cli.path("cosign.key");
+    let public = cli.path("cosign.pub");
+    with_password(
+        &cli,
+        0,
+        &[
+            "key",
+            "generate",
+            "--output-key",
+            s(&key),
+            "--output-pub",
+            s(&public),
+        ],
+    );
+    let model = cli.path("model");
+    tiny_model(&model, 2);
+    let output = run(cli
+        .command(&["sign-model", s(&model), "--key", s(&key)])
+        .env("COSIGN_PASSWORD", "not pw"));
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(
+        stderr(&output).contains("wrong password or corrupted key"),
+        "{}",
+        show(&output)
+    );
+    assert!(
+        !model.join("model.sig").exists(),
+        "nothing written on failure"
+    );
+
+    let huge = cli.path("huge.sig");
+    fs::write(&huge, vec![b' '; 2 << 20]).unwrap();
+    let output = cli.exits(
+        1,
+        &[
+            "verify-model",
+            s(&model),
+            "--key",
+            s(&public),
+            "--signature",
+            s(&huge),
+        ],
+    );
+    assert!(
+        stderr(&output).contains("is over 1048576 bytes"),
+        "{}",
+        show(&output)
+    );
+}
+
 #[test]
 fn registry_commands_print_their_documented_json() {
     let serve = Serve::start();
@@ -500,6 +693,8 @@ fn usage_errors_exit_2_and_name_the_flag() {
             "--platform",
         ),
         (&["login", "localhost:5000", "-u", "me"], "--password-stdin"),
+        (&["verify-model", dir], "--key"),
+        (&["sign-model", dir], "--key"),
     ];
     for (args, flag) in cases {
         let output = cli.exits(2, args);

@@ -8,8 +8,19 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const SUBCOMMANDS: [&str; 9] = [
-    "init", "pack", "ls", "inspect", "tag", "rm", "prune", "fsck", "extract",
+const SUBCOMMANDS: [&str; 12] = [
+    "init",
+    "pack",
+    "ls",
+    "inspect",
+    "tag",
+    "rm",
+    "prune",
+    "fsck",
+    "extract",
+    "key",
+    "sign-model",
+    "verify-model",
 ];
 
 #[test]

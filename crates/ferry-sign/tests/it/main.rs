@@ -1,0 +1,8 @@
+//! ferry-sign's integration tests: one binary (link time stays low).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod artifact;
+mod common;
+mod hostile;
+mod keys;
+mod model;
