@@ -13,6 +13,7 @@
 //! - [`artifact`]: cosign's bundle and legacy signatures of manifests.
 //! - [`model`]: OpenSSF model signing ("files" method).
 //! - [`media`]: the media types, annotations and tags the formats use.
+//! - [`cosign`]: the policy's verifier for cosign signatures found for an artifact.
 //! - [`policy`]: containers-policy.json: which signatures an artifact needs.
 //!
 //! ```
@@ -29,6 +30,7 @@
 
 pub mod artifact;
 pub mod bundle;
+pub mod cosign;
 pub mod dsse;
 pub mod error;
 pub mod keys;

@@ -3,6 +3,8 @@
 
 mod artifact;
 mod common;
+mod cosign_policy;
 mod hostile;
 mod keys;
 mod model;
+mod policy;

@@ -1,6 +1,5 @@
 //! containers-policy.json: loading, discovery, scopes, signedIdentity and
 //! evaluation, with a fake verifier standing in for the cryptography.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,89 @@
+//! The policy's signature verifier for cosign's formats: what a
+//! `sigstoreSigned` requirement runs on each signature found for an
+//! artifact (a Sigstore bundle referrer or a legacy `.sig` layer).
+
+use ferry_spec::oci::Digest;
+
+use crate::artifact::{VerifiedSignature, verify_legacy, verify_manifest_bundle};
+use crate::error::SignError;
+use crate::keys::PublicKey;
+use crate::policy::{KeyMaterial, SignatureVerifier, Signed};
+
+/// A signature found for an artifact, as fetched: bytes only, unverified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidate {
+    /// The layer of a Sigstore bundle v0.3 referrer.
+    Bundle(Vec<u8>),
+    /// A layer of the `sha256-<hex>.sig` tag: the exact payload bytes and
+    /// the base64 DER signature from its annotation.
+    Legacy {
+        /// The simple-signing payload, exactly as stored.
+        payload: Vec<u8>,
+        /// `dev.cosignproject.cosign/signature`.
+        signature_b64: String,
+    },
+}
+
+/// Verifies cosign signatures of the manifest `expected` names. A valid
+/// signature of another digest is reported as signed (with its digest), so
+/// the policy can say that it covers something else.
+#[derive(Debug, Clone)]
+pub struct CosignVerifier {
+    expected: Digest,
+}
+
+impl CosignVerifier {
+    /// A verifier for signatures of `expected` (the resolved manifest).
+    pub fn new(expected: Digest) -> Self {
+        CosignVerifier { expected }
+    }
+}
+
+impl SignatureVerifier<Candidate> for CosignVerifier {
+    fn verify(
+        &self,
+        candidate: &Candidate,
+        keys: &[KeyMaterial],
+    ) -> Result<Option<Signed>, String> {
+        let keys = public_keys(keys)?;
+        let verified = match candidate {
+            Candidate::Bundle(bytes) => verify_manifest_bundle(bytes, &keys, &self.expected),
+            Candidate::Legacy {
+                payload,
+                signature_b64,
+            } => verify_legacy(payload, signature_b64, &keys),
+        };
+        match verified {
+            Ok(verified) => Ok(Some(signed(verified))),
+            // The signature verified, over another digest: the policy's
+            // digest check names both.
+            Err(SignError::DigestMismatch { signed, .. }) => Ok(Some(Signed {
+                manifest_digest: signed.to_string(),
+                docker_reference: None,
+                key: "a trusted key".to_string(),
+            })),
+            Err(SignError::NoValidSignature { .. }) => Ok(None),
+            Err(other) => Err(other.to_string()),
+        }
+    }
+}
+
+fn signed(verified: VerifiedSignature) -> Signed {
+    Signed {
+        manifest_digest: verified.manifest_digest.to_string(),
+        docker_reference: verified.docker_reference,
+        key: verified.key.fingerprint,
+    }
+}
+
+/// The policy's keys as public keys; one that is not a public key PEM is an
+/// error naming where it came from (a policy problem, not a bad signature).
+fn public_keys(keys: &[KeyMaterial]) -> Result<Vec<PublicKey>, String> {
+    keys.iter()
+        .map(|key| {
+            let text = std::str::from_utf8(&key.pem)
+                .map_err(|_| format!("key {}: not a PEM text file", key.origin))?;
+            PublicKey::from_pem(text).map_err(|e| format!("key {}: {e}", key.origin))
+        })
+        .collect()
+}
