@@ -177,7 +177,7 @@ fn the_cosign_legacy_vector_satisfies_a_policy_for_its_repository() {
         &policy,
         &format!("{identity}:latest"),
         &digest,
-        &[candidate.clone()],
+        std::slice::from_ref(&candidate),
     );
     assert!(accepted, "{why}");
     let (accepted, _) = decide(
