@@ -38,6 +38,7 @@ mod remote_diff_ids;
 pub mod remote_extract;
 mod request;
 pub mod retry;
+pub mod signatures;
 pub mod sources;
 pub mod transfer;
 pub mod upload;

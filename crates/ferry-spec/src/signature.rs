@@ -27,7 +27,11 @@ const MAX_TAG_LEN: usize = 128;
 /// when that is not a valid tag (a digest too long for the 128-character
 /// limit, such as sha512).
 pub fn signature_tag(manifest: &Digest) -> Option<String> {
-    let tag = format!("{}-{}.sig", manifest.algorithm().as_ref(), manifest.digest());
+    let tag = format!(
+        "{}-{}.sig",
+        manifest.algorithm().as_ref(),
+        manifest.digest()
+    );
     let valid = tag.len() <= MAX_TAG_LEN
         && tag
             .bytes()

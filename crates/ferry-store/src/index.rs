@@ -343,7 +343,11 @@ mod tests {
         store.add_unnamed(&referrer).unwrap();
         store.add_unnamed(&referrer).unwrap();
         let entries = store.entries().unwrap();
-        assert_eq!(entries.len(), 2, "a named entry does not stand for the unnamed one");
+        assert_eq!(
+            entries.len(),
+            2,
+            "a named entry does not stand for the unnamed one"
+        );
         assert_eq!(entries.iter().filter(|d| ref_name(d).is_none()).count(), 1);
     }
 }
