@@ -268,7 +268,7 @@ mod tests {
         let document: Value = serde_json::from_slice(&first.manifest).unwrap();
         assert_eq!(first.media_type, MEDIA_TYPE_IMAGE_MANIFEST);
         assert!(
-            with_layers(Some(&document), &[one.clone()])
+            with_layers(Some(&document), std::slice::from_ref(&one))
                 .unwrap()
                 .is_none()
         );

@@ -135,7 +135,7 @@ pub(super) fn local_bundle_referrers(
         let declared = entry.artifact_type().as_ref().map(|t| t.to_string());
         if ref_name(&entry).is_some()
             || entry.digest() == manifest
-            || !is_image_manifest(&entry.media_type().to_string())
+            || !is_image_manifest(entry.media_type().as_ref())
             || declared.is_some_and(|t| t != BUNDLE_MEDIA_TYPE)
         {
             continue;

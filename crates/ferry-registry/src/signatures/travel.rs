@@ -81,7 +81,7 @@ pub async fn push_signatures(
         Err(error) => return Err(error.into()),
     };
     let bytes = store.read_document(resolved.descriptor.digest())?;
-    let document = parse_sig_manifest(&bytes, &resolved.descriptor.media_type().to_string())
+    let document = parse_sig_manifest(&bytes, resolved.descriptor.media_type().as_ref())
         .map_err(|reason| ClientError::invalid_input(format!("{}: {reason}", name.whole())))?;
     let layers = legacy_layers(&document);
     if layers.is_empty() {
