@@ -166,17 +166,13 @@ impl Source {
     ) -> Result<Option<(FetchedManifest, Descriptor)>> {
         let entry = match self {
             Source::Registry { sources } => {
-                return match sources
-                    .first(async |endpoint| client.manifest(endpoint, tag).await)
-                    .await
-                {
-                    Ok((_, fetched)) => {
-                        let descriptor = descriptor_of(&fetched);
-                        Ok(Some((fetched, descriptor)))
-                    }
-                    Err(ClientError::NotFound(_)) => Ok(None),
-                    Err(error) => Err(error),
-                };
+                let found = sources
+                    .first_optional(async |endpoint| client.manifest(endpoint, tag).await)
+                    .await?;
+                return Ok(found.map(|(_, fetched)| {
+                    let descriptor = descriptor_of(&fetched);
+                    (fetched, descriptor)
+                }));
             }
             Source::Layout { layout } => find_entry(&layout.entries()?, Some(name), ""),
             Source::Archive { archive } => find_entry(archive.entries(), Some(name), ""),

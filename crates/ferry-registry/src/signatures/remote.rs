@@ -92,14 +92,11 @@ async fn find_legacy(
     let Some(tag) = signature_tag(manifest) else {
         return Ok(Vec::new());
     };
-    // A mirror without the tag gives way to the next source.
-    let (position, fetched) = match sources
-        .first(async |endpoint| client.manifest(endpoint, &tag).await)
-        .await
-    {
-        Ok(found) => found,
-        Err(ClientError::NotFound(_)) => return Ok(Vec::new()),
-        Err(error) => return Err(error),
+    let Some((position, fetched)) = sources
+        .first_optional(async |endpoint| client.manifest(endpoint, &tag).await)
+        .await?
+    else {
+        return Ok(Vec::new());
     };
     let document = parse_sig_manifest(&fetched.bytes, &fetched.media_type).map_err(|reason| {
         ClientError::Invalid {

@@ -201,13 +201,11 @@ pub async fn pull_signatures(
     let Some(tag) = signature_tag(manifest) else {
         return Ok(moved);
     };
-    let (position, fetched) = match sources
-        .first(async |at| client.manifest(at, &tag).await)
-        .await
-    {
-        Ok(found) => found,
-        Err(ClientError::NotFound(_)) => return Ok(moved),
-        Err(error) => return Err(error),
+    let Some((position, fetched)) = sources
+        .first_optional(async |at| client.manifest(at, &tag).await)
+        .await?
+    else {
+        return Ok(moved);
     };
     let document = parse_sig_manifest(&fetched.bytes, &fetched.media_type).map_err(|reason| {
         ClientError::Invalid {
