@@ -125,11 +125,11 @@ pub(super) fn signature_name(reference: &Reference, manifest: &Digest) -> Result
 }
 
 /// The bundle referrers of `manifest` in the store, as (descriptor,
-/// manifest bytes, bundle layer).
+/// bundle layer); manifests are read one at a time and not kept.
 pub(super) fn local_bundle_referrers(
     store: &Store,
     manifest: &Digest,
-) -> Result<Vec<(Descriptor, Vec<u8>, Descriptor)>> {
+) -> Result<Vec<(Descriptor, Descriptor)>> {
     let mut found = Vec::new();
     for entry in store.entries()? {
         let declared = entry.artifact_type().as_ref().map(|t| t.to_string());
@@ -145,11 +145,11 @@ pub(super) fn local_bundle_referrers(
             Ok(layer) => {
                 if found
                     .iter()
-                    .any(|(d, _, _): &(Descriptor, _, _)| d.digest() == entry.digest())
+                    .any(|(d, _): &(Descriptor, _)| d.digest() == entry.digest())
                 {
                     continue;
                 }
-                found.push((entry, bytes, layer));
+                found.push((entry, layer));
                 check_count(found.len(), manifest)?;
             }
             Err(reason) => {
@@ -169,7 +169,7 @@ pub fn local_signatures(
     manifest: &Digest,
 ) -> Result<Vec<SignatureCandidate>> {
     let mut found = Vec::new();
-    for (descriptor, _, layer) in local_bundle_referrers(store, manifest)? {
+    for (descriptor, layer) in local_bundle_referrers(store, manifest)? {
         let bytes = read_capped(store, &layer, MAX_BUNDLE_BYTES)?;
         found.push(SignatureCandidate::Bundle {
             referrer: descriptor.digest().clone(),

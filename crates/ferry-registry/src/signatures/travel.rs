@@ -58,7 +58,8 @@ pub async fn push_signatures(
         .await
         .map_err(join_error("reading", store.root().display()))??;
     let mut moved = SignaturesMoved::default();
-    for (descriptor, bytes, _) in referrers {
+    for (descriptor, _) in referrers {
+        let bytes = store.read_document(descriptor.digest())?;
         push_referrer(
             client,
             store,
