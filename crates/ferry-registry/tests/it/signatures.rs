@@ -853,3 +853,84 @@ async fn a_recursive_copy_carries_bundles_and_the_sig_tag() {
         .unwrap();
     assert_eq!(found, Vec::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_legacy_appends_all_land() {
+    let client = client();
+    for registry in every_registry().await {
+        let endpoint = registry.endpoint("m");
+        let subject = seed_subject(&client, &endpoint, "v1").await;
+        let payloads: Vec<Vec<u8>> = (0..4)
+            .map(|i| format!("payload {i}").into_bytes())
+            .collect();
+        let appends = payloads
+            .iter()
+            .map(|p| append_legacy_signature(&client, &endpoint, &subject, p, SIG_ONE));
+        for result in futures_util::future::join_all(appends).await {
+            result.expect("every append succeeds");
+        }
+        let found = find_signatures(&client, &endpoint, &subject).await.unwrap();
+        let mut landed: Vec<&[u8]> = legacy(&found).into_iter().map(|(p, _)| p).collect();
+        landed.sort();
+        let expected: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        assert_eq!(landed, expected, "no append lost another's signature");
+    }
+}
+
+#[test]
+fn concurrent_local_appends_all_land() {
+    let (dir, store) = store();
+    let name: Reference = "localhost:5000/m:v1".parse().unwrap();
+    let manifest = local_artifact(&store, dir.path(), &name);
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let (store, name, manifest) = (&store, &name, &manifest);
+            scope.spawn(move || {
+                let payload = format!("payload {i}").into_bytes();
+                store_legacy_signature(store, name, manifest, &payload, SIG_ONE).unwrap();
+            });
+        }
+    });
+    let found = local_signatures(&store, &name, &manifest).unwrap();
+    assert_eq!(
+        legacy(&found).len(),
+        8,
+        "no append lost another's signature"
+    );
+    let sig_name = format!("localhost:5000/m:{}", signature_tag(&manifest).unwrap());
+    assert!(store.resolve(&sig_name).is_ok(), "named {sig_name}");
+}
+
+#[test]
+fn the_store_refuses_bad_signatures_and_keeps_its_index() {
+    let (dir, store) = store();
+    let name: Reference = "localhost:5000/m:v1".parse().unwrap();
+    let manifest = local_artifact(&store, dir.path(), &name);
+    let index_before = std::fs::read(store.index_path()).unwrap();
+    let big = vec![b'x'; MAX_BUNDLE_BYTES as usize + 1];
+    let error = store_bundle_referrer(&store, &manifest, &big).unwrap_err();
+    assert!(error.to_string().contains("bundle"), "{error}");
+    let error = store_legacy_signature(&store, &name, &manifest, &big, SIG_ONE).unwrap_err();
+    assert!(error.to_string().contains("payload"), "{error}");
+    let error = store_legacy_signature(&store, &name, &manifest, b"p", "%%%").unwrap_err();
+    assert!(error.to_string().contains("base64"), "{error}");
+    let absent = ferry_spec::digest::sha256_digest(b"not in the store");
+    let error = store_bundle_referrer(&store, &absent, BUNDLE).unwrap_err();
+    assert!(error.to_string().contains(absent.digest()), "{error}");
+    assert_eq!(
+        std::fs::read(store.index_path()).unwrap(),
+        index_before,
+        "the index is untouched"
+    );
+    assert_eq!(
+        local_signatures(&store, &name, &manifest).unwrap(),
+        Vec::new()
+    );
+
+    // A signature naming another digest, stored under this one's tag, is
+    // still returned: judging it is the verifier's job.
+    let of_other = payload("localhost:5000/m", &absent);
+    store_legacy_signature(&store, &name, &manifest, &of_other, SIG_ONE).unwrap();
+    let found = local_signatures(&store, &name, &manifest).unwrap();
+    assert_eq!(legacy(&found), vec![(of_other.as_slice(), SIG_ONE)]);
+}
