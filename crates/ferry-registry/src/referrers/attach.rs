@@ -94,7 +94,15 @@ pub async fn attach(
         layers,
         annotations: &options.annotations,
     };
-    attach_artifact(client, subject, artifact, options, progress).await
+    attach_artifact(
+        client,
+        subject,
+        artifact,
+        options.concurrency,
+        &options.fallback,
+        progress,
+    )
+    .await
 }
 
 /// A layer's bytes on their way up.
@@ -160,12 +168,13 @@ pub(crate) fn referrer_manifest(
 }
 
 /// Pushes `artifact` as a referrer of the manifest `subject` names (see
-/// [`attach`]); `options` gives the concurrency and the fallback policy.
+/// [`attach`]), `concurrency` layers at once.
 pub(crate) async fn attach_artifact(
     client: &Client,
     subject: &Reference,
     artifact: ReferrerArtifact<'_>,
-    options: &AttachOptions,
+    concurrency: usize,
+    fallback_policy: &FallbackPolicy,
     progress: &dyn TransferProgress,
 ) -> Result<Attached> {
     let endpoint = Endpoint::of(subject);
@@ -188,7 +197,7 @@ pub(crate) async fn attach_artifact(
             };
             client.push_blob(&endpoint, layer, source, None, progress)
         })
-        .buffer_unordered(options.concurrency.max(1))
+        .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<BlobOutcome>>()
         .await?;
     let layers = artifact.layers.into_iter().map(|(d, _)| d).collect();
@@ -205,7 +214,7 @@ pub(crate) async fn attach_artifact(
         digest.as_ref(),
         MEDIA_TYPE_IMAGE_MANIFEST,
         Bytes::from(built.bytes),
-        &options.fallback.backoff,
+        &fallback_policy.backoff,
     )
     .await?;
     let fallback = if pushed.subject_indexed {
@@ -215,7 +224,7 @@ pub(crate) async fn attach_artifact(
         let store = RegistryTag::new(client, &endpoint, &tag);
         let entry = serde_json::to_value(&built.descriptor)
             .map_err(|e| ClientError::encode("the referrer descriptor", e))?;
-        let attempts = add_to_fallback_index(&store, &tag, &entry, &options.fallback).await?;
+        let attempts = add_to_fallback_index(&store, &tag, &entry, fallback_policy).await?;
         Some(FallbackUpdate { tag, attempts })
     };
     Ok(Attached {

@@ -17,7 +17,7 @@ use super::{MAX_BUNDLE_BYTES, MAX_PAYLOAD_BYTES, SignatureCandidate};
 use crate::client::{Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::progress::NoProgress;
-use crate::referrers::attach::{AttachOptions, LayerContent, ReferrerArtifact, attach_artifact};
+use crate::referrers::attach::{LayerContent, ReferrerArtifact, attach_artifact};
 use crate::referrers::fallback::{
     FallbackPolicy, TagUpdate, put_manifest_through_blob_races, update_tag_until_it_stays,
 };
@@ -55,9 +55,14 @@ async fn find_bundles(
     let mut found = Vec::with_capacity(listed.len());
     for referrer in listed {
         let digest = referrer.digest();
-        let (position, fetched) = sources
-            .first(async |endpoint| client.manifest(endpoint, digest.as_ref()).await)
-            .await?;
+        // A fallback tag can list a referrer deleted since: skip it.
+        let Some((position, fetched)) = sources
+            .first_optional(async |endpoint| client.manifest(endpoint, digest.as_ref()).await)
+            .await?
+        else {
+            tracing::warn!("referrer {digest} of {manifest} is listed but missing");
+            continue;
+        };
         let layer = match formats::bundle_layer_of(&fetched.bytes, manifest) {
             Ok(layer) => layer,
             Err(reason) => {
@@ -165,15 +170,15 @@ pub async fn attach_bundle(client: &Client, subject: &Reference, bundle: &[u8]) 
         layers: vec![(layer, LayerContent::Bytes(Bytes::copy_from_slice(bundle)))],
         annotations: &annotations,
     };
-    let options = AttachOptions {
-        artifact_type: BUNDLE_MEDIA_TYPE.to_string(),
-        files: Vec::new(),
-        layer_media_type: BUNDLE_MEDIA_TYPE.to_string(),
-        annotations: annotations.clone(),
-        concurrency: 1,
-        fallback: FallbackPolicy::default(),
-    };
-    let attached = attach_artifact(client, subject, artifact, &options, &NoProgress).await?;
+    let attached = attach_artifact(
+        client,
+        subject,
+        artifact,
+        1,
+        &FallbackPolicy::default(),
+        &NoProgress,
+    )
+    .await?;
     Ok(attached.descriptor.digest().clone())
 }
 

@@ -934,3 +934,79 @@ fn the_store_refuses_bad_signatures_and_keeps_its_index() {
     let found = local_signatures(&store, &name, &manifest).unwrap();
     assert_eq!(legacy(&found), vec![(of_other.as_slice(), SIG_ONE)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sig_tag_that_is_not_an_image_manifest_is_a_clear_error() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let subject = digest(&registry.seed("m", "v1", &[("w", b"w".to_vec())]).manifest);
+    let index = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_INDEX, "manifests": []});
+    let tag = signature_tag(&subject).unwrap();
+    registry.put_manifest(
+        "m",
+        &tag,
+        Bytes::from(serde_json::to_vec(&index).unwrap()),
+        MEDIA_TYPE_IMAGE_INDEX,
+    );
+    let error = find_signatures(&client(), &hostile_endpoint(&registry), &subject)
+        .await
+        .expect_err("an index under the .sig tag is refused");
+    let text = error.to_string();
+    assert!(
+        text.contains(&tag) && text.contains("not an image manifest"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_that_are_not_bundles_of_this_manifest_are_skipped() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let subject = digest(&registry.seed("m", "v1", &[("w", b"w".to_vec())]).manifest);
+    // The fallback tag lists a referrer whose manifest names another subject.
+    let elsewhere = ferry_spec::digest::sha256_digest(b"another manifest");
+    let bundle = registry.put_blob("m", Bytes::from_static(BUNDLE));
+    put_bundle_referrer(&registry, &elsewhere, &bundle, BUNDLE.len() as u64);
+    let listing = client()
+        .manifest(&hostile_endpoint(&registry), &fallback_tag(&elsewhere))
+        .await
+        .unwrap();
+    registry.put_manifest(
+        "m",
+        &fallback_tag(&subject),
+        listing.bytes.clone(),
+        MEDIA_TYPE_IMAGE_INDEX,
+    );
+    // And a referrer that is listed but gone.
+    let mut index: Value = serde_json::from_slice(&listing.bytes).unwrap();
+    index["manifests"][0]["digest"] = json!(ferry_spec::digest::sha256_digest(b"gone").to_string());
+    registry.put_manifest(
+        "m",
+        &fallback_tag(&subject),
+        Bytes::from(serde_json::to_vec(&index).unwrap()),
+        MEDIA_TYPE_IMAGE_INDEX,
+    );
+    let found = find_signatures(&client(), &hostile_endpoint(&registry), &subject)
+        .await
+        .unwrap();
+    assert_eq!(found, Vec::new(), "a gone referrer is skipped");
+
+    let mixed = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_INDEX,
+                       "manifests": [serde_json::from_slice::<Value>(&listing.bytes).unwrap()["manifests"][0]]});
+    registry.put_manifest(
+        "m",
+        &fallback_tag(&subject),
+        Bytes::from(serde_json::to_vec(&mixed).unwrap()),
+        MEDIA_TYPE_IMAGE_INDEX,
+    );
+    let found = find_signatures(&client(), &hostile_endpoint(&registry), &subject)
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        Vec::new(),
+        "a bundle of another subject is not this one's"
+    );
+    assert!(
+        registry.requests("GET", &bundle).is_empty(),
+        "its layer is never read"
+    );
+}
