@@ -10,7 +10,9 @@
 //! registry; [`transfer`] moves artifacts between the local store and
 //! registries, verifying every byte before it enters the store; [`referrers`]
 //! attaches artifacts to manifests and discovers them (with the fallback tag
-//! where a registry lacks the referrers API); [`image_index`] builds
+//! where a registry lacks the referrers API); [`signatures`] finds, stores
+//! and moves cosign signatures (bundle referrers and `.sig` tags) as bytes,
+//! on registries and in the store; [`image_index`] builds
 //! multi-platform indexes; [`copy`] moves artifacts between registries, OCI
 //! layouts and layout archives; [`remote_extract`] writes files from a
 //! registry straight into a directory; [`pack_push`] packs a directory while
@@ -38,6 +40,7 @@ mod remote_diff_ids;
 pub mod remote_extract;
 mod request;
 pub mod retry;
+pub mod signatures;
 pub mod sources;
 pub mod transfer;
 pub mod upload;

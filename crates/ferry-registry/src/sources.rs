@@ -4,7 +4,7 @@
 //! writes (and the reads a write depends on) go to the origin only.
 
 use crate::client::{Client, Endpoint};
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 
 /// The places a repository's content can be read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +87,46 @@ impl ReadSources {
     }
 }
 
+impl ReadSources {
+    /// [`ReadSources::first`] for something that may not exist (a signature
+    /// tag): `None` when the origin says it does not exist, or when a
+    /// mirror said so and the origin cannot be reached (a down origin
+    /// must not fail a read the mirrors answered).
+    pub async fn first_optional<T>(
+        &self,
+        mut read: impl AsyncFnMut(&Endpoint) -> Result<T>,
+    ) -> Result<Option<(usize, T)>> {
+        let mut a_mirror_lacks_it = false;
+        for (position, mirror) in self.mirrors.iter().enumerate() {
+            match read(mirror).await {
+                Ok(value) => return Ok(Some((position, value))),
+                Err(ClientError::NotFound(_)) => a_mirror_lacks_it = true,
+                Err(error) if error.is_from_registry() => {
+                    tracing::warn!(
+                        "mirror {}: {error}; trying the next source",
+                        mirror.registry
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        match read(&self.origin).await {
+            Ok(value) => Ok(Some((self.mirrors.len(), value))),
+            Err(ClientError::NotFound(_)) => Ok(None),
+            Err(error @ ClientError::Unreachable { .. }) if a_mirror_lacks_it => {
+                tracing::warn!("{error}; a mirror had none, taking that answer");
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ClientOptions;
-    use crate::error::{ClientError, Missing};
+    use crate::error::Missing;
 
     fn sources() -> ReadSources {
         let registries = toml::from_str(
@@ -155,5 +190,46 @@ mod tests {
             .await;
         assert!(local.is_err());
         assert_eq!(asked, 1, "a local failure is not tried elsewhere");
+    }
+
+    #[tokio::test]
+    async fn an_optional_read_takes_a_mirrors_no_when_the_origin_is_down() {
+        let sources = sources();
+        let missing = |e: &Endpoint| ClientError::NotFound(Missing::Other(e.registry.clone()));
+        let down = |e: &Endpoint| ClientError::Unreachable {
+            registry: e.registry.clone(),
+            cause: crate::error::NetCause::Refused,
+            source: "refused".into(),
+        };
+        let absent = sources
+            .first_optional(async |e| -> Result<()> {
+                if e.registry == "origin.io" {
+                    Err(down(e))
+                } else {
+                    Err(missing(e))
+                }
+            })
+            .await
+            .unwrap();
+        assert!(absent.is_none());
+        let found = sources
+            .first_optional(async |e| {
+                if e.registry == "origin.io" {
+                    Ok(7)
+                } else {
+                    Err(down(e))
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(found, Some((2, 7)));
+        let error = sources
+            .first_optional(async |e| -> Result<()> { Err(down(e)) })
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("origin.io"),
+            "no source answered: {error}"
+        );
     }
 }

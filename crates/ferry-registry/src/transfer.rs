@@ -17,6 +17,7 @@ use crate::download::download_blob;
 use crate::error::{ClientError, Missing, Result, join_error};
 use crate::platform::{Platform, choose};
 use crate::progress::TransferProgress;
+use crate::signatures::{SignaturesMoved, push_signatures};
 use crate::sources::ReadSources;
 use crate::upload::BlobSource;
 
@@ -44,6 +45,8 @@ pub struct Pushed {
     pub uploaded: usize,
     /// Blobs the registry already had (or mounted).
     pub skipped: usize,
+    /// The local signatures of the manifest that went with it.
+    pub signatures: SignaturesMoved,
 }
 
 pub(crate) fn is_index(media_type: &str) -> bool {
@@ -196,7 +199,10 @@ fn local_name(reference: &Reference) -> Reference {
 
 /// Pushes an artifact from the store to `destination`. Blobs the registry
 /// has are skipped; when the local name is another repository of the same
-/// registry, blobs are mounted from there instead of uploaded.
+/// registry, blobs are mounted from there instead of uploaded. The
+/// manifest's local signatures go with it (see
+/// [`crate::signatures::push_signatures`]), also when the registry had the
+/// manifest already.
 pub async fn push(
     client: &Client,
     store: &Store,
@@ -207,6 +213,10 @@ pub async fn push(
 ) -> Result<Pushed> {
     let resolved = store.resolve(local)?;
     let digest = resolved.descriptor.digest().clone();
+    let local_name: Option<Reference> = resolved
+        .reference
+        .as_deref()
+        .and_then(|name| name.parse().ok());
     let bytes = Bytes::from(store.read_document(&digest)?);
     let media_type = resolved.descriptor.media_type().to_string();
     let endpoint = Endpoint::of(destination);
@@ -217,11 +227,21 @@ pub async fn push(
         .await?
         .is_some_and(|d| d == digest)
     {
+        let signatures = push_signatures(
+            client,
+            store,
+            local_name.as_ref(),
+            destination,
+            &digest,
+            progress,
+        )
+        .await?;
         return Ok(Pushed {
             reference: destination.whole(),
             digest,
             uploaded: 0,
             skipped: 0,
+            signatures,
         });
     }
     let manifest: ImageManifest =
@@ -252,11 +272,21 @@ pub async fn push(
         .iter()
         .filter(|o| matches!(o, crate::upload::BlobOutcome::Sent(_)))
         .count();
+    let signatures = push_signatures(
+        client,
+        store,
+        local_name.as_ref(),
+        destination,
+        &digest,
+        progress,
+    )
+    .await?;
     Ok(Pushed {
         reference: destination.whole(),
         digest,
         uploaded,
         skipped: outcomes.len() - uploaded,
+        signatures,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod json;
 pub mod media;
 pub mod modelfile;
 pub mod names;
+pub mod signature;
 
 pub use oci_spec::distribution::Reference;
 pub use oci_spec::image as oci;

@@ -107,6 +107,53 @@ impl Store {
         })
     }
 
+    /// Names `descriptor` as `reference` only if that name still points at
+    /// `expected` (`None`: the name is unused); returns whether it did. A
+    /// read-modify-write of a named document (a signature tag) retries
+    /// when another writer changed it in between.
+    pub fn compare_and_set_reference(
+        &self,
+        reference: &Reference,
+        expected: Option<&Digest>,
+        descriptor: &Descriptor,
+    ) -> Result<bool> {
+        let name = reference.whole();
+        let mut entry = descriptor.clone();
+        let mut annotations = entry.annotations().clone().unwrap_or_default();
+        annotations.insert(REF_NAME.to_string(), name.clone());
+        entry.set_annotations(Some(annotations));
+        self.update_index(|manifests| {
+            let current = manifests
+                .iter()
+                .find(|d| ref_name(d) == Some(name.as_str()))
+                .map(|d| d.digest());
+            if current != expected {
+                return false;
+            }
+            manifests.retain(|d| ref_name(d) != Some(name.as_str()));
+            manifests.push(entry);
+            true
+        })
+    }
+
+    /// Adds `descriptor` as an unnamed entry (how the store keeps
+    /// referrers) unless an unnamed entry for its digest exists.
+    pub fn add_unnamed(&self, descriptor: &Descriptor) -> Result<()> {
+        let mut entry = descriptor.clone();
+        if let Some(mut annotations) = entry.annotations().clone() {
+            annotations.remove(REF_NAME);
+            entry.set_annotations((!annotations.is_empty()).then_some(annotations));
+        }
+        self.update_index(|manifests| {
+            let listed = manifests
+                .iter()
+                .any(|d| d.digest() == entry.digest() && ref_name(d).is_none());
+            if !listed {
+                manifests.push(entry);
+            }
+        })
+    }
+
     /// Removes the entry named `reference`; returns its descriptor.
     pub fn remove_reference(&self, reference: &Reference) -> Result<Option<Descriptor>> {
         let name = reference.whole();
@@ -244,4 +291,63 @@ pub fn check_index_file(path: &Path) -> Result<()> {
         }
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_spec::oci::MediaType;
+
+    fn manifest(content: &[u8]) -> Descriptor {
+        Descriptor::new(
+            MediaType::ImageManifest,
+            content.len() as u64,
+            ferry_spec::digest::sha256_digest(content),
+        )
+    }
+
+    #[test]
+    fn compare_and_set_only_replaces_what_was_read() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = Store::open(temp.path()).unwrap();
+        let name = normalize_reference("localhost/m:sha256-x.sig").unwrap();
+        let (one, two) = (manifest(b"1"), manifest(b"2"));
+        assert!(store.compare_and_set_reference(&name, None, &one).unwrap());
+        assert!(
+            !store.compare_and_set_reference(&name, None, &two).unwrap(),
+            "the name is taken: a writer that read nothing loses"
+        );
+        assert!(
+            !store
+                .compare_and_set_reference(&name, Some(two.digest()), &two)
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_set_reference(&name, Some(one.digest()), &two)
+                .unwrap()
+        );
+        let resolved = store.resolve("localhost/m:sha256-x.sig").unwrap();
+        assert_eq!(resolved.descriptor.digest(), two.digest());
+        assert_eq!(store.entries().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unnamed_entries_are_added_once() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = Store::open(temp.path()).unwrap();
+        let referrer = manifest(b"r");
+        store
+            .set_reference(&normalize_reference("localhost/m:v1").unwrap(), &referrer)
+            .unwrap();
+        store.add_unnamed(&referrer).unwrap();
+        store.add_unnamed(&referrer).unwrap();
+        let entries = store.entries().unwrap();
+        assert_eq!(
+            entries.len(),
+            2,
+            "a named entry does not stand for the unnamed one"
+        );
+        assert_eq!(entries.iter().filter(|d| ref_name(d).is_none()).count(), 1);
+    }
 }

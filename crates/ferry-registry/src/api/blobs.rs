@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use ferry_spec::digest::DigestHasher;
 use ferry_spec::oci::{Descriptor, Digest};
 
-use super::read_document;
+use super::read_limited_body;
 use super::response_error;
 use crate::bridge::ByteStream;
 use crate::client::{Access, Client, Endpoint};
@@ -116,13 +116,26 @@ impl Client {
         endpoint: &Endpoint,
         descriptor: &Descriptor,
     ) -> Result<Vec<u8>> {
+        self.blob_document_within(endpoint, descriptor, super::MAX_DOCUMENT_BYTES)
+            .await
+    }
+
+    /// [`Client::blob_document`] of a blob that may be at most `limit`
+    /// bytes (a signature, a payload): a larger one is refused unread, and
+    /// no more than `limit` bytes are ever read.
+    pub async fn blob_document_within(
+        &self,
+        endpoint: &Endpoint,
+        descriptor: &Descriptor,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
         let digest = descriptor.digest();
         let what = format!("blob {digest}");
-        if descriptor.size() > super::MAX_DOCUMENT_BYTES {
+        if descriptor.size() > limit {
             return Err(ClientError::Integrity {
                 what,
                 reason: format!(
-                    "{} bytes is more than a configuration document may be",
+                    "{} bytes is more than the {limit} bytes such a document may be",
                     descriptor.size()
                 ),
             });
@@ -138,7 +151,7 @@ impl Client {
         if !response.status().is_success() {
             return Err(response_error(endpoint, &request, response).await);
         }
-        let bytes = read_document(endpoint, response, &what).await?;
+        let bytes = read_limited_body(endpoint, response, limit, &what).await?;
         let mut hasher = DigestHasher::for_digest(digest)
             .map_err(|e| ClientError::invalid_input_because(what.clone(), e))?;
         hasher.update(&bytes);

@@ -160,6 +160,34 @@ impl Destination {
         }
     }
 
+    /// Writes a cosign signature manifest under `tag` on a registry, or
+    /// named `name` in a layout or archive (replacing what was there).
+    pub(super) async fn put_signature_tag(
+        &self,
+        client: &Client,
+        document: &FetchedManifest,
+        descriptor: &Descriptor,
+        tag: &str,
+        name: &str,
+    ) -> Result<()> {
+        match self {
+            Destination::Registry { endpoint, .. } => {
+                client
+                    .put_manifest(endpoint, tag, &document.media_type, document.bytes.clone())
+                    .await?;
+                Ok(())
+            }
+            Destination::Layout(layout) => {
+                layout_put(layout, document, descriptor, Some(Some(name.to_string()))).await
+            }
+            Destination::Archive(archive) => {
+                archive.put_document(descriptor, &document.bytes).await?;
+                archive.set_entry(Some(name), descriptor)?;
+                Ok(())
+            }
+        }
+    }
+
     /// Writes the root manifest under its name.
     pub(super) async fn put_root(
         &self,

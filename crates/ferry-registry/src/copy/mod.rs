@@ -116,7 +116,8 @@ impl fmt::Display for Location {
 /// What `copy` is told.
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
-    /// Also copy referrers (signatures, SBOMs), recursively.
+    /// Also copy referrers (signatures, SBOMs), recursively, and the root's
+    /// cosign `.sig` tag.
     pub recursive: bool,
     /// Blobs moved at once (an archive destination takes one at a time).
     pub concurrency: usize,
@@ -189,6 +190,9 @@ pub async fn copy(
     run.stats().manifests += 1;
     if options.recursive {
         run.copy_referrers(root.digest.clone(), 0).await?;
+        let source_name = source.tag().or_else(|| destination.tag());
+        run.copy_signature_tag(&root.digest, source_name.as_deref(), name.as_deref())
+            .await?;
     }
     let stats = run.stats().clone();
     drop(run);

@@ -156,6 +156,36 @@ impl Source {
         }
     }
 
+    /// The manifest under the cosign signature tag `tag` of the artifact
+    /// (named `name` in a layout), if there is one.
+    pub(super) async fn signature_manifest(
+        &self,
+        client: &Client,
+        tag: &str,
+        name: &str,
+    ) -> Result<Option<(FetchedManifest, Descriptor)>> {
+        let entry = match self {
+            Source::Registry { sources } => {
+                let found = sources
+                    .first_optional(async |endpoint| client.manifest(endpoint, tag).await)
+                    .await?;
+                return Ok(found.map(|(_, fetched)| {
+                    let descriptor = descriptor_of(&fetched);
+                    (fetched, descriptor)
+                }));
+            }
+            Source::Layout { layout } => find_entry(&layout.entries()?, Some(name), ""),
+            Source::Archive { archive } => find_entry(archive.entries(), Some(name), ""),
+        };
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let fetched = self.manifest(client, &entry).await?;
+        Ok(Some((fetched, entry)))
+    }
+
     /// The referrers of `subject` (API, fallback tag, or the manifests in
     /// a layout's index that name it).
     pub(super) async fn referrers(

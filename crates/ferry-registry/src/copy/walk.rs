@@ -133,6 +133,41 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// Copies the cosign `.sig` tag of `subject`, when the source has one:
+    /// `source_name` and `destination_name` are its names in layouts.
+    pub(super) async fn copy_signature_tag(
+        &self,
+        subject: &Digest,
+        source_name: Option<&str>,
+        destination_name: Option<&str>,
+    ) -> Result<()> {
+        let Some(tag) = ferry_spec::signature::signature_tag(subject) else {
+            return Ok(());
+        };
+        let name_in = |root: Option<&str>| signature_entry_name(root, &tag);
+        let Some((fetched, descriptor)) = self
+            .src
+            .signature_manifest(self.client, &tag, &name_in(source_name))
+            .await?
+        else {
+            return Ok(());
+        };
+        if self.seen_first(fetched.digest.clone()) {
+            self.copy_tree(&fetched, 0).await?;
+        }
+        self.dst
+            .put_signature_tag(
+                self.client,
+                &fetched,
+                &descriptor,
+                &tag,
+                &name_in(destination_name),
+            )
+            .await?;
+        self.stats().manifests += 1;
+        Ok(())
+    }
+
     /// Copies the referrers of `subject`, then theirs.
     pub(super) fn copy_referrers(&'a self, subject: Digest, depth: usize) -> Boxed<'a> {
         Box::pin(async move {
@@ -161,5 +196,40 @@ impl<'a> Run<'a> {
             }
             Ok(())
         })
+    }
+}
+
+/// The name of a signature tag in a layout: beside a full reference
+/// (`host/repo:v1`, as the store names things) the same repository with
+/// the signature tag, else the bare tag (as skopeo names things).
+fn signature_entry_name(root: Option<&str>, tag: &str) -> String {
+    root.filter(|name| name.contains('/'))
+        .and_then(|name| ferry_store::index::normalize_reference(name).ok())
+        .map(|reference| {
+            ferry_spec::Reference::with_tag(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                tag.to_string(),
+            )
+            .whole()
+        })
+        .unwrap_or_else(|| tag.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_names_follow_the_root_name() {
+        assert_eq!(
+            signature_entry_name(Some("localhost:5000/m:v1"), "sha256-a.sig"),
+            "localhost:5000/m:sha256-a.sig"
+        );
+        assert_eq!(
+            signature_entry_name(Some("v1"), "sha256-a.sig"),
+            "sha256-a.sig"
+        );
+        assert_eq!(signature_entry_name(None, "sha256-a.sig"), "sha256-a.sig");
     }
 }

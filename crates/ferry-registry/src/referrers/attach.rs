@@ -78,10 +78,6 @@ pub async fn attach(
         return Err(ClientError::invalid_input("attach needs at least one file"));
     }
     let titles = titles(&options.files)?;
-    let endpoint = Endpoint::of(subject);
-    let subject_descriptor =
-        descriptor_of_manifest(&client.manifest(&endpoint, &reference_tail(subject)).await?);
-
     let mut layers = Vec::with_capacity(options.files.len());
     for (path, title) in options.files.iter().zip(titles) {
         let (digest, size) = hash_file(path).await?;
@@ -91,39 +87,67 @@ pub async fn attach(
             digest,
         );
         layer.set_annotations(Some([(TITLE.to_string(), title)].into_iter().collect()));
-        layers.push(layer);
+        layers.push((layer, LayerContent::File(path.clone())));
     }
-    let config = empty_config_descriptor();
-    client
-        .push_blob(
-            &endpoint,
-            &config,
-            BlobSource::Bytes(Bytes::from_static(EMPTY_CONFIG)),
-            None,
-            progress,
-        )
-        .await?;
-    stream::iter(options.files.iter().zip(&layers))
-        .map(|(path, layer)| {
-            let source = BlobSource::File(path.clone());
-            client.push_blob(&endpoint, layer, source, None, progress)
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .try_collect::<Vec<BlobOutcome>>()
-        .await?;
+    let artifact = ReferrerArtifact {
+        artifact_type: &options.artifact_type,
+        layers,
+        annotations: &options.annotations,
+    };
+    attach_artifact(
+        client,
+        subject,
+        artifact,
+        options.concurrency,
+        &options.fallback,
+        progress,
+    )
+    .await
+}
 
-    let artifact_type = MediaType::from(options.artifact_type.as_str());
+/// A layer's bytes on their way up.
+pub(crate) enum LayerContent {
+    /// A file holding exactly the layer.
+    File(PathBuf),
+    /// The layer in memory.
+    Bytes(Bytes),
+}
+
+/// What a referrer carries, its subject apart.
+pub(crate) struct ReferrerArtifact<'a> {
+    /// Its `artifactType`.
+    pub artifact_type: &'a str,
+    /// Its layers and where their bytes are.
+    pub layers: Vec<(Descriptor, LayerContent)>,
+    /// Manifest annotations.
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+/// A referrer manifest as built: its exact bytes and its descriptor as
+/// referrer lists show it.
+pub(crate) struct BuiltReferrer {
+    pub bytes: Vec<u8>,
+    pub descriptor: Descriptor,
+}
+
+/// Builds the manifest of a referrer of `subject` with the empty config.
+pub(crate) fn referrer_manifest(
+    subject: &Descriptor,
+    artifact_type: &str,
+    layers: Vec<Descriptor>,
+    annotations: &BTreeMap<String, String>,
+) -> Result<BuiltReferrer> {
+    let artifact_type = MediaType::from(artifact_type);
     let mut builder = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .artifact_type(artifact_type.clone())
-        .config(config)
+        .config(empty_config_descriptor())
         .layers(layers)
-        .subject(subject_descriptor.clone());
-    if !options.annotations.is_empty() {
+        .subject(subject.clone());
+    if !annotations.is_empty() {
         builder = builder.annotations(
-            options
-                .annotations
+            annotations
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<HashMap<_, _>>(),
@@ -135,19 +159,62 @@ pub async fn attach(
     let bytes = ferry_spec::json::canonical_json(&manifest)
         .map_err(|e| ClientError::encode("the referrer manifest", e))?;
     let digest = ferry_spec::digest::sha256_digest(&bytes);
-    let mut descriptor =
-        Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest.clone());
+    let mut descriptor = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest);
     descriptor.set_artifact_type(Some(artifact_type));
-    if !options.annotations.is_empty() {
+    if !annotations.is_empty() {
         descriptor.set_annotations(manifest.annotations().clone());
     }
+    Ok(BuiltReferrer { bytes, descriptor })
+}
+
+/// Pushes `artifact` as a referrer of the manifest `subject` names (see
+/// [`attach`]), `concurrency` layers at once.
+pub(crate) async fn attach_artifact(
+    client: &Client,
+    subject: &Reference,
+    artifact: ReferrerArtifact<'_>,
+    concurrency: usize,
+    fallback_policy: &FallbackPolicy,
+    progress: &dyn TransferProgress,
+) -> Result<Attached> {
+    let endpoint = Endpoint::of(subject);
+    let subject_descriptor =
+        descriptor_of_manifest(&client.manifest(&endpoint, &reference_tail(subject)).await?);
+    client
+        .push_blob(
+            &endpoint,
+            &empty_config_descriptor(),
+            BlobSource::Bytes(Bytes::from_static(EMPTY_CONFIG)),
+            None,
+            progress,
+        )
+        .await?;
+    stream::iter(artifact.layers.iter())
+        .map(|(layer, content)| {
+            let source = match content {
+                LayerContent::File(path) => BlobSource::File(path.clone()),
+                LayerContent::Bytes(bytes) => BlobSource::Bytes(bytes.clone()),
+            };
+            client.push_blob(&endpoint, layer, source, None, progress)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<BlobOutcome>>()
+        .await?;
+    let layers = artifact.layers.into_iter().map(|(d, _)| d).collect();
+    let built = referrer_manifest(
+        &subject_descriptor,
+        artifact.artifact_type,
+        layers,
+        artifact.annotations,
+    )?;
+    let digest = built.descriptor.digest().clone();
     let pushed = put_manifest_through_blob_races(
         client,
         &endpoint,
         digest.as_ref(),
         MEDIA_TYPE_IMAGE_MANIFEST,
-        Bytes::from(bytes),
-        &options.fallback.backoff,
+        Bytes::from(built.bytes),
+        &fallback_policy.backoff,
     )
     .await?;
     let fallback = if pushed.subject_indexed {
@@ -155,21 +222,21 @@ pub async fn attach(
     } else {
         let tag = fallback_tag(subject_descriptor.digest());
         let store = RegistryTag::new(client, &endpoint, &tag);
-        let entry = serde_json::to_value(&descriptor)
+        let entry = serde_json::to_value(&built.descriptor)
             .map_err(|e| ClientError::encode("the referrer descriptor", e))?;
-        let attempts = add_to_fallback_index(&store, &tag, &entry, &options.fallback).await?;
+        let attempts = add_to_fallback_index(&store, &tag, &entry, fallback_policy).await?;
         Some(FallbackUpdate { tag, attempts })
     };
     Ok(Attached {
         reference: format!("{}/{}@{digest}", endpoint.registry, endpoint.repository),
         subject: subject_descriptor,
-        descriptor,
+        descriptor: built.descriptor,
         fallback,
     })
 }
 
 /// The empty descriptor (`{}`): the config of artifacts that have none.
-fn empty_config_descriptor() -> Descriptor {
+pub(crate) fn empty_config_descriptor() -> Descriptor {
     Descriptor::new(
         MediaType::EmptyJSON,
         EMPTY_CONFIG.len() as u64,

@@ -180,6 +180,82 @@ fn with_entry(document: Option<Value>, entry: &Value) -> Value {
     document
 }
 
+/// A document kept under a tag by read-modify-write (the fallback index, a
+/// signature tag), with one addition to make.
+pub(crate) trait TagUpdate {
+    /// The document, or `None` when the tag does not exist.
+    async fn read(&self) -> Result<Option<Value>>;
+    /// True when `document` already holds the addition.
+    fn holds(&self, document: &Value) -> bool;
+    /// Writes `current` (as read) with the addition.
+    async fn write_added(&self, current: Option<Value>) -> Result<()>;
+}
+
+/// Makes `update`'s addition unless the tag holds it, then confirms it
+/// stays; see [`FallbackPolicy`]. Returns the attempts it took.
+pub(crate) async fn update_tag_until_it_stays(
+    update: &impl TagUpdate,
+    what: &str,
+    policy: &FallbackPolicy,
+) -> Result<u32> {
+    let attempts = policy.attempts.max(1);
+    let backoff = RetryPolicy {
+        attempts,
+        ..policy.backoff
+    };
+    let action = format!("tag {what}");
+    let mut made = 0;
+    retry_when(
+        &backoff,
+        &action,
+        |error| matches!(error, ClientError::Contended { .. }),
+        async || {
+            made += 1;
+            let current = update.read().await?;
+            if !current.as_ref().is_some_and(|d| update.holds(d)) {
+                update.write_added(current).await?;
+            }
+            for _ in 0..policy.confirmations {
+                tokio::time::sleep(policy.settle).await;
+                if !update.read().await?.is_some_and(|d| update.holds(&d)) {
+                    // A concurrent writer replaced the document.
+                    return Err(ClientError::Contended {
+                        what: what.to_string(),
+                        attempts: made,
+                    });
+                }
+            }
+            Ok(made)
+        },
+    )
+    .await
+}
+
+/// One descriptor to list in a fallback index.
+struct FallbackEntry<'a, S> {
+    store: &'a S,
+    entry: &'a Value,
+    digest: &'a str,
+    what: &'a str,
+}
+
+impl<S: FallbackStore> TagUpdate for FallbackEntry<'_, S> {
+    async fn read(&self) -> Result<Option<Value>> {
+        self.store.read().await
+    }
+
+    fn holds(&self, document: &Value) -> bool {
+        lists(document, self.digest)
+    }
+
+    async fn write_added(&self, current: Option<Value>) -> Result<()> {
+        let updated = with_entry(current, self.entry);
+        let bytes = ferry_spec::json::canonical_json(&updated)
+            .map_err(|e| ClientError::encode(format!("the index for {}", self.what), e))?;
+        self.store.write(bytes).await
+    }
+}
+
 /// Adds `entry` (a descriptor) to the fallback index unless it is listed,
 /// then confirms it stays listed; see [`FallbackPolicy`]. Returns the
 /// attempts it took.
@@ -193,40 +269,13 @@ pub(crate) async fn add_to_fallback_index(
         .get("digest")
         .and_then(Value::as_str)
         .ok_or_else(|| ClientError::invalid_input("a referrer descriptor without a digest"))?;
-    let attempts = policy.attempts.max(1);
-    let backoff = RetryPolicy {
-        attempts,
-        ..policy.backoff
+    let update = FallbackEntry {
+        store,
+        entry,
+        digest,
+        what,
     };
-    let action = format!("fallback tag {what}");
-    let mut made = 0;
-    retry_when(
-        &backoff,
-        &action,
-        |error| matches!(error, ClientError::Contended { .. }),
-        async || {
-            made += 1;
-            let current = store.read().await?;
-            if !current.as_ref().is_some_and(|d| lists(d, digest)) {
-                let updated = with_entry(current, entry);
-                let bytes = ferry_spec::json::canonical_json(&updated)
-                    .map_err(|e| ClientError::encode(format!("the index for {what}"), e))?;
-                store.write(bytes).await?;
-            }
-            for _ in 0..policy.confirmations {
-                tokio::time::sleep(policy.settle).await;
-                if !store.read().await?.is_some_and(|d| lists(&d, digest)) {
-                    // A concurrent writer replaced the index.
-                    return Err(ClientError::Contended {
-                        what: what.to_string(),
-                        attempts: made,
-                    });
-                }
-            }
-            Ok(made)
-        },
-    )
-    .await
+    update_tag_until_it_stays(&update, what, policy).await
 }
 
 #[cfg(test)]

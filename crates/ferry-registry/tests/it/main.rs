@@ -15,4 +15,5 @@ mod hostile;
 mod mirrors;
 mod origins;
 mod remote_extract;
+mod signatures;
 mod upload;

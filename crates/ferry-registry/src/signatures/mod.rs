@@ -1,0 +1,55 @@
+//! cosign signatures as stored next to an artifact, moved as bytes (the
+//! cryptography is `ferry-sign`'s): v3 bundles are referrers of the signed
+//! manifest (found through the referrers API or the fallback tag), legacy
+//! simple signatures are layers of the manifest under `<alg>-<hex>.sig` in
+//! the same repository.
+//!
+//! Finding ([`find_signatures`], [`local_signatures`]) returns every
+//! candidate as found, without judging it: a signature of another digest
+//! under this digest's tag is returned too, and the verifier rejects it.
+//! Every read is capped ([`MAX_BUNDLE_BYTES`], [`MAX_PAYLOAD_BYTES`],
+//! [`MAX_SIGNATURES`], manifests at [`crate::api::MAX_DOCUMENT_BYTES`]).
+//! Appending to a `.sig` tag keeps the signatures already there; on a
+//! registry it is a read-modify-write confirmed like the fallback tag's
+//! (see [`crate::referrers::FallbackPolicy`]).
+
+mod formats;
+mod local;
+mod remote;
+mod travel;
+
+use ferry_spec::oci::Digest;
+
+pub use local::{local_signatures, store_bundle_referrer, store_legacy_signature};
+pub use remote::{append_legacy_signature, attach_bundle, find_signatures};
+pub use travel::{SignaturesMoved, pull_signatures, push_signatures};
+
+/// The largest bundle layer read or written.
+pub const MAX_BUNDLE_BYTES: u64 = 1024 * 1024;
+/// The largest legacy payload read or written.
+pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
+/// The most signatures (bundles and legacy ones together) of one manifest.
+pub const MAX_SIGNATURES: usize = 100;
+
+/// A signature found next to a manifest, not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureCandidate {
+    /// A cosign v3 bundle stored as a referrer.
+    Bundle {
+        /// The referrer manifest's digest.
+        referrer: Digest,
+        /// The bundle JSON, exactly as stored.
+        bytes: Vec<u8>,
+    },
+    /// A legacy simple signature, one layer of the `.sig` tag.
+    Legacy {
+        /// The layer's digest (that of the payload).
+        layer: Digest,
+        /// The exact signed payload bytes.
+        payload: Vec<u8>,
+        /// The layer's `dev.cosignproject.cosign/signature` annotation.
+        signature_b64: String,
+        /// `registry/repository` holding the tag.
+        tag_repository: String,
+    },
+}
