@@ -75,6 +75,10 @@ pub enum Command {
     Key(KeyArgs),
     /// Sign a model directory (OpenSSF model signing v1.0: a model.sig bundle).
     SignModel(SignModelArgs),
+    /// Sign an artifact (in the store, else on its registry) with a cosign key.
+    Sign(Box<SignArgs>),
+    /// Verify an artifact's cosign signatures (in the store, else on its registry).
+    Verify(Box<VerifyArgs>),
     /// Verify a model directory against its model signature.
     VerifyModel(VerifyModelArgs),
 }
@@ -337,6 +341,61 @@ pub struct KeyGenerateArgs {
     /// Overwrite existing key files.
     #[arg(long)]
     pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which of cosign's signature formats to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignatureFormat {
+    /// A Sigstore bundle v0.3 referrer (cosign v3's default).
+    Bundle,
+    /// A layer of the `sha256-<hex>.sig` tag (what podman and CRI-O verify).
+    Legacy,
+    /// Both.
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The artifact: in the local store when it is there, else on its registry.
+    pub reference: String,
+    /// The private key: cosign's encrypted format (password from
+    /// COSIGN_PASSWORD, else asked on the terminal) or an unencrypted PEM.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Signature format.
+    #[arg(long, value_enum, default_value = "bundle")]
+    pub format: SignatureFormat,
+    /// Annotation the signature carries (repeatable).
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse::annotation)]
+    pub annotations: Vec<(String, String)>,
+    /// Sign on the registry even when the store has the artifact.
+    #[arg(long)]
+    pub remote: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The artifact: in the local store when it is there, else on its registry.
+    pub reference: String,
+    /// A public key (PEM) a signature may be made with; repeatable.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub key: Vec<PathBuf>,
+    /// Annotation a signature must carry (repeatable).
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse::annotation)]
+    pub annotations: Vec<(String, String)>,
+    /// Verify on the registry even when the store has the artifact.
+    #[arg(long)]
+    pub remote: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -566,3 +566,53 @@ pub struct VerifyModelReport {
     /// The key that verified it.
     pub key: ferry_sign::KeyDescription,
 }
+
+/// `ferry sign --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignReport {
+    /// The artifact signed.
+    pub reference: String,
+    /// Its manifest digest, what the signatures cover.
+    pub digest: String,
+    /// `store` or `registry`: where the signatures were written.
+    pub location: &'static str,
+    /// What was written: `bundle <referrer digest>`, `legacy <tag>`.
+    pub signatures: Vec<String>,
+    /// The signing key's public half.
+    pub key: ferry_sign::KeyDescription,
+}
+
+/// `ferry verify --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    /// The artifact verified.
+    pub reference: String,
+    /// Its manifest digest.
+    pub digest: String,
+    /// `store` or `registry`: where the signatures were read.
+    pub location: &'static str,
+    /// True when at least one signature verified.
+    pub verified: bool,
+    /// Every signature found, with its verdict.
+    pub signatures: Vec<SignatureCheck>,
+}
+
+/// One signature in `ferry verify --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureCheck {
+    /// `bundle` or `legacy`.
+    pub format: &'static str,
+    /// The referrer manifest (bundle) or the `.sig` layer (legacy).
+    pub digest: String,
+    /// It verified with one of the keys, for this digest and repository.
+    pub verified: bool,
+    /// The key that verified it, else `null`.
+    pub key: Option<String>,
+    /// The identity it names, when it verified and names one.
+    pub docker_reference: Option<String>,
+    /// Why it did not verify, else `null`.
+    pub problem: Option<String>,
+}

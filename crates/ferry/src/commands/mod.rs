@@ -13,6 +13,7 @@ mod referrers;
 mod remote;
 mod serve;
 mod sign;
+mod signature;
 mod transfer;
 
 use anyhow::Context;
@@ -57,6 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             crate::cli::KeyCommand::Generate(args) => sign::key_generate(args),
         },
         Command::SignModel(args) => sign::sign_model(&args),
+        Command::Sign(args) => signature::sign(&open_store(&root)?, &args),
+        Command::Verify(args) => signature::verify(&read_store(&root)?, &args),
         Command::VerifyModel(args) => sign::verify_model(&args),
     }
 }

@@ -65,7 +65,9 @@ pub fn attach(args: &AttachArgs, quiet: bool) -> anyhow::Result<Exit> {
 
 /// The `--annotation` pairs (clap checked each); a key given twice is a
 /// usage error, since which value was meant is unknown.
-fn annotation_map(pairs: &[(String, String)]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(super) fn annotation_map(
+    pairs: &[(String, String)],
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut annotations = BTreeMap::new();
     for (key, value) in pairs {
         if annotations.insert(key.clone(), value.clone()).is_some() {

@@ -19,7 +19,7 @@ use crate::report::{KeyGenerateReport, SignModelReport, VerifyModelReport};
 /// Where cosign and ferry read the key password from.
 const PASSWORD_VARIABLE: &str = "COSIGN_PASSWORD";
 /// Key files are a few hundred bytes.
-const MAX_KEY_FILE: u64 = 64 * 1024;
+pub(super) const MAX_KEY_FILE: u64 = 64 * 1024;
 
 pub fn key_generate(args: &KeyGenerateArgs) -> anyhow::Result<Exit> {
     if !args.force {
@@ -96,7 +96,7 @@ fn parent_dir(path: &Path) -> &Path {
 pub fn sign_model(args: &SignModelArgs) -> anyhow::Result<Exit> {
     let key_text = read_small(&args.key, MAX_KEY_FILE, "private key")?;
     let password = if ferry_sign::keys::is_encrypted_pem(&key_text) {
-        existing_key_password(&args.key)?
+        existing_key_password(&args.key, "sign-model")?
     } else {
         String::new()
     };
@@ -199,7 +199,7 @@ fn relative_inside(dir: &Path, path: &Path) -> Option<String> {
     relative.to_str().map(str::to_string)
 }
 
-fn read_small(path: &Path, limit: u64, what: &str) -> anyhow::Result<String> {
+pub(super) fn read_small(path: &Path, limit: u64, what: &str) -> anyhow::Result<String> {
     let bytes = read_small_bytes(path, limit, what)?;
     String::from_utf8(bytes).with_context(|| format!("{what} {} is not text", path.display()))
 }
@@ -238,12 +238,12 @@ fn new_key_password() -> anyhow::Result<String> {
 }
 
 /// The password of an encrypted key: COSIGN_PASSWORD, else asked once.
-fn existing_key_password(key: &Path) -> anyhow::Result<String> {
+pub(super) fn existing_key_password(key: &Path, subcommand: &str) -> anyhow::Result<String> {
     if let Ok(password) = std::env::var(PASSWORD_VARIABLE) {
         return Ok(password);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(no_password_source(&["sign-model"]));
+        return Err(no_password_source(&[subcommand]));
     }
     rpassword::prompt_password(format!("Password for {}: ", key.display()))
         .context("reading the password from the terminal")

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 14] = [
     "init",
     "pack",
     "ls",
@@ -21,6 +21,8 @@ const SUBCOMMANDS: [&str; 12] = [
     "key",
     "sign-model",
     "verify-model",
+    "sign",
+    "verify",
 ];
 
 #[test]

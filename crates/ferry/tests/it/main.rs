@@ -21,3 +21,4 @@ mod mount;
 mod referrers;
 mod registry;
 mod reproducible;
+mod signing;

@@ -1,0 +1,272 @@
+//! `ferry sign` and `ferry verify`: cosign signatures of an artifact, in the
+//! local store when it has the artifact (they travel with `push`), else on
+//! its registry. Bytes move through `ferry_registry::signatures`; the
+//! cryptography is `ferry_sign`'s.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use ferry_registry::Client;
+use ferry_registry::Endpoint;
+use ferry_registry::referrers::resolve_descriptor;
+use ferry_registry::signatures::{self, SignatureCandidate};
+use ferry_sign::artifact::{
+    VerifiedSignature, sign_legacy, sign_manifest_bundle, simple_signing_payload, verify_legacy,
+    verify_manifest_bundle,
+};
+use ferry_sign::{PrivateKey, PublicKey};
+use ferry_spec::Reference;
+use ferry_spec::oci::Digest;
+use ferry_store::Store;
+use ferry_store::index::normalize_reference;
+
+use super::referrers::annotation_map;
+use super::sign::{MAX_KEY_FILE, existing_key_password, read_small};
+use super::transfer::{client, runtime};
+use crate::cli::{SignArgs, SignatureFormat, VerifyArgs};
+use crate::exit::Exit;
+use crate::output::print_json;
+use crate::report::{SignReport, SignatureCheck, VerifyReport};
+
+/// Where the artifact and its signatures are.
+enum Place {
+    /// The local store, which has the artifact.
+    Store,
+    /// The artifact's registry.
+    Registry(Client),
+}
+
+impl Place {
+    fn name(&self) -> &'static str {
+        match self {
+            Place::Store => "store",
+            Place::Registry(_) => "registry",
+        }
+    }
+}
+
+/// The artifact's manifest digest and where it was found.
+fn locate(
+    store: &Store,
+    reference: &Reference,
+    remote: bool,
+    transport: &crate::cli::TransportArgs,
+) -> anyhow::Result<(Place, Digest)> {
+    if !remote && let Ok(resolved) = store.resolve(&reference.whole()) {
+        return Ok((Place::Store, resolved.descriptor.digest().clone()));
+    }
+    let client = client(transport)?;
+    let descriptor = runtime()?.block_on(resolve_descriptor(&client, reference))?;
+    Ok((Place::Registry(client), descriptor.digest().clone()))
+}
+
+/// The identity a signature names: the repository, as cosign writes it.
+fn identity(reference: &Reference) -> String {
+    format!("{}/{}", reference.registry(), reference.repository())
+}
+
+pub fn sign(store: &Store, args: &SignArgs) -> anyhow::Result<Exit> {
+    let reference = normalize_reference(&args.reference)?;
+    let key_text = read_small(&args.key, MAX_KEY_FILE, "private key")?;
+    let password = if ferry_sign::keys::is_encrypted_pem(&key_text) {
+        existing_key_password(&args.key, "sign")?
+    } else {
+        String::new()
+    };
+    let key = PrivateKey::from_pem(&key_text, password.as_bytes())
+        .with_context(|| format!("reading the private key {}", args.key.display()))?;
+    let annotations = annotation_map(&args.annotations)?;
+    let (place, digest) = locate(store, &reference, args.remote, &args.transport)?;
+    let identity = identity(&reference);
+    let mut written = Vec::new();
+    if matches!(args.format, SignatureFormat::Bundle | SignatureFormat::Both) {
+        let bundle = sign_manifest_bundle(&key, &digest, Some(&identity), &annotations);
+        let referrer = match &place {
+            Place::Store => signatures::store_bundle_referrer(store, &digest, &bundle)?,
+            Place::Registry(client) => {
+                let pinned = pinned(&reference, &digest);
+                runtime()?.block_on(signatures::attach_bundle(client, &pinned, &bundle))?
+            }
+        };
+        written.push(format!("bundle {referrer}"));
+    }
+    if matches!(args.format, SignatureFormat::Legacy | SignatureFormat::Both) {
+        let payload = simple_signing_payload(&identity, &digest, &annotations);
+        let signature = sign_legacy(&key, &payload);
+        match &place {
+            Place::Store => signatures::store_legacy_signature(
+                store, &reference, &digest, &payload, &signature,
+            )?,
+            Place::Registry(client) => runtime()?.block_on(signatures::append_legacy_signature(
+                client,
+                &Endpoint::of(&reference),
+                &digest,
+                &payload,
+                &signature,
+            ))?,
+        }
+        written.push(format!(
+            "legacy {}",
+            ferry_spec::signature::signature_tag(&digest).unwrap_or_default()
+        ));
+    }
+    let key = key.public_key().description();
+    if args.json {
+        print_json(&SignReport {
+            reference: reference.whole(),
+            digest: digest.to_string(),
+            location: place.name(),
+            signatures: written,
+            key,
+        })?;
+    } else {
+        println!(
+            "signed {}@{digest} in the {} with {key}: {}",
+            reference.whole(),
+            place.name(),
+            written.join(", ")
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// The reference pinned to the digest that was signed, so a tag moved in
+/// between cannot make the referrer name another manifest.
+fn pinned(reference: &Reference, digest: &Digest) -> Reference {
+    Reference::with_digest(
+        reference.registry().to_string(),
+        reference.repository().to_string(),
+        digest.to_string(),
+    )
+}
+
+pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
+    let reference = normalize_reference(&args.reference)?;
+    let mut keys = Vec::with_capacity(args.key.len());
+    for path in &args.key {
+        let text = read_small(path, MAX_KEY_FILE, "public key")?;
+        keys.push(
+            PublicKey::from_pem(&text)
+                .with_context(|| format!("reading the public key {}", path.display()))?,
+        );
+    }
+    let wanted = annotation_map(&args.annotations)?;
+    let (place, digest) = locate(store, &reference, args.remote, &args.transport)?;
+    let candidates = match &place {
+        Place::Store => signatures::local_signatures(store, &reference, &digest)?,
+        Place::Registry(client) => runtime()?.block_on(signatures::find_signatures(
+            client,
+            &Endpoint::of(&reference),
+            &digest,
+        ))?,
+    };
+    let identity = identity(&reference);
+    let checks: Vec<SignatureCheck> = candidates
+        .iter()
+        .map(|candidate| check(candidate, &keys, &digest, &identity, &wanted))
+        .collect();
+    let verified = checks.iter().any(|c| c.verified);
+    if args.json {
+        print_json(&VerifyReport {
+            reference: reference.whole(),
+            digest: digest.to_string(),
+            location: place.name(),
+            verified,
+            signatures: checks,
+        })?;
+    } else {
+        for c in &checks {
+            match (&c.verified, &c.key) {
+                (true, Some(key)) => {
+                    println!("verified: {} signature {} by {key}", c.format, c.digest)
+                }
+                _ => println!(
+                    "not verified: {} signature {}: {}",
+                    c.format,
+                    c.digest,
+                    c.problem.as_deref().unwrap_or("unknown")
+                ),
+            }
+        }
+    }
+    if !verified {
+        if candidates.is_empty() {
+            bail!(
+                "{}@{digest} has no signatures in the {}",
+                reference.whole(),
+                place.name()
+            );
+        }
+        bail!(
+            "no signature of {}@{digest} verifies with the keys given",
+            reference.whole()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// Verifies one candidate: a trusted key, this manifest's digest, this
+/// repository's identity (when the signature names one: cosign's own
+/// bundles name none) and the annotations asked for.
+fn check(
+    candidate: &SignatureCandidate,
+    keys: &[PublicKey],
+    digest: &Digest,
+    identity: &str,
+    wanted: &BTreeMap<String, String>,
+) -> SignatureCheck {
+    let (format, found, result) = match candidate {
+        SignatureCandidate::Bundle { referrer, bytes } => (
+            "bundle",
+            referrer,
+            verify_manifest_bundle(bytes, keys, digest),
+        ),
+        SignatureCandidate::Legacy {
+            layer,
+            payload,
+            signature_b64,
+            ..
+        } => ("legacy", layer, verify_legacy(payload, signature_b64, keys)),
+    };
+    let judged = result
+        .map_err(|e| e.to_string())
+        .and_then(|verified| judge(verified, digest, identity, wanted));
+    match judged {
+        Ok(verified) => SignatureCheck {
+            format,
+            digest: found.to_string(),
+            verified: true,
+            key: Some(verified.key.to_string()),
+            docker_reference: verified.docker_reference,
+            problem: None,
+        },
+        Err(problem) => SignatureCheck {
+            format,
+            digest: found.to_string(),
+            verified: false,
+            key: None,
+            docker_reference: None,
+            problem: Some(problem),
+        },
+    }
+}
+
+fn judge(
+    verified: VerifiedSignature,
+    digest: &Digest,
+    identity: &str,
+    wanted: &BTreeMap<String, String>,
+) -> Result<VerifiedSignature, String> {
+    verified.check(digest, wanted).map_err(|e| e.to_string())?;
+    if let Some(signed) = &verified.docker_reference {
+        let normalized = normalize_reference(signed)
+            .map(|r| format!("{}/{}", r.registry(), r.repository()))
+            .unwrap_or_else(|_| signed.clone());
+        if normalized != identity {
+            return Err(format!(
+                "signed for {signed}, not {identity} (a signature copied from another repository)"
+            ));
+        }
+    }
+    Ok(verified)
+}

@@ -1,0 +1,212 @@
+//! `ferry sign` and `ferry verify` of artifacts: signed in the store before
+//! the first push, carried by push, verified on the registry (by a store
+//! that never had the artifact), signed on the registry; wrong keys,
+//! annotations and replayed signatures refused with exit 1.
+
+use std::ffi::OsStr;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// `ferry serve` on a free port, killed when dropped.
+struct Serve {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn start() -> Serve {
+        let dir = tempdir();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(FERRY)
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .args(["serve", "--addr", &addr, "--root"])
+            .arg(dir.path().join("registry"))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferry serve");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "ferry serve did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+/// Runs ferry with the key password set; returns the output.
+fn with_password<S: AsRef<OsStr>>(cli: &Cli, args: &[S]) -> std::process::Output {
+    let mut cmd = cli.command(args);
+    cmd.env("COSIGN_PASSWORD", "test password");
+    run(&mut cmd)
+}
+
+fn keypair(cli: &Cli, name: &str) -> (String, String) {
+    let key = cli.path(&format!("{name}.key"));
+    let public = cli.path(&format!("{name}.pub"));
+    let output = with_password(
+        cli,
+        &[
+            "key",
+            "generate",
+            "--output-key",
+            s(&key),
+            "--output-pub",
+            s(&public),
+        ],
+    );
+    assert_success(&output, "key generate");
+    (s(&key).to_string(), s(&public).to_string())
+}
+
+#[test]
+fn signatures_made_before_the_first_push_verify_on_the_registry() {
+    let registry = Serve::start();
+    let signer = Cli::new();
+    tiny_model(&signer.path("model"), 11);
+    let reference = format!("{}/models/m:v1", registry.addr);
+    let digest = signer.ferry.pack(&signer.path("model"), &reference);
+    let (key, public) = keypair(&signer, "release");
+    let (_, stranger) = keypair(&signer, "stranger");
+
+    // Signed in the store, before the registry has ever seen the artifact.
+    let output = with_password(
+        &signer,
+        &[
+            "sign",
+            &reference,
+            "--key",
+            &key,
+            "--format",
+            "both",
+            "-a",
+            "stage=release",
+            "--json",
+        ],
+    );
+    assert_success(&output, "sign");
+    let signed = parse_json(&output, &["sign"]);
+    assert_eq!(signed["location"], "store");
+    assert_eq!(signed["digest"], digest.as_str());
+    assert_eq!(
+        signed["signatures"].as_array().unwrap().len(),
+        2,
+        "{signed}"
+    );
+    let local = signer.json(&["verify", &reference, "--key", &public, "--json"]);
+    assert_eq!(local["verified"], true, "{local}");
+
+    signer.ok(&["push", &reference]);
+
+    // Another machine: nothing in its store, everything from the registry.
+    let consumer = Cli::new();
+    let verified = consumer.json(&[
+        "verify",
+        &reference,
+        "--key",
+        &public,
+        "-a",
+        "stage=release",
+        "--json",
+    ]);
+    assert_eq!(verified["location"], "registry");
+    assert_eq!(verified["digest"], digest.as_str());
+    assert_eq!(verified["verified"], true, "{verified}");
+    let formats: Vec<&str> = verified["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verified"] == true)
+        .map(|s| s["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["bundle", "legacy"], "{verified}");
+    let expected_identity = format!("{}/models/m", registry.addr);
+    assert_eq!(
+        verified["signatures"][0]["dockerReference"],
+        expected_identity.as_str()
+    );
+
+    // Exit 1 with the reason: another key, another annotation.
+    consumer.fails(
+        &["verify", &reference, "--key", &stranger],
+        &["no signature", "verifies"],
+    );
+    let output = consumer.run(&["verify", &reference, "--key", &public, "-a", "stage=test"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("stage"),
+        "{}",
+        show(&output)
+    );
+}
+
+#[test]
+fn signing_on_the_registry_and_refusing_what_is_unsigned_or_replayed() {
+    let registry = Serve::start();
+    let cli = Cli::new();
+    tiny_model(&cli.path("model"), 12);
+    let reference = format!("{}/models/m:v1", registry.addr);
+    let other = format!("{}/models/other:v1", registry.addr);
+    cli.ferry.pack(&cli.path("model"), &reference);
+    cli.ok(&["push", &reference]);
+    // The same manifest in a second repository.
+    cli.ok(&["copy", &reference, &other]);
+    let (key, public) = keypair(&cli, "ops");
+
+    // Unsigned: exit 1, saying there is nothing.
+    cli.fails(
+        &["verify", &reference, "--key", &public, "--remote"],
+        &["no signatures"],
+    );
+
+    // Signed on the registry (the store does not have `other`).
+    let output = with_password(
+        &cli,
+        &[
+            "sign", &other, "--key", &key, "--format", "legacy", "--remote", "--json",
+        ],
+    );
+    assert_success(&output, "sign --remote");
+    assert_eq!(parse_json(&output, &["sign"])["location"], "registry");
+    let verified = cli.json(&["verify", &other, "--key", &public, "--json"]);
+    assert_eq!(verified["verified"], true, "{verified}");
+
+    // The same content under another repository: the signature of `other`
+    // copied to `m`'s .sig tag names the wrong repository.
+    let digest = cli.ferry.resolve(&reference);
+    let tag = format!("{}.sig", digest.replace(':', "-"));
+    cli.ok(&[
+        "copy",
+        &format!("{}/models/other:{tag}", registry.addr),
+        &format!("{}/models/m:{tag}", registry.addr),
+    ]);
+    let output = cli.run(&["verify", &reference, "--key", &public, "--remote", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verified"], false);
+    assert!(
+        report["signatures"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("another repository"),
+        "{report}"
+    );
+}
