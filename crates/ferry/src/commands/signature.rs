@@ -33,7 +33,7 @@ enum Place {
     /// The local store, which has the artifact.
     Store,
     /// The artifact's registry.
-    Registry(Client),
+    Registry(Box<Client>),
 }
 
 impl Place {
@@ -57,7 +57,10 @@ fn locate(
     }
     let client = client(transport)?;
     let descriptor = runtime()?.block_on(resolve_descriptor(&client, reference))?;
-    Ok((Place::Registry(client), descriptor.digest().clone()))
+    Ok((
+        Place::Registry(Box::new(client)),
+        descriptor.digest().clone(),
+    ))
 }
 
 /// The identity a signature names: the repository, as cosign writes it.
