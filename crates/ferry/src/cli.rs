@@ -111,6 +111,15 @@ impl Command {
     }
 }
 
+/// Which signatures content must have before it comes in.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// containers-policy.json to enforce (default: ~/.config/ferry/policy.json,
+    /// else /etc/containers/policy.json; none at all accepts anything).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
 /// How to reach registries.
 #[derive(Debug, Clone, Args)]
 pub struct TransportArgs {
@@ -159,6 +168,8 @@ pub struct PullArgs {
     #[arg(long, requires = "extract")]
     pub force: bool,
     #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
     pub transport: TransportArgs,
     /// Print JSON.
     #[arg(long)]
@@ -177,6 +188,9 @@ pub struct CopyArgs {
     /// Also copy its referrers (signatures, SBOMs, attachments), recursively.
     #[arg(short, long)]
     pub recursive: bool,
+    /// For a registry source: the containers-policy.json to enforce.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub transport: TransportArgs,
     /// Print JSON.
@@ -206,6 +220,8 @@ pub struct FetchArgs {
     /// Platform to choose from an index (os/arch[/variant]); default: this machine.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse::platform)]
     pub platform: Option<Platform>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub transport: TransportArgs,
     /// Print JSON.
@@ -781,6 +797,8 @@ pub struct MountArgs {
     /// Build the volume as a tree of hardlinks (or copies with --rw) instead of mounting.
     #[arg(long)]
     pub no_mount: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub transport: TransportArgs,
     /// Print JSON.

@@ -1,5 +1,6 @@
 //! One function per command; each turns arguments into library calls.
 
+mod admission;
 mod fsck;
 mod index;
 mod init;

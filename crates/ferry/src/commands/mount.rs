@@ -98,6 +98,7 @@ fn make_local(store: &Store, input: &str, args: &MountArgs, quiet: bool) -> anyh
         &reference,
         args.platform.as_ref(),
         &args.transport,
+        args.policy.policy.as_deref(),
         quiet,
     )
     .with_context(|| format!("pulling {input} to mount it"))?;

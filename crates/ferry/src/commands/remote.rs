@@ -25,7 +25,15 @@ pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<Exit> {
         concurrency: args.transport.concurrency,
     };
     let (copied, _, seconds) = with_transfer_bar(quiet, "copying", async |bar| {
-        copy_artifact(&client, &source, &destination, &options, bar).await
+        // Content from a registry comes in only as the policy allows
+        // (layouts and archives are the user's own files).
+        let source = match source {
+            Location::Registry(reference) => Location::Registry(
+                super::admission::admit(&client, args.policy.policy.as_deref(), &reference).await?,
+            ),
+            other => other,
+        };
+        anyhow::Ok(copy_artifact(&client, &source, &destination, &options, bar).await?)
     })?;
     if args.json {
         print_json(&CopyReport {
@@ -77,6 +85,7 @@ pub fn pull_extract(args: &PullArgs, quiet: bool) -> anyhow::Result<Exit> {
         dir,
         &options,
         &args.transport,
+        args.policy.policy.as_deref(),
         args.json,
         quiet,
     )
@@ -95,6 +104,7 @@ pub fn fetch(args: &FetchArgs, quiet: bool) -> anyhow::Result<Exit> {
         &args.output,
         &options,
         &args.transport,
+        args.policy.policy.as_deref(),
         args.json,
         quiet,
     )
@@ -105,13 +115,15 @@ fn extract(
     dir: &std::path::Path,
     options: &RemoteExtractOptions,
     transport: &TransportArgs,
+    policy: Option<&std::path::Path>,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     let reference = normalize_reference(reference)?;
     let client = client(transport)?;
     let (extracted, bar, seconds) = with_transfer_bar(quiet, "downloading", async |bar| {
-        extract_remote(&client, &reference, dir, options, bar).await
+        let admitted = super::admission::admit(&client, policy, &reference).await?;
+        anyhow::Ok(extract_remote(&client, &admitted, dir, options, bar).await?)
     })?;
     if json {
         print_json(&FetchReport {

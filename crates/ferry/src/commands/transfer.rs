@@ -91,6 +91,7 @@ pub fn pull(store: &Store, args: &PullArgs, quiet: bool) -> anyhow::Result<Exit>
         &reference,
         args.platform.as_ref(),
         &args.transport,
+        args.policy.policy.as_deref(),
         quiet,
     )?;
     let seconds = started.elapsed().as_secs_f64();
@@ -126,19 +127,24 @@ pub(super) fn pull_with_bar(
     reference: &ferry_spec::Reference,
     platform: Option<&ferry_registry::platform::Platform>,
     transport: &TransportArgs,
+    policy: Option<&std::path::Path>,
     quiet: bool,
 ) -> anyhow::Result<transfer::Pulled> {
     let client = client(transport)?;
     let (pulled, _, _) = with_transfer_bar(quiet, "pulling", async |bar| {
-        transfer::pull(
-            &client,
-            store,
-            reference,
-            platform,
-            transport.concurrency,
-            bar,
+        // Nothing is downloaded before the policy accepts the manifest.
+        let admitted = super::admission::admit(&client, policy, reference).await?;
+        anyhow::Ok(
+            transfer::pull(
+                &client,
+                store,
+                &admitted,
+                platform,
+                transport.concurrency,
+                bar,
+            )
+            .await?,
         )
-        .await
     })?;
     Ok(pulled)
 }

@@ -210,3 +210,103 @@ fn signing_on_the_registry_and_refusing_what_is_unsigned_or_replayed() {
         "{report}"
     );
 }
+
+#[test]
+fn the_policy_refuses_unsigned_artifacts_before_anything_comes_in() {
+    let registry = Serve::start();
+    let publisher = Cli::new();
+    tiny_model(&publisher.path("model"), 13);
+    let reference = format!("{}/models/m:v1", registry.addr);
+    let digest = publisher.ferry.pack(&publisher.path("model"), &reference);
+    publisher.ok(&["push", &reference]);
+    let (key, public) = keypair(&publisher, "release");
+    let policy = publisher.path("policy.json");
+    let rules = serde_json::json!({
+        "default": [{"type": "reject"}],
+        "transports": {"docker": {format!("{}/models", registry.addr): [{
+            "type": "sigstoreSigned",
+            "keyPath": public,
+            "signedIdentity": {"type": "matchRepository"},
+        }]}},
+    });
+    std::fs::write(&policy, rules.to_string()).unwrap();
+    let policy = s(&policy).to_string();
+
+    // Unsigned: pull, pull --extract, fetch and mount --pull all refuse,
+    // naming the requirement, and leave nothing behind.
+    let consumer = Cli::new();
+    let out = consumer.path("out");
+    let target = consumer.path("mnt");
+    let attempts: [Vec<&str>; 4] = [
+        vec!["pull", &reference, "--policy", &policy],
+        vec![
+            "pull",
+            &reference,
+            "--extract",
+            s(&out),
+            "--policy",
+            &policy,
+        ],
+        vec![
+            "fetch",
+            &reference,
+            "--include",
+            "*",
+            "-o",
+            s(&out),
+            "--policy",
+            &policy,
+        ],
+        vec!["mount", &reference, s(&target), "--policy", &policy],
+    ];
+    for args in &attempts {
+        let output = consumer.run(args);
+        assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("sigstoreSigned") && stderr.contains("no signatures"),
+            "{}: {stderr}",
+            args.join(" ")
+        );
+    }
+    assert!(!out.exists(), "files were extracted");
+    assert!(
+        consumer.ferry.listed().is_empty(),
+        "the store named something"
+    );
+
+    // A copy out of the registry is held to the policy too.
+    let layout = consumer.path("layout");
+    let output = consumer.run(&[
+        "copy",
+        &reference,
+        &format!("oci:{}", s(&layout)),
+        "--policy",
+        &policy,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(!layout.exists(), "the copy wrote a layout");
+
+    // Anything else is rejected by `default`.
+    let elsewhere = format!("{}/other/m:v1", registry.addr);
+    publisher.ok(&["copy", &reference, &elsewhere]);
+    consumer.fails(&["pull", &elsewhere, "--policy", &policy], &["reject"]);
+
+    // Signed by the trusted key: accepted, and exactly that digest comes in.
+    let output = with_password(&publisher, &["sign", &reference, "--key", &key, "--remote"]);
+    assert_success(&output, "sign");
+    let pulled = consumer.json(&["pull", &reference, "--policy", &policy, "--json"]);
+    assert_eq!(pulled["digest"], digest.as_str());
+    let fetched = consumer.json(&[
+        "fetch",
+        "--include",
+        "*",
+        &reference,
+        "-o",
+        s(&out),
+        "--policy",
+        &policy,
+        "--json",
+    ]);
+    assert_eq!(fetched["digest"], digest.as_str());
+}
