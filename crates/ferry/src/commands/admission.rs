@@ -67,7 +67,13 @@ pub(super) async fn admit(
         bail!("{}@{digest}: {decision}", reference.whole());
     }
     tracing::info!("{}@{digest}: {decision}", reference.whole());
-    Ok(match reference.tag() {
+    Ok(pinned(reference, &digest))
+}
+
+/// `reference` pinned to `digest` (its tag kept for naming), so a tag moved
+/// in between cannot make the next request fetch or name another manifest.
+pub(super) fn pinned(reference: &Reference, digest: &ferry_spec::oci::Digest) -> Reference {
+    match reference.tag() {
         Some(tag) => Reference::with_tag_and_digest(
             reference.registry().to_string(),
             reference.repository().to_string(),
@@ -79,5 +85,5 @@ pub(super) async fn admit(
             reference.repository().to_string(),
             digest.to_string(),
         ),
-    })
+    }
 }

@@ -19,7 +19,7 @@ use crate::report::{KeyGenerateReport, SignModelReport, VerifyModelReport};
 /// Where cosign and ferry read the key password from.
 const PASSWORD_VARIABLE: &str = "COSIGN_PASSWORD";
 /// Key files are a few hundred bytes.
-pub(super) const MAX_KEY_FILE: u64 = 64 * 1024;
+const MAX_KEY_FILE: u64 = 64 * 1024;
 
 pub fn key_generate(args: &KeyGenerateArgs) -> anyhow::Result<Exit> {
     if !args.force {
@@ -94,14 +94,7 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 pub fn sign_model(args: &SignModelArgs) -> anyhow::Result<Exit> {
-    let key_text = read_small(&args.key, MAX_KEY_FILE, "private key")?;
-    let password = if ferry_sign::keys::is_encrypted_pem(&key_text) {
-        existing_key_password(&args.key, "sign-model")?
-    } else {
-        String::new()
-    };
-    let key = PrivateKey::from_pem(&key_text, password.as_bytes())
-        .with_context(|| format!("reading the private key {}", args.key.display()))?;
+    let key = read_private_key(&args.key, "sign-model")?;
     let signature = args
         .signature
         .clone()
@@ -139,14 +132,7 @@ pub fn sign_model(args: &SignModelArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn verify_model(args: &VerifyModelArgs) -> anyhow::Result<Exit> {
-    let mut keys = Vec::with_capacity(args.key.len());
-    for path in &args.key {
-        let text = read_small(path, MAX_KEY_FILE, "public key")?;
-        keys.push(
-            PublicKey::from_pem(&text)
-                .with_context(|| format!("reading the public key {}", path.display()))?,
-        );
-    }
+    let keys = read_public_keys(&args.key)?;
     let signature = args
         .signature
         .clone()
@@ -189,6 +175,31 @@ pub fn verify_model(args: &VerifyModelArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// A private key file: cosign's encrypted format (its password from
+/// COSIGN_PASSWORD or the terminal) or an unencrypted PEM.
+pub(super) fn read_private_key(path: &Path, subcommand: &str) -> anyhow::Result<PrivateKey> {
+    let text = read_small(path, MAX_KEY_FILE, "private key")?;
+    let password = if ferry_sign::keys::is_encrypted_pem(&text) {
+        existing_key_password(path, subcommand)?
+    } else {
+        String::new()
+    };
+    PrivateKey::from_pem(&text, password.as_bytes())
+        .with_context(|| format!("reading the private key {}", path.display()))
+}
+
+/// Public key files (PEM), each refused by name when it is not one.
+pub(super) fn read_public_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<PublicKey>> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = read_small(path, MAX_KEY_FILE, "public key")?;
+            PublicKey::from_pem(&text)
+                .with_context(|| format!("reading the public key {}", path.display()))
+        })
+        .collect()
+}
+
 /// `path` relative to `dir` when it lies inside it (so the signature file
 /// is left out of what it signs).
 fn relative_inside(dir: &Path, path: &Path) -> Option<String> {
@@ -199,7 +210,7 @@ fn relative_inside(dir: &Path, path: &Path) -> Option<String> {
     relative.to_str().map(str::to_string)
 }
 
-pub(super) fn read_small(path: &Path, limit: u64, what: &str) -> anyhow::Result<String> {
+fn read_small(path: &Path, limit: u64, what: &str) -> anyhow::Result<String> {
     let bytes = read_small_bytes(path, limit, what)?;
     String::from_utf8(bytes).with_context(|| format!("{what} {} is not text", path.display()))
 }
@@ -238,7 +249,7 @@ fn new_key_password() -> anyhow::Result<String> {
 }
 
 /// The password of an encrypted key: COSIGN_PASSWORD, else asked once.
-pub(super) fn existing_key_password(key: &Path, subcommand: &str) -> anyhow::Result<String> {
+fn existing_key_password(key: &Path, subcommand: &str) -> anyhow::Result<String> {
     if let Ok(password) = std::env::var(PASSWORD_VARIABLE) {
         return Ok(password);
     }

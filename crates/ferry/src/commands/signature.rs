@@ -5,23 +5,23 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ferry_registry::Client;
 use ferry_registry::Endpoint;
 use ferry_registry::referrers::resolve_descriptor;
 use ferry_registry::signatures::{self, SignatureCandidate};
+use ferry_sign::PublicKey;
 use ferry_sign::artifact::{
     VerifiedSignature, sign_legacy, sign_manifest_bundle, simple_signing_payload, verify_legacy,
     verify_manifest_bundle,
 };
-use ferry_sign::{PrivateKey, PublicKey};
 use ferry_spec::Reference;
 use ferry_spec::oci::Digest;
 use ferry_store::Store;
 use ferry_store::index::normalize_reference;
 
 use super::referrers::annotation_map;
-use super::sign::{MAX_KEY_FILE, existing_key_password, read_small};
+use super::sign::{read_private_key, read_public_keys};
 use super::transfer::{client, runtime};
 use crate::cli::{SignArgs, SignatureFormat, VerifyArgs};
 use crate::exit::Exit;
@@ -70,14 +70,7 @@ fn identity(reference: &Reference) -> String {
 
 pub fn sign(store: &Store, args: &SignArgs) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
-    let key_text = read_small(&args.key, MAX_KEY_FILE, "private key")?;
-    let password = if ferry_sign::keys::is_encrypted_pem(&key_text) {
-        existing_key_password(&args.key, "sign")?
-    } else {
-        String::new()
-    };
-    let key = PrivateKey::from_pem(&key_text, password.as_bytes())
-        .with_context(|| format!("reading the private key {}", args.key.display()))?;
+    let key = read_private_key(&args.key, "sign")?;
     let annotations = annotation_map(&args.annotations)?;
     let (place, digest) = locate(store, &reference, args.remote, &args.transport)?;
     let identity = identity(&reference);
@@ -87,7 +80,7 @@ pub fn sign(store: &Store, args: &SignArgs) -> anyhow::Result<Exit> {
         let referrer = match &place {
             Place::Store => signatures::store_bundle_referrer(store, &digest, &bundle)?,
             Place::Registry(client) => {
-                let pinned = pinned(&reference, &digest);
+                let pinned = super::admission::pinned(&reference, &digest);
                 runtime()?.block_on(signatures::attach_bundle(client, &pinned, &bundle))?
             }
         };
@@ -133,26 +126,9 @@ pub fn sign(store: &Store, args: &SignArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The reference pinned to the digest that was signed, so a tag moved in
-/// between cannot make the referrer name another manifest.
-fn pinned(reference: &Reference, digest: &Digest) -> Reference {
-    Reference::with_digest(
-        reference.registry().to_string(),
-        reference.repository().to_string(),
-        digest.to_string(),
-    )
-}
-
 pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
-    let mut keys = Vec::with_capacity(args.key.len());
-    for path in &args.key {
-        let text = read_small(path, MAX_KEY_FILE, "public key")?;
-        keys.push(
-            PublicKey::from_pem(&text)
-                .with_context(|| format!("reading the public key {}", path.display()))?,
-        );
-    }
+    let keys = read_public_keys(&args.key)?;
     let wanted = annotation_map(&args.annotations)?;
     let (place, digest) = locate(store, &reference, args.remote, &args.transport)?;
     let candidates = match &place {

@@ -43,7 +43,7 @@ fn require_openssl() -> bool {
 
 /// A registry process, killed and reaped when dropped. Its output goes to a
 /// log file: an unread pipe would fill up and block it.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `127.0.0.1:PORT`.
     addr: String,
@@ -107,7 +107,7 @@ impl Server {
     }
 
     /// `ferry serve` on a free port with storage in a temp dir, plus `extra` flags.
-    fn ferry_serve<S: AsRef<OsStr>>(extra: &[S]) -> Server {
+    pub(crate) fn ferry_serve<S: AsRef<OsStr>>(extra: &[S]) -> Server {
         let dir = tempdir();
         let addr = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(FERRY);
@@ -125,7 +125,7 @@ impl Server {
     }
 
     /// `ADDR/name`.
-    fn reference(&self, name: &str) -> String {
+    pub(crate) fn reference(&self, name: &str) -> String {
         format!("{}/{name}", self.addr)
     }
 }

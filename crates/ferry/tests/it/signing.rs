@@ -4,52 +4,12 @@
 //! annotations and replayed signatures refused with exit 1.
 
 use std::ffi::OsStr;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::registry::Server;
 
-/// `ferry serve` on a free port, killed when dropped.
-struct Serve {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let dir = tempdir();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(FERRY)
-            .arg("--store")
-            .arg(dir.path().join("store"))
-            .args(["serve", "--addr", &addr, "--root"])
-            .arg(dir.path().join("registry"))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ferry serve");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "ferry serve did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Serve {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
+fn serve() -> Server {
+    Server::ferry_serve::<&str>(&[])
 }
 
 /// Runs ferry with the key password set; returns the output.
@@ -79,10 +39,10 @@ fn keypair(cli: &Cli, name: &str) -> (String, String) {
 
 #[test]
 fn signatures_made_before_the_first_push_verify_on_the_registry() {
-    let registry = Serve::start();
+    let registry = serve();
     let signer = Cli::new();
     tiny_model(&signer.path("model"), 11);
-    let reference = format!("{}/models/m:v1", registry.addr);
+    let reference = registry.reference("models/m:v1");
     let digest = signer.ferry.pack(&signer.path("model"), &reference);
     let (key, public) = keypair(&signer, "release");
     let (_, stranger) = keypair(&signer, "stranger");
@@ -138,7 +98,7 @@ fn signatures_made_before_the_first_push_verify_on_the_registry() {
         .map(|s| s["format"].as_str().unwrap())
         .collect();
     assert_eq!(formats, ["bundle", "legacy"], "{verified}");
-    let expected_identity = format!("{}/models/m", registry.addr);
+    let expected_identity = registry.reference("models/m");
     assert_eq!(
         verified["signatures"][0]["dockerReference"],
         expected_identity.as_str()
@@ -160,11 +120,11 @@ fn signatures_made_before_the_first_push_verify_on_the_registry() {
 
 #[test]
 fn signing_on_the_registry_and_refusing_what_is_unsigned_or_replayed() {
-    let registry = Serve::start();
+    let registry = serve();
     let cli = Cli::new();
     tiny_model(&cli.path("model"), 12);
-    let reference = format!("{}/models/m:v1", registry.addr);
-    let other = format!("{}/models/other:v1", registry.addr);
+    let reference = registry.reference("models/m:v1");
+    let other = registry.reference("models/other:v1");
     cli.ferry.pack(&cli.path("model"), &reference);
     cli.ok(&["push", &reference]);
     // The same manifest in a second repository.
@@ -195,8 +155,8 @@ fn signing_on_the_registry_and_refusing_what_is_unsigned_or_replayed() {
     let tag = format!("{}.sig", digest.replace(':', "-"));
     cli.ok(&[
         "copy",
-        &format!("{}/models/other:{tag}", registry.addr),
-        &format!("{}/models/m:{tag}", registry.addr),
+        &registry.reference(&format!("models/other:{tag}")),
+        &registry.reference(&format!("models/m:{tag}")),
     ]);
     let output = cli.run(&["verify", &reference, "--key", &public, "--remote", "--json"]);
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
@@ -213,17 +173,17 @@ fn signing_on_the_registry_and_refusing_what_is_unsigned_or_replayed() {
 
 #[test]
 fn the_policy_refuses_unsigned_artifacts_before_anything_comes_in() {
-    let registry = Serve::start();
+    let registry = serve();
     let publisher = Cli::new();
     tiny_model(&publisher.path("model"), 13);
-    let reference = format!("{}/models/m:v1", registry.addr);
+    let reference = registry.reference("models/m:v1");
     let digest = publisher.ferry.pack(&publisher.path("model"), &reference);
     publisher.ok(&["push", &reference]);
     let (key, public) = keypair(&publisher, "release");
     let policy = publisher.path("policy.json");
     let rules = serde_json::json!({
         "default": [{"type": "reject"}],
-        "transports": {"docker": {format!("{}/models", registry.addr): [{
+        "transports": {"docker": {registry.reference("models"): [{
             "type": "sigstoreSigned",
             "keyPath": public,
             "signedIdentity": {"type": "matchRepository"},
@@ -288,7 +248,7 @@ fn the_policy_refuses_unsigned_artifacts_before_anything_comes_in() {
     assert!(!layout.exists(), "the copy wrote a layout");
 
     // Anything else is rejected by `default`.
-    let elsewhere = format!("{}/other/m:v1", registry.addr);
+    let elsewhere = registry.reference("other/m:v1");
     publisher.ok(&["copy", &reference, &elsewhere]);
     consumer.fails(&["pull", &elsewhere, "--policy", &policy], &["reject"]);
 
