@@ -116,6 +116,21 @@ pub type LayerSpec<'a> = (Vec<u8>, &'a str, Vec<(&'a str, &'a str)>);
 
 /// Stores a hand-made artifact (generic, empty config) named `name`.
 pub fn put_artifact(store: &Store, name: &str, layers: &[LayerSpec]) -> Digest {
+    put_manifest(store, name, layers, EMPTY_CONFIG, b"{}")
+}
+
+const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+
+/// Stores a hand-made manifest named `name` with `layers` and the config
+/// `config` of `config_type` (an artifact with the empty config, else an
+/// image).
+pub fn put_manifest(
+    store: &Store,
+    name: &str,
+    layers: &[LayerSpec],
+    config_type: &str,
+    config: &[u8],
+) -> Digest {
     let mut layer_json = Vec::new();
     for (bytes, media_type, notes) in layers {
         let mut writer = store.blob_writer().expect("blob writer");
@@ -135,18 +150,20 @@ pub fn put_artifact(store: &Store, name: &str, layers: &[LayerSpec]) -> Digest {
         }
         layer_json.push(layer);
     }
-    let config = store.put_document(b"{}").expect("config");
-    let manifest = serde_json::json!({
+    let config_digest = store.put_document(config).expect("config");
+    let mut manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": "application/vnd.example.files",
         "config": {
-            "mediaType": "application/vnd.oci.empty.v1+json",
-            "digest": config.to_string(),
-            "size": 2,
+            "mediaType": config_type,
+            "digest": config_digest.to_string(),
+            "size": config.len(),
         },
         "layers": layer_json,
     });
+    if config_type == EMPTY_CONFIG {
+        manifest["artifactType"] = Value::from("application/vnd.example.files");
+    }
     let bytes = serde_json::to_vec(&manifest).expect("manifest json");
     let digest = store.put_document(&bytes).expect("manifest");
     let descriptor = ferry_spec::oci::Descriptor::new(

@@ -540,40 +540,22 @@ fn trees_nested_beyond_the_walk_limit_are_refused_for_copying_but_removed() {
 /// Stores an image (OCI image config, one tar layer) whose config declares
 /// `diff_id` for the layer.
 fn image_with_diff_id(env: &Env, reference: &str, layer: &[u8], diff_id: &str) {
-    let store = &env.store;
-    let mut writer = store.blob_writer().unwrap();
-    writer.write_all_bytes(layer).unwrap();
-    let layer_digest = writer.commit(None).unwrap();
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     });
-    let config_bytes = serde_json::to_vec(&config).unwrap();
-    let config_digest = store.put_document(&config_bytes).unwrap();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest.to_string(),
-            "size": config_bytes.len(),
-        },
-        "layers": [{
-            "mediaType": "application/vnd.oci.image.layer.v1.tar",
-            "digest": layer_digest.to_string(),
-            "size": layer.len(),
-        }],
-    });
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    let digest = store.put_document(&bytes).unwrap();
-    let descriptor = ferry_spec::oci::Descriptor::new(
-        ferry_spec::oci::MediaType::ImageManifest,
-        bytes.len() as u64,
-        digest,
+    put_manifest(
+        &env.store,
+        reference,
+        &[(
+            layer.to_vec(),
+            "application/vnd.oci.image.layer.v1.tar",
+            vec![],
+        )],
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
     );
-    let reference = ferry_store::index::normalize_reference(reference).unwrap();
-    store.set_reference(&reference, &descriptor).unwrap();
 }
 
 #[test]
