@@ -286,14 +286,34 @@ fn put_layer(
             "application/vnd.example.test",
         ),
     };
-    let config_digest = store.put_document(&config_bytes).expect("config");
-    let manifest = serde_json::json!({
+    put_manifest(
+        store,
+        name,
+        layer,
+        (config_type, &config_bytes),
+        Some(artifact_type),
+    );
+}
+
+/// Stores a one-layer manifest with the config `(media type, bytes)`,
+/// named `name`.
+fn put_manifest(
+    store: &Store,
+    name: &str,
+    layer: Value,
+    (config_type, config_bytes): (&str, &[u8]),
+    artifact_type: Option<&str>,
+) {
+    let config_digest = store.put_document(config_bytes).expect("config");
+    let mut manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media::MEDIA_TYPE_IMAGE_MANIFEST,
-        "artifactType": artifact_type,
         "config": {"mediaType": config_type, "digest": config_digest.to_string(), "size": config_bytes.len()},
         "layers": [layer],
     });
+    if let Some(artifact_type) = artifact_type {
+        manifest["artifactType"] = Value::from(artifact_type);
+    }
     let bytes = serde_json::to_vec(&manifest).expect("manifest");
     let digest = store.put_document(&bytes).expect("manifest");
     let descriptor = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest);
@@ -495,29 +515,24 @@ fn layers_compressed_by_other_tools_are_read() {
 /// `rootfs.diff_ids` names `diff_id`.
 fn put_image_layer(store: &Store, name: &str, blob: &[u8], media_type: &str, diff_id: &Digest) {
     let layer_digest = store.put_document(blob).expect("storing layer");
-    let config_bytes = serde_json::to_vec(&serde_json::json!({
+    let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
     }))
     .expect("config");
-    let config_digest = store.put_document(&config_bytes).expect("config");
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media::MEDIA_TYPE_IMAGE_MANIFEST,
-        "config": {
-            "mediaType": media::MEDIA_TYPE_IMAGE_CONFIG,
-            "digest": config_digest.to_string(),
-            "size": config_bytes.len(),
-        },
-        "layers": [{"mediaType": media_type, "digest": layer_digest.to_string(), "size": blob.len()}],
+    let layer = serde_json::json!({
+        "mediaType": media_type,
+        "digest": layer_digest.to_string(),
+        "size": blob.len(),
     });
-    let bytes = serde_json::to_vec(&manifest).expect("manifest");
-    let digest = store.put_document(&bytes).expect("manifest");
-    let descriptor = Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest);
-    store
-        .set_reference(&common::reference(name), &descriptor)
-        .expect("naming");
+    put_manifest(
+        store,
+        name,
+        layer,
+        (media::MEDIA_TYPE_IMAGE_CONFIG, &config),
+        None,
+    );
 }
 
 #[test]
