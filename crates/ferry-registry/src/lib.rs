@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod artifact_files;
 mod auth;
 pub mod body;
 pub mod bridge;

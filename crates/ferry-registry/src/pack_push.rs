@@ -236,6 +236,7 @@ fn push_layer_once(
                             size,
                             diff_id: u.digest,
                             uncompressed_size: u.size,
+                            files: Vec::new(),
                         },
                         None => WrittenBlob::uncompressed(digest, size),
                     })

@@ -1,13 +1,15 @@
-//! The policy's signature verifier for cosign's formats: what a
-//! `sigstoreSigned` requirement runs on each signature found for an
-//! artifact (a Sigstore bundle referrer or a legacy `.sig` layer).
+//! The policy's signature verifier for what is stored next to an artifact:
+//! a `sigstoreSigned` requirement runs it on cosign's formats (a Sigstore
+//! bundle referrer or a legacy `.sig` layer), a `modelSigned` requirement
+//! on model signatures attached as bundle referrers.
 
 use ferry_spec::oci::Digest;
 
 use crate::artifact::{VerifiedSignature, verify_legacy, verify_manifest_bundle};
 use crate::error::SignError;
 use crate::keys::PublicKey;
-use crate::policy::{KeyMaterial, SignatureVerifier, Signed};
+use crate::model::{ManifestEntry, SignedModel};
+use crate::policy::{KeyMaterial, ModelSigned, SignatureVerifier, Signed};
 
 /// A signature found for an artifact, as fetched: bytes only, unverified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub enum Candidate {
         /// `dev.cosignproject.cosign/signature`.
         signature_b64: String,
     },
+    /// A bundle referrer announcing an OpenSSF model signature.
+    ModelBundle(Vec<u8>),
 }
 
 /// Verifies cosign signatures of the manifest `expected` names. A valid
@@ -30,12 +34,24 @@ pub enum Candidate {
 #[derive(Debug, Clone)]
 pub struct CosignVerifier {
     expected: Digest,
+    files: Option<Result<Vec<ManifestEntry>, String>>,
 }
 
 impl CosignVerifier {
     /// A verifier for signatures of `expected` (the resolved manifest).
     pub fn new(expected: Digest) -> Self {
-        CosignVerifier { expected }
+        CosignVerifier {
+            expected,
+            files: None,
+        }
+    }
+
+    /// Also verifies model signatures against `files`, the artifact's files
+    /// read from its layers, or the reason they cannot be signed (a
+    /// symbolic link among them).
+    pub fn with_artifact_files(mut self, files: Result<Vec<ManifestEntry>, String>) -> Self {
+        self.files = Some(files);
+        self
     }
 }
 
@@ -52,6 +68,9 @@ impl SignatureVerifier<Candidate> for CosignVerifier {
                 payload,
                 signature_b64,
             } => verify_legacy(payload, signature_b64, &keys),
+            Candidate::ModelBundle(_) => {
+                return Err("a model signature, not a signature of the manifest".to_string());
+            }
         };
         match verified {
             Ok(verified) => Ok(Some(signed(verified))),
@@ -65,6 +84,34 @@ impl SignatureVerifier<Candidate> for CosignVerifier {
             Err(SignError::NoValidSignature { .. }) => Ok(None),
             Err(other) => Err(other.to_string()),
         }
+    }
+
+    fn verify_model(
+        &self,
+        candidate: &Candidate,
+        keys: &[KeyMaterial],
+    ) -> Result<Option<ModelSigned>, String> {
+        let Candidate::ModelBundle(bytes) = candidate else {
+            return Err("a signature of the manifest, not a model signature".to_string());
+        };
+        let files = match &self.files {
+            Some(Ok(files)) => files,
+            Some(Err(reason)) => return Err(reason.clone()),
+            None => return Err("the artifact's files were not read".to_string()),
+        };
+        let keys = public_keys(keys)?;
+        let signed = match SignedModel::verify(bytes, &keys) {
+            Ok(signed) => signed,
+            Err(SignError::NoValidSignature { .. }) => return Ok(None),
+            Err(other) => return Err(other.to_string()),
+        };
+        signed
+            .matches_files(files.iter().map(|e| (e.name.as_str(), e.sha256)))
+            .map_err(|e| e.to_string())?;
+        Ok(Some(ModelSigned {
+            files: signed.verified().files,
+            key: signed.verified().key.fingerprint.clone(),
+        }))
     }
 }
 

@@ -7,6 +7,7 @@ pub use ferry_spec::signature::{
     BUNDLE_CONTENT as BUNDLE_CONTENT_ANNOTATION, BUNDLE_CONTENT_DSSE, BUNDLE_MEDIA_TYPE,
     BUNDLE_PREDICATE_TYPE as BUNDLE_PREDICATE_TYPE_ANNOTATION,
     COSIGN_SIGN_PREDICATE as COSIGN_SIGN_PREDICATE_TYPE, COSIGN_SIGNATURE as SIGNATURE_ANNOTATION,
+    MODEL_SIGNING_PREDICATE as MODEL_SIGNING_PREDICATE_TYPE,
     SIMPLESIGNING_MEDIA_TYPE as SIMPLE_SIGNING_MEDIA_TYPE, signature_tag,
 };
 
@@ -16,9 +17,6 @@ pub const BUNDLE_MEDIA_TYPE_WITH_VERSION: &str =
 /// Bundle media types ferry reads.
 pub const ACCEPTED_BUNDLE_MEDIA_TYPES: [&str; 2] =
     [BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE_WITH_VERSION];
-
-/// Predicate type of OpenSSF model signing v1.0.
-pub const MODEL_SIGNING_PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
 
 /// DSSE payload type of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";

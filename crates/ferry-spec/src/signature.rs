@@ -14,6 +14,9 @@ pub const BUNDLE_CONTENT_DSSE: &str = "dsse-envelope";
 pub const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
 /// The predicate type of `cosign sign`.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+/// The predicate type of an OpenSSF model signature (v1.0), which ferry
+/// also stores as a bundle referrer of the artifact whose files it signs.
+pub const MODEL_SIGNING_PREDICATE: &str = "https://model_signing/signature/v1.0";
 
 /// Media type of a legacy signature layer: the exact signed payload.
 pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";

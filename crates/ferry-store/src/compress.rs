@@ -16,7 +16,7 @@ use ferry_spec::oci::Digest;
 
 use crate::error::{Result, StoreError};
 use crate::pack::Progress;
-use crate::pack::layer::{WrittenBlob, tar_into};
+use crate::pack::layer::{PackedFile, WrittenBlob, tar_into};
 use crate::pack::walk::SourceFile;
 use crate::store::Store;
 
@@ -266,7 +266,8 @@ pub struct Uncompressed {
 }
 
 /// Writes the compressed tar of `files` into `writer`, hashing the
-/// uncompressed tar on the way; returns the writer and that digest.
+/// uncompressed tar on the way; returns the writer, that digest and each
+/// file's.
 pub fn compressed_tar_into<W: Write>(
     writer: W,
     files: &[&SourceFile],
@@ -274,13 +275,13 @@ pub fn compressed_tar_into<W: Write>(
     codec: Codec,
     progress: &dyn Progress,
     target: &str,
-) -> Result<(W, Uncompressed)> {
+) -> Result<(W, Uncompressed, Vec<PackedFile>)> {
     let encoder = Encoder::new(writer, codec).map_err(|source| StoreError::Compression {
         action: "starting",
         target: target.to_string(),
         source,
     })?;
-    let hashing = tar_into(
+    let (hashing, hashed) = tar_into(
         HashingWriter::new(encoder),
         files,
         preserve,
@@ -293,7 +294,7 @@ pub fn compressed_tar_into<W: Write>(
         target: target.to_string(),
         source,
     })?;
-    Ok((writer, Uncompressed { digest, size }))
+    Ok((writer, Uncompressed { digest, size }, hashed))
 }
 
 /// Stores a compressed tar layer of `files`.
@@ -306,7 +307,7 @@ pub fn write_compressed_tar(
 ) -> Result<WrittenBlob> {
     let writer = store.blob_writer()?;
     let target = writer.temp_path().display().to_string();
-    let (writer, uncompressed) =
+    let (writer, uncompressed, hashed) =
         compressed_tar_into(writer, files, preserve, codec, progress, &target)?;
     let size = writer.written();
     let digest = writer.commit(None)?;
@@ -315,6 +316,7 @@ pub fn write_compressed_tar(
         size,
         diff_id: uncompressed.digest,
         uncompressed_size: uncompressed.size,
+        files: hashed,
     })
 }
 
@@ -327,7 +329,7 @@ pub fn stream_compressed_tar(
     codec: Codec,
     progress: &dyn Progress,
 ) -> Result<Uncompressed> {
-    let (_, uncompressed) =
+    let (_, uncompressed, _) =
         compressed_tar_into(writer, files, preserve, codec, progress, "the upload")?;
     Ok(uncompressed)
 }

@@ -201,6 +201,12 @@ pub enum StoreError {
         .0.display()
     )]
     SymlinkToDirectory(PathBuf),
+    /// A symbolic link kept as a link while the files are to be signed.
+    #[error(
+        "{} is a symbolic link, which a model signature cannot cover (model signing's allow_symlinks is false); pack with the default raw layers, which store its target's bytes",
+        .0.display()
+    )]
+    UnsignableSymlink(PathBuf),
     /// A file whose size or mtime changed while it was read.
     #[error("{} changed while it was being packed", .0.display())]
     ChangedWhilePacking(PathBuf),

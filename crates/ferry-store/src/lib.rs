@@ -20,6 +20,7 @@ pub mod decompress;
 pub mod detect;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod index;
 pub mod layout;
 pub mod lock;

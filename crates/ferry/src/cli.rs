@@ -410,6 +410,11 @@ pub struct VerifyArgs {
     /// Verify on the registry even when the store has the artifact.
     #[arg(long)]
     pub remote: bool,
+    /// Check the model signatures attached to the artifact against the
+    /// files in DIR (what a user has in front of them: an extracted copy, a
+    /// mount); only model signatures count then.
+    #[arg(long, value_name = "DIR")]
+    pub files: Option<PathBuf>,
     #[command(flatten)]
     pub transport: TransportArgs,
     /// Print JSON.
@@ -506,6 +511,12 @@ pub struct PackArgs {
     /// the source must not be modified afterwards; `ferry fsck` detects it).
     #[arg(long)]
     pub link: bool,
+    /// Sign the packed files with this private key (an OpenSSF model
+    /// signature, hashed while packing) and attach it to the artifact as a
+    /// referrer; `ferry verify REF --files DIR` checks it. Not with --push:
+    /// pack, then push (the signature travels with the artifact).
+    #[arg(long, value_name = "KEY", conflicts_with = "push")]
+    pub sign_key: Option<PathBuf>,
     /// Pack any files as a generic OCI artifact (one raw layer per file),
     /// not a ModelPack model.
     #[arg(long, conflicts_with_all = [

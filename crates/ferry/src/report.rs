@@ -39,6 +39,8 @@ pub struct PackReport {
     pub content_bytes: u64,
     /// Bytes of layers uploaded (`--push`), else `null`.
     pub sent_bytes: Option<u64>,
+    /// The referrer holding the model signature (`--sign-key`), else `null`.
+    pub model_signature: Option<String>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -603,9 +605,10 @@ pub struct VerifyReport {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureCheck {
-    /// `bundle` or `legacy`.
+    /// `bundle` or `legacy` (signatures of the manifest), or `model` (an
+    /// OpenSSF model signature of the files).
     pub format: &'static str,
-    /// The referrer manifest (bundle) or the `.sig` layer (legacy).
+    /// The referrer manifest (bundle, model) or the `.sig` layer (legacy).
     pub digest: String,
     /// It verified with one of the keys, for this digest and repository.
     pub verified: bool,
@@ -613,6 +616,11 @@ pub struct SignatureCheck {
     pub key: Option<String>,
     /// The identity it names, when it verified and names one.
     pub docker_reference: Option<String>,
+    /// How many files a verified model signature covers, else `null`.
+    pub files: Option<usize>,
+    /// What a model signature was compared with: `the artifact` (its
+    /// layers) or the `--files` directory; `null` for the other formats.
+    pub checked_against: Option<String>,
     /// Why it did not verify, else `null`.
     pub problem: Option<String>,
 }

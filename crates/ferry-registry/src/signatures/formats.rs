@@ -14,21 +14,30 @@ use ferry_spec::media::{
 use ferry_spec::oci::{Descriptor, Digest, MediaType};
 use ferry_spec::signature::{
     BUNDLE_CONTENT, BUNDLE_CONTENT_DSSE, BUNDLE_MEDIA_TYPE, BUNDLE_PREDICATE_TYPE,
-    COSIGN_SIGN_PREDICATE, COSIGN_SIGNATURE, SIMPLESIGNING_MEDIA_TYPE,
+    COSIGN_SIGNATURE, SIMPLESIGNING_MEDIA_TYPE,
 };
 
 use super::{MAX_BUNDLE_BYTES, MAX_PAYLOAD_BYTES, MAX_SIGNATURES};
 use crate::error::{ClientError, Result};
 
-/// The manifest annotations of a cosign v3 bundle referrer.
-pub(super) fn bundle_annotations() -> BTreeMap<String, String> {
+/// The manifest annotations of a bundle referrer signing a statement of
+/// `predicate_type` (cosign's, or a model signature's).
+pub(super) fn bundle_annotations(predicate_type: &str) -> BTreeMap<String, String> {
     [
         (BUNDLE_CONTENT, BUNDLE_CONTENT_DSSE),
-        (BUNDLE_PREDICATE_TYPE, COSIGN_SIGN_PREDICATE),
+        (BUNDLE_PREDICATE_TYPE, predicate_type),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// The predicate type a bundle referrer's manifest announces, unverified:
+/// it only routes the bundle to a verifier, which checks the signed one.
+pub(super) fn announced_predicate_type(manifest: &[u8]) -> Option<String> {
+    let document: Value = serde_json::from_slice(manifest).ok()?;
+    let announced = document.get("annotations")?.get(BUNDLE_PREDICATE_TYPE)?;
+    announced.as_str().map(str::to_string)
 }
 
 /// The layer descriptor of a bundle, refusing one over the limit.

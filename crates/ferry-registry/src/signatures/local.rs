@@ -22,9 +22,15 @@ use crate::referrers::attach::referrer_manifest;
 /// Read-modify-write attempts on a local `.sig` name before giving up.
 const LOCAL_ATTEMPTS: u32 = 20;
 
-/// Stores a cosign v3 bundle as a referrer of the store's manifest
-/// `subject` (which must be in the store). Returns the referrer's digest.
-pub fn store_bundle_referrer(store: &Store, subject: &Digest, bundle: &[u8]) -> Result<Digest> {
+/// Stores a bundle signing a statement of `predicate_type` (cosign's, or a
+/// model signature's) as a referrer of the store's manifest `subject`
+/// (which must be in the store). Returns the referrer's digest.
+pub fn store_bundle_referrer(
+    store: &Store,
+    subject: &Digest,
+    bundle: &[u8],
+    predicate_type: &str,
+) -> Result<Digest> {
     let layer = formats::bundle_layer(bundle)?;
     let subject_bytes = store.read_document(subject)?;
     let subject_descriptor = Descriptor::new(
@@ -36,7 +42,7 @@ pub fn store_bundle_referrer(store: &Store, subject: &Digest, bundle: &[u8]) -> 
         &subject_descriptor,
         BUNDLE_MEDIA_TYPE,
         vec![layer],
-        &bundle_annotations(),
+        &bundle_annotations(predicate_type),
     )?;
     let _ingest = store.lock_ingest()?;
     store.put_document(bundle)?;
@@ -171,9 +177,11 @@ pub fn local_signatures(
     let mut found = Vec::new();
     for (descriptor, layer) in local_bundle_referrers(store, manifest)? {
         let bytes = read_capped(store, &layer, MAX_BUNDLE_BYTES)?;
+        let manifest_bytes = store.read_document(descriptor.digest())?;
         found.push(SignatureCandidate::Bundle {
             referrer: descriptor.digest().clone(),
             bytes,
+            predicate_type: formats::announced_predicate_type(&manifest_bytes),
         });
     }
     let name = signature_name(reference, manifest)?;

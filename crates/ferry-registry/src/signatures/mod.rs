@@ -19,6 +19,7 @@ mod remote;
 mod travel;
 
 use ferry_spec::oci::Digest;
+use ferry_spec::signature::MODEL_SIGNING_PREDICATE;
 
 pub use local::{local_signatures, store_bundle_referrer, store_legacy_signature};
 pub use remote::{append_legacy_signature, attach_bundle, find_signatures};
@@ -31,15 +32,27 @@ pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 /// The most signatures (bundles and legacy ones together) of one manifest.
 pub const MAX_SIGNATURES: usize = 100;
 
+impl SignatureCandidate {
+    /// True for a bundle announcing an OpenSSF model signature; every other
+    /// candidate is a signature of the manifest (cosign's formats).
+    pub fn is_model_signature(&self) -> bool {
+        matches!(self, Self::Bundle { predicate_type: Some(t), .. } if t == MODEL_SIGNING_PREDICATE)
+    }
+}
+
 /// A signature found next to a manifest, not yet verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureCandidate {
-    /// A cosign v3 bundle stored as a referrer.
+    /// A Sigstore bundle stored as a referrer (cosign v3's signature, or
+    /// a model signature of the artifact's files).
     Bundle {
         /// The referrer manifest's digest.
         referrer: Digest,
         /// The bundle JSON, exactly as stored.
         bytes: Vec<u8>,
+        /// The `dev.sigstore.bundle.predicateType` the referrer announces
+        /// (unverified: it only says which verifier to ask).
+        predicate_type: Option<String>,
     },
     /// A legacy simple signature, one layer of the `.sig` tag.
     Legacy {

@@ -81,6 +81,7 @@ async fn find_bundles(
         found.push(SignatureCandidate::Bundle {
             referrer: digest.clone(),
             bytes,
+            predicate_type: formats::announced_predicate_type(&fetched.bytes),
         });
     }
     Ok(found)
@@ -158,13 +159,19 @@ pub(super) async fn read_sig_manifest(
         })
 }
 
-/// Attaches a cosign v3 bundle to the manifest `subject` names, as cosign
-/// does: a referrer with the bundle as its one layer (the fallback tag is
-/// kept where the registry has no referrers API). Returns the referrer's
-/// digest; attaching the same bundle again changes nothing.
-pub async fn attach_bundle(client: &Client, subject: &Reference, bundle: &[u8]) -> Result<Digest> {
+/// Attaches a bundle signing a statement of `predicate_type` to the
+/// manifest `subject` names, as cosign v3 does: a referrer with the bundle
+/// as its one layer (the fallback tag is kept where the registry has no
+/// referrers API). Returns the referrer's digest; attaching the same bundle
+/// again changes nothing.
+pub async fn attach_bundle(
+    client: &Client,
+    subject: &Reference,
+    bundle: &[u8],
+    predicate_type: &str,
+) -> Result<Digest> {
     let layer = formats::bundle_layer(bundle)?;
-    let annotations = bundle_annotations();
+    let annotations = bundle_annotations(predicate_type);
     let artifact = ReferrerArtifact {
         artifact_type: BUNDLE_MEDIA_TYPE,
         layers: vec![(layer, LayerContent::Bytes(Bytes::copy_from_slice(bundle)))],

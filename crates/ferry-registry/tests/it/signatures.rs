@@ -26,7 +26,8 @@ use ferry_spec::Reference;
 use ferry_spec::media::{MEDIA_TYPE_EMPTY, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
 use ferry_spec::oci::{Descriptor, Digest, MediaType};
 use ferry_spec::signature::{
-    BUNDLE_MEDIA_TYPE, COSIGN_SIGNATURE, SIMPLESIGNING_MEDIA_TYPE, signature_tag,
+    BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, COSIGN_SIGNATURE, SIMPLESIGNING_MEDIA_TYPE,
+    signature_tag,
 };
 use ferry_store::Store;
 use tempfile::TempDir;
@@ -271,12 +272,22 @@ async fn a_bundle_attached_is_found_with_the_referrers_api_and_the_fallback_tag(
     for registry in every_registry().await {
         let endpoint = registry.endpoint("models/m");
         let subject = seed_subject(&client, &endpoint, "v1").await;
-        let referrer = attach_bundle(&client, &registry.reference("models/m:v1"), BUNDLE)
-            .await
-            .expect("attach the bundle");
-        let again = attach_bundle(&client, &registry.reference("models/m:v1"), BUNDLE)
-            .await
-            .unwrap();
+        let referrer = attach_bundle(
+            &client,
+            &registry.reference("models/m:v1"),
+            BUNDLE,
+            COSIGN_SIGN_PREDICATE,
+        )
+        .await
+        .expect("attach the bundle");
+        let again = attach_bundle(
+            &client,
+            &registry.reference("models/m:v1"),
+            BUNDLE,
+            COSIGN_SIGN_PREDICATE,
+        )
+        .await
+        .unwrap();
         assert_eq!(referrer, again, "the same bundle is the same referrer");
 
         let found = find_signatures(&client, &endpoint, &subject).await.unwrap();
@@ -284,7 +295,8 @@ async fn a_bundle_attached_is_found_with_the_referrers_api_and_the_fallback_tag(
             found,
             vec![SignatureCandidate::Bundle {
                 referrer: referrer.clone(),
-                bytes: BUNDLE.to_vec()
+                bytes: BUNDLE.to_vec(),
+                predicate_type: Some(COSIGN_SIGN_PREDICATE.to_string()),
             }],
             "one bundle, exactly as attached"
         );
@@ -636,9 +648,14 @@ async fn oversized_signatures_are_refused_before_anything_is_written() {
     let endpoint = registry.endpoint("m");
     let subject = seed_subject(&client, &endpoint, "v1").await;
     let big = vec![b'x'; MAX_BUNDLE_BYTES as usize + 1];
-    let error = attach_bundle(&client, &registry.reference("m:v1"), &big)
-        .await
-        .expect_err("a bundle over the limit is refused");
+    let error = attach_bundle(
+        &client,
+        &registry.reference("m:v1"),
+        &big,
+        COSIGN_SIGN_PREDICATE,
+    )
+    .await
+    .expect_err("a bundle over the limit is refused");
     assert!(
         matches!(error, ClientError::InvalidInput { .. }),
         "{error:?}"
@@ -682,7 +699,7 @@ fn local_artifact(store: &Store, dir: &Path, name: &Reference) -> Digest {
 
 /// Signs `manifest` in the store both ways; returns the payload.
 fn sign_locally(store: &Store, name: &Reference, manifest: &Digest) -> Vec<u8> {
-    store_bundle_referrer(store, manifest, BUNDLE).expect("store a bundle");
+    store_bundle_referrer(store, manifest, BUNDLE, COSIGN_SIGN_PREDICATE).expect("store a bundle");
     let signed = payload(
         &format!("{}/{}", name.registry(), name.repository()),
         manifest,
@@ -752,7 +769,9 @@ async fn pulled_signatures_land_in_the_store() {
         let endpoint = registry.endpoint("models/m");
         let subject = seed_subject(&client, &endpoint, "v1").await;
         let name = registry.reference("models/m:v1");
-        attach_bundle(&client, &name, BUNDLE).await.unwrap();
+        attach_bundle(&client, &name, BUNDLE, COSIGN_SIGN_PREDICATE)
+            .await
+            .unwrap();
         let signed = payload("x/models/m", &subject);
         append_legacy_signature(&client, &endpoint, &subject, &signed, SIG_ONE)
             .await
@@ -787,9 +806,14 @@ async fn a_recursive_copy_carries_bundles_and_the_sig_tag() {
     destinations.extend(Registry::distribution());
     let endpoint = source.endpoint("models/m");
     let subject = seed_subject(&client, &endpoint, "v1").await;
-    attach_bundle(&client, &source.reference("models/m:v1"), BUNDLE)
-        .await
-        .unwrap();
+    attach_bundle(
+        &client,
+        &source.reference("models/m:v1"),
+        BUNDLE,
+        COSIGN_SIGN_PREDICATE,
+    )
+    .await
+    .unwrap();
     let signed = payload("x/models/m", &subject);
     append_legacy_signature(&client, &endpoint, &subject, &signed, SIG_ONE)
         .await
@@ -908,14 +932,14 @@ fn the_store_refuses_bad_signatures_and_keeps_its_index() {
     let manifest = local_artifact(&store, dir.path(), &name);
     let index_before = std::fs::read(store.index_path()).unwrap();
     let big = vec![b'x'; MAX_BUNDLE_BYTES as usize + 1];
-    let error = store_bundle_referrer(&store, &manifest, &big).unwrap_err();
+    let error = store_bundle_referrer(&store, &manifest, &big, COSIGN_SIGN_PREDICATE).unwrap_err();
     assert!(error.to_string().contains("bundle"), "{error}");
     let error = store_legacy_signature(&store, &name, &manifest, &big, SIG_ONE).unwrap_err();
     assert!(error.to_string().contains("payload"), "{error}");
     let error = store_legacy_signature(&store, &name, &manifest, b"p", "%%%").unwrap_err();
     assert!(error.to_string().contains("base64"), "{error}");
     let absent = ferry_spec::digest::sha256_digest(b"not in the store");
-    let error = store_bundle_referrer(&store, &absent, BUNDLE).unwrap_err();
+    let error = store_bundle_referrer(&store, &absent, BUNDLE, COSIGN_SIGN_PREDICATE).unwrap_err();
     assert!(error.to_string().contains(absent.digest()), "{error}");
     assert_eq!(
         std::fs::read(store.index_path()).unwrap(),

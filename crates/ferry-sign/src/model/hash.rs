@@ -38,6 +38,15 @@ impl HashOptions {
     }
 }
 
+impl HashOptions {
+    /// [`HashOptions::effective_ignore_paths`] with `more` added.
+    pub fn with_ignored(&self, more: &[String]) -> Vec<String> {
+        let mut options = self.clone();
+        options.ignore_paths.extend(more.iter().cloned());
+        options.effective_ignore_paths()
+    }
+}
+
 /// `./a/b/` → `a/b`.
 fn normalize(path: &str) -> String {
     path.split('/')
@@ -71,6 +80,12 @@ impl Manifest {
             hasher.update(entry.sha256);
         }
         hasher.finalize().into()
+    }
+
+    /// `files` in model_signing's order.
+    pub fn sorted(mut files: Vec<ManifestEntry>) -> Manifest {
+        sort_by_components(&mut files, |e| &e.name);
+        Manifest { files }
     }
 
     /// [`Manifest::root_digest`] as `sha256:<hex>`.
@@ -157,7 +172,7 @@ fn collect(
 }
 
 /// True when `name` is `ignore` or lies under it.
-fn is_under(name: &str, ignore: &str) -> bool {
+pub(crate) fn is_under(name: &str, ignore: &str) -> bool {
     name.strip_prefix(ignore)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }

@@ -130,22 +130,76 @@ pub fn verify_model(
     keys: &[PublicKey],
     options: &HashOptions,
 ) -> Result<ModelVerified> {
-    let bundle = Bundle::from_json(signature)?;
-    let key = bundle.dsse_envelope.verify(IN_TOTO_PAYLOAD_TYPE, keys)?;
-    let statement = Statement::from_json(&bundle.dsse_envelope.payload)?;
-    statement.expect_predicate_type(MODEL_SIGNING_PREDICATE_TYPE)?;
-    let (signed, predicate) = signed_manifest(&statement)?;
-    let mut ignore_paths = predicate.serialization.ignore_paths.clone();
+    let signed = SignedModel::verify(signature, keys)?;
+    let mut ignore_paths = signed.ignore_paths().to_vec();
     ignore_paths.extend(options.ignore_paths.iter().cloned());
     let actual = hash_model(dir, &HashOptions { ignore_paths })?;
-    compare(&signed, &actual)?;
-    Ok(ModelVerified {
-        key: key.description(),
-        model_name: statement.subject[0].name.clone(),
-        root_digest: signed.root_digest_string(),
-        files: signed.files.len(),
-        ignore_paths: predicate.serialization.ignore_paths,
-    })
+    signed.matches(&actual)?;
+    Ok(signed.verified)
+}
+
+/// A model signature whose envelope verified and whose parts agree, not
+/// yet compared with any files.
+#[derive(Debug, Clone)]
+pub struct SignedModel {
+    manifest: Manifest,
+    verified: ModelVerified,
+}
+
+impl SignedModel {
+    /// Verifies `signature` (a `model.sig` bundle) with `keys` and checks
+    /// its root digest against its resources.
+    pub fn verify(signature: &[u8], keys: &[PublicKey]) -> Result<SignedModel> {
+        let bundle = Bundle::from_json(signature)?;
+        let key = bundle.dsse_envelope.verify(IN_TOTO_PAYLOAD_TYPE, keys)?;
+        let statement = Statement::from_json(&bundle.dsse_envelope.payload)?;
+        statement.expect_predicate_type(MODEL_SIGNING_PREDICATE_TYPE)?;
+        let (manifest, predicate) = signed_manifest(&statement)?;
+        let verified = ModelVerified {
+            key: key.description(),
+            model_name: statement.subject[0].name.clone(),
+            root_digest: manifest.root_digest_string(),
+            files: manifest.files.len(),
+            ignore_paths: predicate.serialization.ignore_paths,
+        };
+        Ok(SignedModel { manifest, verified })
+    }
+
+    /// The paths the signer left out ('/'-separated).
+    pub fn ignore_paths(&self) -> &[String] {
+        &self.verified.ignore_paths
+    }
+
+    /// What was verified.
+    pub fn verified(&self) -> &ModelVerified {
+        &self.verified
+    }
+
+    /// Compares the signed files with `actual` (hashed with the signer's
+    /// ignore paths left out): every changed, added and removed file is
+    /// reported.
+    pub fn matches(&self, actual: &Manifest) -> Result<()> {
+        compare(&self.manifest, actual)
+    }
+
+    /// [`SignedModel::matches`] for files listed by path and SHA-256 (an
+    /// artifact's, read from its layers): the signer's ignore paths are
+    /// left out of `files` first.
+    pub fn matches_files<'a>(
+        &self,
+        files: impl IntoIterator<Item = (&'a str, [u8; 32])>,
+    ) -> Result<()> {
+        let ignored = HashOptions::default().with_ignored(self.ignore_paths());
+        let files = files
+            .into_iter()
+            .filter(|(name, _)| !ignored.iter().any(|ignore| hash::is_under(name, ignore)))
+            .map(|(name, sha256)| ManifestEntry {
+                name: name.to_string(),
+                sha256,
+            })
+            .collect();
+        compare(&self.manifest, &Manifest { files })
+    }
 }
 
 /// The manifest a verified statement signs, after checking its parts agree.

@@ -15,6 +15,28 @@ pub trait SignatureVerifier<C> {
     /// `Ok(Some(signed))` when one of `keys` verifies `candidate`, `Ok(None)`
     /// when none does, `Err(reason)` when the candidate is malformed.
     fn verify(&self, candidate: &C, keys: &[KeyMaterial]) -> Result<Option<Signed>, String>;
+
+    /// For `modelSigned`: `Ok(Some(model))` when one of `keys` verifies
+    /// `candidate` as a model signature whose files are the artifact's,
+    /// `Ok(None)` when it is no model signature or no key verifies it,
+    /// `Err(reason)` when it is malformed or its files differ. A verifier
+    /// that cannot see the artifact's files never satisfies `modelSigned`.
+    fn verify_model(
+        &self,
+        _candidate: &C,
+        _keys: &[KeyMaterial],
+    ) -> Result<Option<ModelSigned>, String> {
+        Err("this verifier cannot check model signatures".to_string())
+    }
+}
+
+/// What a verified model signature covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSigned {
+    /// How many files it signs (all of them the artifact's).
+    pub files: usize,
+    /// Which key verified it, for messages.
+    pub key: String,
 }
 
 /// What a verified signature says.
@@ -79,6 +101,13 @@ pub enum Satisfaction {
         candidate: usize,
         /// What the verifier found.
         signed: Signed,
+    },
+    /// A model signature whose files are the artifact's.
+    ModelSignature {
+        /// Its index among the candidates.
+        candidate: usize,
+        /// What the verifier found.
+        signed: ModelSigned,
     },
 }
 
@@ -243,18 +272,15 @@ fn judge<C>(
         Requirement::InsecureAcceptAnything => return Ok(Satisfaction::AcceptAnything),
         Requirement::Reject => return Err(RejectReason::Reject),
         Requirement::SignedBy => return Err(RejectReason::GpgUnsupported),
+        Requirement::ModelSigned { trust_root } => {
+            return judge_model(&trust_keys(trust_root)?, candidates, verifier);
+        }
         Requirement::SigstoreSigned {
             trust_root,
             signed_identity,
         } => (trust_root, signed_identity),
     };
-    let keys = match trust_root {
-        TrustRoot::Keyless { field } => {
-            return Err(RejectReason::KeylessUnsupported { field });
-        }
-        TrustRoot::KeyPaths(paths) => keys::read_files(paths)?,
-        TrustRoot::KeyData(pem) => keys::from_data(pem)?,
-    };
+    let keys = trust_keys(trust_root)?;
     if candidates.is_empty() {
         return Err(RejectReason::NoSignatures);
     }
@@ -272,6 +298,46 @@ fn judge<C>(
                 reason,
             }),
         }
+    }
+    Err(RejectReason::NoCandidate(failures))
+}
+
+fn trust_keys(trust_root: &TrustRoot) -> Result<Vec<KeyMaterial>, RejectReason> {
+    Ok(match trust_root {
+        TrustRoot::Keyless { field } => {
+            return Err(RejectReason::KeylessUnsupported { field });
+        }
+        TrustRoot::KeyPaths(paths) => keys::read_files(paths)?,
+        TrustRoot::KeyData(pem) => keys::from_data(pem)?,
+    })
+}
+
+/// `modelSigned`: the first candidate that is a model signature by one of
+/// `keys` over exactly the artifact's files.
+fn judge_model<C>(
+    keys: &[KeyMaterial],
+    candidates: &[C],
+    verifier: &dyn SignatureVerifier<C>,
+) -> Result<Satisfaction, RejectReason> {
+    let mut failures = Vec::new();
+    for (index, candidate) in candidates.iter().enumerate() {
+        let reason = match verifier.verify_model(candidate, keys) {
+            Ok(Some(signed)) => {
+                return Ok(Satisfaction::ModelSignature {
+                    candidate: index,
+                    signed,
+                });
+            }
+            Ok(None) => CandidateReason::NoKeyVerifies,
+            Err(reason) => CandidateReason::Malformed(reason),
+        };
+        failures.push(CandidateFailure {
+            candidate: index,
+            reason,
+        });
+    }
+    if failures.is_empty() {
+        return Err(RejectReason::NoSignatures);
     }
     Err(RejectReason::NoCandidate(failures))
 }

@@ -48,6 +48,13 @@
 //!   `rekorPublicKey*`) are parsed, so a system policy that uses them for
 //!   other images still loads, but they reject every image they apply to:
 //!   ferry verifies neither GPG nor Fulcio/Rekor.
+//! - `modelSigned` (ferry's own; podman refuses a file that uses it, so
+//!   keep it in ferry's policy file) with exactly one of `keyPath`,
+//!   `keyPaths` or `keyData`: an OpenSSF model signature by one of the keys
+//!   is attached to the artifact and lists exactly the files its layers
+//!   hold (path and SHA-256; the signer's ignore paths left out). It binds
+//!   what a user sees in a mount or an extracted directory to the signer,
+//!   whatever the manifest digest.
 //!
 //! # signedIdentity
 //!
@@ -127,8 +134,8 @@ use ferry_spec::Reference;
 pub use discover::{PolicyLocations, PolicySource};
 pub use error::PolicyError;
 pub use evaluate::{
-    CandidateFailure, CandidateReason, Decision, Outcome, RejectReason, Rejection, Satisfaction,
-    Satisfied, Scoped, SignatureVerifier, Signed,
+    CandidateFailure, CandidateReason, Decision, ModelSigned, Outcome, RejectReason, Rejection,
+    Satisfaction, Satisfied, Scoped, SignatureVerifier, Signed,
 };
 pub use identity::{IdentityMismatch, SignedIdentity};
 pub use keys::{KeyError, KeyMaterial, KeyOrigin, MAX_KEY_SIZE};

@@ -35,6 +35,13 @@ pub enum Requirement {
     /// `signedBy`: GPG simple signing, which ferry does not verify, so it
     /// rejects every image it applies to.
     SignedBy,
+    /// `modelSigned` (ferry's own): an OpenSSF model signature by one of
+    /// these keys, attached to the artifact, whose files are exactly the
+    /// files the artifact's layers hold.
+    ModelSigned {
+        /// The keys (`keyPath`, `keyPaths` or `keyData`).
+        trust_root: TrustRoot,
+    },
 }
 
 impl Requirement {
@@ -45,6 +52,7 @@ impl Requirement {
             Self::Reject => "reject",
             Self::SigstoreSigned { .. } => "sigstoreSigned",
             Self::SignedBy => "signedBy",
+            Self::ModelSigned { .. } => "modelSigned",
         }
     }
 }
@@ -222,6 +230,12 @@ enum RawRequirement {
         rekor_public_key_data: Option<String>,
         signed_identity: Option<RawIdentity>,
     },
+    #[serde(rename = "modelSigned", rename_all = "camelCase")]
+    ModelSigned {
+        key_path: Option<String>,
+        key_paths: Option<Vec<String>>,
+        key_data: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -291,6 +305,13 @@ impl RawRequirement {
                     signed_identity,
                 })
             }
+            Self::ModelSigned {
+                key_path,
+                key_paths,
+                key_data,
+            } => Ok(Requirement::ModelSigned {
+                trust_root: key_trust_root(key_path, key_paths, key_data, location)?,
+            }),
         }
     }
 }

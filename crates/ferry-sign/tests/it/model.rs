@@ -283,3 +283,43 @@ fn ferry_verifies_what_model_signing_signs() {
         );
     }
 }
+
+/// The vector's signature compared with a file list (an artifact's, read
+/// from its layers): the signer's ignore paths and `.git*` are left out,
+/// any other difference is named.
+#[test]
+fn a_signed_model_matches_a_file_list_without_the_ignored_paths() {
+    let Some((dir, signature, key)) = vector_key() else {
+        return;
+    };
+    let signed = ferry_sign::model::SignedModel::verify(&signature, &[key]).unwrap();
+    let actual = hash_model(
+        &dir.join("model"),
+        &HashOptions {
+            ignore_paths: signed.ignore_paths().to_vec(),
+        },
+    )
+    .unwrap();
+    let mut listed: Vec<(String, [u8; 32])> = actual
+        .files
+        .iter()
+        .map(|e| (e.name.clone(), e.sha256))
+        .collect();
+    listed.push(("ignore-me".into(), [1; 32]));
+    listed.push((".gitattributes".into(), [2; 32]));
+    let check = |files: &[(String, [u8; 32])]| {
+        signed.matches_files(files.iter().map(|(n, d)| (n.as_str(), *d)))
+    };
+    check(&listed).unwrap();
+
+    listed.push(("extra.bin".into(), [3; 32]));
+    let error = check(&listed).unwrap_err().to_string();
+    assert!(error.contains("added: extra.bin"), "{error}");
+    listed.pop();
+    listed[0].1 = [4; 32];
+    let error = check(&listed).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("changed: {}", listed[0].0)),
+        "{error}"
+    );
+}

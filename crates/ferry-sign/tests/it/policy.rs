@@ -5,9 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ferry_sign::policy::{
-    CandidateReason, KeyMaterial, Outcome, Policy, PolicyError, PolicyLocations, PolicySource,
-    RejectReason, Requirement, Satisfaction, ScopeMatch, SignatureVerifier, Signed, SignedIdentity,
-    TrustRoot,
+    CandidateReason, KeyMaterial, ModelSigned, Outcome, Policy, PolicyError, PolicyLocations,
+    PolicySource, RejectReason, Requirement, Satisfaction, ScopeMatch, SignatureVerifier, Signed,
+    SignedIdentity, TrustRoot,
 };
 use ferry_spec::Reference;
 use ferry_spec::names::parse_reference;
@@ -24,13 +24,15 @@ fn reference(s: &str) -> Reference {
 }
 
 /// A signature as the fake verifier sees it: which key made it, over which
-/// digest, claiming which identity.
+/// digest, claiming which identity; or, for a model signature, whether its
+/// files are the artifact's.
 #[derive(Clone)]
 struct FakeSig {
     key: &'static [u8],
     digest: String,
     identity: Option<String>,
     malformed: bool,
+    model_files_match: Option<bool>,
 }
 
 fn sig(key: &'static [u8], digest: &str, identity: &str) -> FakeSig {
@@ -39,6 +41,17 @@ fn sig(key: &'static [u8], digest: &str, identity: &str) -> FakeSig {
         digest: digest.to_string(),
         identity: Some(identity.to_string()),
         malformed: false,
+        model_files_match: None,
+    }
+}
+
+fn model_sig(key: &'static [u8], files_match: bool) -> FakeSig {
+    FakeSig {
+        key,
+        digest: String::new(),
+        identity: None,
+        malformed: false,
+        model_files_match: Some(files_match),
     }
 }
 
@@ -52,7 +65,7 @@ struct FakeVerifier {
 impl SignatureVerifier<FakeSig> for FakeVerifier {
     fn verify(&self, candidate: &FakeSig, keys: &[KeyMaterial]) -> Result<Option<Signed>, String> {
         *self.seen_keys.borrow_mut() = keys.iter().map(|k| k.pem.clone()).collect();
-        if candidate.malformed {
+        if candidate.malformed || candidate.model_files_match.is_some() {
             return Err("not a cosign payload".into());
         }
         Ok(keys
@@ -63,6 +76,26 @@ impl SignatureVerifier<FakeSig> for FakeVerifier {
                 docker_reference: candidate.identity.clone(),
                 key: k.origin.to_string(),
             }))
+    }
+
+    fn verify_model(
+        &self,
+        candidate: &FakeSig,
+        keys: &[KeyMaterial],
+    ) -> Result<Option<ModelSigned>, String> {
+        let Some(files_match) = candidate.model_files_match else {
+            return Err("not a model signature".into());
+        };
+        if !keys.iter().any(|k| k.pem == candidate.key) {
+            return Ok(None);
+        }
+        if !files_match {
+            return Err("changed: config.json".into());
+        }
+        Ok(Some(ModelSigned {
+            files: 3,
+            key: "a".into(),
+        }))
     }
 }
 
@@ -482,7 +515,8 @@ fn every_requirement_must_be_satisfied() {
     let candidates: Vec<_> = satisfied
         .iter()
         .map(|s| match &s.by {
-            Satisfaction::Signature { candidate, .. } => *candidate,
+            Satisfaction::Signature { candidate, .. }
+            | Satisfaction::ModelSignature { candidate, .. } => *candidate,
             Satisfaction::AcceptAnything => usize::MAX,
         })
         .collect();
@@ -1021,6 +1055,113 @@ fn signed_identity_defaults_to_match_repo_digest_or_exact() {
     let decision = policy.evaluate(&image, &digest('a'), &cosign, &verifier);
     assert!(
         decision.to_string().contains("use matchRepository"),
+        "{decision}"
+    );
+}
+
+// --- modelSigned ----------------------------------------------------------------
+
+#[test]
+fn model_signed_needs_a_model_signature_by_a_key_over_the_artifacts_files() {
+    let keys = keys();
+    let policy = policy_with(
+        "r.example",
+        serde_json::json!({"type": "modelSigned", "keyPath": keys.a}),
+    );
+    assert_eq!(
+        policy.transport("docker").unwrap()["r.example"],
+        [Requirement::ModelSigned {
+            trust_root: TrustRoot::KeyPaths(vec![keys.a.clone()])
+        }]
+    );
+    let image = reference("r.example/m:v1");
+    let verifier = FakeVerifier::default();
+    let judge =
+        |candidates: &[FakeSig]| policy.evaluate(&image, &digest('a'), candidates, &verifier);
+
+    let accepted = judge(&[
+        sig(KEY_A, &digest('a'), "r.example/m"),
+        model_sig(KEY_A, true),
+    ]);
+    let Outcome::Accepted(satisfied) = &accepted.outcome else {
+        panic!("{accepted}")
+    };
+    assert!(
+        matches!(
+            satisfied[0].by,
+            Satisfaction::ModelSignature { candidate: 1, .. }
+        ),
+        "{satisfied:?}"
+    );
+
+    // A manifest signature alone is not a model signature.
+    let decision = judge(&[sig(KEY_A, &digest('a'), "r.example/m")]);
+    assert!(
+        decision.to_string().contains("not a model signature"),
+        "{decision}"
+    );
+    // Another key; files that differ (named); nothing at all.
+    let decision = judge(&[model_sig(KEY_B, true)]);
+    assert!(
+        decision.to_string().contains("no key verifies it"),
+        "{decision}"
+    );
+    let decision = judge(&[model_sig(KEY_A, false)]);
+    assert!(decision.to_string().contains("config.json"), "{decision}");
+    let decision = judge(&[]);
+    assert!(
+        matches!(rejection_reason(&decision), RejectReason::NoSignatures),
+        "{decision}"
+    );
+}
+
+#[test]
+fn model_signed_fields_are_checked() {
+    for (requirement, expected) in [
+        (
+            r#"{"type":"modelSigned"}"#,
+            "exactly one of keyPath, keyPaths, keyData: none is set",
+        ),
+        (
+            r#"{"type":"modelSigned","keyPath":"rel.pub"}"#,
+            "is not an absolute path",
+        ),
+        (
+            r#"{"type":"modelSigned","keyPath":"/k.pub","signedIdentity":{"type":"matchRepository"}}"#,
+            "unknown field `signedIdentity`",
+        ),
+    ] {
+        let error = load_error(&format!(r#"{{"default":[{requirement}]}}"#));
+        assert!(error.contains(expected), "{requirement}: {error}");
+    }
+}
+
+/// A verifier that cannot see files (the default `verify_model`) never
+/// satisfies `modelSigned`.
+#[test]
+fn a_verifier_without_files_never_satisfies_model_signed() {
+    struct ManifestOnly;
+    impl SignatureVerifier<FakeSig> for ManifestOnly {
+        fn verify(&self, _: &FakeSig, _: &[KeyMaterial]) -> Result<Option<Signed>, String> {
+            Ok(None)
+        }
+    }
+    let keys = keys();
+    let policy = policy_with(
+        "",
+        serde_json::json!({"type": "modelSigned", "keyPath": keys.a}),
+    );
+    let decision = policy.evaluate(
+        &reference("m"),
+        &digest('a'),
+        &[model_sig(KEY_A, true)],
+        &ManifestOnly,
+    );
+    assert!(!decision.is_accepted(), "{decision}");
+    assert!(
+        decision
+            .to_string()
+            .contains("cannot check model signatures"),
         "{decision}"
     );
 }

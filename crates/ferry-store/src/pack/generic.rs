@@ -16,7 +16,7 @@ use ferry_spec::Reference;
 use ferry_spec::annotations as ann;
 use ferry_spec::oci::{Descriptor, ImageManifestBuilder, MediaType};
 
-use super::layer::{self, RawMethod, WrittenBlob};
+use super::layer::{self, PackedFile, RawMethod, WrittenBlob};
 use ferry_spec::media::{DEFAULT_LAYER_MEDIA_TYPE, EMPTY_CONFIG};
 
 use super::walk::{self, Filter, SymlinkMode};
@@ -202,6 +202,14 @@ pub fn pack_generic_with_progress(
         manifest: descriptor,
         layers: files.len(),
         content_bytes: total,
+        files: files
+            .iter()
+            .zip(&written)
+            .map(|(file, blob)| PackedFile {
+                path: file.rel.clone(),
+                sha256: Some(blob.digest.clone()),
+            })
+            .collect(),
     })
 }
 

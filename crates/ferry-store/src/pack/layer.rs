@@ -30,6 +30,9 @@ pub struct WrittenBlob {
     pub diff_id: Digest,
     /// Size of the uncompressed layer.
     pub uncompressed_size: u64,
+    /// The files of a tar layer, hashed as they were read (a raw layer's
+    /// file is the blob itself).
+    pub files: Vec<PackedFile>,
 }
 
 impl WrittenBlob {
@@ -40,8 +43,18 @@ impl WrittenBlob {
             uncompressed_size: size,
             digest,
             size,
+            files: Vec::new(),
         }
     }
+}
+
+/// One packed path and its content's SHA-256, as read while packing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedFile {
+    /// Path relative to the model root, '/'-separated.
+    pub path: String,
+    /// SHA-256 of the file; `None` for a symbolic link.
+    pub sha256: Option<Digest>,
 }
 
 /// Fixed metadata for tar entries and annotations, unless preserved from disk.
@@ -204,10 +217,13 @@ pub fn write_tar(
 ) -> Result<WrittenBlob> {
     let writer = store.blob_writer()?;
     let temp_path = writer.temp_path().display().to_string();
-    let writer = tar_into(writer, files, preserve, progress, &temp_path)?;
+    let (writer, hashed) = tar_into(writer, files, preserve, progress, &temp_path)?;
     let size = writer.written();
     let digest = writer.commit(None)?;
-    Ok(WrittenBlob::uncompressed(digest, size))
+    Ok(WrittenBlob {
+        files: hashed,
+        ..WrittenBlob::uncompressed(digest, size)
+    })
 }
 
 /// Streams the tar layer [`write_tar`] would store into any writer (an
@@ -218,7 +234,7 @@ pub fn stream_tar(
     preserve: bool,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let counting = tar_into(
+    let (counting, _) = tar_into(
         CountingWriter {
             inner: writer,
             written: 0,
@@ -279,15 +295,16 @@ impl Write for CountingWriter<'_> {
     }
 }
 
-/// Writes the deterministic tar of `files` into `writer` and returns it;
-/// `target` names where the bytes go, for errors.
+/// Writes the deterministic tar of `files` into `writer` and returns it
+/// with each file's SHA-256; `target` names where the bytes go, for errors.
 pub(crate) fn tar_into<W: Write>(
     writer: W,
     files: &[&SourceFile],
     preserve: bool,
     progress: &dyn Progress,
     target: &str,
-) -> Result<W> {
+) -> Result<(W, Vec<PackedFile>)> {
+    let mut hashed = Vec::with_capacity(files.len());
     let temp_path = target;
     let mut builder = tar::Builder::new(writer);
     builder.mode(tar::HeaderMode::Deterministic);
@@ -304,6 +321,10 @@ pub(crate) fn tar_into<W: Write>(
             builder
                 .append_link(&mut header, &file.rel, target)
                 .map_err(|e| tar_error(e, &file.rel, temp_path))?;
+            hashed.push(PackedFile {
+                path: file.rel.clone(),
+                sha256: None,
+            });
             continue;
         }
         let path = &file.read_from;
@@ -318,16 +339,21 @@ pub(crate) fn tar_into<W: Write>(
         builder
             .append_data(&mut header, &file.rel, &mut counted)
             .map_err(|e| tar_error(e, &file.rel, temp_path))?;
-        let (_, read) = counted.inner.finish();
+        let (sha256, read) = counted.inner.finish();
         let after = fs::metadata(path).ctx("reading", path)?;
         ensure_unchanged(path, &before, &after)?;
         if read != before.len() {
             return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
         }
+        hashed.push(PackedFile {
+            path: file.rel.clone(),
+            sha256: Some(sha256),
+        });
     }
-    builder
+    let writer = builder
         .into_inner()
-        .map_err(|e| tar_error(e, "end of archive", temp_path))
+        .map_err(|e| tar_error(e, "end of archive", temp_path))?;
+    Ok((writer, hashed))
 }
 
 fn tar_error(source: io::Error, entry: &str, target: &str) -> StoreError {

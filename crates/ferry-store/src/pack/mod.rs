@@ -30,6 +30,7 @@ use crate::detect;
 use crate::error::{IoContext, Result, StoreError};
 use crate::lock::LockGuard;
 use crate::store::Store;
+pub use layer::PackedFile;
 use layer::{EntryMetadata, RawMethod, WrittenBlob};
 use walk::{Filter, SourceFile, SymlinkMode};
 
@@ -81,6 +82,9 @@ pub struct PackOptions {
     pub created: Option<String>,
     /// Hardlink raw files into the store instead of copying them.
     pub link: bool,
+    /// The packed files are to be signed (`--sign-key`): a symbolic link
+    /// kept as a link is refused before anything is written.
+    pub refuse_symlinks: bool,
     /// Layer compression (`--compress`, `--level`, `--compress-weights`, `--min-saving`).
     pub compress: crate::compress::CompressOptions,
 }
@@ -97,6 +101,7 @@ impl Default for PackOptions {
             preserve_metadata: false,
             created: None,
             link: false,
+            refuse_symlinks: false,
             compress: crate::compress::CompressOptions::default(),
         }
     }
@@ -115,6 +120,9 @@ pub struct Packed {
     pub layers: usize,
     /// Bytes of model content read.
     pub content_bytes: u64,
+    /// Every packed path with its SHA-256 as read while packing, in layer
+    /// order (what `--sign-key` signs without reading the files again).
+    pub files: Vec<PackedFile>,
 }
 
 /// One layer to build: a single file, or a tar of several.
@@ -239,6 +247,11 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
     };
     let skip: Vec<String> = modelfile_rel.into_iter().collect();
     let files = walk::collect_files(dir, &filter, &skip, symlinks)?;
+    if options.refuse_symlinks
+        && let Some(link) = files.iter().find(|f| f.link_target.is_some())
+    {
+        return Err(StoreError::UnsignableSymlink(dir.join(&link.rel)));
+    }
     if let Some(mf) = &modelfile
         && let Some(glob) = mf
             .unmatched_globs(files.iter().map(|f| f.rel.as_str()))
@@ -425,7 +438,25 @@ pub fn pack_with_progress(
         manifest: assembled.manifest,
         layers: plan.len(),
         content_bytes: total,
+        files: packed_files(&plan, &written),
     })
+}
+
+/// The files of every layer: a raw layer's is its blob.
+fn packed_files(plan: &[PlannedLayer], written: &[WrittenBlob]) -> Vec<PackedFile> {
+    plan.iter()
+        .zip(written)
+        .flat_map(|(layer, blob)| {
+            if blob.files.is_empty() && layer.files.len() == 1 {
+                vec![PackedFile {
+                    path: layer.files[0].rel.clone(),
+                    sha256: Some(blob.digest.clone()),
+                }]
+            } else {
+                blob.files.clone()
+            }
+        })
+        .collect()
 }
 
 fn load_modelfile(

@@ -9,6 +9,7 @@ mod common;
 mod compression;
 mod concurrency;
 mod extract_hostile;
+mod files;
 mod fsck;
 mod gc;
 mod modelfile;

@@ -1,18 +1,26 @@
-//! The policy gate every command that brings content in passes first
-//! (`pull`, `pull --extract`, `fetch`, `mount --pull`): the reference is
-//! resolved to a manifest digest, the signatures the policy asks for are
-//! checked, and only then is anything downloaded, pinned to that digest so
-//! a tag moved in between cannot bring in something else.
+//! The policy gate. Every command that brings content in from a registry
+//! (`pull`, `pull --extract`, `fetch`, `mount --pull`, `copy`) passes
+//! [`admit`] first: the reference is resolved to a manifest digest, the
+//! signatures the policy asks for are checked, and only then is anything
+//! downloaded, pinned to that digest so a tag moved in between cannot
+//! bring in something else. `mount` also passes [`admit_local`] for every
+//! artifact it mounts, judged with the signatures the store holds.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use ferry_registry::artifact_files::remote_artifact_files;
 use ferry_registry::referrers::resolve_descriptor;
-use ferry_registry::signatures::{SignatureCandidate, find_signatures};
+use ferry_registry::signatures::{SignatureCandidate, find_signatures, local_signatures};
 use ferry_registry::{Client, Endpoint};
 use ferry_sign::cosign::{Candidate, CosignVerifier};
-use ferry_sign::policy::{Policy, PolicySource, Requirement};
+use ferry_sign::model::ManifestEntry;
+use ferry_sign::policy::{Decision, Policy, PolicySource, Requirement, Scoped};
 use ferry_spec::Reference;
+use ferry_spec::oci::Digest;
+use ferry_store::Store;
+use ferry_store::files::{ArtifactEntry, ArtifactFiles, artifact_files};
+use ferry_store::index::ref_name;
 
 /// The reference to fetch: `reference` itself when no policy exists
 /// anywhere (podman's rule: accept), else pinned to the digest the policy
@@ -23,56 +31,177 @@ pub(super) async fn admit(
     reference: &Reference,
 ) -> anyhow::Result<Reference> {
     let policy = Policy::discover(policy).context("reading the signature policy")?;
-    if matches!(policy.source(), PolicySource::NotFound { .. }) {
-        return Ok(reference.clone());
-    }
     let scoped = policy.requirements_for(reference);
-    let accepts_anything = |r: &Requirement| matches!(r, Requirement::InsecureAcceptAnything);
-    if scoped.requirements.iter().all(accepts_anything) {
+    if accepts_without_looking(&policy, &scoped) {
         // Nothing to check: no extra request, nothing pinned.
         return Ok(reference.clone());
     }
     let descriptor = resolve_descriptor(client, reference).await?;
     let digest = descriptor.digest().clone();
-    let candidates = if scoped
-        .requirements
-        .iter()
-        .all(|r| matches!(r, Requirement::InsecureAcceptAnything | Requirement::Reject))
-    {
-        Vec::new()
-    } else {
+    let pinned = pinned(reference, &digest);
+    let candidates = if needs_signatures(&scoped) {
         find_signatures(client, &Endpoint::of(reference), &digest)
             .await?
             .into_iter()
-            .map(|found| match found {
-                SignatureCandidate::Bundle { bytes, .. } => Candidate::Bundle(bytes),
-                SignatureCandidate::Legacy {
-                    payload,
-                    signature_b64,
-                    ..
-                } => Candidate::Legacy {
-                    payload,
-                    signature_b64,
-                },
-            })
+            .map(candidate)
             .collect()
+    } else {
+        Vec::new()
     };
-    let decision = scoped.evaluate(
-        reference,
-        digest.as_ref(),
-        &candidates,
-        &CosignVerifier::new(digest.clone()),
-    );
+    let mut verifier = CosignVerifier::new(digest.clone());
+    if needs_files(&scoped) {
+        let files = remote_artifact_files(client, &pinned, None)
+            .await
+            .with_context(|| format!("reading the files of {}", pinned.whole()))?;
+        verifier = verifier.with_artifact_files(signable(&files));
+    }
+    let decision = scoped.evaluate(reference, digest.as_ref(), &candidates, &verifier);
+    conclude(reference, &digest, &decision)?;
+    Ok(pinned)
+}
+
+/// Judges the store's artifact `input` (a name, or a digest the store
+/// names) with the signatures the store holds for it: what `mount` runs
+/// before it shows anyone the files, whether they were pulled, packed or
+/// loaded.
+pub(super) fn admit_local(store: &Store, policy: Option<&Path>, input: &str) -> anyhow::Result<()> {
+    let policy = Policy::discover(policy).context("reading the signature policy")?;
+    if matches!(policy.source(), PolicySource::NotFound { .. }) {
+        return Ok(());
+    }
+    let resolved = store.resolve(input)?;
+    let digest = resolved.descriptor.digest().clone();
+    let names = match resolved.reference {
+        Some(name) => vec![name],
+        None => names_of(store, &digest)?,
+    };
+    let Some(first) = names.first() else {
+        bail!(
+            "{input} has no name in the store, so the signature policy cannot judge it; mount it by name"
+        );
+    };
+    let mut first_rejection = None;
+    for name in &names {
+        let reference = ferry_store::index::normalize_reference(name)?;
+        let scoped = policy.requirements_for(&reference);
+        if accepts_without_looking(&policy, &scoped) {
+            return Ok(());
+        }
+        let candidates: Vec<Candidate> = if needs_signatures(&scoped) {
+            local_signatures(store, &reference, &digest)?
+                .into_iter()
+                .map(candidate)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut verifier = CosignVerifier::new(digest.clone());
+        if needs_files(&scoped) {
+            let manifest = store.read_manifest(&digest)?;
+            let files = artifact_files(store, &manifest)
+                .with_context(|| format!("reading the files of {name}"))?;
+            verifier = verifier.with_artifact_files(signable(&files));
+        }
+        let decision = scoped.evaluate(&reference, digest.as_ref(), &candidates, &verifier);
+        match conclude(&reference, &digest, &decision) {
+            Ok(()) => return Ok(()),
+            Err(rejected) => {
+                first_rejection.get_or_insert(rejected);
+            }
+        }
+    }
+    Err(first_rejection.unwrap_or_else(|| anyhow::anyhow!("{first}: rejected")))
+}
+
+/// True when the policy accepts without a request: none exists, or every
+/// requirement of the scope is `insecureAcceptAnything`.
+fn accepts_without_looking(policy: &Policy, scoped: &Scoped) -> bool {
+    matches!(policy.source(), PolicySource::NotFound { .. })
+        || scoped
+            .requirements
+            .iter()
+            .all(|r| matches!(r, Requirement::InsecureAcceptAnything))
+}
+
+/// True when a requirement of the scope looks at signatures.
+fn needs_signatures(scoped: &Scoped) -> bool {
+    scoped.requirements.iter().any(|r| {
+        matches!(
+            r,
+            Requirement::SigstoreSigned { .. } | Requirement::ModelSigned { .. }
+        )
+    })
+}
+
+/// True when a requirement of the scope compares the artifact's files.
+fn needs_files(scoped: &Scoped) -> bool {
+    scoped
+        .requirements
+        .iter()
+        .any(|r| matches!(r, Requirement::ModelSigned { .. }))
+}
+
+fn conclude(reference: &Reference, digest: &Digest, decision: &Decision) -> anyhow::Result<()> {
     if !decision.is_accepted() {
         bail!("{}@{digest}: {decision}", reference.whole());
     }
     tracing::info!("{}@{digest}: {decision}", reference.whole());
-    Ok(pinned(reference, &digest))
+    Ok(())
+}
+
+/// A signature found next to an artifact, as the verifier takes it.
+pub(super) fn candidate(found: SignatureCandidate) -> Candidate {
+    let model = found.is_model_signature();
+    match found {
+        SignatureCandidate::Bundle { bytes, .. } if model => Candidate::ModelBundle(bytes),
+        SignatureCandidate::Bundle { bytes, .. } => Candidate::Bundle(bytes),
+        SignatureCandidate::Legacy {
+            payload,
+            signature_b64,
+            ..
+        } => Candidate::Legacy {
+            payload,
+            signature_b64,
+        },
+    }
+}
+
+/// An artifact's files as a model signature lists them, or why they cannot
+/// be signed: model signing refuses symbolic links (allow_symlinks false).
+pub(super) fn signable(files: &ArtifactFiles) -> Result<Vec<ManifestEntry>, String> {
+    files
+        .iter()
+        .map(|(name, entry)| match entry {
+            ArtifactEntry::File(digest) => {
+                let mut sha256 = [0u8; 32];
+                hex::decode_to_slice(digest.digest(), &mut sha256)
+                    .map_err(|_| format!("{name}: {digest} is not a SHA-256"))?;
+                Ok(ManifestEntry {
+                    name: name.clone(),
+                    sha256,
+                })
+            }
+            ArtifactEntry::Symlink(target) => Err(format!(
+                "{name} is a symbolic link (to {target:?}), which no model signature covers"
+            )),
+        })
+        .collect()
+}
+
+/// The names the store's index gives `digest`.
+fn names_of(store: &Store, digest: &Digest) -> anyhow::Result<Vec<String>> {
+    Ok(store
+        .read_index()?
+        .manifests()
+        .iter()
+        .filter(|d| d.digest() == digest)
+        .filter_map(|d| ref_name(d).map(str::to_string))
+        .collect())
 }
 
 /// `reference` pinned to `digest` (its tag kept for naming), so a tag moved
 /// in between cannot make the next request fetch or name another manifest.
-pub(super) fn pinned(reference: &Reference, digest: &ferry_spec::oci::Digest) -> Reference {
+pub(super) fn pinned(reference: &Reference, digest: &Digest) -> Reference {
     match reference.tag() {
         Some(tag) => Reference::with_tag_and_digest(
             reference.registry().to_string(),

@@ -7,6 +7,7 @@ mod init;
 mod inspect;
 mod login;
 mod maintain;
+mod model_signature;
 mod mount;
 mod pack;
 mod pack_generic;

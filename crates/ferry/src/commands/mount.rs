@@ -21,6 +21,9 @@ pub fn mount(store: &Store, args: &MountArgs, quiet: bool) -> anyhow::Result<Exi
     artifacts.extend(args.stack.iter().cloned());
     for artifact in &artifacts {
         make_local(store, artifact, args, quiet)?;
+        // Judged where it is mounted from, whatever brought it there.
+        super::admission::admit_local(store, args.policy.policy.as_deref(), artifact)
+            .with_context(|| format!("mounting {artifact}"))?;
     }
     let request = MountRequest {
         artifacts,

@@ -21,19 +21,56 @@ use crate::size::{human, rate};
 pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = options(args)?;
+    // Read (and its password asked for) before the files, not after.
+    let sign_key = signing_key(args)?;
     let bar = Bar::new(quiet, "packing");
     let started = Instant::now();
     let result = pack_with_progress(store, &args.dir, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
-    print_packed(packed, started.elapsed().as_secs_f64(), args.json, quiet)?;
+    finish(store, args, packed, sign_key.as_ref(), started, quiet)
+}
+
+/// `--sign-key`'s private key, read before packing.
+pub(super) fn signing_key(args: &PackArgs) -> anyhow::Result<Option<ferry_sign::PrivateKey>> {
+    args.sign_key
+        .as_deref()
+        .map(|path| super::sign::read_private_key(path, "pack"))
+        .transpose()
+}
+
+/// What `pack` and `pack --generic` do once the artifact is stored: sign
+/// its files when asked, then print.
+pub(super) fn finish(
+    store: &Store,
+    args: &PackArgs,
+    packed: Packed,
+    sign_key: Option<&ferry_sign::PrivateKey>,
+    started: Instant,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    let model_signature = sign_key
+        .map(|key| {
+            super::model_signature::sign_packed(
+                store,
+                &args.dir,
+                &packed.manifest_digest,
+                &packed.files,
+                key,
+            )
+            .context("signing the packed files")
+        })
+        .transpose()?;
+    let seconds = started.elapsed().as_secs_f64();
+    print_packed(packed, model_signature, seconds, args.json, quiet)?;
     Ok(Exit::Ok)
 }
 
 /// Prints what `pack` and `pack --generic` stored: the reference and digest,
 /// or the `--json` report.
-pub(super) fn print_packed(
+fn print_packed(
     packed: Packed,
+    model_signature: Option<ferry_spec::oci::Digest>,
     seconds: f64,
     json: bool,
     quiet: bool,
@@ -50,10 +87,17 @@ pub(super) fn print_packed(
             layers: packed.layers,
             content_bytes: packed.content_bytes,
             sent_bytes: None,
+            model_signature: model_signature.as_ref().map(ToString::to_string),
             seconds,
         })?;
     } else {
         println!("{} {}", packed.reference, packed.manifest_digest);
+        if let Some(referrer) = &model_signature {
+            eprintln!(
+                "signed {} files; model signature attached as {referrer}",
+                packed.files.len()
+            );
+        }
         if !quiet {
             eprintln!(
                 "packed {} in {} layers in {seconds:.2}s ({}/s)",
@@ -114,6 +158,7 @@ pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
         preserve_metadata: args.preserve_metadata,
         created,
         link: args.link,
+        refuse_symlinks: args.sign_key.is_some(),
         compress,
     })
 }

@@ -6,7 +6,7 @@ use ferry_store::Store;
 use ferry_store::index::normalize_reference;
 use ferry_store::pack::generic::{GenericOptions, pack_generic_with_progress};
 
-use super::pack::{print_packed, source_date_epoch};
+use super::pack::{finish, signing_key, source_date_epoch};
 use crate::cli::PackArgs;
 use crate::exit::Exit;
 use crate::progress::Bar;
@@ -14,13 +14,13 @@ use crate::progress::Bar;
 pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = options(args)?;
+    let sign_key = signing_key(args)?;
     let bar = Bar::new(quiet, "packing");
     let started = Instant::now();
     let result = pack_generic_with_progress(store, &args.dir, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
-    print_packed(packed, started.elapsed().as_secs_f64(), args.json, quiet)?;
-    Ok(Exit::Ok)
+    finish(store, args, packed, sign_key.as_ref(), started, quiet)
 }
 
 /// Model metadata flags conflict with `--generic` (clap refuses them).

@@ -183,6 +183,7 @@ pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
             layers: pushed.layers,
             content_bytes: pushed.content_bytes,
             sent_bytes: Some(pushed.uploaded_bytes),
+            model_signature: None,
             seconds,
         })?;
     } else {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use ferry_registry::Client;
 use ferry_registry::Endpoint;
+use ferry_registry::artifact_files::remote_artifact_files;
 use ferry_registry::referrers::resolve_descriptor;
 use ferry_registry::signatures::{self, SignatureCandidate};
 use ferry_sign::PublicKey;
@@ -17,9 +18,12 @@ use ferry_sign::artifact::{
 };
 use ferry_spec::Reference;
 use ferry_spec::oci::Digest;
+use ferry_spec::signature::COSIGN_SIGN_PREDICATE;
 use ferry_store::Store;
+use ferry_store::files::artifact_files;
 use ferry_store::index::normalize_reference;
 
+use super::model_signature::{FilesUnderTest, check_model};
 use super::referrers::annotation_map;
 use super::sign::{read_private_key, read_public_keys};
 use super::transfer::{client, runtime};
@@ -78,10 +82,17 @@ pub fn sign(store: &Store, args: &SignArgs) -> anyhow::Result<Exit> {
     if matches!(args.format, SignatureFormat::Bundle | SignatureFormat::Both) {
         let bundle = sign_manifest_bundle(&key, &digest, Some(&identity), &annotations);
         let referrer = match &place {
-            Place::Store => signatures::store_bundle_referrer(store, &digest, &bundle)?,
+            Place::Store => {
+                signatures::store_bundle_referrer(store, &digest, &bundle, COSIGN_SIGN_PREDICATE)?
+            }
             Place::Registry(client) => {
                 let pinned = super::admission::pinned(&reference, &digest);
-                runtime()?.block_on(signatures::attach_bundle(client, &pinned, &bundle))?
+                runtime()?.block_on(signatures::attach_bundle(
+                    client,
+                    &pinned,
+                    &bundle,
+                    COSIGN_SIGN_PREDICATE,
+                ))?
             }
         };
         written.push(format!("bundle {referrer}"));
@@ -140,9 +151,31 @@ pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
         ))?,
     };
     let identity = identity(&reference);
+    // With --files only model signatures speak for the files; otherwise
+    // every signature is checked, model ones against the artifact's files.
+    let candidates: Vec<SignatureCandidate> = candidates
+        .into_iter()
+        .filter(|c| args.files.is_none() || c.is_model_signature())
+        .collect();
+    let files = if candidates
+        .iter()
+        .any(SignatureCandidate::is_model_signature)
+    {
+        Some(files_under_test(store, &place, &reference, &digest, args)?)
+    } else {
+        None
+    };
     let checks: Vec<SignatureCheck> = candidates
         .iter()
-        .map(|candidate| check(candidate, &keys, &digest, &identity, &wanted))
+        .map(|candidate| match (candidate, &files) {
+            (
+                SignatureCandidate::Bundle {
+                    referrer, bytes, ..
+                },
+                Some(files),
+            ) if candidate.is_model_signature() => check_model(referrer, bytes, &keys, files),
+            _ => check(candidate, &keys, &digest, &identity, &wanted),
+        })
         .collect();
     let verified = checks.iter().any(|c| c.verified);
     if args.json {
@@ -156,9 +189,13 @@ pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
     } else {
         for c in &checks {
             match (&c.verified, &c.key) {
-                (true, Some(key)) => {
-                    println!("verified: {} signature {} by {key}", c.format, c.digest)
-                }
+                (true, Some(key)) => match (&c.files, &c.checked_against) {
+                    (Some(files), Some(against)) => println!(
+                        "verified: {} signature {} by {key}: its {files} files are those of {against}",
+                        c.format, c.digest
+                    ),
+                    _ => println!("verified: {} signature {} by {key}", c.format, c.digest),
+                },
                 _ => println!(
                     "not verified: {} signature {}: {}",
                     c.format,
@@ -171,8 +208,9 @@ pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
     if !verified {
         if candidates.is_empty() {
             bail!(
-                "{}@{digest} has no signatures in the {}",
+                "{}@{digest} has no {}signatures in the {}",
                 reference.whole(),
+                if args.files.is_some() { "model " } else { "" },
                 place.name()
             );
         }
@@ -182,6 +220,29 @@ pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
         );
     }
     Ok(Exit::Ok)
+}
+
+/// What model signatures are compared with: `--files DIR`, else the
+/// artifact's files read from its layers (in the store, or streamed from
+/// the registry without keeping anything).
+fn files_under_test(
+    store: &Store,
+    place: &Place,
+    reference: &Reference,
+    digest: &Digest,
+    args: &VerifyArgs,
+) -> anyhow::Result<FilesUnderTest> {
+    if let Some(dir) = &args.files {
+        return Ok(FilesUnderTest::Dir(dir.clone()));
+    }
+    let files = match place {
+        Place::Store => artifact_files(store, &store.read_manifest(digest)?)?,
+        Place::Registry(client) => {
+            let pinned = super::admission::pinned(reference, digest);
+            runtime()?.block_on(remote_artifact_files(client, &pinned, None))?
+        }
+    };
+    Ok(FilesUnderTest::Artifact(super::admission::signable(&files)))
 }
 
 /// Verifies one candidate: a trusted key, this manifest's digest, this
@@ -195,7 +256,9 @@ fn check(
     wanted: &BTreeMap<String, String>,
 ) -> SignatureCheck {
     let (format, found, result) = match candidate {
-        SignatureCandidate::Bundle { referrer, bytes } => (
+        SignatureCandidate::Bundle {
+            referrer, bytes, ..
+        } => (
             "bundle",
             referrer,
             verify_manifest_bundle(bytes, keys, digest),
@@ -217,6 +280,8 @@ fn check(
             verified: true,
             key: Some(verified.key.to_string()),
             docker_reference: verified.docker_reference,
+            files: None,
+            checked_against: None,
             problem: None,
         },
         Err(problem) => SignatureCheck {
@@ -225,6 +290,8 @@ fn check(
             verified: false,
             key: None,
             docker_reference: None,
+            files: None,
+            checked_against: None,
             problem: Some(problem),
         },
     }

@@ -17,6 +17,7 @@ mod concurrency;
 mod copy;
 mod crash;
 mod interop;
+mod model_signatures;
 mod mount;
 mod referrers;
 mod registry;
