@@ -1,6 +1,7 @@
 //! Everything ferry-sign reads from the outside, on arbitrary bytes: key
 //! PEM (public and private), Sigstore bundles and legacy simple-signing
-//! payloads verified with a fixed key, OpenSSF model signatures, and
+//! payloads verified with a fixed key, OpenSSF model signatures (from a
+//! directory and as a policy's `modelSigned` candidate), and
 //! containers-policy.json.
 //!
 //! Invariants: never panics; nothing made from arbitrary bytes verifies
@@ -38,7 +39,7 @@ fuzz_target!(|bytes: &[u8]| {
     };
     let text = String::from_utf8_lossy(data);
     let digest = sha256_digest(b"fuzzed manifest");
-    match selector % 6 {
+    match selector % 7 {
         0 => {
             let _ = PublicKey::from_pem(&text);
         }
@@ -66,18 +67,21 @@ fuzz_target!(|bytes: &[u8]| {
             );
             assert!(verified.is_err(), "an arbitrary model signature verified");
         }
+        5 => {
+            let signed = ferry_sign::model::SignedModel::verify(data, std::slice::from_ref(key()));
+            assert!(signed.is_err(), "an arbitrary model signature verified");
+        }
         _ => {
             let Ok(policy) = Policy::from_json(data) else {
                 return;
             };
             let image = parse_reference("registry.example.com/ns/m:v1").expect("reference");
-            let candidates = [Candidate::Bundle(data.to_vec())];
-            let _ = policy.evaluate(
-                &image,
-                digest.as_ref(),
-                &candidates,
-                &CosignVerifier::new(digest.clone()),
-            );
+            let candidates = [
+                Candidate::Bundle(data.to_vec()),
+                Candidate::ModelBundle(data.to_vec()),
+            ];
+            let verifier = CosignVerifier::new(digest.clone()).with_artifact_files(Ok(Vec::new()));
+            let _ = policy.evaluate(&image, digest.as_ref(), &candidates, &verifier);
         }
     }
 });

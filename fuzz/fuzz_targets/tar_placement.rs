@@ -16,7 +16,9 @@
 //! tree holds only directories, regular files without setuid/setgid bits
 //! and symlinks that resolve inside it; a layer whose content does not
 //! match the diffId it is checked against is refused; a refused layer
-//! leaves no staging directory behind and the target as it was.
+//! leaves no staging directory behind and the target as it was; the file
+//! list model signatures are compared with (`ferry_store::files`) names
+//! only files placed with exactly that content.
 
 #![no_main]
 
@@ -32,6 +34,7 @@ use ferry_spec::digest::sha256_digest;
 use ferry_spec::oci::{DescriptorBuilder, MediaType};
 use ferry_store::decompress::Limits;
 use ferry_store::extract::{ExtractOptions, Staging, place_layer_verified};
+use ferry_store::files::{ArtifactEntry, ArtifactFiles, add_layer_from_reader};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -515,6 +518,17 @@ fn run(input: Input) {
             !matches!(input.diff_id, DiffId::Wrong),
             "a layer was accepted against a diffId it does not match"
         );
+        // What model signatures are compared with agrees with what was
+        // placed: every regular file listed is there with that content.
+        let mut files = ArtifactFiles::new();
+        if add_layer_from_reader(&layer, blob.as_slice(), &limits, &mut files).is_ok() {
+            for (path, entry) in &files {
+                if let ArtifactEntry::File(digest) = entry {
+                    let placed = fs::read(staging.root().join(path)).expect("a listed file");
+                    assert_eq!(&sha256_digest(&placed), digest, "{path} differs");
+                }
+            }
+        }
     }
     let committed = result.is_ok() && input.commit;
     if committed {
