@@ -18,6 +18,7 @@
 //! registry straight into a directory; [`pack_push`] packs a directory while
 //! uploading it.
 
+pub mod admission;
 pub mod api;
 pub mod archive;
 pub mod artifact_files;

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::path::{Component, Path};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -45,10 +46,45 @@ pub fn add_file_layer(layer: &Descriptor, files: &mut ArtifactFiles) -> Result<(
     let LayerPlacement::File(path) = placement(layer)? else {
         return Err(StoreError::Internal("a tar layer has no single file"));
     };
-    files.insert(
+    place(
+        files,
         safe_components(&path)?.join("/"),
-        ArtifactEntry::File(layer.digest().clone()),
-    );
+        Some(ArtifactEntry::File(layer.digest().clone())),
+    )
+}
+
+/// Records `entry` at `path` (`None`: a directory) as extraction and an
+/// overlay would leave it: a file or link replaces whatever was there,
+/// a directory under it included; a directory replaces a file or link and
+/// keeps what is under it; a path under a file or link is refused, as
+/// extraction refuses it.
+fn place(files: &mut ArtifactFiles, path: String, entry: Option<ArtifactEntry>) -> Result<()> {
+    for (end, _) in path.match_indices('/') {
+        let parent = &path[..end];
+        if files.contains_key(parent) {
+            return Err(StoreError::unsafe_entry(
+                format!("path {path:?}"),
+                format!("{parent} is not a directory"),
+            ));
+        }
+    }
+    match entry {
+        None => {
+            files.remove(&path);
+        }
+        Some(entry) => {
+            let below = format!("{path}/");
+            let replaced: Vec<String> = files
+                .range(below.clone()..)
+                .take_while(|(name, _)| name.starts_with(&below))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in replaced {
+                files.remove(&name);
+            }
+            files.insert(path, entry);
+        }
+    }
     Ok(())
 }
 
@@ -83,10 +119,11 @@ pub fn add_layer_from_reader(
             let (sha256, _) =
                 ferry_spec::digest::hash_reader(&mut hashing, &DigestAlgorithm::Sha256)
                     .ctx("reading blob", &digest)?;
-            files.insert(
+            place(
+                files,
                 safe_components(&path)?.join("/"),
-                ArtifactEntry::File(sha256),
-            );
+                Some(ArtifactEntry::File(sha256)),
+            )?;
         }
         LayerPlacement::Tar(encoding) => {
             add_tar_entries(&mut hashing, encoding, &digest, limits, files)?;
@@ -145,10 +182,18 @@ fn tar_entries(reader: impl Read, files: &mut ArtifactFiles) -> Result<()> {
             .to_string_lossy()
             .into_owned();
         let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
+        if kind.is_dir()
+            && Path::new(&raw_path)
+                .components()
+                .all(|c| c == Component::CurDir)
+        {
+            continue; // the root itself
         }
         let path = safe_components(&raw_path)?.join("/");
+        if kind.is_dir() {
+            place(files, path, None)?;
+            continue;
+        }
         let link_target = || -> Result<String> {
             Ok(entry
                 .link_name()
@@ -186,7 +231,7 @@ fn tar_entries(reader: impl Read, files: &mut ArtifactFiles) -> Result<()> {
                 ));
             }
         };
-        files.insert(path, found);
+        place(files, path, Some(found))?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use ferry_mount::MountError;
 use ferry_registry::ClientError;
+use ferry_registry::admission::AdmissionError;
 use ferry_registry::error::NetCause;
 use ferry_store::StoreError;
 
@@ -10,12 +11,26 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<ClientError>() {
             client_hint(e)
+        } else if let Some(e) = cause.downcast_ref::<AdmissionError>() {
+            admission_hint(e)
         } else if let Some(e) = cause.downcast_ref::<MountError>() {
             mount_hint(e)
         } else {
             cause.downcast_ref::<StoreError>().and_then(store_hint)
         }
     })
+}
+
+fn admission_hint(error: &AdmissionError) -> Option<String> {
+    match error {
+        AdmissionError::Client(e) => client_hint(e),
+        AdmissionError::Store(e) => store_hint(e),
+        AdmissionError::Rejected { .. } => Some(
+            "`ferry verify REF --key KEY` lists the artifact's signatures and why each does or does not verify"
+                .to_string(),
+        ),
+        AdmissionError::Policy(_) | AdmissionError::Unnamed(_) => None,
+    }
 }
 
 fn client_hint(error: &ClientError) -> Option<String> {

@@ -102,6 +102,13 @@ pub(super) fn discover(
             PolicySource::System(locations.system.clone()),
         )]);
     for (path, source) in candidates {
+        // The user's location is skipped when a directory on the way is
+        // closed to this user (HOME kept by `setpriv`, `sudo -u`): the file
+        // is not theirs to have.
+        if matches!(source, PolicySource::User(_)) && hidden_from_this_user(path) {
+            searched.push(path.clone());
+            continue;
+        }
         // Only a missing file moves on: an unreadable or invalid one is an
         // error, never a silent fall back to a laxer policy.
         match read_capped(path)? {
@@ -117,6 +124,15 @@ pub(super) fn read_explicit(path: &Path) -> Result<Policy, PolicyError> {
         path: path.to_path_buf(),
     })?;
     Policy::parse(&bytes, PolicySource::Explicit(path.to_path_buf()))
+}
+
+/// True when this user cannot even look for `path`: a directory on the
+/// way denies search. A file that exists but cannot be read is not hidden.
+fn hidden_from_this_user(path: &Path) -> bool {
+    matches!(
+        std::fs::symlink_metadata(path),
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied
+    )
 }
 
 /// The file's bytes, `None` when it does not exist.

@@ -1,6 +1,5 @@
 //! One function per command; each turns arguments into library calls.
 
-mod admission;
 mod fsck;
 mod index;
 mod init;

@@ -22,7 +22,7 @@ pub fn mount(store: &Store, args: &MountArgs, quiet: bool) -> anyhow::Result<Exi
     for artifact in &artifacts {
         make_local(store, artifact, args, quiet)?;
         // Judged where it is mounted from, whatever brought it there.
-        super::admission::admit_local(store, args.policy.policy.as_deref(), artifact)
+        ferry_registry::admission::admit_local(store, args.policy.policy.as_deref(), artifact)
             .with_context(|| format!("mounting {artifact}"))?;
     }
     let request = MountRequest {

@@ -29,7 +29,12 @@ pub fn copy(args: &CopyArgs, quiet: bool) -> anyhow::Result<Exit> {
         // (layouts and archives are the user's own files).
         let source = match source {
             Location::Registry(reference) => Location::Registry(
-                super::admission::admit(&client, args.policy.policy.as_deref(), &reference).await?,
+                ferry_registry::admission::admit(
+                    &client,
+                    args.policy.policy.as_deref(),
+                    &reference,
+                )
+                .await?,
             ),
             other => other,
         };
@@ -122,7 +127,7 @@ fn extract(
     let reference = normalize_reference(reference)?;
     let client = client(transport)?;
     let (extracted, bar, seconds) = with_transfer_bar(quiet, "downloading", async |bar| {
-        let admitted = super::admission::admit(&client, policy, &reference).await?;
+        let admitted = ferry_registry::admission::admit(&client, policy, &reference).await?;
         anyhow::Ok(extract_remote(&client, &admitted, dir, options, bar).await?)
     })?;
     if json {

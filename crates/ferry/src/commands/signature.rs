@@ -86,7 +86,7 @@ pub fn sign(store: &Store, args: &SignArgs) -> anyhow::Result<Exit> {
                 signatures::store_bundle_referrer(store, &digest, &bundle, COSIGN_SIGN_PREDICATE)?
             }
             Place::Registry(client) => {
-                let pinned = super::admission::pinned(&reference, &digest);
+                let pinned = ferry_registry::admission::pinned(&reference, &digest);
                 runtime()?.block_on(signatures::attach_bundle(
                     client,
                     &pinned,
@@ -238,11 +238,13 @@ fn files_under_test(
     let files = match place {
         Place::Store => artifact_files(store, &store.read_manifest(digest)?)?,
         Place::Registry(client) => {
-            let pinned = super::admission::pinned(reference, digest);
+            let pinned = ferry_registry::admission::pinned(reference, digest);
             runtime()?.block_on(remote_artifact_files(client, &pinned, None))?
         }
     };
-    Ok(FilesUnderTest::Artifact(super::admission::signable(&files)))
+    Ok(FilesUnderTest::Artifact(
+        ferry_registry::admission::signable(&files),
+    ))
 }
 
 /// Verifies one candidate: a trusted key, this manifest's digest, this

@@ -133,43 +133,18 @@ pub(super) fn pull_with_bar(
     let client = client(transport)?;
     let (pulled, _, _) = with_transfer_bar(quiet, "pulling", async |bar| {
         // Nothing is downloaded before the policy accepts the manifest.
-        let admitted = super::admission::admit(&client, policy, reference).await?;
-        let pulled = transfer::pull(
+        ferry_registry::admission::pull_admitted(
             &client,
             store,
-            &admitted,
+            policy,
+            reference,
             platform,
             transport.concurrency,
             bar,
         )
-        .await?;
-        carry_signatures(&client, store, &admitted, &pulled.digest).await;
-        anyhow::Ok(pulled)
+        .await
     })?;
     Ok(pulled)
-}
-
-/// Brings the registry's signatures of the pulled manifest into the store,
-/// so `verify` and a policy at `mount` find them offline. The artifact is
-/// already pulled and named: a failure here is a warning, and a policy
-/// that needs the signatures refuses the mount later, saying so.
-async fn carry_signatures(
-    client: &Client,
-    store: &Store,
-    reference: &ferry_spec::Reference,
-    manifest: &ferry_spec::oci::Digest,
-) {
-    match ferry_registry::signatures::pull_signatures(client, store, reference, manifest).await {
-        Ok(moved) if moved.bundles + moved.legacy > 0 => tracing::info!(
-            "{manifest}: {} bundle and {} legacy signatures stored",
-            moved.bundles,
-            moved.legacy
-        ),
-        Ok(_) => {}
-        Err(error) => {
-            tracing::warn!("the signatures of {manifest} were not pulled: {error}");
-        }
-    }
 }
 
 /// Runs a registry transfer on a fresh runtime behind a progress bar: what

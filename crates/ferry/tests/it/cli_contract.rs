@@ -510,6 +510,7 @@ fn registry_commands_print_their_documented_json() {
             "contentBytes",
             "digest",
             "layers",
+            "modelSignature",
             "reference",
             "seconds",
             "sentBytes"

@@ -61,6 +61,7 @@ fn json_outputs_have_the_expected_fields() {
             "contentBytes",
             "digest",
             "layers",
+            "modelSignature",
             "reference",
             "seconds",
             "sentBytes"
@@ -71,6 +72,10 @@ fn json_outputs_have_the_expected_fields() {
         "application/vnd.cncf.model.manifest.v1+json"
     );
     assert!(packed["sentBytes"].is_null(), "nothing is sent: {packed}");
+    assert!(
+        packed["modelSignature"].is_null(),
+        "nothing signed: {packed}"
+    );
     assert_eq!(packed["reference"], REF);
     let digest = packed["digest"].as_str().unwrap().to_string();
     assert!(is_digest(&digest), "{packed}");

@@ -1,36 +1,71 @@
-//! The policy gate. Every command that brings content in from a registry
-//! (`pull`, `pull --extract`, `fetch`, `mount --pull`, `copy`) passes
-//! [`admit`] first: the reference is resolved to a manifest digest, the
-//! signatures the policy asks for are checked, and only then is anything
-//! downloaded, pinned to that digest so a tag moved in between cannot
-//! bring in something else. `mount` also passes [`admit_local`] for every
-//! artifact it mounts, judged with the signatures the store holds.
+//! The policy gate. Every path that brings content in from a registry
+//! (`pull`, `pull --extract`, `fetch`, `mount` when it pulls, `copy`, the
+//! CSI driver) passes [`admit`] first: the reference is resolved to a
+//! manifest digest, the signatures the policy asks for are checked, and
+//! only then is anything downloaded, pinned to that digest so a tag moved
+//! in between cannot bring in something else. Mounting passes
+//! [`admit_local`] for every artifact, judged with the signatures the store
+//! holds, however the artifact got there.
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
-use ferry_registry::artifact_files::remote_artifact_files;
-use ferry_registry::referrers::resolve_descriptor;
-use ferry_registry::signatures::{SignatureCandidate, find_signatures, local_signatures};
-use ferry_registry::{Client, Endpoint};
 use ferry_sign::cosign::{Candidate, CosignVerifier};
 use ferry_sign::model::ManifestEntry;
-use ferry_sign::policy::{Decision, Policy, PolicySource, Requirement, Scoped};
+use ferry_sign::policy::{Decision, Policy, PolicyError, PolicySource, Requirement, Scoped};
 use ferry_spec::Reference;
 use ferry_spec::oci::Digest;
-use ferry_store::Store;
 use ferry_store::files::{ArtifactEntry, ArtifactFiles, artifact_files};
-use ferry_store::index::ref_name;
+use ferry_store::index::{normalize_reference, ref_name};
+use ferry_store::{Store, StoreError};
+
+use crate::artifact_files::remote_artifact_files;
+use crate::client::{Client, Endpoint};
+use crate::error::ClientError;
+use crate::platform::Platform;
+use crate::progress::TransferProgress;
+use crate::referrers::resolve_descriptor;
+use crate::signatures::{SignatureCandidate, find_signatures, local_signatures, pull_signatures};
+use crate::transfer::{self, Pulled};
+
+/// Why an artifact was not let in.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// The policy file cannot be read or is invalid.
+    #[error("reading the signature policy: {0}")]
+    Policy(#[from] PolicyError),
+    /// The policy rejects the artifact; `decision` says by which
+    /// requirement and why.
+    #[error("{reference}@{digest}: {decision}")]
+    Rejected {
+        /// The reference judged.
+        reference: String,
+        /// The manifest digest judged.
+        digest: String,
+        /// The policy's verdict.
+        decision: String,
+    },
+    /// A store artifact named by digest only: no scope applies to it.
+    #[error(
+        "{0} has no name in the store, so the signature policy cannot judge it; mount it by name"
+    )]
+    Unnamed(String),
+    /// Talking to the registry failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The reference to fetch: `reference` itself when no policy exists
-/// anywhere (podman's rule: accept), else pinned to the digest the policy
-/// accepted. A rejection is an error saying which requirement failed.
-pub(super) async fn admit(
+/// anywhere (podman's rule: accept) or the scope accepts anything, else
+/// pinned to the digest the policy accepted.
+pub async fn admit(
     client: &Client,
     policy: Option<&Path>,
     reference: &Reference,
-) -> anyhow::Result<Reference> {
-    let policy = Policy::discover(policy).context("reading the signature policy")?;
+) -> Result<Reference, AdmissionError> {
+    let policy = Policy::discover(policy)?;
     let scoped = policy.requirements_for(reference);
     if accepts_without_looking(&policy, &scoped) {
         // Nothing to check: no extra request, nothing pinned.
@@ -50,9 +85,7 @@ pub(super) async fn admit(
     };
     let mut verifier = CosignVerifier::new(digest.clone());
     if needs_files(&scoped) {
-        let files = remote_artifact_files(client, &pinned, None)
-            .await
-            .with_context(|| format!("reading the files of {}", pinned.whole()))?;
+        let files = remote_artifact_files(client, &pinned, None).await?;
         verifier = verifier.with_artifact_files(signable(&files));
     }
     let decision = scoped.evaluate(reference, digest.as_ref(), &candidates, &verifier);
@@ -60,12 +93,49 @@ pub(super) async fn admit(
     Ok(pinned)
 }
 
+/// [`admit`], then [`transfer::pull`] of exactly what was admitted, then
+/// the registry's signatures of the pulled manifest into the store (so
+/// `verify` and the policy at mount work offline). A failure to bring the
+/// signatures is a warning: the artifact is pulled and named, and a policy
+/// that needs them refuses the mount later, saying so.
+pub async fn pull_admitted(
+    client: &Client,
+    store: &Store,
+    policy: Option<&Path>,
+    reference: &Reference,
+    platform: Option<&Platform>,
+    concurrency: usize,
+    progress: &dyn TransferProgress,
+) -> Result<Pulled, AdmissionError> {
+    let admitted = admit(client, policy, reference).await?;
+    let pulled = transfer::pull(client, store, &admitted, platform, concurrency, progress).await?;
+    match pull_signatures(client, store, &admitted, &pulled.digest).await {
+        Ok(moved) if moved.bundles + moved.legacy > 0 => tracing::info!(
+            "{}: {} bundle and {} legacy signatures stored",
+            pulled.digest,
+            moved.bundles,
+            moved.legacy
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(
+                "the signatures of {} were not pulled: {error}",
+                pulled.digest
+            );
+        }
+    }
+    Ok(pulled)
+}
+
 /// Judges the store's artifact `input` (a name, or a digest the store
-/// names) with the signatures the store holds for it: what `mount` runs
-/// before it shows anyone the files, whether they were pulled, packed or
-/// loaded.
-pub(super) fn admit_local(store: &Store, policy: Option<&Path>, input: &str) -> anyhow::Result<()> {
-    let policy = Policy::discover(policy).context("reading the signature policy")?;
+/// names) with the signatures the store holds for it. Accepted when the
+/// policy accepts it under one of its names.
+pub fn admit_local(
+    store: &Store,
+    policy: Option<&Path>,
+    input: &str,
+) -> Result<(), AdmissionError> {
+    let policy = Policy::discover(policy)?;
     if matches!(policy.source(), PolicySource::NotFound { .. }) {
         return Ok(());
     }
@@ -75,14 +145,12 @@ pub(super) fn admit_local(store: &Store, policy: Option<&Path>, input: &str) -> 
         Some(name) => vec![name],
         None => names_of(store, &digest)?,
     };
-    let Some(first) = names.first() else {
-        bail!(
-            "{input} has no name in the store, so the signature policy cannot judge it; mount it by name"
-        );
-    };
+    if names.is_empty() {
+        return Err(AdmissionError::Unnamed(input.to_string()));
+    }
     let mut first_rejection = None;
     for name in &names {
-        let reference = ferry_store::index::normalize_reference(name)?;
+        let reference = normalize_reference(name)?;
         let scoped = policy.requirements_for(&reference);
         if accepts_without_looking(&policy, &scoped) {
             return Ok(());
@@ -98,8 +166,7 @@ pub(super) fn admit_local(store: &Store, policy: Option<&Path>, input: &str) -> 
         let mut verifier = CosignVerifier::new(digest.clone());
         if needs_files(&scoped) {
             let manifest = store.read_manifest(&digest)?;
-            let files = artifact_files(store, &manifest)
-                .with_context(|| format!("reading the files of {name}"))?;
+            let files = artifact_files(store, &manifest)?;
             verifier = verifier.with_artifact_files(signable(&files));
         }
         let decision = scoped.evaluate(&reference, digest.as_ref(), &candidates, &verifier);
@@ -110,7 +177,7 @@ pub(super) fn admit_local(store: &Store, policy: Option<&Path>, input: &str) -> 
             }
         }
     }
-    Err(first_rejection.unwrap_or_else(|| anyhow::anyhow!("{first}: rejected")))
+    Err(first_rejection.unwrap_or_else(|| AdmissionError::Unnamed(input.to_string())))
 }
 
 /// True when the policy accepts without a request: none exists, or every
@@ -141,16 +208,24 @@ fn needs_files(scoped: &Scoped) -> bool {
         .any(|r| matches!(r, Requirement::ModelSigned { .. }))
 }
 
-fn conclude(reference: &Reference, digest: &Digest, decision: &Decision) -> anyhow::Result<()> {
+fn conclude(
+    reference: &Reference,
+    digest: &Digest,
+    decision: &Decision,
+) -> Result<(), AdmissionError> {
     if !decision.is_accepted() {
-        bail!("{}@{digest}: {decision}", reference.whole());
+        return Err(AdmissionError::Rejected {
+            reference: reference.whole(),
+            digest: digest.to_string(),
+            decision: decision.to_string(),
+        });
     }
     tracing::info!("{}@{digest}: {decision}", reference.whole());
     Ok(())
 }
 
 /// A signature found next to an artifact, as the verifier takes it.
-pub(super) fn candidate(found: SignatureCandidate) -> Candidate {
+pub fn candidate(found: SignatureCandidate) -> Candidate {
     let model = found.is_model_signature();
     match found {
         SignatureCandidate::Bundle { bytes, .. } if model => Candidate::ModelBundle(bytes),
@@ -168,7 +243,7 @@ pub(super) fn candidate(found: SignatureCandidate) -> Candidate {
 
 /// An artifact's files as a model signature lists them, or why they cannot
 /// be signed: model signing refuses symbolic links (allow_symlinks false).
-pub(super) fn signable(files: &ArtifactFiles) -> Result<Vec<ManifestEntry>, String> {
+pub fn signable(files: &ArtifactFiles) -> Result<Vec<ManifestEntry>, String> {
     files
         .iter()
         .map(|(name, entry)| match entry {
@@ -189,7 +264,7 @@ pub(super) fn signable(files: &ArtifactFiles) -> Result<Vec<ManifestEntry>, Stri
 }
 
 /// The names the store's index gives `digest`.
-fn names_of(store: &Store, digest: &Digest) -> anyhow::Result<Vec<String>> {
+fn names_of(store: &Store, digest: &Digest) -> Result<Vec<String>, StoreError> {
     Ok(store
         .read_index()?
         .manifests()
@@ -201,7 +276,7 @@ fn names_of(store: &Store, digest: &Digest) -> anyhow::Result<Vec<String>> {
 
 /// `reference` pinned to `digest` (its tag kept for naming), so a tag moved
 /// in between cannot make the next request fetch or name another manifest.
-pub(super) fn pinned(reference: &Reference, digest: &Digest) -> Reference {
+pub fn pinned(reference: &Reference, digest: &Digest) -> Reference {
     match reference.tag() {
         Some(tag) => Reference::with_tag_and_digest(
             reference.registry().to_string(),
