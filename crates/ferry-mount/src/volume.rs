@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
 use ferry_store::Store;
+use ferry_store::select::LayerFilter;
 
 use crate::error::{IoContext, MountError, Result};
 use crate::layers::{self, CacheStats, LayerKey, LayerSource};
@@ -37,6 +38,8 @@ pub struct MountRequest {
     /// Never call mount(2): build a tree of hardlinks (read-only) or copies
     /// (read-write) at the target instead.
     pub no_mount: bool,
+    /// Which layers of every artifact to use (all when empty).
+    pub filter: LayerFilter,
 }
 
 impl MountRequest {
@@ -49,6 +52,7 @@ impl MountRequest {
             access: Access::ReadOnly,
             noexec: false,
             no_mount: false,
+            filter: LayerFilter::default(),
         }
     }
 }
@@ -123,7 +127,7 @@ struct Resolved {
     sources: Vec<LayerSource>,
 }
 
-fn resolve(store: &Store, input: &str) -> Result<Resolved> {
+fn resolve(store: &Store, input: &str, filter: &LayerFilter) -> Result<Resolved> {
     let resolved = store.resolve(input)?;
     let descriptor = &resolved.descriptor;
     if descriptor.media_type().to_string() == MEDIA_TYPE_IMAGE_INDEX {
@@ -139,6 +143,7 @@ fn resolve(store: &Store, input: &str) -> Result<Resolved> {
         .layers()
         .iter()
         .enumerate()
+        .filter(|(_, layer)| filter.accepts(layer))
         .map(|(i, layer)| {
             let diff_id = diff_ids.as_ref().and_then(|ids| ids.get(i)).cloned();
             LayerSource::of(layer).map(|source| source.expecting(diff_id))
@@ -175,7 +180,7 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
     let resolved = request
         .artifacts
         .iter()
-        .map(|input| resolve(store, input))
+        .map(|input| resolve(store, input, &request.filter))
         .collect::<Result<Vec<_>>>()?;
     let sources: Vec<LayerSource> = resolved.iter().flat_map(|r| r.sources.clone()).collect();
     let artifacts: Vec<MountedArtifact> = resolved.into_iter().map(|r| r.artifact).collect();
@@ -185,8 +190,13 @@ pub fn mount(store: &Store, request: &MountRequest, sys: &dyn Syscalls) -> Resul
         .collect::<Vec<_>>()
         .join(" + ");
     if sources.is_empty() {
+        let selected = if request.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" selected by {}", request.filter.describe())
+        };
         return Err(MountError::Unsupported(format!(
-            "{names} has no layers to mount"
+            "{names} has no layers{selected} to mount"
         )));
     }
     let cache = layers::ensure(store, &sources)?;

@@ -104,6 +104,41 @@ impl DockerConfig {
         Self::load(Self::default_path())
     }
 
+    /// Credentials handed over in memory (a Kubernetes secret of type
+    /// `kubernetes.io/dockerconfigjson`, or the older `dockercfg` whose
+    /// document is the `auths` map itself), named `origin` in errors. Only
+    /// `auths` is kept: `credsStore` and `credHelpers` would run programs
+    /// the secret names.
+    pub fn from_secret(origin: &str, bytes: &[u8]) -> Result<DockerConfig> {
+        let path = PathBuf::from(origin);
+        let document = match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(config_error(path, ConfigFileError::NotAnObject)),
+            Err(e) => return Err(config_error(path, ConfigFileError::Json(e))),
+        };
+        let auths = match document.get("auths") {
+            Some(Value::Object(auths)) => auths.clone(),
+            Some(_) => return Err(config_error(path, ConfigFileError::NotAnObject)),
+            None => document,
+        };
+        let mut kept = Map::new();
+        kept.insert("auths".to_string(), Value::Object(auths));
+        Ok(DockerConfig {
+            path,
+            document: kept,
+        })
+    }
+
+    /// One username and password for `registry`, in memory.
+    pub fn with_login(registry: &str, username: &str, password: &Secret) -> DockerConfig {
+        let mut config = DockerConfig {
+            path: PathBuf::from("(request secrets)"),
+            document: Map::new(),
+        };
+        config.insert_auth(canonical_key(registry), username, password);
+        config
+    }
+
     /// Loads a config file; a missing file is empty.
     pub fn load(path: PathBuf) -> Result<DockerConfig> {
         let document = match std::fs::read(&path) {

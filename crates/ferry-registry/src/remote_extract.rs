@@ -10,11 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use ferry_spec::Reference;
-use ferry_spec::annotations as ann;
-use ferry_spec::media::{Category, parse_layer_media_type};
 use ferry_spec::oci::{Descriptor, Digest};
 use ferry_store::StoreError;
 use ferry_store::extract::{
@@ -30,98 +27,8 @@ use crate::progress::TransferProgress;
 use crate::sources::ReadSources;
 use crate::transfer::{is_foreign, resolve_manifest};
 
-/// Which layers to fetch: every layer when empty; else the layers that
-/// match an `--include` glob or are of a listed category (the selectors add
-/// up: `--include config.json --category weight` brings both).
-#[derive(Debug, Clone, Default)]
-pub struct LayerFilter {
-    globs: Option<GlobSet>,
-    patterns: Vec<String>,
-    categories: Vec<Category>,
-}
-
-impl LayerFilter {
-    /// Compiles the globs (`**` crosses directories; a glob without `/`
-    /// also matches a file name at any depth).
-    pub fn new(include: &[String], categories: &[Category]) -> Result<LayerFilter> {
-        let globs = if include.is_empty() {
-            None
-        } else {
-            let mut builder = GlobSetBuilder::new();
-            for pattern in include {
-                let glob = GlobBuilder::new(pattern)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| {
-                        ClientError::invalid_input_because(format!("invalid glob {pattern:?}"), e)
-                    })?;
-                builder.add(glob);
-            }
-            Some(
-                builder.build().map_err(|e| {
-                    ClientError::invalid_input_because("invalid --include globs", e)
-                })?,
-            )
-        };
-        Ok(LayerFilter {
-            globs,
-            patterns: include.to_vec(),
-            categories: categories.to_vec(),
-        })
-    }
-
-    /// True when nothing is filtered.
-    pub fn is_empty(&self) -> bool {
-        self.globs.is_none() && self.categories.is_empty()
-    }
-
-    /// True when `layer` is wanted: no filter, or a glob matches its
-    /// path, or its category is listed.
-    pub fn accepts(&self, layer: &Descriptor) -> bool {
-        self.is_empty() || self.glob_matches(layer) || self.category_matches(layer)
-    }
-
-    fn glob_matches(&self, layer: &Descriptor) -> bool {
-        let (Some(globs), Some(path)) = (&self.globs, layer_path(layer)) else {
-            return false;
-        };
-        // Matched as placed: `./a//b` is `a/b`.
-        let Ok(parts) = safe_components(&path) else {
-            return false;
-        };
-        let path = parts.join("/");
-        let name = parts.last().map_or("", String::as_str);
-        globs.is_match(&path) || globs.is_match(name)
-    }
-
-    fn category_matches(&self, layer: &Descriptor) -> bool {
-        parse_layer_media_type(layer.media_type().as_ref())
-            .is_some_and(|(category, _)| self.categories.contains(&category))
-    }
-
-    fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.patterns.is_empty() {
-            parts.push(format!("--include {}", self.patterns.join(" ")));
-        }
-        if !self.categories.is_empty() {
-            let names: Vec<&str> = self.categories.iter().map(|c| c.name()).collect();
-            parts.push(format!("--category {}", names.join(",")));
-        }
-        parts.join(" or ")
-    }
-}
-
-/// The path a layer is placed at (`org.cncf.model.filepath`, its legacy
-/// spelling, or the title).
-pub fn layer_path(layer: &Descriptor) -> Option<String> {
-    let annotations = layer.annotations().as_ref()?;
-    annotations
-        .get(ann::FILEPATH)
-        .or_else(|| annotations.get(ann::FILEPATH_LEGACY))
-        .or_else(|| annotations.get(ann::TITLE))
-        .cloned()
-}
+// The layer selection is the store's, shared with mount.
+pub use ferry_store::select::{LayerFilter, layer_path};
 
 /// What [`extract_remote`] is told.
 #[derive(Debug, Clone, Default)]
@@ -307,60 +214,6 @@ async fn place_remote_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_spec::media::{Encoding, layer_media_type};
-    use ferry_spec::oci::MediaType;
-    use std::collections::HashMap;
-
-    fn layer(path: &str, category: Category) -> Descriptor {
-        let mut d = Descriptor::new(
-            MediaType::Other(layer_media_type(category, Encoding::Raw)),
-            1,
-            ferry_spec::digest::sha256_digest(path.as_bytes()),
-        );
-        d.set_annotations(Some(HashMap::from([(
-            ann::FILEPATH.to_string(),
-            path.to_string(),
-        )])));
-        d
-    }
-
-    #[test]
-    fn globs_match_paths_and_names_and_categories_narrow() {
-        let weights = layer("shards/model-00001.safetensors", Category::Weight);
-        let config = layer("config.json", Category::WeightConfig);
-        let nested = layer("1_Pooling/config.json", Category::WeightConfig);
-
-        let by_name = LayerFilter::new(&["config.json".into()], &[]).unwrap();
-        assert!(by_name.accepts(&config));
-        assert!(by_name.accepts(&nested));
-        assert!(!by_name.accepts(&weights));
-
-        let by_path = LayerFilter::new(&["shards/**".into()], &[]).unwrap();
-        assert!(by_path.accepts(&weights));
-        assert!(!by_path.accepts(&config));
-
-        let top_only = LayerFilter::new(&["1_Pooling/*.json".into()], &[]).unwrap();
-        assert!(top_only.accepts(&nested));
-        assert!(!top_only.accepts(&config));
-
-        let weights_only = LayerFilter::new(&[], &[Category::Weight]).unwrap();
-        assert!(weights_only.accepts(&weights));
-        assert!(!weights_only.accepts(&config));
-
-        let either = LayerFilter::new(&["config.json".into()], &[Category::Weight]).unwrap();
-        assert!(either.accepts(&config), "a file the glob names");
-        assert!(either.accepts(&weights), "a file of the category");
-        assert!(!either.accepts(&layer("README.md", Category::Doc)));
-        assert!(either.describe().contains(" or "), "{}", either.describe());
-        assert!(LayerFilter::default().accepts(&config));
-        assert!(LayerFilter::new(&["[".into()], &[]).is_err());
-        let dotted = layer("./shards//model-00001.safetensors", Category::Weight);
-        assert!(
-            by_path.accepts(&dotted),
-            "a path is matched as it is placed"
-        );
-    }
-
     #[test]
     fn paths_are_disjoint_only_when_no_file_or_directory_is_shared() {
         let paths = |list: &[&str]| -> Vec<Vec<String>> {

@@ -26,6 +26,7 @@ pub mod layout;
 pub mod lock;
 pub mod maintenance;
 pub mod pack;
+pub mod select;
 pub mod sized;
 pub mod store;
 

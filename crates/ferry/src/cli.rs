@@ -81,6 +81,8 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// Verify a model directory against its model signature.
     VerifyModel(VerifyModelArgs),
+    /// Run the Kubernetes CSI driver (a node and controller plugin on a unix socket).
+    Csi(Box<CsiArgs>),
 }
 
 impl Command {
@@ -109,6 +111,34 @@ impl Command {
                 | Command::VerifyModel(_)
         )
     }
+}
+
+#[derive(Debug, Args)]
+pub struct CsiArgs {
+    /// The gRPC endpoint kubelet and the sidecars talk to.
+    #[arg(
+        long,
+        value_name = "unix:///PATH",
+        default_value = "unix:///csi/csi.sock"
+    )]
+    pub endpoint: String,
+    /// This node's name (NodeGetInfo); usually from the downward API.
+    #[arg(long, value_name = "NAME", env = "KUBE_NODE_NAME")]
+    pub node_id: String,
+    /// The driver name registered with Kubernetes (the CSIDriver object's).
+    #[arg(long, value_name = "NAME", default_value = "csi.ferry.dev")]
+    pub driver_name: String,
+    /// A Docker config.json with registry credentials (e.g. a mounted Secret);
+    /// a publish request's own secrets take its place.
+    #[arg(long, value_name = "FILE")]
+    pub docker_config: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// Which signatures content must have before it comes in.
@@ -808,6 +838,13 @@ pub struct MountArgs {
     /// Build the volume as a tree of hardlinks (or copies with --rw) instead of mounting.
     #[arg(long)]
     pub no_mount: bool,
+    /// Mount only the layers whose path matches GLOB (repeatable; `**`
+    /// crosses directories, a glob without `/` matches a file name).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out the layers whose path matches GLOB (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]

@@ -1,5 +1,6 @@
 //! One function per command; each turns arguments into library calls.
 
+mod csi;
 mod fsck;
 mod index;
 mod init;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sign(args) => signature::sign(&open_store(&root)?, &args),
         Command::Verify(args) => signature::verify(&read_store(&root)?, &args),
         Command::VerifyModel(args) => sign::verify_model(&args),
+        Command::Csi(args) => csi::run(&root, &args),
     }
 }
 

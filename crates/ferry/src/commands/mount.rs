@@ -36,6 +36,8 @@ pub fn mount(store: &Store, args: &MountArgs, quiet: bool) -> anyhow::Result<Exi
         },
         noexec: args.noexec,
         no_mount: args.no_mount,
+        filter: ferry_store::select::LayerFilter::new(&args.include, &[])?
+            .excluding(&args.exclude)?,
     };
     let mounted = ferry_mount::mount(store, &request, &LinuxSyscalls)?;
     let record = &mounted.record;
