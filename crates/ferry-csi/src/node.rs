@@ -3,7 +3,7 @@
 //! engine; unpublish = unmount and forget.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,10 +60,11 @@ pub(crate) fn clean_path(field: &str, value: &str) -> Result<PathBuf, Status> {
     if !path.is_absolute() {
         return Err(invalid(format!("{field} {value:?} is not absolute")));
     }
+    // By segment: `Path::components` drops an inner `.` silently.
     if value.contains('\0')
-        || path
-            .components()
-            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || value
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
     {
         return Err(invalid(format!("{field} {value:?} is not a clean path")));
     }
