@@ -150,3 +150,28 @@ pub enum DriverError {
         source: std::io::Error,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_operation_on_a_volume_is_aborted_until_the_first_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = Driver::new(DriverOptions {
+            store_root: dir.path().join("store"),
+            node_id: "n".into(),
+            driver_name: "d".into(),
+            policy: None,
+            registries: RegistrySettings::default(),
+            concurrency: 1,
+        })
+        .unwrap();
+        let first = driver.begin("vol").unwrap();
+        let status = driver.begin("vol").err().expect("a second operation");
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert!(driver.begin("other").is_ok(), "other volumes go on");
+        drop(first);
+        assert!(driver.begin("vol").is_ok(), "the volume is free again");
+    }
+}
