@@ -524,6 +524,15 @@ impl KillOnDrop {
         child.wait_with_output().expect("wait for child")
     }
 
+    /// Sends SIGTERM and waits for the child to stop on its own.
+    pub fn terminate(mut self) -> Output {
+        let child = self.0.take().expect("child is running");
+        let pid = i32::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        child.wait_with_output().expect("wait for child")
+    }
+
     /// Sends SIGKILL (if it still runs) and reaps it; returns its output.
     pub fn kill(mut self) -> Output {
         let mut child = self.0.take().expect("child is running");

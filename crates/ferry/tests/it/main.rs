@@ -16,6 +16,7 @@ mod compression;
 mod concurrency;
 mod copy;
 mod crash;
+mod csi;
 mod interop;
 mod model_signatures;
 mod mount;
