@@ -195,13 +195,22 @@ pub fn root() -> bool {
 }
 
 /// `ferry serve` in process on loopback, over memory storage.
-pub async fn registry() -> (
+pub async fn registry() -> Registry {
+    registry_with(None).await
+}
+
+/// A running in-process registry.
+pub type Registry = (
     SocketAddr,
     tokio::task::JoinHandle<Result<(), ferry_server::ServerError>>,
-) {
+);
+
+/// [`registry`] that wants Basic auth for everything (`htpasswd`).
+pub async fn registry_with(htpasswd: Option<PathBuf>) -> Registry {
     let storage = Arc::new(ferry_server::storage::memory::MemoryStorage::new());
     let mut config = ferry_server::ServerConfig::new("/nonexistent".into());
     config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.htpasswd = htpasswd;
     let handle = ferry_server::Handle::new();
     let task = tokio::spawn(ferry_server::serve_storage(storage, config, handle.clone()));
     let addr = tokio::time::timeout(Duration::from_secs(10), handle.listening())
@@ -213,7 +222,20 @@ pub async fn registry() -> (
 
 /// Pushes the store's `local` artifact to `destination`.
 pub async fn push(store: &Store, local: &str, destination: &str) {
-    let client = ferry_registry::Client::new(ferry_registry::ClientOptions::default());
+    push_as(store, local, destination, None).await;
+}
+
+/// [`push`] with credentials.
+pub async fn push_as(
+    store: &Store,
+    local: &str,
+    destination: &str,
+    credentials: Option<ferry_registry::credentials::DockerConfig>,
+) {
+    let client = ferry_registry::Client::new(ferry_registry::ClientOptions {
+        docker_config: credentials,
+        ..ferry_registry::ClientOptions::default()
+    });
     ferry_registry::transfer::push(
         &client,
         store,

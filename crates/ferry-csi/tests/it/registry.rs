@@ -3,6 +3,8 @@
 //! the artifact or the registry is missing.
 
 use std::fs;
+
+use base64::Engine as _;
 use std::time::Duration;
 
 use tonic::Code;
@@ -160,4 +162,76 @@ fn metric(text: &str, name: &str) -> u64 {
         .find_map(|line| line.strip_prefix(&format!("{name} ")))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_come_from_the_requests_secrets() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    fs::write(&htpasswd, format!("puller:{hash}\n")).unwrap();
+    let (addr, _registry) = registry_with(Some(htpasswd)).await;
+    let registry_host = addr.to_string();
+    let login = ferry_registry::credentials::DockerConfig::with_login(
+        &registry_host,
+        "puller",
+        &ferry_registry::credentials::Secret::new("s3cret"),
+    );
+    let publisher = ferry_store::Store::open(dir.path().join("publisher")).unwrap();
+    pack_model(&publisher, dir.path(), "localhost/m:v1", 9);
+    let reference = format!("{addr}/private/m:v1");
+    push_as(&publisher, "localhost/m:v1", &reference, Some(login)).await;
+
+    let harness = Harness::start(dir.path(), None).await;
+    let mut node = harness.node();
+    let target = pod_target(dir.path(), "p");
+    let anonymous = node
+        .node_publish_volume(publish("v", &target, &[("reference", &reference)]))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::PermissionDenied, "{anonymous:?}");
+
+    // A kubernetes.io/dockerconfigjson secret; its credsStore names a
+    // program that must never run (only auths are taken from a secret).
+    let auth = base64::engine::general_purpose::STANDARD.encode("puller:s3cret");
+    let docker_config = serde_json::json!({
+        "auths": {registry_host.clone(): {"auth": auth}},
+        "credsStore": "ferry-test-must-not-run",
+    });
+    let mut request = publish("v", &target, &[("reference", &reference)]);
+    request
+        .secrets
+        .insert(".dockerconfigjson".into(), docker_config.to_string());
+    node.node_publish_volume(request)
+        .await
+        .expect("publish with a docker config secret");
+    assert_eq!(
+        fs::read(target.join("config.json")).unwrap(),
+        b"{\"seed\":9}\n"
+    );
+    node.node_unpublish_volume(unpublish("v", &target))
+        .await
+        .unwrap();
+
+    // username and password keys, with pullPolicy Always to ask again.
+    let mut request = publish(
+        "w",
+        &target,
+        &[("reference", &reference), ("pullPolicy", "Always")],
+    );
+    request.secrets.insert("username".into(), "puller".into());
+    request.secrets.insert("password".into(), "wrong".into());
+    let status = node.node_publish_volume(request.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    request.secrets.insert("password".into(), "s3cret".into());
+    node.node_publish_volume(request)
+        .await
+        .expect("publish with username and password");
+    node.node_unpublish_volume(unpublish("w", &target))
+        .await
+        .unwrap();
+    harness.stop().await;
 }
