@@ -1,0 +1,1 @@
+//! GGUF headers (written by a helper).

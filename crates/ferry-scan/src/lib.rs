@@ -1,0 +1,14 @@
+//! ferry-scan: model files judged before they are packed, pulled or
+//! mounted. Pickles are read opcode by opcode without executing anything
+//! and their globals judged against an allowlist; safetensors and GGUF
+//! headers are validated without reading tensor data; ONNX external data
+//! must stay inside the model directory. Memory is bounded by limits, never
+//! by what a file claims.
+
+pub mod format;
+pub mod gguf;
+pub mod safetensors;
+pub mod verdict;
+
+pub use format::FormatError;
+pub use verdict::{Finding, Verdict};

@@ -1,0 +1,1 @@
+//! safetensors headers (written by a helper).
