@@ -26,8 +26,9 @@ pub const MAX_TENSORS: u64 = 1_000_000;
 /// The most metadata key-value pairs a header may declare.
 pub const MAX_KV: u64 = 1_000_000;
 
-/// The longest string value accepted, in bytes.
-pub const MAX_STRING: u64 = 1 << 20;
+/// The longest string value accepted, in bytes: some conversions embed a
+/// whole `tokenizer.json` (several MiB) as one value.
+pub const MAX_STRING: u64 = 64 << 20;
 
 /// How deep arrays of arrays may nest (an array of scalars is depth 1).
 pub const MAX_ARRAY_DEPTH: u32 = 4;

@@ -83,6 +83,8 @@ pub enum Command {
     VerifyModel(VerifyModelArgs),
     /// Run the Kubernetes CSI driver (a node and controller plugin on a unix socket).
     Csi(Box<CsiArgs>),
+    /// Scan model files (a file, a directory or an artifact) for unsafe content.
+    Scan(Box<ScanArgs>),
 }
 
 impl Command {
@@ -111,6 +113,25 @@ impl Command {
                 | Command::VerifyModel(_)
         )
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// A file, a directory, or an artifact (in the store, else on its registry).
+    pub target: String,
+    /// Suspicious files (globals neither known safe nor known dangerous) fail too.
+    #[arg(long)]
+    pub strict: bool,
+    /// With --json, list safe files too.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]

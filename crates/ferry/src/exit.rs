@@ -19,6 +19,11 @@ pub enum Exit {
     Usage,
     /// 3: the command ran and found problems (fsck: corrupt or missing blobs).
     Problems,
+    /// 1 from `ferry scan`: dangerous or invalid files (or suspicious ones
+    /// under `--strict`), as picklescan answers.
+    Findings,
+    /// 2 from `ferry scan`: the scan itself failed, as picklescan answers.
+    ScanFailed,
 }
 
 impl From<Exit> for ExitCode {
@@ -28,6 +33,8 @@ impl From<Exit> for ExitCode {
             Exit::Error => 1,
             Exit::Usage => 2,
             Exit::Problems => 3,
+            Exit::Findings => 1,
+            Exit::ScanFailed => 2,
         })
     }
 }

@@ -13,6 +13,7 @@ mod pack;
 mod pack_generic;
 mod referrers;
 mod remote;
+mod scan;
 mod serve;
 mod sign;
 mod signature;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(args) => signature::verify(&read_store(&root)?, &args),
         Command::VerifyModel(args) => sign::verify_model(&args),
         Command::Csi(args) => csi::run(&root, &args),
+        Command::Scan(args) => scan::run(&open_store(&root)?, &args, quiet),
     }
 }
 

@@ -1,0 +1,242 @@
+//! `ferry scan PATH|REF`: model files judged for unsafe content. A path is
+//! a file or a directory; otherwise the reference names an artifact in the
+//! store (or, when the store lacks it, on its registry, pulled into a
+//! scratch store that is removed afterwards), scanned layer by layer: raw
+//! layers as the stored blob, tar layers entry by entry.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use ferry_scan::{FileReport, Verdict, scan_file};
+use ferry_store::Store;
+use ferry_store::decompress::{Limits, decoder};
+use ferry_store::extract::{LayerPlacement, placement, safe_components};
+use ferry_store::index::normalize_reference;
+
+use crate::cli::ScanArgs;
+use crate::exit::Exit;
+use crate::output::print_json;
+
+/// `ferry scan --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScanReport {
+    /// What was scanned: the path or the reference.
+    target: String,
+    /// The worst verdict of any file.
+    verdict: Verdict,
+    /// Files scanned, by verdict.
+    counts: Counts,
+    /// Every file that is not plainly safe, and every file with its format
+    /// with `--all`.
+    files: Vec<FileReport>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    safe: usize,
+    suspicious: usize,
+    dangerous: usize,
+    invalid: usize,
+}
+
+pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let reports = match collect(store, args, quiet) {
+        Ok(reports) => reports,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return Ok(Exit::ScanFailed);
+        }
+    };
+    let mut counts = Counts::default();
+    for report in &reports {
+        match report.verdict {
+            Verdict::Safe => counts.safe += 1,
+            Verdict::Suspicious => counts.suspicious += 1,
+            Verdict::Dangerous => counts.dangerous += 1,
+            Verdict::Invalid => counts.invalid += 1,
+        }
+    }
+    let verdict = reports
+        .iter()
+        .map(|r| r.verdict)
+        .max()
+        .unwrap_or(Verdict::Safe);
+    let failing = |v: Verdict| v >= Verdict::Dangerous || (args.strict && v == Verdict::Suspicious);
+    if args.json {
+        print_json(&ScanReport {
+            target: args.target.clone(),
+            verdict,
+            files: reports
+                .into_iter()
+                .filter(|r| args.all || r.verdict != Verdict::Safe)
+                .collect(),
+            counts,
+        })?;
+    } else {
+        for report in reports.iter().filter(|r| r.verdict != Verdict::Safe) {
+            println!("{}: {}", report.path, verdict_name(report.verdict));
+            for found in &report.findings {
+                let finding = &found.finding;
+                let member = found
+                    .member
+                    .as_deref()
+                    .map(|m| format!(" in {m}"))
+                    .unwrap_or_default();
+                let at = finding
+                    .offset
+                    .map(|o| format!(" at byte {o}"))
+                    .unwrap_or_default();
+                let what = match (&finding.opcode, &finding.global) {
+                    (Some(opcode), Some(global)) => format!("{opcode} {global}: "),
+                    (Some(opcode), None) => format!("{opcode}: "),
+                    _ => String::new(),
+                };
+                println!(
+                    "  {}{member}{at}: {what}{}",
+                    verdict_name(finding.verdict),
+                    finding.reason
+                );
+            }
+        }
+        if !quiet {
+            eprintln!(
+                "scanned {} files: {} safe, {} suspicious, {} dangerous, {} invalid",
+                counts.safe + counts.suspicious + counts.dangerous + counts.invalid,
+                counts.safe,
+                counts.suspicious,
+                counts.dangerous,
+                counts.invalid
+            );
+        }
+    }
+    Ok(if failing(verdict) {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
+}
+
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Safe => "safe",
+        Verdict::Suspicious => "suspicious",
+        Verdict::Dangerous => "dangerous",
+        Verdict::Invalid => "invalid",
+    }
+}
+
+fn collect(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Vec<FileReport>> {
+    let path = Path::new(&args.target);
+    if path.exists() {
+        let mut reports = Vec::new();
+        scan_path(path, path, &mut reports)?;
+        return Ok(reports);
+    }
+    if let Ok(resolved) = store.resolve(&args.target) {
+        return scan_artifact(store, resolved.descriptor.digest());
+    }
+    // On a registry: pulled into a scratch store, removed afterwards.
+    let reference = normalize_reference(&args.target).with_context(|| {
+        format!(
+            "{} is neither a file, a directory nor a reference",
+            args.target
+        )
+    })?;
+    let scratch = tempfile::Builder::new()
+        .prefix("ferry-scan-")
+        .tempdir_in(store.tmp_dir())
+        .or_else(|_| tempfile::tempdir())
+        .context("creating a scratch store")?;
+    let scratch_store = Store::open(scratch.path())?;
+    let pulled = super::transfer::pull_with_bar(
+        &scratch_store,
+        &reference,
+        None,
+        &args.transport,
+        args.policy.policy.as_deref(),
+        quiet,
+    )?;
+    scan_artifact(&scratch_store, &pulled.digest)
+}
+
+/// A file, or every regular file under a directory (symlinks are not
+/// followed; `.git` is skipped).
+fn scan_path(root: &Path, path: &Path, reports: &mut Vec<FileReport>) -> anyhow::Result<()> {
+    let metadata =
+        std::fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if metadata.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            scan_path(root, &entry.path(), reports)?;
+        }
+    } else if metadata.is_file() {
+        let name = path
+            .strip_prefix(root)
+            .ok()
+            .filter(|rel| !rel.as_os_str().is_empty())
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        reports.push(
+            scan_file(&name, file, metadata.len()).with_context(|| format!("scanning {name}"))?,
+        );
+    }
+    Ok(())
+}
+
+/// Every layer of the store's artifact `digest`.
+fn scan_artifact(
+    store: &Store,
+    digest: &ferry_spec::oci::Digest,
+) -> anyhow::Result<Vec<FileReport>> {
+    let manifest = store.read_manifest(digest)?;
+    let limits = Limits::from_env()?;
+    let mut reports = Vec::new();
+    for layer in manifest.layers() {
+        let blob = store.open_blob(layer.digest())?;
+        match placement(layer)? {
+            LayerPlacement::File(path) => {
+                let name = safe_components(&path)?.join("/");
+                reports.push(scan_file(&name, blob, layer.size())?);
+            }
+            LayerPlacement::Tar(encoding) => {
+                let reader = decoder(encoding, io::BufReader::new(blob), &limits)
+                    .with_context(|| format!("decoding layer {}", layer.digest()))?;
+                scan_tar(store, reader, &mut reports)
+                    .with_context(|| format!("reading layer {}", layer.digest()))?;
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// The regular files of a tar stream, each copied to a scratch file (zip
+/// and safetensors checks seek) and scanned.
+fn scan_tar(store: &Store, reader: impl Read, reports: &mut Vec<FileReport>) -> anyhow::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = safe_components(&entry.path()?.to_string_lossy())?.join("/");
+        let mut scratch =
+            tempfile::tempfile_in(store.tmp_dir()).or_else(|_| tempfile::tempfile())?;
+        let len = io::copy(&mut entry, &mut scratch)?;
+        io::Seek::rewind(&mut scratch)?;
+        reports.push(scan_file(&name, scratch, len)?);
+    }
+    Ok(())
+}
