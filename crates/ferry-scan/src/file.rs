@@ -63,11 +63,9 @@ pub struct FileFinding {
     pub finding: Finding,
 }
 
-/// Extensions of files that are pickles (or may be) when they carry no zip
-/// or NumPy magic.
-const PICKLE_EXTENSIONS: [&str; 9] = [
-    "pkl", "pickle", "bin", "pt", "pth", "ckpt", "joblib", "dat", "data",
-];
+/// Extensions of files that are pickles when they carry no zip or NumPy
+/// magic (protocol 0 and 1 pickles have no magic of their own).
+const PICKLE_EXTENSIONS: [&str; 6] = ["pkl", "pickle", "pt", "pth", "ckpt", "joblib"];
 
 /// Recognises the format of a file named `name` whose first bytes are
 /// `head`.
@@ -86,7 +84,11 @@ pub fn detect(name: &str, head: &[u8]) -> Format {
         Format::Safetensors
     } else if extension == "onnx" {
         Format::Onnx
-    } else if head.first() == Some(&0x80) || PICKLE_EXTENSIONS.contains(&extension.as_str()) {
+    } else if PICKLE_EXTENSIONS.contains(&extension.as_str()) {
+        Format::Pickle
+    } else if head.first() == Some(&0x80) && head.get(1).is_some_and(|v| (2..=5).contains(v)) {
+        // PROTO 2-5: what torch.save's legacy `.bin` files and any modern
+        // pickle start with, whatever the name.
         Format::Pickle
     } else {
         Format::Other

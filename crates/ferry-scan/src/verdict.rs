@@ -17,6 +17,18 @@ pub enum Verdict {
     Invalid,
 }
 
+impl Verdict {
+    /// The verdict's name, as `--json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Safe => "safe",
+            Verdict::Suspicious => "suspicious",
+            Verdict::Dangerous => "dangerous",
+            Verdict::Invalid => "invalid",
+        }
+    }
+}
+
 /// One thing found in a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {

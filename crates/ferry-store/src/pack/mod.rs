@@ -286,6 +286,11 @@ impl Prepared {
         self.files.iter().map(|f| f.metadata.len()).sum()
     }
 
+    /// The files to pack, in order (what `ferry pack` scans first).
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
     /// Number of files to pack.
     pub fn file_count(&self) -> usize {
         self.files.len()

@@ -21,6 +21,7 @@ use crate::size::{human, rate};
 pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = options(args)?;
+    refuse_unsafe_files(args, &reference, &options, quiet)?;
     // Read (and its password asked for) before the files, not after.
     let sign_key = signing_key(args)?;
     let bar = Bar::new(quiet, "packing");
@@ -29,6 +30,66 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
     bar.finish();
     let packed = result?;
     finish(store, args, packed, sign_key.as_ref(), started, quiet)
+}
+
+/// Scans the files `pack` would pack ([`ferry_scan`]): dangerous ones (code
+/// or I/O on load) stop the pack unless `--allow-unsafe`; suspicious and
+/// malformed ones are named on stderr.
+pub(super) fn refuse_unsafe_files(
+    args: &PackArgs,
+    reference: &ferry_spec::Reference,
+    options: &PackOptions,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let prepared = ferry_store::pack::prepare(&args.dir, reference, options)?;
+    let mut refused = Vec::new();
+    for file in prepared.files().iter().filter(|f| f.link_target.is_none()) {
+        let opened = std::fs::File::open(&file.read_from)
+            .with_context(|| format!("scanning {}", file.read_from.display()))?;
+        let report = ferry_scan::scan_file(&file.rel, opened, file.metadata.len())
+            .with_context(|| format!("scanning {}", file.rel))?;
+        let reasons = || {
+            report
+                .findings
+                .iter()
+                .map(|f| match &f.finding.global {
+                    Some(global) => format!("{global} ({})", f.finding.reason),
+                    None => f.finding.reason.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        match report.verdict {
+            ferry_scan::Verdict::Safe => {}
+            ferry_scan::Verdict::Dangerous => {
+                refused.push(format!("{} is dangerous: {}", file.rel, reasons()));
+            }
+            verdict => {
+                if !quiet {
+                    eprintln!(
+                        "warning: {} is {}: {}",
+                        file.rel,
+                        verdict.as_str(),
+                        reasons()
+                    );
+                }
+            }
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    if args.allow_unsafe {
+        for line in &refused {
+            eprintln!("warning: packing anyway (--allow-unsafe): {line}");
+        }
+        return Ok(());
+    }
+    bail!(
+        "{} (`ferry scan {}` for details; --allow-unsafe packs anyway)",
+        refused.join("; "),
+        args.dir.display()
+    )
 }
 
 /// `--sign-key`'s private key, read before packing.

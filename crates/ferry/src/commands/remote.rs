@@ -163,6 +163,7 @@ fn extract(
 pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = super::pack::options(args)?;
+    super::pack::refuse_unsafe_files(args, &reference, &options, quiet)?;
     let client = client(&args.transport)?;
     let runtime = runtime()?;
     let bar = Bar::new(quiet, "packing and pushing");

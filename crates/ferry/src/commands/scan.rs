@@ -79,7 +79,7 @@ pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> 
         })?;
     } else {
         for report in reports.iter().filter(|r| r.verdict != Verdict::Safe) {
-            println!("{}: {}", report.path, verdict_name(report.verdict));
+            println!("{}: {}", report.path, report.verdict.as_str());
             for found in &report.findings {
                 let finding = &found.finding;
                 let member = found
@@ -98,7 +98,7 @@ pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> 
                 };
                 println!(
                     "  {}{member}{at}: {what}{}",
-                    verdict_name(finding.verdict),
+                    finding.verdict.as_str(),
                     finding.reason
                 );
             }
@@ -119,15 +119,6 @@ pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> 
     } else {
         Exit::Ok
     })
-}
-
-fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Safe => "safe",
-        Verdict::Suspicious => "suspicious",
-        Verdict::Dangerous => "dangerous",
-        Verdict::Invalid => "invalid",
-    }
 }
 
 fn collect(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Vec<FileReport>> {

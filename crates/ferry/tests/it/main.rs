@@ -23,4 +23,5 @@ mod mount;
 mod referrers;
 mod registry;
 mod reproducible;
+mod scan;
 mod signing;

@@ -1,0 +1,104 @@
+//! `ferry scan` of files, directories, stored artifacts (raw and tar
+//! layers) and registry artifacts, with picklescan's exit codes; `ferry
+//! pack` refusing a dangerous file unless `--allow-unsafe`.
+
+use std::fs;
+
+use crate::common::*;
+use crate::registry::Server;
+
+/// `os.system("id")` as a protocol 0 pickle.
+const EVIL: &[u8] = b"cos\nsystem\n(S'id'\ntR.";
+/// A user's own class: not known safe, not known dangerous.
+const UNKNOWN: &[u8] = b"\x80\x02cmyproject.models\nNet\nq\x00)\x81q\x01.";
+
+fn model_with(cli: &Cli, extra: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let dir = cli.path("model");
+    tiny_model(&dir, 5);
+    for (name, bytes) in extra {
+        fs::write(dir.join(name), bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn scan_judges_files_and_directories_with_picklescans_exit_codes() {
+    let cli = Cli::new();
+    let clean = model_with(&cli, &[]);
+    let output = cli.exits(0, &["scan", s(&clean)]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).trim().is_empty(),
+        "{}",
+        show(&output)
+    );
+
+    fs::write(clean.join("training_state.pkl"), EVIL).unwrap();
+    let output = cli.exits(1, &["scan", s(&clean)]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("training_state.pkl: dangerous") && stdout.contains("os.system"),
+        "{stdout}"
+    );
+    let report = parse_json(&cli.exits(1, &["scan", s(&clean), "--json"]), &["scan"]);
+    assert_eq!(report["verdict"], "dangerous");
+    assert_eq!(report["counts"]["dangerous"], 1);
+    let finding = &report["files"][0]["findings"][0];
+    assert_eq!(finding["global"], "os.system");
+    assert_eq!(finding["opcode"], "GLOBAL");
+    assert_eq!(finding["offset"], 0);
+
+    let unknown = cli.path("unknown.pkl");
+    fs::write(&unknown, UNKNOWN).unwrap();
+    cli.exits(0, &["scan", s(&unknown)]);
+    cli.exits(1, &["scan", s(&unknown), "--strict"]);
+    cli.exits(2, &["scan", "/nonexistent/model.pkl"]);
+}
+
+#[test]
+fn pack_refuses_a_dangerous_file_unless_allowed() {
+    let cli = Cli::new();
+    let dir = model_with(&cli, &[("optimizer.pt", EVIL), ("net.pkl", UNKNOWN)]);
+    let output = cli.run(&["pack", s(&dir), "-t", "localhost/m:1"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("optimizer.pt is dangerous"), "{stderr}");
+    assert!(
+        stderr.contains("net.pkl is suspicious"),
+        "a warning: {stderr}"
+    );
+    assert!(cli.ferry.listed().is_empty(), "nothing is stored");
+    cli.ok(&["pack", s(&dir), "-t", "localhost/m:1", "--allow-unsafe"]);
+    assert!(cli.ferry.listed().contains_key("localhost/m:1"));
+}
+
+#[test]
+fn stored_and_registry_artifacts_are_scanned_layer_by_layer() {
+    let registry = Server::ferry_serve::<&str>(&[]);
+    let cli = Cli::new();
+    let dir = model_with(&cli, &[]);
+    fs::create_dir_all(dir.join("extra")).unwrap();
+    fs::write(dir.join("extra/state.pkl"), EVIL).unwrap();
+    let reference = registry.reference("models/m:v1");
+    // Tar layers: the file is found inside the archive.
+    cli.ok(&[
+        "pack",
+        s(&dir),
+        "-t",
+        &reference,
+        "--layer-format",
+        "tar",
+        "--allow-unsafe",
+    ]);
+    let report = parse_json(&cli.exits(1, &["scan", &reference, "--json"]), &["scan"]);
+    assert_eq!(report["files"][0]["path"], "extra/state.pkl", "{report}");
+    cli.ok(&["push", &reference]);
+
+    // Another machine scans it on the registry; nothing stays in its store.
+    let other = Cli::new();
+    let output = other.exits(1, &["scan", &reference]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("extra/state.pkl: dangerous"));
+    assert!(
+        other.ferry.listed().is_empty(),
+        "the scratch store was kept"
+    );
+}
