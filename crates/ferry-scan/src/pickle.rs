@@ -163,7 +163,16 @@ pub fn scan_pickle<R: Read>(reader: R) -> PickleReport {
                 // torch files put raw storages there): only a first pickle
                 // that breaks is malformed. Globals met on the way were
                 // judged either way.
-                if report.pickles == 0 {
+                if report.pickles == 0 && machine.joblib_arrays {
+                    // joblib writes each array's bytes into the stream right
+                    // after its wrapper: the pickle cannot be read past it
+                    // without NumPy's dtype logic.
+                    report.findings.push(Finding::new(
+                        Verdict::Suspicious,
+                        Some(cursor.position.max(start)),
+                        "joblib array data follows a NumpyArrayWrapper: the rest of the stream was not scanned",
+                    ));
+                } else if report.pickles == 0 {
                     let reason = match problem {
                         Problem::Truncated => "the pickle ends before STOP".to_string(),
                         Problem::Invalid(reason) => reason,
@@ -194,6 +203,8 @@ struct Machine {
     stack: Vec<Value>,
     memo: HashMap<u64, Value>,
     opcodes: u64,
+    /// A joblib array wrapper was imported (its array bytes follow it).
+    joblib_arrays: bool,
 }
 
 impl Machine {
@@ -248,6 +259,9 @@ impl Machine {
     ) -> Result<(), Problem> {
         let finding = match (module, name) {
             (Some(module), Some(name)) => {
+                if module == "joblib.numpy_pickle" {
+                    self.joblib_arrays = true;
+                }
                 let global = format!("{module}.{name}");
                 match judge(&module, &name) {
                     Judgement::Safe => {
@@ -694,6 +708,16 @@ mod tests {
             let report = scan_pickle(bad);
             assert_eq!(report.verdict(), Verdict::Invalid, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn joblib_array_data_ends_the_scan_as_suspicious_not_invalid() {
+        // A wrapper, BUILD, then raw array bytes (not opcodes).
+        let mut stream = b"\x80\x04cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}b".to_vec();
+        stream.extend_from_slice(&[0xff; 16]);
+        let report = scan_pickle(&stream[..]);
+        assert_eq!(report.verdict(), Verdict::Suspicious, "{report:?}");
+        assert!(report.findings[0].reason.contains("joblib"));
     }
 
     #[test]
