@@ -195,7 +195,9 @@ fn needs_signatures(scoped: &Scoped) -> bool {
     scoped.requirements.iter().any(|r| {
         matches!(
             r,
-            Requirement::SigstoreSigned { .. } | Requirement::ModelSigned { .. }
+            Requirement::SigstoreSigned { .. }
+                | Requirement::ModelSigned { .. }
+                | Requirement::Scanned { .. }
         )
     })
 }
@@ -226,9 +228,10 @@ fn conclude(
 
 /// A signature found next to an artifact, as the verifier takes it.
 pub fn candidate(found: SignatureCandidate) -> Candidate {
-    let model = found.is_model_signature();
+    let (model, scan) = (found.is_model_signature(), found.is_scan_report());
     match found {
         SignatureCandidate::Bundle { bytes, .. } if model => Candidate::ModelBundle(bytes),
+        SignatureCandidate::Bundle { bytes, .. } if scan => Candidate::ScanBundle(bytes),
         SignatureCandidate::Bundle { bytes, .. } => Candidate::Bundle(bytes),
         SignatureCandidate::Legacy {
             payload,

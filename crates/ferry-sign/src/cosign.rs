@@ -6,10 +6,12 @@
 use ferry_spec::oci::Digest;
 
 use crate::artifact::{VerifiedSignature, verify_legacy, verify_manifest_bundle};
+use crate::attestation::verify_attestation;
 use crate::error::SignError;
 use crate::keys::PublicKey;
+use crate::media::SCAN_REPORT_PREDICATE_TYPE;
 use crate::model::{ManifestEntry, SignedModel};
-use crate::policy::{KeyMaterial, ModelSigned, SignatureVerifier, Signed};
+use crate::policy::{KeyMaterial, ModelSigned, ScanAttested, SignatureVerifier, Signed};
 
 /// A signature found for an artifact, as fetched: bytes only, unverified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub enum Candidate {
     },
     /// A bundle referrer announcing an OpenSSF model signature.
     ModelBundle(Vec<u8>),
+    /// A bundle referrer announcing ferry's signed scan report.
+    ScanBundle(Vec<u8>),
 }
 
 /// Verifies cosign signatures of the manifest `expected` names. A valid
@@ -71,6 +75,9 @@ impl SignatureVerifier<Candidate> for CosignVerifier {
             Candidate::ModelBundle(_) => {
                 return Err("a model signature, not a signature of the manifest".to_string());
             }
+            Candidate::ScanBundle(_) => {
+                return Err("a scan report, not a signature of the manifest".to_string());
+            }
         };
         match verified {
             Ok(verified) => Ok(Some(signed(verified))),
@@ -92,7 +99,7 @@ impl SignatureVerifier<Candidate> for CosignVerifier {
         keys: &[KeyMaterial],
     ) -> Result<Option<ModelSigned>, String> {
         let Candidate::ModelBundle(bytes) = candidate else {
-            return Err("a signature of the manifest, not a model signature".to_string());
+            return Err("not a model signature".to_string());
         };
         let files = match &self.files {
             Some(Ok(files)) => files,
@@ -112,6 +119,30 @@ impl SignatureVerifier<Candidate> for CosignVerifier {
             files: signed.verified().files,
             key: signed.verified().key.fingerprint.clone(),
         }))
+    }
+
+    fn verify_scan(
+        &self,
+        candidate: &Candidate,
+        keys: &[KeyMaterial],
+    ) -> Result<Option<ScanAttested>, String> {
+        let Candidate::ScanBundle(bytes) = candidate else {
+            return Err("not a scan report".to_string());
+        };
+        let keys = public_keys(keys)?;
+        match verify_attestation(bytes, &keys, SCAN_REPORT_PREDICATE_TYPE, &self.expected) {
+            Ok(attested) => Ok(Some(ScanAttested {
+                verdict: attested
+                    .predicate
+                    .get("verdict")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_string(),
+                key: attested.key.fingerprint,
+            })),
+            Err(SignError::NoValidSignature { .. }) => Ok(None),
+            Err(other) => Err(other.to_string()),
+        }
     }
 }
 

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod artifact;
+pub mod attestation;
 pub mod bundle;
 pub mod cosign;
 pub mod dsse;

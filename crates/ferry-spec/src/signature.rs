@@ -17,6 +17,9 @@ pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// The predicate type of an OpenSSF model signature (v1.0), which ferry
 /// also stores as a bundle referrer of the artifact whose files it signs.
 pub const MODEL_SIGNING_PREDICATE: &str = "https://model_signing/signature/v1.0";
+/// The predicate type of ferry's signed scan report (`ferry scan --attach`),
+/// stored as a bundle referrer like the others.
+pub const SCAN_REPORT_PREDICATE: &str = "https://ferry.dev/attestations/scan/v1";
 
 /// Media type of a legacy signature layer: the exact signed payload.
 pub const SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";

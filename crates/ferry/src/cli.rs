@@ -125,6 +125,14 @@ pub struct ScanArgs {
     /// With --json, list safe files too.
     #[arg(long)]
     pub all: bool,
+    /// Sign the report with --key and attach it to the artifact (in the
+    /// store, or on its registry) as a referrer: what `ferry verify` and a
+    /// policy's `scanned` requirement check.
+    #[arg(long, requires = "key")]
+    pub attach: bool,
+    /// The private key that signs an attached report.
+    #[arg(long, value_name = "FILE", requires = "attach")]
+    pub key: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -605,8 +605,9 @@ pub struct VerifyReport {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureCheck {
-    /// `bundle` or `legacy` (signatures of the manifest), or `model` (an
-    /// OpenSSF model signature of the files).
+    /// `bundle` or `legacy` (signatures of the manifest), `model` (an
+    /// OpenSSF model signature of the files), or `scan` (a signed scan
+    /// report, verified only when it found nothing).
     pub format: &'static str,
     /// The referrer manifest (bundle, model) or the `.sig` layer (legacy).
     pub digest: String,

@@ -19,7 +19,7 @@ mod remote;
 mod travel;
 
 use ferry_spec::oci::Digest;
-use ferry_spec::signature::MODEL_SIGNING_PREDICATE;
+use ferry_spec::signature::{MODEL_SIGNING_PREDICATE, SCAN_REPORT_PREDICATE};
 
 pub use local::{local_signatures, store_bundle_referrer, store_legacy_signature};
 pub use remote::{append_legacy_signature, attach_bundle, find_signatures};
@@ -33,10 +33,20 @@ pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024;
 pub const MAX_SIGNATURES: usize = 100;
 
 impl SignatureCandidate {
-    /// True for a bundle announcing an OpenSSF model signature; every other
-    /// candidate is a signature of the manifest (cosign's formats).
+    /// True for a bundle announcing an OpenSSF model signature.
     pub fn is_model_signature(&self) -> bool {
-        matches!(self, Self::Bundle { predicate_type: Some(t), .. } if t == MODEL_SIGNING_PREDICATE)
+        self.announces(MODEL_SIGNING_PREDICATE)
+    }
+
+    /// True for a bundle announcing ferry's signed scan report. Every
+    /// candidate that is neither is a signature of the manifest (cosign's
+    /// formats).
+    pub fn is_scan_report(&self) -> bool {
+        self.announces(SCAN_REPORT_PREDICATE)
+    }
+
+    fn announces(&self, predicate: &str) -> bool {
+        matches!(self, Self::Bundle { predicate_type: Some(t), .. } if t == predicate)
     }
 }
 

@@ -28,6 +28,28 @@ pub trait SignatureVerifier<C> {
     ) -> Result<Option<ModelSigned>, String> {
         Err("this verifier cannot check model signatures".to_string())
     }
+
+    /// For `scanned`: `Ok(Some(report))` when one of `keys` verifies
+    /// `candidate` as a scan report about the manifest being admitted,
+    /// `Ok(None)` when no key does, `Err(reason)` when it is no scan report
+    /// or is malformed. A verifier without scan reports never satisfies
+    /// `scanned`.
+    fn verify_scan(
+        &self,
+        _candidate: &C,
+        _keys: &[KeyMaterial],
+    ) -> Result<Option<ScanAttested>, String> {
+        Err("this verifier cannot check scan reports".to_string())
+    }
+}
+
+/// What a verified scan report says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanAttested {
+    /// The report's verdict (`safe`, `suspicious`, `dangerous`, `invalid`).
+    pub verdict: String,
+    /// Which key verified it, for messages.
+    pub key: String,
 }
 
 /// What a verified model signature covers.
@@ -101,6 +123,13 @@ pub enum Satisfaction {
         candidate: usize,
         /// What the verifier found.
         signed: Signed,
+    },
+    /// A signed scan report of this manifest with an acceptable verdict.
+    ScanReport {
+        /// Its index among the candidates.
+        candidate: usize,
+        /// What the verifier found.
+        attested: ScanAttested,
     },
     /// A model signature whose files are the artifact's.
     ModelSignature {
@@ -176,6 +205,9 @@ pub enum CandidateReason {
         /// The manifest being admitted.
         expected: String,
     },
+    /// A signed scan report whose verdict the requirement does not accept.
+    #[error("the signed scan report found {0} files")]
+    ScanVerdict(String),
     /// It claims no identity, and the requirement needs one.
     #[error("it claims no identity ({0} needs one)")]
     NoIdentity(&'static str),
@@ -275,6 +307,17 @@ fn judge<C>(
         Requirement::ModelSigned { trust_root } => {
             return judge_model(&trust_keys(trust_root)?, candidates, verifier);
         }
+        Requirement::Scanned {
+            trust_root,
+            allow_suspicious,
+        } => {
+            return judge_scan(
+                &trust_keys(trust_root)?,
+                *allow_suspicious,
+                candidates,
+                verifier,
+            );
+        }
         Requirement::SigstoreSigned {
             trust_root,
             signed_identity,
@@ -328,6 +371,41 @@ fn judge_model<C>(
                     signed,
                 });
             }
+            Ok(None) => CandidateReason::NoKeyVerifies,
+            Err(reason) => CandidateReason::Malformed(reason),
+        };
+        failures.push(CandidateFailure {
+            candidate: index,
+            reason,
+        });
+    }
+    if failures.is_empty() {
+        return Err(RejectReason::NoSignatures);
+    }
+    Err(RejectReason::NoCandidate(failures))
+}
+
+/// `scanned`: the first candidate that is a scan report of this manifest by
+/// one of `keys` whose verdict is acceptable.
+fn judge_scan<C>(
+    keys: &[KeyMaterial],
+    allow_suspicious: bool,
+    candidates: &[C],
+    verifier: &dyn SignatureVerifier<C>,
+) -> Result<Satisfaction, RejectReason> {
+    let mut failures = Vec::new();
+    for (index, candidate) in candidates.iter().enumerate() {
+        let reason = match verifier.verify_scan(candidate, keys) {
+            Ok(Some(attested))
+                if attested.verdict == "safe"
+                    || (allow_suspicious && attested.verdict == "suspicious") =>
+            {
+                return Ok(Satisfaction::ScanReport {
+                    candidate: index,
+                    attested,
+                });
+            }
+            Ok(Some(attested)) => CandidateReason::ScanVerdict(attested.verdict),
             Ok(None) => CandidateReason::NoKeyVerifies,
             Err(reason) => CandidateReason::Malformed(reason),
         };

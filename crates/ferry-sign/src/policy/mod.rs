@@ -55,6 +55,10 @@
 //!   hold (path and SHA-256; the signer's ignore paths left out). It binds
 //!   what a user sees in a mount or an extracted directory to the signer,
 //!   whatever the manifest digest.
+//! - `scanned` (ferry's own; keys as above, optional `allowSuspicious`): a
+//!   scan report made by `ferry scan --attach`, signed by one of the keys,
+//!   about the manifest being admitted, that found nothing dangerous or
+//!   malformed (nor suspicious unless `allowSuspicious` is true).
 //!
 //! # signedIdentity
 //!
@@ -135,7 +139,7 @@ pub use discover::{PolicyLocations, PolicySource};
 pub use error::PolicyError;
 pub use evaluate::{
     CandidateFailure, CandidateReason, Decision, ModelSigned, Outcome, RejectReason, Rejection,
-    Satisfaction, Satisfied, Scoped, SignatureVerifier, Signed,
+    Satisfaction, Satisfied, ScanAttested, Scoped, SignatureVerifier, Signed,
 };
 pub use identity::{IdentityMismatch, SignedIdentity};
 pub use keys::{KeyError, KeyMaterial, KeyOrigin, MAX_KEY_SIZE};

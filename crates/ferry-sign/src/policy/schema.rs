@@ -42,6 +42,15 @@ pub enum Requirement {
         /// The keys (`keyPath`, `keyPaths` or `keyData`).
         trust_root: TrustRoot,
     },
+    /// `scanned` (ferry's own): a scan report (`ferry scan --attach`)
+    /// signed by one of these keys, about this manifest, that found
+    /// nothing dangerous or malformed (nor suspicious, unless allowed).
+    Scanned {
+        /// The keys (`keyPath`, `keyPaths` or `keyData`).
+        trust_root: TrustRoot,
+        /// `allowSuspicious`: a report of suspicious files passes too.
+        allow_suspicious: bool,
+    },
 }
 
 impl Requirement {
@@ -53,6 +62,7 @@ impl Requirement {
             Self::SigstoreSigned { .. } => "sigstoreSigned",
             Self::SignedBy => "signedBy",
             Self::ModelSigned { .. } => "modelSigned",
+            Self::Scanned { .. } => "scanned",
         }
     }
 }
@@ -236,6 +246,14 @@ enum RawRequirement {
         key_paths: Option<Vec<String>>,
         key_data: Option<String>,
     },
+    #[serde(rename = "scanned", rename_all = "camelCase")]
+    Scanned {
+        key_path: Option<String>,
+        key_paths: Option<Vec<String>>,
+        key_data: Option<String>,
+        #[serde(default)]
+        allow_suspicious: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -311,6 +329,15 @@ impl RawRequirement {
                 key_data,
             } => Ok(Requirement::ModelSigned {
                 trust_root: key_trust_root(key_path, key_paths, key_data, location)?,
+            }),
+            Self::Scanned {
+                key_path,
+                key_paths,
+                key_data,
+                allow_suspicious,
+            } => Ok(Requirement::Scanned {
+                trust_root: key_trust_root(key_path, key_paths, key_data, location)?,
+                allow_suspicious,
             }),
         }
     }

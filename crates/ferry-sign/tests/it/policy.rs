@@ -516,7 +516,8 @@ fn every_requirement_must_be_satisfied() {
         .iter()
         .map(|s| match &s.by {
             Satisfaction::Signature { candidate, .. }
-            | Satisfaction::ModelSignature { candidate, .. } => *candidate,
+            | Satisfaction::ModelSignature { candidate, .. }
+            | Satisfaction::ScanReport { candidate, .. } => *candidate,
             Satisfaction::AcceptAnything => usize::MAX,
         })
         .collect();
@@ -1164,4 +1165,33 @@ fn a_verifier_without_files_never_satisfies_model_signed() {
             .contains("cannot check model signatures"),
         "{decision}"
     );
+}
+
+#[test]
+fn scanned_fields_parse_and_a_verifier_without_reports_never_satisfies_them() {
+    let keys = keys();
+    let policy = policy_with(
+        "",
+        serde_json::json!({"type": "scanned", "keyPath": keys.a, "allowSuspicious": true}),
+    );
+    assert_eq!(
+        policy.transport("docker").unwrap()[""],
+        [Requirement::Scanned {
+            trust_root: TrustRoot::KeyPaths(vec![keys.a.clone()]),
+            allow_suspicious: true,
+        }]
+    );
+    let decision = policy.evaluate(
+        &reference("m"),
+        &digest('a'),
+        &[sig(KEY_A, &digest('a'), "m")],
+        &FakeVerifier::default(),
+    );
+    assert!(!decision.is_accepted());
+    assert!(
+        decision.to_string().contains("cannot check scan reports"),
+        "{decision}"
+    );
+    let error = load_error(r#"{"default":[{"type":"scanned","keyPath":"/k","verdict":"safe"}]}"#);
+    assert!(error.contains("unknown field `verdict`"), "{error}");
 }

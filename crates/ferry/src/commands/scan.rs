@@ -11,7 +11,12 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use ferry_registry::signatures::{attach_bundle, store_bundle_referrer};
 use ferry_scan::{FileReport, Verdict, scan_file};
+use ferry_sign::attestation::sign_attestation;
+use ferry_spec::Reference;
+use ferry_spec::oci::Digest;
+use ferry_spec::signature::SCAN_REPORT_PREDICATE;
 use ferry_store::Store;
 use ferry_store::decompress::{Limits, decoder};
 use ferry_store::extract::{LayerPlacement, placement, safe_components};
@@ -44,9 +49,25 @@ struct Counts {
     invalid: usize,
 }
 
+/// Where a scanned artifact is, for attaching the report.
+enum Scanned {
+    /// Files on disk.
+    Files,
+    /// The store's artifact.
+    Stored(Digest),
+    /// A registry's artifact, pinned to what was scanned.
+    Remote(Reference),
+}
+
 pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let reports = match collect(store, args, quiet) {
-        Ok(reports) => reports,
+    // Read (and its password asked for) before the scan, not after.
+    let key = args
+        .key
+        .as_deref()
+        .map(|path| super::sign::read_private_key(path, "scan"))
+        .transpose()?;
+    let (reports, scanned) = match collect(store, args, quiet) {
+        Ok(collected) => collected,
         Err(error) => {
             eprintln!("error: {error:#}");
             return Ok(Exit::ScanFailed);
@@ -67,6 +88,12 @@ pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> 
         .max()
         .unwrap_or(Verdict::Safe);
     let failing = |v: Verdict| v >= Verdict::Dangerous || (args.strict && v == Verdict::Suspicious);
+    if let (true, Some(key)) = (args.attach, &key) {
+        let attached = attach(store, args, &scanned, key, verdict, &counts, &reports)?;
+        if !quiet {
+            eprintln!("signed scan report attached as {attached}");
+        }
+    }
     if args.json {
         print_json(&ScanReport {
             target: args.target.clone(),
@@ -121,15 +148,68 @@ pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> 
     })
 }
 
-fn collect(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Vec<FileReport>> {
+/// Signs the report as an in-toto attestation about the artifact and
+/// attaches it where the artifact is. Returns the referrer's digest.
+fn attach(
+    store: &Store,
+    args: &ScanArgs,
+    scanned: &Scanned,
+    key: &ferry_sign::PrivateKey,
+    verdict: Verdict,
+    counts: &Counts,
+    reports: &[FileReport],
+) -> anyhow::Result<Digest> {
+    let findings: Vec<&FileReport> = reports
+        .iter()
+        .filter(|r| r.verdict != Verdict::Safe)
+        .collect();
+    let predicate = serde_json::json!({
+        "scanner": {"name": "ferry", "version": env!("CARGO_PKG_VERSION")},
+        "verdict": verdict.as_str(),
+        "counts": counts,
+        "files": findings,
+    });
+    let (digest, remote) = match scanned {
+        Scanned::Files => anyhow::bail!("--attach needs an artifact, not files on disk"),
+        Scanned::Stored(digest) => (digest.clone(), None),
+        Scanned::Remote(pinned) => (
+            pinned
+                .digest()
+                .context("the scanned reference is pinned")?
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            Some(pinned),
+        ),
+    };
+    let bundle = sign_attestation(key, &digest, SCAN_REPORT_PREDICATE, predicate);
+    Ok(match remote {
+        None => store_bundle_referrer(store, &digest, &bundle, SCAN_REPORT_PREDICATE)?,
+        Some(pinned) => {
+            let client = super::transfer::client(&args.transport)?;
+            super::transfer::runtime()?.block_on(attach_bundle(
+                &client,
+                pinned,
+                &bundle,
+                SCAN_REPORT_PREDICATE,
+            ))?
+        }
+    })
+}
+
+fn collect(
+    store: &Store,
+    args: &ScanArgs,
+    quiet: bool,
+) -> anyhow::Result<(Vec<FileReport>, Scanned)> {
     let path = Path::new(&args.target);
     if path.exists() {
         let mut reports = Vec::new();
         scan_path(path, path, &mut reports)?;
-        return Ok(reports);
+        return Ok((reports, Scanned::Files));
     }
     if let Ok(resolved) = store.resolve(&args.target) {
-        return scan_artifact(store, resolved.descriptor.digest());
+        let digest = resolved.descriptor.digest().clone();
+        return Ok((scan_artifact(store, &digest)?, Scanned::Stored(digest)));
     }
     // On a registry: pulled into a scratch store, removed afterwards.
     let reference = normalize_reference(&args.target).with_context(|| {
@@ -152,7 +232,9 @@ fn collect(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Vec<Fi
         args.policy.policy.as_deref(),
         quiet,
     )?;
-    scan_artifact(&scratch_store, &pulled.digest)
+    let reports = scan_artifact(&scratch_store, &pulled.digest)?;
+    let pinned = ferry_registry::admission::pinned(&reference, &pulled.digest);
+    Ok((reports, Scanned::Remote(pinned)))
 }
 
 /// A file, or every regular file under a directory (symlinks are not

@@ -174,6 +174,12 @@ pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
                 },
                 Some(files),
             ) if candidate.is_model_signature() => check_model(referrer, bytes, &keys, files),
+            (
+                SignatureCandidate::Bundle {
+                    referrer, bytes, ..
+                },
+                _,
+            ) if candidate.is_scan_report() => check_scan(referrer, bytes, &keys, &digest),
             _ => check(candidate, &keys, &digest, &identity, &wanted),
         })
         .collect();
@@ -220,6 +226,51 @@ pub fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Exit> {
         );
     }
     Ok(Exit::Ok)
+}
+
+/// A signed scan report (`ferry scan --attach`): verified by a key, about
+/// this manifest, and clean. A report that found dangerous, malformed or
+/// suspicious files does not count as verified, and says what it found.
+fn check_scan(
+    referrer: &Digest,
+    bundle: &[u8],
+    keys: &[PublicKey],
+    digest: &Digest,
+) -> SignatureCheck {
+    let judged = ferry_sign::attestation::verify_attestation(
+        bundle,
+        keys,
+        ferry_spec::signature::SCAN_REPORT_PREDICATE,
+        digest,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|attested| {
+        let verdict = attested
+            .predicate
+            .get("verdict")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        if verdict == "safe" {
+            Ok(attested.key)
+        } else {
+            Err(format!("the signed scan report found {verdict} files"))
+        }
+    });
+    let (verified, key, problem) = match judged {
+        Ok(key) => (true, Some(key.to_string()), None),
+        Err(problem) => (false, None, Some(problem)),
+    };
+    SignatureCheck {
+        format: "scan",
+        digest: referrer.to_string(),
+        verified,
+        key,
+        docker_reference: None,
+        files: None,
+        checked_against: None,
+        problem,
+    }
 }
 
 /// What model signatures are compared with: `--files DIR`, else the

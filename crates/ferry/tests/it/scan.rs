@@ -102,3 +102,79 @@ fn stored_and_registry_artifacts_are_scanned_layer_by_layer() {
         "the scratch store was kept"
     );
 }
+
+#[test]
+fn a_signed_scan_report_is_verified_and_demanded_by_the_policy() {
+    let cli = Cli::new();
+    let clean = model_with(&cli, &[]);
+    cli.ferry.pack(&clean, "localhost/clean:1");
+    fs::write(clean.join("state.pkl"), EVIL).unwrap();
+    cli.ok(&[
+        "pack",
+        s(&clean),
+        "-t",
+        "localhost/evil:1",
+        "--allow-unsafe",
+    ]);
+    let (key, public) = (cli.path("k.key"), cli.path("k.pub"));
+    let mut generate = cli.command(&[
+        "key",
+        "generate",
+        "--output-key",
+        s(&key),
+        "--output-pub",
+        s(&public),
+    ]);
+    generate.env("COSIGN_PASSWORD", "");
+    assert_success(&run(&mut generate), "key generate");
+    let attach = |reference: &str| {
+        let mut cmd = cli.command(&["scan", reference, "--attach", "--key", s(&key)]);
+        cmd.env("COSIGN_PASSWORD", "");
+        run(&mut cmd)
+    };
+    assert_eq!(attach("localhost/clean:1").status.code(), Some(0));
+    assert_eq!(
+        attach("localhost/evil:1").status.code(),
+        Some(1),
+        "findings still exit 1"
+    );
+
+    let verified = cli.json(&["verify", "localhost/clean:1", "--key", s(&public), "--json"]);
+    assert_eq!(verified["verified"], true, "{verified}");
+    assert_eq!(verified["signatures"][0]["format"], "scan");
+    let output = cli.run(&["verify", "localhost/evil:1", "--key", s(&public)]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("found dangerous files"));
+
+    let policy = cli.path("policy.json");
+    fs::write(
+        &policy,
+        serde_json::json!({"default": [{"type": "scanned", "keyPath": public}]}).to_string(),
+    )
+    .unwrap();
+    let target = cli.path("mnt");
+    cli.ok(&[
+        "mount",
+        "localhost/clean:1",
+        s(&target),
+        "--no-mount",
+        "--policy",
+        s(&policy),
+    ]);
+    cli.ok(&["umount", s(&target)]);
+    let output = cli.run(&[
+        "mount",
+        "localhost/evil:1",
+        s(&target),
+        "--no-mount",
+        "--policy",
+        s(&policy),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("scanned") && stderr.contains("dangerous"),
+        "{stderr}"
+    );
+    assert!(!target.exists(), "nothing was mounted");
+}
