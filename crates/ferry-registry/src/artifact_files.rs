@@ -55,3 +55,71 @@ pub async fn remote_artifact_files(
     }
     Ok(files)
 }
+
+/// Streams every layer of the artifact `reference` names through `visit`,
+/// on a blocking thread, nothing stored: `visit` reads what it needs of the
+/// layer's bytes, the rest is read after it, and the whole blob must match
+/// its digest and size, or the layer's result is an integrity error.
+/// Returns the manifest digest and one result of `visit` per layer.
+pub async fn visit_remote_layers<T, F>(
+    client: &Client,
+    reference: &Reference,
+    platform: Option<&Platform>,
+    visit: F,
+) -> Result<(ferry_spec::oci::Digest, Vec<T>)>
+where
+    T: Send + 'static,
+    F: FnMut(&ferry_spec::oci::Descriptor, &mut dyn std::io::Read) -> std::io::Result<T>
+        + Send
+        + 'static,
+{
+    let sources = client.read_sources(&Endpoint::of(reference));
+    let (sources, fetched, manifest) =
+        resolve_manifest(client, &sources, reference, platform).await?;
+    let visit = std::sync::Arc::new(std::sync::Mutex::new(visit));
+    let mut results = Vec::new();
+    for layer in manifest.layers() {
+        if is_foreign(layer) {
+            continue;
+        }
+        let digest = layer.digest();
+        let (_, body) = sources
+            .first(async |endpoint| {
+                let body = client.get_blob(endpoint, digest, 0).await?;
+                body.check_length(endpoint, layer)?;
+                Ok(body)
+            })
+            .await?;
+        let (owned, visit) = (layer.clone(), std::sync::Arc::clone(&visit));
+        let result = consume_blocking(body.stream, digest, &NoProgress, move |reader| {
+            let sized = ferry_store::sized::DeclaredSize::new(reader, owned.size());
+            let mut hashing = ferry_spec::digest::HashingReader::new(sized);
+            let mut visit = visit
+                .lock()
+                .map_err(|_| ClientError::invalid_input("a layer visitor panicked"))?;
+            let result = (*visit)(&owned, &mut hashing).map_err(|source| ClientError::Io {
+                action: "reading layer",
+                path: owned.digest().to_string(),
+                source,
+            })?;
+            std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|source| {
+                ClientError::Io {
+                    action: "reading layer",
+                    path: owned.digest().to_string(),
+                    source,
+                }
+            })?;
+            let (actual, size) = hashing.finish();
+            if &actual != owned.digest() || size != owned.size() {
+                return Err(ClientError::Integrity {
+                    what: format!("blob {}", owned.digest()),
+                    reason: format!("downloaded content hashes to {actual} ({size} bytes)"),
+                });
+            }
+            Ok(result)
+        })
+        .await?;
+        results.push(result);
+    }
+    Ok((fetched.digest, results))
+}

@@ -137,8 +137,6 @@ pub struct ScanArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub policy: PolicyArgs,
-    #[command(flatten)]
     pub transport: TransportArgs,
 }
 

@@ -1,8 +1,8 @@
 //! `ferry scan PATH|REF`: model files judged for unsafe content. A path is
 //! a file or a directory; otherwise the reference names an artifact in the
-//! store (or, when the store lacks it, on its registry, pulled into a
-//! scratch store that is removed afterwards), scanned layer by layer: raw
-//! layers as the stored blob, tar layers entry by entry.
+//! store or, when the store lacks it, on its registry (streamed, nothing
+//! stored, every blob checked against its digest), scanned layer by layer:
+//! raw layers as one file, tar layers entry by entry.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -66,7 +66,7 @@ pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> 
         .as_deref()
         .map(|path| super::sign::read_private_key(path, "scan"))
         .transpose()?;
-    let (reports, scanned) = match collect(store, args, quiet) {
+    let (reports, scanned) = match collect(store, args) {
         Ok(collected) => collected,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -196,11 +196,7 @@ fn attach(
     })
 }
 
-fn collect(
-    store: &Store,
-    args: &ScanArgs,
-    quiet: bool,
-) -> anyhow::Result<(Vec<FileReport>, Scanned)> {
+fn collect(store: &Store, args: &ScanArgs) -> anyhow::Result<(Vec<FileReport>, Scanned)> {
     let path = Path::new(&args.target);
     if path.exists() {
         let mut reports = Vec::new();
@@ -211,30 +207,31 @@ fn collect(
         let digest = resolved.descriptor.digest().clone();
         return Ok((scan_artifact(store, &digest)?, Scanned::Stored(digest)));
     }
-    // On a registry: pulled into a scratch store, removed afterwards.
+    // On a registry: streamed layer by layer, nothing stored (a file that
+    // must be seeked, a zip, goes through a scratch file of its own).
     let reference = normalize_reference(&args.target).with_context(|| {
         format!(
             "{} is neither a file, a directory nor a reference",
             args.target
         )
     })?;
-    let scratch = tempfile::Builder::new()
-        .prefix("ferry-scan-")
-        .tempdir_in(store.tmp_dir())
-        .or_else(|_| tempfile::tempdir())
-        .context("creating a scratch store")?;
-    let scratch_store = Store::open(scratch.path())?;
-    let pulled = super::transfer::pull_with_bar(
-        &scratch_store,
-        &reference,
-        None,
-        &args.transport,
-        args.policy.policy.as_deref(),
-        quiet,
+    let client = super::transfer::client(&args.transport)?;
+    let scratch = store.tmp_dir();
+    let (digest, layers) = super::transfer::runtime()?.block_on(
+        ferry_registry::artifact_files::visit_remote_layers(
+            &client,
+            &reference,
+            None,
+            move |layer, reader| {
+                scan_layer(&scratch, layer, reader).map_err(|e| io::Error::other(format!("{e:#}")))
+            },
+        ),
     )?;
-    let reports = scan_artifact(&scratch_store, &pulled.digest)?;
-    let pinned = ferry_registry::admission::pinned(&reference, &pulled.digest);
-    Ok((reports, Scanned::Remote(pinned)))
+    let pinned = ferry_registry::admission::pinned(&reference, &digest);
+    Ok((
+        layers.into_iter().flatten().collect(),
+        Scanned::Remote(pinned),
+    ))
 }
 
 /// A file, or every regular file under a directory (symlinks are not
@@ -270,34 +267,62 @@ fn scan_path(root: &Path, path: &Path, reports: &mut Vec<FileReport>) -> anyhow:
 }
 
 /// Every layer of the store's artifact `digest`.
-fn scan_artifact(
-    store: &Store,
-    digest: &ferry_spec::oci::Digest,
-) -> anyhow::Result<Vec<FileReport>> {
+fn scan_artifact(store: &Store, digest: &Digest) -> anyhow::Result<Vec<FileReport>> {
     let manifest = store.read_manifest(digest)?;
-    let limits = Limits::from_env()?;
     let mut reports = Vec::new();
     for layer in manifest.layers() {
         let blob = store.open_blob(layer.digest())?;
-        match placement(layer)? {
-            LayerPlacement::File(path) => {
-                let name = safe_components(&path)?.join("/");
-                reports.push(scan_file(&name, blob, layer.size())?);
-            }
-            LayerPlacement::Tar(encoding) => {
-                let reader = decoder(encoding, io::BufReader::new(blob), &limits)
-                    .with_context(|| format!("decoding layer {}", layer.digest()))?;
-                scan_tar(store, reader, &mut reports)
-                    .with_context(|| format!("reading layer {}", layer.digest()))?;
-            }
+        reports.extend(scan_layer(
+            &store.tmp_dir(),
+            layer,
+            &mut io::BufReader::new(blob),
+        )?);
+    }
+    Ok(reports)
+}
+
+/// One layer's files, from its blob bytes: a raw layer is one file, a tar
+/// layer (compressed or not) is read entry by entry. Files are copied to
+/// scratch files in `scratch` (zip and safetensors checks seek), one at a
+/// time, removed when scanned.
+fn scan_layer(
+    scratch: &Path,
+    layer: &ferry_spec::oci::Descriptor,
+    reader: &mut dyn Read,
+) -> anyhow::Result<Vec<FileReport>> {
+    let mut reports = Vec::new();
+    match placement(layer)? {
+        LayerPlacement::File(path) => {
+            let name = safe_components(&path)?.join("/");
+            let (file, len) = spool(scratch, reader)?;
+            reports.push(scan_file(&name, file, len)?);
+        }
+        LayerPlacement::Tar(encoding) => {
+            let limits = Limits::from_env()?;
+            let decoded = decoder(encoding, reader, &limits)
+                .with_context(|| format!("decoding layer {}", layer.digest()))?;
+            scan_tar(scratch, decoded, &mut reports)
+                .with_context(|| format!("reading layer {}", layer.digest()))?;
         }
     }
     Ok(reports)
 }
 
+/// Copies `reader` into an unnamed scratch file; returns it rewound.
+fn spool(scratch: &Path, reader: &mut dyn Read) -> anyhow::Result<(File, u64)> {
+    let mut file = tempfile::tempfile_in(scratch).or_else(|_| tempfile::tempfile())?;
+    let len = io::copy(reader, &mut file)?;
+    io::Seek::rewind(&mut file)?;
+    Ok((file, len))
+}
+
 /// The regular files of a tar stream, each copied to a scratch file (zip
 /// and safetensors checks seek) and scanned.
-fn scan_tar(store: &Store, reader: impl Read, reports: &mut Vec<FileReport>) -> anyhow::Result<()> {
+fn scan_tar(
+    scratch: &Path,
+    reader: impl Read,
+    reports: &mut Vec<FileReport>,
+) -> anyhow::Result<()> {
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -305,11 +330,8 @@ fn scan_tar(store: &Store, reader: impl Read, reports: &mut Vec<FileReport>) -> 
             continue;
         }
         let name = safe_components(&entry.path()?.to_string_lossy())?.join("/");
-        let mut scratch =
-            tempfile::tempfile_in(store.tmp_dir()).or_else(|_| tempfile::tempfile())?;
-        let len = io::copy(&mut entry, &mut scratch)?;
-        io::Seek::rewind(&mut scratch)?;
-        reports.push(scan_file(&name, scratch, len)?);
+        let (file, len) = spool(scratch, &mut entry)?;
+        reports.push(scan_file(&name, file, len)?);
     }
     Ok(())
 }
