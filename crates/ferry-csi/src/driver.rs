@@ -67,8 +67,10 @@ impl Driver {
 
     /// Marks an operation on `volume_id` in flight until the guard drops;
     /// `Aborted` when one already is (the CSI spec's answer: the caller
-    /// retries later).
-    pub(crate) fn begin(&self, volume_id: &str) -> Result<InFlight<'_>, Status> {
+    /// retries later). The guard owns the driver, so it can move into the
+    /// blocking task that does the work: a call the caller abandons (a
+    /// kubelet timeout) keeps the volume busy until its work is done.
+    pub(crate) fn begin(self: &Arc<Self>, volume_id: &str) -> Result<InFlight, Status> {
         let mut in_flight = self
             .in_flight
             .lock()
@@ -79,7 +81,7 @@ impl Driver {
             )));
         }
         Ok(InFlight {
-            driver: self,
+            driver: Arc::clone(self),
             volume_id: volume_id.to_string(),
         })
     }
@@ -89,6 +91,9 @@ impl Driver {
     pub(crate) async fn pull_lock(&self, reference: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut pulls = self.pulls.lock().await;
+            // References nobody pulls now are forgotten: pod authors choose
+            // them, so the map must not grow with every one ever asked.
+            pulls.retain(|_, lock| Arc::strong_count(lock) > 1);
             Arc::clone(pulls.entry(reference.to_string()).or_default())
         };
         lock.lock_owned().await
@@ -96,12 +101,12 @@ impl Driver {
 }
 
 /// An operation in flight on one volume.
-pub(crate) struct InFlight<'a> {
-    driver: &'a Driver,
+pub(crate) struct InFlight {
+    driver: Arc<Driver>,
     volume_id: String,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.driver
             .in_flight

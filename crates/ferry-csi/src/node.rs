@@ -111,7 +111,7 @@ impl NodeService {
         let spec = VolumeSpec::parse(&request.volume_context, request.readonly)
             .map_err(|e| invalid(e.to_string()))?;
         let fingerprint = spec.fingerprint();
-        let _busy = self.driver.begin(&volume_id)?;
+        let busy = self.driver.begin(&volume_id)?;
 
         let records = &self.driver.records;
         if let Some(existing) = records
@@ -143,9 +143,13 @@ impl NodeService {
             spec,
             ephemeral: is_ephemeral(&request.volume_context),
         };
-        tokio::task::spawn_blocking(move || mount(&driver, &record))
-            .await
-            .map_err(|e| Status::internal(format!("the mount task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            // Busy until mounted, even if the caller gave up waiting.
+            let _busy = busy;
+            mount(&driver, &record)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the mount task failed: {e}")))?
     }
 
     /// Puts `artifact` in the store as `spec.pull_policy` says, with the
@@ -158,7 +162,7 @@ impl NodeService {
         secrets: &HashMap<String, String>,
     ) -> Result<(), Status> {
         let store = &self.driver.store;
-        let _pulling = self.driver.pull_lock(artifact).await;
+        let pulling = self.driver.pull_lock(artifact).await;
         let present = match store.resolve(artifact) {
             Ok(_) => true,
             Err(StoreError::NotFound(_)) => false,
@@ -188,6 +192,9 @@ impl NodeService {
         // driven by this runtime's handle.
         let runtime = tokio::runtime::Handle::current();
         let pulled = tokio::task::spawn_blocking(move || {
+            // Held until the pull ends, even if the caller gave up waiting:
+            // a retry waits for it instead of pulling again.
+            let _pulling = pulling;
             runtime.block_on(pull_admitted(
                 &client,
                 &store,
@@ -220,11 +227,14 @@ impl NodeService {
     async fn unpublish(&self, request: NodeUnpublishVolumeRequest) -> Result<(), Status> {
         let volume_id = required("volume_id", &request.volume_id)?.to_string();
         let target = clean_path("target_path", &request.target_path)?;
-        let _busy = self.driver.begin(&volume_id)?;
+        let busy = self.driver.begin(&volume_id)?;
         let driver = Arc::clone(&self.driver);
-        tokio::task::spawn_blocking(move || unmount(&driver, &target))
-            .await
-            .map_err(|e| Status::internal(format!("the unmount task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let _busy = busy;
+            unmount(&driver, &volume_id, &target)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the unmount task failed: {e}")))?
     }
 
     async fn stats(
@@ -315,9 +325,22 @@ fn mount(driver: &Driver, record: &Published) -> Result<(), Status> {
     Ok(())
 }
 
-/// Unmounts whatever ferry mounted at `target` (a writable layer is
-/// discarded) and forgets the record; nothing there is success.
-fn unmount(driver: &Driver, target: &Path) -> Result<(), Status> {
+/// Unmounts what ferry mounted at `target` for `volume_id` (a writable
+/// layer is discarded) and forgets the record; nothing there is success.
+/// Another volume's target is left alone: the CSI spec's answer for a
+/// volume not published there is success without action.
+fn unmount(driver: &Driver, volume_id: &str, target: &Path) -> Result<(), Status> {
+    let published = driver
+        .records
+        .published(target)
+        .map_err(|e| from_io("reading the publish record", &e))?;
+    if published.is_some_and(|p| p.volume_id != volume_id) {
+        tracing::warn!(
+            "unpublish of {volume_id} at {}: another volume is published there; left alone",
+            target.display()
+        );
+        return Ok(());
+    }
     match ferry_mount::umount(
         &driver.store,
         target,

@@ -67,6 +67,13 @@ pub struct FileFinding {
 /// magic (protocol 0 and 1 pickles have no magic of their own).
 const PICKLE_EXTENSIONS: [&str; 6] = ["pkl", "pickle", "pt", "pth", "ckpt", "joblib"];
 
+/// Extensions of formats that are never unpickled: a file with one of these
+/// is not tried as a pickle.
+const NOT_PICKLE_EXTENSIONS: [&str; 20] = [
+    "json", "jsonl", "txt", "md", "yaml", "yml", "toml", "csv", "tsv", "py", "ipynb", "jinja",
+    "html", "png", "jpg", "jpeg", "gif", "model", "tiktoken", "parquet",
+];
+
 /// Recognises the format of a file named `name` whose first bytes are
 /// `head`.
 pub fn detect(name: &str, head: &[u8]) -> Format {
@@ -141,7 +148,19 @@ pub fn scan_file<R: Read + Seek>(name: &str, mut reader: R, len: u64) -> io::Res
             let findings = crate::onnx::scan_onnx(&mut io::BufReader::new(reader), len);
             add(&mut report, None, findings);
         }
-        Format::Other => {}
+        Format::Other => {
+            // Pickles need no magic and no name: anything that is not a
+            // known non-pickle format and reads as a complete pickle is
+            // judged as one (`pytorch_model.bin` written by protocol 0).
+            let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+            if !extension.is_some_and(|e| NOT_PICKLE_EXTENSIONS.contains(&e.as_str())) {
+                let sniffed = scan_pickle(io::BufReader::new(&mut reader));
+                if sniffed.pickles > 0 {
+                    report.format = Format::Pickle;
+                    add_pickle(&mut report, None, &sniffed);
+                }
+            }
+        }
     }
     report.verdict = report
         .findings

@@ -64,31 +64,19 @@ pub fn scan_npy<R: Read>(mut reader: R) -> (Vec<Finding>, Option<PickleReport>) 
     (vec![finding], Some(scan_pickle(reader)))
 }
 
-/// True when the header's `descr` names an object type (`|O`, `O8`, or an
-/// `O` field of a structured dtype).
+/// True when the header may describe objects: any quoted token of the
+/// whole header is an object type code (`O`, `|O`, `O8`) or `object`. Read
+/// this widely on purpose: a field named `fortran_order` or an unusual
+/// spelling must not hide an object array (a false positive only costs
+/// scanning the data as a pickle).
 fn holds_objects(header: &str) -> bool {
-    let Some(start) = header.find("descr") else {
-        return false;
-    };
-    let after_key = &header[start + "descr".len()..];
-    // The value starts after the colon (the key's closing quote is before).
-    let Some(colon) = after_key.find(':') else {
-        return false;
-    };
-    let rest = &after_key[colon + 1..];
-    let end = rest
-        .find("fortran_order")
-        .or_else(|| rest.find("shape"))
-        .unwrap_or(rest.len());
-    rest[..end]
-        .split(['\'', '"'])
-        .skip(1)
-        .step_by(2)
-        .any(|quoted| {
-            let code = quoted.trim_start_matches(['|', '<', '>', '=']);
-            code.strip_prefix('O')
+    header.split(['\'', '"']).skip(1).step_by(2).any(|quoted| {
+        let code = quoted.trim_start_matches(['|', '<', '>', '=']);
+        code.eq_ignore_ascii_case("object")
+            || code
+                .strip_prefix(['O', 'o'])
                 .is_some_and(|digits| digits.chars().all(|c| c.is_ascii_digit()))
-        })
+    })
 }
 
 #[cfg(test)]

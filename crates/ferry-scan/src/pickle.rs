@@ -117,7 +117,7 @@ impl<R: Read> Cursor<R> {
                 Some(b'\n') => return Ok(line),
                 Some(byte) => {
                     if line.len() == MAX_LINE {
-                        return Err(Problem::Invalid(format!(
+                        return Err(Problem::Limit(format!(
                             "a text argument longer than {MAX_LINE} bytes"
                         )));
                     }
@@ -135,6 +135,9 @@ enum Problem {
     Truncated,
     /// Not a valid pickle.
     Invalid(String),
+    /// One of the scanner's own limits, which Python does not have: what
+    /// follows was not read.
+    Limit(String),
 }
 
 fn truncated(error: &io::Error) -> Problem {
@@ -163,7 +166,14 @@ pub fn scan_pickle<R: Read>(reader: R) -> PickleReport {
                 // torch files put raw storages there): only a first pickle
                 // that breaks is malformed. Globals met on the way were
                 // judged either way.
-                if report.pickles == 0 && machine.joblib_arrays {
+                if let Problem::Limit(reason) = problem {
+                    // Python would read on: so must the verdict.
+                    report.findings.push(Finding::new(
+                        Verdict::Invalid,
+                        Some(cursor.position.max(start)),
+                        format!("{reason}: the rest of the stream was not scanned"),
+                    ));
+                } else if report.pickles == 0 && machine.joblib_arrays {
                     // joblib writes each array's bytes into the stream right
                     // after its wrapper: the pickle cannot be read past it
                     // without NumPy's dtype logic.
@@ -175,7 +185,7 @@ pub fn scan_pickle<R: Read>(reader: R) -> PickleReport {
                 } else if report.pickles == 0 {
                     let reason = match problem {
                         Problem::Truncated => "the pickle ends before STOP".to_string(),
-                        Problem::Invalid(reason) => reason,
+                        Problem::Invalid(reason) | Problem::Limit(reason) => reason,
                     };
                     report.findings.push(Finding::new(
                         Verdict::Invalid,
@@ -210,7 +220,7 @@ struct Machine {
 impl Machine {
     fn push(&mut self, value: Value) -> Result<(), Problem> {
         if self.stack.len() >= MAX_STACK {
-            return Err(Problem::Invalid(format!(
+            return Err(Problem::Limit(format!(
                 "more than {MAX_STACK} values on the stack"
             )));
         }
@@ -235,9 +245,7 @@ impl Machine {
 
     fn memo_put(&mut self, index: u64) -> Result<(), Problem> {
         if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&index) {
-            return Err(Problem::Invalid(format!(
-                "more than {MAX_MEMO} memo entries"
-            )));
+            return Err(Problem::Limit(format!("more than {MAX_MEMO} memo entries")));
         }
         let top = self.stack.last().cloned().unwrap_or(Value::Other);
         self.memo.insert(index, top);
@@ -718,6 +726,16 @@ mod tests {
         let report = scan_pickle(&stream[..]);
         assert_eq!(report.verdict(), Verdict::Suspicious, "{report:?}");
         assert!(report.findings[0].reason.contains("joblib"));
+    }
+
+    #[test]
+    fn a_limit_in_a_later_pickle_is_a_finding_not_the_end_of_the_scan() {
+        let mut stream = b"\x80\x02K\x01.S'".to_vec();
+        stream.extend(std::iter::repeat_n(b'a', MAX_LINE + 10));
+        stream.extend_from_slice(b"'\n0cos\nsystem\n(S'id'\ntR.");
+        let report = scan_pickle(&stream[..]);
+        assert_eq!(report.verdict(), Verdict::Invalid, "{report:?}");
+        assert!(report.findings[0].reason.contains("not scanned"));
     }
 
     #[test]

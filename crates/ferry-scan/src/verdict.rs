@@ -11,10 +11,12 @@ pub enum Verdict {
     /// Something neither known safe nor known dangerous (an error under
     /// `--strict`).
     Suspicious,
-    /// Code execution or I/O on load.
-    Dangerous,
     /// Malformed: the file is not what its format says.
     Invalid,
+    /// Code execution or I/O on load: the worst, whatever else is wrong
+    /// with the file (a malformed pickle still runs what comes before the
+    /// break).
+    Dangerous,
 }
 
 impl Verdict {

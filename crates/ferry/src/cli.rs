@@ -574,8 +574,8 @@ pub struct PackArgs {
     /// pack, then push (the signature travels with the artifact).
     #[arg(long, value_name = "KEY", conflicts_with = "push")]
     pub sign_key: Option<PathBuf>,
-    /// Pack even when `ferry scan` finds dangerous or malformed files (a
-    /// pickle that runs code, a broken safetensors header, ...).
+    /// Pack even when `ferry scan` finds a dangerous file (a pickle that
+    /// runs code on load, ...); suspicious and malformed files only warn.
     #[arg(long)]
     pub allow_unsafe: bool,
     /// Pack any files as a generic OCI artifact (one raw layer per file),

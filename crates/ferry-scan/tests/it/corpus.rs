@@ -100,6 +100,10 @@ for name, module, function in [
 ]:
     put(name, f"c{module}\n{function}\n(S'id'\ntR.".encode(), "dangerous")
 
+# A protocol 0 pickle under a name that is not a pickle's.
+put("pytorch_model.bin", b"cposix\nsystem\n(S'id'\ntR.", "dangerous")
+put("weights.data", pickle.dumps(System(), protocol=1), "dangerous")
+
 # Unknown but not known-dangerous: a user's own class.
 put("user_class.pkl", b"\x80\x02cmyproject.models\nNet\nq\x00)\x81q\x01.", "suspicious")
 

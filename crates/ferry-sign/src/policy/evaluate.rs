@@ -385,8 +385,10 @@ fn judge_model<C>(
     Err(RejectReason::NoCandidate(failures))
 }
 
-/// `scanned`: the first candidate that is a scan report of this manifest by
-/// one of `keys` whose verdict is acceptable.
+/// `scanned`: a scan report of this manifest by one of `keys` with an
+/// acceptable verdict, and none by those keys that found dangerous or
+/// malformed files (a newer scanner's finding is not outvoted by an older
+/// clean report).
 fn judge_scan<C>(
     keys: &[KeyMaterial],
     allow_suspicious: bool,
@@ -394,18 +396,24 @@ fn judge_scan<C>(
     verifier: &dyn SignatureVerifier<C>,
 ) -> Result<Satisfaction, RejectReason> {
     let mut failures = Vec::new();
+    let mut accepted = None;
+    let mut vetoed = false;
     for (index, candidate) in candidates.iter().enumerate() {
         let reason = match verifier.verify_scan(candidate, keys) {
             Ok(Some(attested))
                 if attested.verdict == "safe"
                     || (allow_suspicious && attested.verdict == "suspicious") =>
             {
-                return Ok(Satisfaction::ScanReport {
+                accepted.get_or_insert(Satisfaction::ScanReport {
                     candidate: index,
                     attested,
                 });
+                continue;
             }
-            Ok(Some(attested)) => CandidateReason::ScanVerdict(attested.verdict),
+            Ok(Some(attested)) => {
+                vetoed |= attested.verdict != "suspicious";
+                CandidateReason::ScanVerdict(attested.verdict)
+            }
             Ok(None) => CandidateReason::NoKeyVerifies,
             Err(reason) => CandidateReason::Malformed(reason),
         };
@@ -414,10 +422,16 @@ fn judge_scan<C>(
             reason,
         });
     }
-    if failures.is_empty() {
-        return Err(RejectReason::NoSignatures);
+    match accepted {
+        Some(satisfaction) if !vetoed => Ok(satisfaction),
+        _ if failures.is_empty() => Err(RejectReason::NoSignatures),
+        _ => Err(RejectReason::NoCandidate(
+            failures
+                .into_iter()
+                .filter(|f| !vetoed || matches!(f.reason, CandidateReason::ScanVerdict(_)))
+                .collect(),
+        )),
     }
-    Err(RejectReason::NoCandidate(failures))
 }
 
 fn judge_candidate<C>(

@@ -1195,3 +1195,50 @@ fn scanned_fields_parse_and_a_verifier_without_reports_never_satisfies_them() {
     let error = load_error(r#"{"default":[{"type":"scanned","keyPath":"/k","verdict":"safe"}]}"#);
     assert!(error.contains("unknown field `verdict`"), "{error}");
 }
+
+/// Scan reports as the fake verifier sees them: by KEY_A, with a verdict.
+struct FakeScans;
+impl SignatureVerifier<(&'static str, &'static [u8])> for FakeScans {
+    fn verify(
+        &self,
+        _: &(&'static str, &'static [u8]),
+        _: &[KeyMaterial],
+    ) -> Result<Option<Signed>, String> {
+        Err("not a signature".into())
+    }
+    fn verify_scan(
+        &self,
+        (verdict, key): &(&'static str, &'static [u8]),
+        keys: &[KeyMaterial],
+    ) -> Result<Option<ferry_sign::policy::ScanAttested>, String> {
+        Ok(keys
+            .iter()
+            .any(|k| k.pem == *key)
+            .then(|| ferry_sign::policy::ScanAttested {
+                verdict: verdict.to_string(),
+                key: "a".into(),
+            }))
+    }
+}
+
+#[test]
+fn a_trusted_report_of_danger_outweighs_a_clean_one() {
+    let keys = keys();
+    let policy = policy_with(
+        "",
+        serde_json::json!({"type": "scanned", "keyPath": keys.a}),
+    );
+    let judge = |reports: &[(&'static str, &'static [u8])]| {
+        policy.evaluate(&reference("m"), &digest('a'), reports, &FakeScans)
+    };
+    assert!(judge(&[("safe", KEY_A)]).is_accepted());
+    assert!(!judge(&[("suspicious", KEY_A)]).is_accepted());
+    let vetoed = judge(&[("safe", KEY_A), ("dangerous", KEY_A)]);
+    assert!(!vetoed.is_accepted());
+    assert!(
+        vetoed.to_string().contains("found dangerous files"),
+        "{vetoed}"
+    );
+    // A report by an untrusted key vetoes nothing.
+    assert!(judge(&[("safe", KEY_A), ("dangerous", KEY_B)]).is_accepted());
+}

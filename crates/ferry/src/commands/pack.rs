@@ -43,10 +43,17 @@ pub(super) fn refuse_unsafe_files(
 ) -> anyhow::Result<()> {
     let prepared = ferry_store::pack::prepare(&args.dir, reference, options)?;
     let mut refused = Vec::new();
-    for file in prepared.files().iter().filter(|f| f.link_target.is_none()) {
-        let opened = std::fs::File::open(&file.read_from)
-            .with_context(|| format!("scanning {}", file.read_from.display()))?;
-        let report = ferry_scan::scan_file(&file.rel, opened, file.metadata.len())
+    for file in prepared.files() {
+        // A link kept as a link is judged by its target's content under its
+        // own name: what a loader opening that name reads.
+        let path = match &file.link_target {
+            Some(_) => args.dir.join(&file.rel),
+            None => file.read_from.clone(),
+        };
+        let opened =
+            std::fs::File::open(&path).with_context(|| format!("scanning {}", path.display()))?;
+        let len = opened.metadata()?.len();
+        let report = ferry_scan::scan_file(&file.rel, opened, len)
             .with_context(|| format!("scanning {}", file.rel))?;
         let reasons = || {
             report
@@ -59,6 +66,8 @@ pub(super) fn refuse_unsafe_files(
                 .collect::<Vec<_>>()
                 .join("; ")
         };
+        // Dangerous is the worst verdict: a dangerous finding is never
+        // hidden behind a malformed one.
         match report.verdict {
             ferry_scan::Verdict::Safe => {}
             ferry_scan::Verdict::Dangerous => {

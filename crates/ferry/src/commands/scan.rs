@@ -18,7 +18,7 @@ use ferry_spec::Reference;
 use ferry_spec::oci::Digest;
 use ferry_spec::signature::SCAN_REPORT_PREDICATE;
 use ferry_store::Store;
-use ferry_store::decompress::{Limits, decoder};
+use ferry_store::decompress::{Bounded, CountingReader, Limits, bomb_error, decoder};
 use ferry_store::extract::{LayerPlacement, placement, safe_components};
 use ferry_store::index::normalize_reference;
 
@@ -87,7 +87,7 @@ pub fn run(store: &Store, args: &ScanArgs, quiet: bool) -> anyhow::Result<Exit> 
         .map(|r| r.verdict)
         .max()
         .unwrap_or(Verdict::Safe);
-    let failing = |v: Verdict| v >= Verdict::Dangerous || (args.strict && v == Verdict::Suspicious);
+    let failing = |v: Verdict| v >= Verdict::Invalid || (args.strict && v == Verdict::Suspicious);
     if let (true, Some(key)) = (args.attach, &key) {
         let attached = attach(store, args, &scanned, key, verdict, &counts, &reports)?;
         if !quiet {
@@ -200,7 +200,7 @@ fn collect(store: &Store, args: &ScanArgs) -> anyhow::Result<(Vec<FileReport>, S
     let path = Path::new(&args.target);
     if path.exists() {
         let mut reports = Vec::new();
-        scan_path(path, path, &mut reports)?;
+        scan_path(path, &mut reports)?;
         return Ok((reports, Scanned::Files));
     }
     if let Ok(resolved) = store.resolve(&args.target) {
@@ -234,36 +234,81 @@ fn collect(store: &Store, args: &ScanArgs) -> anyhow::Result<(Vec<FileReport>, S
     ))
 }
 
-/// A file, or every regular file under a directory (symlinks are not
-/// followed; `.git` is skipped).
-fn scan_path(root: &Path, path: &Path, reports: &mut Vec<FileReport>) -> anyhow::Result<()> {
+/// A file, or every file under a directory (`.git` skipped). A symbolic
+/// link to a file is judged by the content it points at under the link's
+/// own name (what a loader opening that name reads), wherever the target
+/// is: a Hugging Face cache snapshot is all links into `../../blobs`. A
+/// dangling link or a link to a directory is a finding. The path given
+/// itself may be a link.
+fn scan_path(root: &Path, reports: &mut Vec<FileReport>) -> anyhow::Result<()> {
+    let canonical_root =
+        std::fs::canonicalize(root).with_context(|| format!("resolving {}", root.display()))?;
     let metadata =
-        std::fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        std::fs::metadata(root).with_context(|| format!("reading {}", root.display()))?;
     if metadata.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            scan_path(root, &entry.path(), reports)?;
-        }
-    } else if metadata.is_file() {
-        let name = path
-            .strip_prefix(root)
-            .ok()
-            .filter(|rel| !rel.as_os_str().is_empty())
-            .unwrap_or(path)
-            .display()
-            .to_string();
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        walk(&canonical_root, &canonical_root, reports)
+    } else {
+        let name = root.display().to_string();
+        let file = File::open(root).with_context(|| format!("opening {name}"))?;
         reports.push(
             scan_file(&name, file, metadata.len()).with_context(|| format!("scanning {name}"))?,
         );
+        Ok(())
+    }
+}
+
+fn walk(root: &Path, dir: &Path, reports: &mut Vec<FileReport>) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        let path = entry.path();
+        let name = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            walk(root, &path, reports)?;
+            continue;
+        }
+        if file_type.is_symlink() {
+            if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                reports.push(finding_report(
+                    &name,
+                    Verdict::Suspicious,
+                    "a symbolic link that dangles or points at a directory: not followed",
+                ));
+                continue;
+            }
+        } else if !file_type.is_file() {
+            continue;
+        }
+        // Opened through the link, judged under the link's name.
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len();
+        reports.push(scan_file(&name, file, len).with_context(|| format!("scanning {name}"))?);
     }
     Ok(())
+}
+
+/// A report of one finding about `name`, for what is not scanned as a file.
+fn finding_report(name: &str, verdict: Verdict, reason: &str) -> FileReport {
+    FileReport {
+        path: name.to_string(),
+        format: ferry_scan::Format::Other,
+        verdict,
+        findings: vec![ferry_scan::file::FileFinding {
+            member: None,
+            finding: ferry_scan::Finding::new(verdict, None, reason),
+        }],
+        safe_globals: Vec::new(),
+    }
 }
 
 /// Every layer of the store's artifact `digest`.
@@ -298,11 +343,25 @@ fn scan_layer(
             reports.push(scan_file(&name, file, len)?);
         }
         LayerPlacement::Tar(encoding) => {
+            // Held to the same decompression limits as extraction: a bomb
+            // must not fill the scratch directory.
             let limits = Limits::from_env()?;
-            let decoded = decoder(encoding, reader, &limits)
+            let counting = CountingReader::new(reader);
+            let compressed = counting.count();
+            let decoded = decoder(encoding, counting, &limits)
                 .with_context(|| format!("decoding layer {}", layer.digest()))?;
-            scan_tar(scratch, decoded, &mut reports)
-                .with_context(|| format!("reading layer {}", layer.digest()))?;
+            let bounded = Bounded::new(decoded, limits, std::sync::Arc::clone(&compressed));
+            let tripped = bounded.tripped();
+            let scanned = scan_tar(scratch, bounded, &mut reports);
+            if tripped.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(bomb_error(
+                    layer.digest().as_ref(),
+                    compressed.load(std::sync::atomic::Ordering::Relaxed),
+                    &limits,
+                )
+                .into());
+            }
+            scanned.with_context(|| format!("reading layer {}", layer.digest()))?;
         }
     }
     Ok(reports)
@@ -326,10 +385,22 @@ fn scan_tar(
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries()? {
         let mut entry = entry?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
         let name = safe_components(&entry.path()?.to_string_lossy())?.join("/");
+        match entry.header().entry_type() {
+            // Extraction writes both as regular files.
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            tar::EntryType::Link | tar::EntryType::Symlink => {
+                // The target's content is judged under the target's name;
+                // a loader opening this name may read it as another format.
+                reports.push(finding_report(
+                    &name,
+                    Verdict::Suspicious,
+                    "a link inside a tar layer: its target was scanned under the target's name",
+                ));
+                continue;
+            }
+            _ => continue,
+        }
         let (file, len) = spool(scratch, &mut entry)?;
         reports.push(scan_file(&name, file, len)?);
     }

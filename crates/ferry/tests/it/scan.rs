@@ -178,3 +178,41 @@ fn a_signed_scan_report_is_verified_and_demanded_by_the_policy() {
     );
     assert!(!target.exists(), "nothing was mounted");
 }
+
+#[test]
+fn links_are_judged_under_their_own_names() {
+    let cli = Cli::new();
+    // A Hugging Face cache snapshot: every file a link into ../../blobs.
+    let repo = cli.path("hub/models--org--m");
+    fs::create_dir_all(repo.join("blobs")).unwrap();
+    fs::create_dir_all(repo.join("snapshots/rev")).unwrap();
+    fs::write(repo.join("blobs/abc"), b"cposix\nsystem\n(S'id'\ntR.").unwrap();
+    fs::write(repo.join("blobs/def"), b"{}").unwrap();
+    std::os::unix::fs::symlink(
+        "../../blobs/abc",
+        repo.join("snapshots/rev/pytorch_model.bin"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../../blobs/def", repo.join("snapshots/rev/config.json")).unwrap();
+    std::os::unix::fs::symlink("../../blobs/gone", repo.join("snapshots/rev/dangling.pkl"))
+        .unwrap();
+    let snapshot = repo.join("snapshots/rev");
+    let report = parse_json(&cli.exits(1, &["scan", s(&snapshot), "--json"]), &["scan"]);
+    let verdicts: std::collections::BTreeMap<String, String> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(verdicts["pytorch_model.bin"], "dangerous", "{report}");
+    assert_eq!(verdicts["dangling.pkl"], "suspicious", "{report}");
+    // The path given may be a link itself.
+    let link = cli.path("model-link");
+    std::os::unix::fs::symlink(&snapshot, &link).unwrap();
+    cli.exits(1, &["scan", s(&link)]);
+}
