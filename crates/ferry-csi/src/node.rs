@@ -178,13 +178,18 @@ impl NodeService {
             PullPolicy::IfNotPresent => !present,
             PullPolicy::Always => true,
         };
-        if !pull {
-            return Ok(());
-        }
         let reference =
             ferry_store::index::normalize_reference(artifact).map_err(|e| from_store(&e))?;
         let options = &self.driver.options;
         let client = options.registries.client(secrets, reference.registry())?;
+        if !pull {
+            // A request with credentials may only use a copy another pod
+            // brought in if those credentials reach it on the registry too.
+            if !secrets.is_empty() && spec.pull_policy == PullPolicy::IfNotPresent {
+                check_access(client, &reference).await?;
+            }
+            return Ok(());
+        }
         let (store, policy) = (store.clone(), options.policy.clone());
         let (platform, concurrency) = (spec.platform(), options.concurrency);
         // The registry client's futures are not provably Send across the
@@ -276,6 +281,25 @@ impl NodeService {
             ],
         })
     }
+}
+
+/// Whether `client` (the request's credentials) may read `reference` on
+/// its registry: a manifest request, on a blocking thread like the pulls.
+async fn check_access(
+    client: ferry_registry::Client,
+    reference: &ferry_spec::Reference,
+) -> Result<(), Status> {
+    let reference = reference.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        runtime.block_on(ferry_registry::referrers::resolve_descriptor(
+            &client, &reference,
+        ))
+    })
+    .await
+    .map_err(|e| Status::internal(format!("the access check failed: {e}")))?
+    .map(drop)
+    .map_err(|e| crate::status::from_client(&e))
 }
 
 /// Mounts `record`'s volume at its target and records it; an unprivileged

@@ -216,6 +216,15 @@ async fn credentials_come_from_the_requests_secrets() {
         .await
         .unwrap();
 
+    // The artifact is in the store now: a request with other credentials
+    // must still reach it on the registry to use that copy.
+    let mut stranger = publish("s", &target, &[("reference", &reference)]);
+    stranger.secrets.insert("username".into(), "puller".into());
+    stranger.secrets.insert("password".into(), "guessed".into());
+    let status = node.node_publish_volume(stranger).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(!target.exists());
+
     // username and password keys, with pullPolicy Always to ask again.
     let mut request = publish(
         "w",
