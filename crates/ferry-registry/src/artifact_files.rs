@@ -38,13 +38,7 @@ pub async fn remote_artifact_files(
             continue;
         }
         let digest = layer.digest();
-        let (_, body) = sources
-            .first(async |endpoint| {
-                let body = client.get_blob(endpoint, digest, 0).await?;
-                body.check_length(endpoint, layer)?;
-                Ok(body)
-            })
-            .await?;
+        let body = open_layer(client, &sources, layer).await?;
         let (owned, mut read) = (layer.clone(), std::mem::take(&mut files));
         files = consume_blocking(body.stream, digest, &NoProgress, move |reader| {
             add_layer_from_reader(&owned, reader, &limits, &mut read)
@@ -83,13 +77,7 @@ where
             continue;
         }
         let digest = layer.digest();
-        let (_, body) = sources
-            .first(async |endpoint| {
-                let body = client.get_blob(endpoint, digest, 0).await?;
-                body.check_length(endpoint, layer)?;
-                Ok(body)
-            })
-            .await?;
+        let body = open_layer(client, &sources, layer).await?;
         let (owned, visit) = (layer.clone(), std::sync::Arc::clone(&visit));
         let result = consume_blocking(body.stream, digest, &NoProgress, move |reader| {
             let sized = ferry_store::sized::DeclaredSize::new(reader, owned.size());
@@ -122,4 +110,21 @@ where
         results.push(result);
     }
     Ok((fetched.digest, results))
+}
+
+/// The body of `layer`'s blob from the first source that serves it with the
+/// length its descriptor declares.
+async fn open_layer(
+    client: &Client,
+    sources: &crate::sources::ReadSources,
+    layer: &ferry_spec::oci::Descriptor,
+) -> Result<crate::api::blobs::BlobBody> {
+    let (_, body) = sources
+        .first(async |endpoint| {
+            let body = client.get_blob(endpoint, layer.digest(), 0).await?;
+            body.check_length(endpoint, layer)?;
+            Ok(body)
+        })
+        .await?;
+    Ok(body)
 }
