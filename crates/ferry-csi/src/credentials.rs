@@ -30,6 +30,8 @@ pub struct RegistrySettings {
     pub registries_config: Option<PathBuf>,
     /// A docker `config.json` with the node's credentials.
     pub docker_config: Option<PathBuf>,
+    /// How large blobs are split across connections.
+    pub ranges: ferry_registry::RangeOptions,
 }
 
 impl RegistrySettings {
@@ -62,6 +64,7 @@ impl RegistrySettings {
             ca_file: self.ca_file.clone(),
             registries,
             docker_config,
+            ranges: self.ranges,
             ..ClientOptions::default()
         }))
     }

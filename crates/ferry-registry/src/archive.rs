@@ -19,7 +19,7 @@ use ferry_spec::durable::SHARED_FILE_MODE;
 use ferry_spec::oci::{Descriptor, Digest, ImageIndex, ImageIndexBuilder, MediaType};
 use ferry_store::store::MAX_DOCUMENT_SIZE;
 
-use crate::bridge::{self, ByteStream, consume_blocking};
+use crate::bridge::{self, BlobStream, ByteStream, consume_blocking};
 use crate::error::{BoxError, ClientError, Missing, Result, io_error, join_error};
 use crate::progress::TransferProgress;
 use crate::upload::BlobOutcome;
@@ -264,7 +264,7 @@ impl ArchiveWriter {
     pub async fn put_blob(
         &self,
         descriptor: &Descriptor,
-        stream: ByteStream,
+        stream: BlobStream<'_>,
         progress: &dyn TransferProgress,
     ) -> Result<BlobOutcome> {
         let digest = descriptor.digest().clone();

@@ -230,7 +230,7 @@ impl Client {
                 ),
             });
         }
-        let http = self.http_for(&realm_host)?;
+        let http = self.http_for(&realm_host, false)?;
         let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
         let response = match credential {
             Some(Credential::IdentityToken(token)) => {

@@ -22,6 +22,10 @@ use crate::progress::TransferProgress;
 /// A stream of blob bytes; an `Err` item aborts whoever consumes it.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
+/// A [`ByteStream`] that may borrow (the client, say): polled by whoever
+/// holds it, never handed to another task or thread.
+pub type BlobStream<'a> = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + 'a>>;
+
 /// Chunks in flight between a producer and a consumer.
 pub(crate) const DEPTH: usize = 4;
 
@@ -107,7 +111,7 @@ impl Write for ChannelWriter {
 /// async side. A failure of the stream is reported as such, not as the
 /// consumer's failure to read.
 pub(crate) async fn consume_blocking<T, F>(
-    stream: ByteStream,
+    stream: BlobStream<'_>,
     digest: &Digest,
     progress: &dyn TransferProgress,
     consume: F,

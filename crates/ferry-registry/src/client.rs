@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::response_error;
 use crate::auth::{AuthCache, parse_challenge};
@@ -15,6 +16,7 @@ use crate::error::{ClientError, Result};
 use crate::hosts::{RegistriesConfig, api_host, is_loopback};
 use crate::net;
 use crate::origin::{self, resolve_named, same_origin};
+use crate::progress::TransferProgress;
 use crate::request::{Request, RequestBody};
 use crate::retry::{RetryPolicy, retry};
 
@@ -37,6 +39,36 @@ pub struct ClientOptions {
     pub idle_timeout: Duration,
     /// Where credentials come from (None: anonymous only).
     pub docker_config: Option<DockerConfig>,
+    /// How large blobs are split across connections.
+    pub ranges: RangeOptions,
+}
+
+/// How a large blob is downloaded over several connections at once, each
+/// asking for its own byte ranges (as download accelerators do: one TCP
+/// connection across a WAN or through a load balancer carries far less
+/// than the link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeOptions {
+    /// Connections one blob may use at once (1: one stream per blob).
+    pub connections_per_blob: usize,
+    /// Blob downloads in flight at once across everything the client does
+    /// (each range or whole-blob `GET` holds one while its body streams).
+    pub max_connections: usize,
+    /// Blobs smaller than this come over one connection.
+    pub min_blob: u64,
+    /// The smallest range asked for at once.
+    pub min_piece: u64,
+}
+
+impl Default for RangeOptions {
+    fn default() -> Self {
+        RangeOptions {
+            connections_per_blob: 8,
+            max_connections: 16,
+            min_blob: 64 << 20,
+            min_piece: 4 << 20,
+        }
+    }
 }
 
 impl Default for ClientOptions {
@@ -50,7 +82,22 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             docker_config: None,
+            ranges: RangeOptions::default(),
         }
+    }
+}
+
+/// A blob-body connection slot, given back when dropped.
+pub(crate) struct ConnectionSlot<'a> {
+    permit: Option<OwnedSemaphorePermit>,
+    client: &'a Client,
+    progress: &'a dyn TransferProgress,
+}
+
+impl Drop for ConnectionSlot<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.progress.connections(self.client.connections_in_use());
     }
 }
 
@@ -103,17 +150,24 @@ impl Endpoint {
 /// A client for any number of registries.
 pub struct Client {
     options: ClientOptions,
-    http: Mutex<HashMap<String, reqwest::Client>>,
+    /// HTTP clients by host, and whether each request gets its own
+    /// HTTP/1.1 connection (ranged blob downloads: HTTP/2 would carry every
+    /// range over one TCP connection, which is what they avoid).
+    http: Mutex<HashMap<(String, bool), reqwest::Client>>,
     pub(crate) auth: AuthCache,
     credentials: Mutex<HashMap<String, Option<Credential>>>,
     /// Loopback hosts that turned out to speak plain HTTP.
     plain_hosts: Mutex<HashMap<String, bool>>,
+    /// Blob-body connections: [`RangeOptions::max_connections`] permits.
+    connections: Arc<Semaphore>,
 }
 
 impl Client {
     /// A client with these options.
     pub fn new(options: ClientOptions) -> Client {
+        let connections = Arc::new(Semaphore::new(options.ranges.max_connections.max(1)));
         Client {
+            connections,
             options,
             http: Mutex::new(HashMap::new()),
             auth: AuthCache::default(),
@@ -127,6 +181,31 @@ impl Client {
         &self.options
     }
 
+    /// Waits for a blob-body connection slot (see
+    /// [`RangeOptions::max_connections`]); `progress` hears how many are
+    /// in use.
+    pub(crate) async fn connection<'a>(
+        &'a self,
+        progress: &'a dyn TransferProgress,
+    ) -> ConnectionSlot<'a> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let permit = self.connections.clone().acquire_owned().await.ok();
+        progress.connections(self.connections_in_use());
+        ConnectionSlot {
+            permit,
+            client: self,
+            progress,
+        }
+    }
+
+    fn connections_in_use(&self) -> usize {
+        self.options
+            .ranges
+            .max_connections
+            .max(1)
+            .saturating_sub(self.connections.available_permits())
+    }
+
     fn host_settings(&self, host: &str) -> (bool, bool, Option<PathBuf>) {
         let entry = self.options.registries.entry_for(host, "");
         let plain = self.options.plain_http || entry.is_some_and(|e| e.plain_http);
@@ -137,9 +216,10 @@ impl Client {
         (plain, insecure, ca)
     }
 
-    pub(crate) fn http_for(&self, host: &str) -> Result<reqwest::Client> {
+    pub(crate) fn http_for(&self, host: &str, http1_only: bool) -> Result<reqwest::Client> {
         let mut clients = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = clients.get(host) {
+        let key = (host.to_string(), http1_only);
+        if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
         let (_, insecure, ca) = self.host_settings(host);
@@ -150,6 +230,9 @@ impl Client {
             .dns_resolver(net::SystemResolver)
             .redirect(origin::redirect_policy())
             .danger_accept_invalid_certs(insecure);
+        if http1_only {
+            builder = builder.http1_only();
+        }
         if let Some(ca) = ca {
             let pem = std::fs::read(&ca).map_err(|e| ClientError::CaFile {
                 path: ca.clone(),
@@ -163,7 +246,7 @@ impl Client {
             builder = builder.add_root_certificate(certificate);
         }
         let client = builder.build().map_err(ClientError::HttpClient)?;
-        clients.insert(host.to_string(), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 
@@ -261,7 +344,7 @@ impl Client {
             })?;
             let on_registry = self.on_registry_origin(host, &parsed);
             let mut builder = self
-                .http_for(host)?
+                .http_for(host, request.own_connection)?
                 .request(request.method.clone(), parsed.clone())
                 .headers(request.headers.clone());
             // Credentials go to the registry's origin only, never to

@@ -47,5 +47,5 @@ pub mod sources;
 pub mod transfer;
 pub mod upload;
 
-pub use client::{Client, ClientOptions, Endpoint};
+pub use client::{Client, ClientOptions, Endpoint, RangeOptions};
 pub use error::{ClientError, Result};

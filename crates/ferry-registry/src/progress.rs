@@ -12,6 +12,8 @@ pub trait TransferProgress: Send + Sync {
     fn blob_done(&self, _digest: &Digest) {}
     /// A blob did not need to move (already there, or mounted).
     fn skipped(&self, _digest: &Digest, _size: u64) {}
+    /// Blob downloads now hold this many connections.
+    fn connections(&self, _in_use: usize) {}
 }
 
 /// Reports nothing.

@@ -21,6 +21,7 @@ use ferry_store::extract::{
 
 use crate::bridge::consume_blocking;
 use crate::client::{Client, Endpoint};
+use crate::download::blob_stream;
 use crate::error::{ClientError, Missing, Result, join_error};
 use crate::platform::Platform;
 use crate::progress::TransferProgress;
@@ -174,12 +175,8 @@ async fn place_remote_layer(
     progress: &dyn TransferProgress,
 ) -> Result<Extracted> {
     let digest = layer.digest();
-    let (position, body) = sources
-        .first(async |endpoint| {
-            let body = client.get_blob(endpoint, digest, 0).await?;
-            body.check_length(endpoint, layer)?;
-            Ok(body)
-        })
+    let (position, stream) = sources
+        .first(async |endpoint| blob_stream(client, endpoint.clone(), layer, progress).await)
         .await?;
     let registry = sources
         .endpoints()
@@ -187,7 +184,7 @@ async fn place_remote_layer(
         .map_or_else(|| sources.origin().registry.clone(), |e| e.registry.clone());
     progress.blob_started(digest, layer.size());
     let owned = layer.clone();
-    let placed = consume_blocking(body.stream, digest, progress, move |reader| {
+    let placed = consume_blocking(stream, digest, progress, move |reader| {
         place_layer_verified(&owned, reader, &root, diff_id.as_ref(), &limits).map_err(
             |e| match e {
                 StoreError::DigestMismatch { digest, actual } => ClientError::Integrity {

@@ -105,6 +105,9 @@ pub(crate) struct Request {
     /// Never repeated by [`crate::client::Client::send`] (the caller knows better how to
     /// go on after a failure).
     pub single_attempt: bool,
+    /// Sent over an HTTP/1.1 connection of its own (never multiplexed
+    /// with other requests over HTTP/2).
+    pub own_connection: bool,
 }
 
 impl Request {
@@ -124,6 +127,7 @@ impl Request {
             action: action.into(),
             target: Target::Other,
             single_attempt: false,
+            own_connection: false,
         }
     }
 
@@ -144,6 +148,12 @@ impl Request {
     /// Sends the request once, whatever happens.
     pub(crate) fn once(mut self) -> Request {
         self.single_attempt = true;
+        self
+    }
+
+    /// Sends it over an HTTP/1.1 connection of its own.
+    pub(crate) fn own_connection(mut self) -> Request {
+        self.own_connection = true;
         self
     }
 

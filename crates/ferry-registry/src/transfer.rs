@@ -13,7 +13,7 @@ use ferry_store::Store;
 
 use crate::api::FetchedManifest;
 use crate::client::{Access, Client, Endpoint};
-use crate::download::download_blob;
+use crate::download::{Downloaded, download_blob, install_all};
 use crate::error::{ClientError, Missing, Result, join_error};
 use crate::platform::{Platform, choose};
 use crate::progress::TransferProgress;
@@ -145,11 +145,19 @@ pub async fn pull(
         .await
         .map_err(join_error("locking", store.root().display()))??;
     let blobs = blobs_of(&manifest);
-    let results: Vec<(bool, u64)> = stream::iter(blobs.iter())
+    let results: Vec<Downloaded> = stream::iter(blobs.iter())
         .map(|descriptor| download_blob(client, &sources, store, descriptor, progress))
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
+    let downloaded = results.iter().filter(|d| d.verified.is_some()).count();
+    let fetched_bytes = results.iter().map(|d| d.bytes).sum();
+    // Every blob durable under its name before the manifest names them.
+    install_all(
+        store,
+        results.into_iter().filter_map(|d| d.verified).collect(),
+    )
+    .await?;
     let mut descriptor = Descriptor::new(
         MediaType::from(fetched.media_type.as_str()),
         fetched.bytes.len() as u64,
@@ -179,8 +187,8 @@ pub async fn pull(
     Ok(Pulled {
         reference: name.whole(),
         digest: fetched.digest,
-        downloaded: results.iter().filter(|(d, _)| *d).count(),
-        bytes: results.iter().map(|(_, b)| *b).sum(),
+        downloaded,
+        bytes: fetched_bytes,
     })
 }
 

@@ -28,7 +28,7 @@ use ferry_spec::oci::Descriptor;
 
 use crate::api::uploads::{ChunkAnswer, UploadStart};
 use crate::api::{MONOLITHIC_MAX, UPLOAD_CHUNK};
-use crate::bridge::{self, ByteStream};
+use crate::bridge::{self, BlobStream};
 use crate::client::{Access, Client, Endpoint};
 use crate::error::{ClientError, Result};
 use crate::progress::TransferProgress;
@@ -36,7 +36,7 @@ use crate::request::RequestBody;
 use crate::retry::{Backoff, retry_when};
 
 /// Opens a blob's bytes, afresh for every upload session.
-pub type OpenStream<'a> = Box<dyn Fn() -> LocalBoxFuture<'a, Result<ByteStream>> + 'a>;
+pub type OpenStream<'a> = Box<dyn Fn() -> LocalBoxFuture<'a, Result<BlobStream<'a>>> + 'a>;
 
 /// Where a blob's bytes come from.
 pub enum BlobSource<'a> {
@@ -220,7 +220,7 @@ impl Client {
 /// descriptor declares, fewer, or other content make the stream fail (so
 /// the request aborts) and are reported as an integrity error.
 async fn verify_while_sending(
-    mut source: ByteStream,
+    mut source: BlobStream<'_>,
     tx: bridge::ChunkSender,
     descriptor: &Descriptor,
     progress: &dyn TransferProgress,

@@ -150,6 +150,64 @@ pub(crate) fn install_verified_file(store: &Store, temp: &Path, digest: &Digest)
     ferry_spec::durable::install_path(temp, &target).ctx("installing blob", &target)
 }
 
+/// Flushes at once at most this many files (one thread each).
+const PARALLEL_FLUSHES: usize = 8;
+
+/// Moves verified files into the store together: all flushed (in
+/// parallel), then renamed, then each blob directory synced once. A file
+/// whose blob is already stored is dropped.
+pub(crate) fn install_verified_files(store: &Store, files: &[(&Path, &Digest)]) -> Result<()> {
+    let mut pending = Vec::new();
+    for (temp, digest) in files {
+        let target = store.blob_path(digest);
+        if target.is_file() {
+            match fs::remove_file(temp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).ctx("removing", temp);
+                }
+                _ => continue,
+            }
+        }
+        pending.push((*temp, target));
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let flush = || -> Result<()> {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((temp, _)) = pending.get(i) else {
+                return Ok(());
+            };
+            File::open(temp)
+                .and_then(|f| f.sync_data())
+                .ctx("syncing", temp)?;
+        }
+    };
+    let threads = pending.len().min(PARALLEL_FLUSHES);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (1..threads).map(|_| scope.spawn(flush)).collect();
+        let mine = flush();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or(Err(StoreError::Internal("a flush thread panicked")))
+            })
+            .chain(std::iter::once(mine))
+            .collect::<Result<Vec<()>>>()
+    })?;
+    let mut dirs = std::collections::BTreeSet::new();
+    for (temp, target) in &pending {
+        fs::rename(temp, target).ctx("installing blob", target)?;
+        if let Some(dir) = target.parent() {
+            dirs.insert(dir.to_path_buf());
+        }
+    }
+    for dir in dirs {
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
 /// A path in the store's tmp directory that nothing else uses, for a reflink
 /// or hardlink target.
 pub(crate) fn fresh_temp_path(store: &Store) -> Result<PathBuf> {

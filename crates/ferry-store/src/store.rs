@@ -263,6 +263,21 @@ impl Store {
         crate::blob::install_verified_file(self, temp, digest)
     }
 
+    /// [`Store::install_verified`] for several files at once: every file is
+    /// flushed (in parallel, so the disk takes the flushes as one batch)
+    /// before any is renamed, and each blob directory is synced once.
+    pub fn install_verified_batch(&self, files: &[(&Path, &Digest)]) -> Result<()> {
+        if files
+            .iter()
+            .any(|(temp, _)| temp.parent() != Some(self.tmp_dir().as_path()))
+        {
+            return Err(StoreError::Internal(
+                "install_verified_batch takes files from the store's tmp directory only",
+            ));
+        }
+        crate::blob::install_verified_files(self, files)
+    }
+
     /// Holds the index lock (blocking) for a read-modify-write of `index.json`.
     /// A bare layout locks its own directory: a lock file would stay in a
     /// tree that other tools (skopeo, tar) read as the layout.

@@ -177,6 +177,17 @@ pub struct PolicyArgs {
     pub policy: Option<PathBuf>,
 }
 
+impl TransportArgs {
+    /// How large blobs are split across connections.
+    pub fn ranges(&self) -> ferry_registry::RangeOptions {
+        ferry_registry::RangeOptions {
+            connections_per_blob: usize::from(self.connections_per_blob),
+            max_connections: usize::from(self.max_connections),
+            ..ferry_registry::RangeOptions::default()
+        }
+    }
+}
+
 /// How to reach registries.
 #[derive(Debug, Clone, Args)]
 pub struct TransportArgs {
@@ -192,6 +203,13 @@ pub struct TransportArgs {
     /// Blobs transferred at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Connections one large blob (64 MiB and more) is downloaded over, each
+    /// fetching its own byte ranges; 1 turns ranged downloads off.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub connections_per_blob: u16,
+    /// Blob downloads in flight at once across all blobs (whole blobs and ranges).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_connections: u16,
     /// Registries config (mirrors, per-registry TLS); default ~/.config/ferry/registries.toml.
     #[arg(long, value_name = "FILE")]
     pub registries_config: Option<PathBuf>,

@@ -63,6 +63,7 @@ pub struct TransferBar {
     layers: Mutex<HashMap<String, ProgressBar>>,
     bytes: AtomicU64,
     total: AtomicU64,
+    message: String,
 }
 
 impl TransferBar {
@@ -80,6 +81,7 @@ impl TransferBar {
             layers: Mutex::new(HashMap::new()),
             bytes: 0.into(),
             total: 0.into(),
+            message: message.to_string(),
         }
     }
 
@@ -105,6 +107,16 @@ impl TransferBar {
 }
 
 impl ferry_registry::progress::TransferProgress for TransferBar {
+    fn connections(&self, in_use: usize) {
+        if let Some(bar) = &self.bar {
+            // The total bar's rate is the aggregate over every connection.
+            bar.set_message(match in_use {
+                0 => self.message.clone(),
+                1 => format!("{} (1 connection)", self.message),
+                n => format!("{} ({n} connections)", self.message),
+            });
+        }
+    }
     fn blob_started(&self, digest: &ferry_spec::oci::Digest, size: u64) {
         let total = self.total.fetch_add(size, Ordering::Relaxed) + size;
         if let Some(bar) = &self.bar {

@@ -28,17 +28,19 @@ impl BlobBody {
     /// Refuses a whole-blob answer whose announced length is not the
     /// descriptor's size.
     pub fn check_length(&self, endpoint: &Endpoint, descriptor: &Descriptor) -> Result<()> {
+        self.check_size(endpoint, descriptor.digest(), descriptor.size())
+    }
+
+    /// [`BlobBody::check_length`] for a blob of `size` bytes.
+    pub(crate) fn check_size(&self, endpoint: &Endpoint, digest: &Digest, size: u64) -> Result<()> {
         match self.length {
-            Some(length) if self.start == 0 && length != descriptor.size() => {
-                Err(ClientError::Integrity {
-                    what: format!("blob {}", descriptor.digest()),
-                    reason: format!(
-                        "{} announces {length} bytes, the descriptor says {}",
-                        endpoint.registry,
-                        descriptor.size()
-                    ),
-                })
-            }
+            Some(length) if self.start == 0 && length != size => Err(ClientError::Integrity {
+                what: format!("blob {digest}"),
+                reason: format!(
+                    "{} announces {length} bytes, the descriptor says {size}",
+                    endpoint.registry
+                ),
+            }),
             _ => Ok(()),
         }
     }
@@ -97,13 +99,8 @@ impl Client {
             _ => return Err(response_error(endpoint, &request, response).await),
         };
         let length = response.content_length();
-        let stream: ByteStream = Box::pin(
-            response
-                .bytes_stream()
-                .map(|chunk| chunk.map_err(std::io::Error::other)),
-        );
         Ok(BlobBody {
-            stream,
+            stream: body_stream(response),
             start,
             length,
         })
@@ -172,12 +169,155 @@ impl Client {
 /// The first byte of a `Content-Range: bytes START-END/TOTAL` answer.
 fn content_range_start(response: &reqwest::Response) -> Option<u64> {
     let value = response.headers().get("content-range")?.to_str().ok()?;
-    value
-        .trim()
-        .strip_prefix("bytes ")?
-        .split('-')
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+    parse_content_range(value).map(|(start, _, _)| start)
+}
+
+/// Where the bytes of a ranged download are asked for.
+#[derive(Debug, Clone)]
+pub(crate) enum BlobUrl {
+    /// The registry's blob URL (with its credentials; redirects followed).
+    Registry,
+    /// The URL the registry redirected a blob to (an object store's signed
+    /// URL, on another origin): asked directly, without credentials.
+    Direct(reqwest::Url),
+}
+
+/// The answer to a `GET` with `Range: bytes=START-END`.
+pub(crate) enum RangeAnswer {
+    /// 206 with bytes `start..end` of the asked range (`end` may fall short
+    /// of what was asked: a server may send less).
+    Partial {
+        /// The bytes (from the first byte asked for).
+        stream: ByteStream,
+        /// One past the last byte the `Content-Range` announces.
+        end: u64,
+        /// Who answered (after redirects).
+        answered: reqwest::Url,
+    },
+    /// 200: the server ignored the range and sends the whole blob.
+    Whole(BlobBody),
+    /// A 206 whose `Content-Range` does not describe the bytes asked for:
+    /// the server's ranges cannot be trusted.
+    Unusable(String),
+}
+
+impl Client {
+    /// `GET` bytes `range` of a blob of `size` bytes from `at`. Only a
+    /// `Content-Range` that starts where asked, stays inside the range and
+    /// names the blob's size (or `*`) is taken as a range.
+    pub(crate) async fn get_blob_range(
+        &self,
+        endpoint: &Endpoint,
+        digest: &Digest,
+        at: &BlobUrl,
+        range: std::ops::Range<u64>,
+        size: u64,
+    ) -> Result<RangeAnswer> {
+        let url = match at {
+            BlobUrl::Registry => format!("/v2/{}/blobs/{digest}", endpoint.repository),
+            BlobUrl::Direct(url) => url.to_string(),
+        };
+        let asked = format!("bytes={}-{}", range.start, range.end.saturating_sub(1));
+        let request = Request::new(
+            Method::GET,
+            url,
+            Access::Pull,
+            format!("downloading {digest} ({asked})"),
+        )
+        .target(Target::Blob(digest.clone()))
+        .header("range", &asked)
+        .own_connection();
+        let response = self.send(endpoint, &request).await?;
+        match response.status() {
+            StatusCode::PARTIAL_CONTENT => {}
+            StatusCode::OK => {
+                let length = response.content_length();
+                return Ok(RangeAnswer::Whole(BlobBody {
+                    stream: body_stream(response),
+                    start: 0,
+                    length,
+                }));
+            }
+            _ => return Err(response_error(endpoint, &request, response).await),
+        }
+        let announced = response
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let Some((start, end, total)) = announced.as_deref().and_then(parse_content_range) else {
+            return Ok(RangeAnswer::Unusable(format!(
+                "a partial answer to {asked} with Content-Range {announced:?}"
+            )));
+        };
+        if start != range.start
+            || end > range.end
+            || end <= start
+            || total.is_some_and(|t| t != size)
+        {
+            return Ok(RangeAnswer::Unusable(format!(
+                "Content-Range {:?} answers {asked} of a {size}-byte blob",
+                announced.unwrap_or_default()
+            )));
+        }
+        let answered = response.url().clone();
+        Ok(RangeAnswer::Partial {
+            stream: body_stream(response),
+            end,
+            answered,
+        })
+    }
+}
+
+fn body_stream(response: reqwest::Response) -> ByteStream {
+    Box::pin(
+        response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    )
+}
+
+/// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`) as `(FIRST, LAST + 1,
+/// TOTAL)`.
+fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let (span, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    let first: u64 = first.trim().parse().ok()?;
+    let last: u64 = last.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        number => Some(number.parse().ok()?),
+    };
+    (last >= first).then_some((first, last.checked_add(1)?, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range;
+
+    #[test]
+    fn content_ranges_are_read_strictly() {
+        assert_eq!(
+            parse_content_range("bytes 0-99/1000"),
+            Some((0, 100, Some(1000)))
+        );
+        assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 6, None)));
+        assert_eq!(
+            parse_content_range("bytes 9-5/10"),
+            None,
+            "last before first"
+        );
+        assert_eq!(
+            parse_content_range("bytes */1000"),
+            None,
+            "an unsatisfied range"
+        );
+        assert_eq!(parse_content_range("items 0-9/10"), None);
+        assert_eq!(parse_content_range("bytes 0-x/10"), None);
+        assert_eq!(
+            parse_content_range(&format!("bytes 0-{}/*", u64::MAX)),
+            None,
+            "one past the last byte overflows"
+        );
+    }
 }

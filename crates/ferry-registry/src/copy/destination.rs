@@ -70,8 +70,9 @@ impl Destination {
         let digest = descriptor.digest();
         match self {
             Destination::Registry { endpoint, .. } => {
-                let source =
-                    BlobSource::Stream(Box::new(|| Box::pin(run.src.blob(client, descriptor))));
+                let source = BlobSource::Stream(Box::new(|| {
+                    Box::pin(run.src.blob(client, descriptor, run.progress))
+                }));
                 client
                     .push_blob(
                         endpoint,
@@ -93,7 +94,7 @@ impl Destination {
                     run.progress.skipped(digest, descriptor.size());
                     return Ok(BlobOutcome::Present);
                 }
-                let stream = run.src.blob(client, descriptor).await?;
+                let stream = run.src.blob(client, descriptor, run.progress).await?;
                 let store = layout.store().clone();
                 let owned = descriptor.clone();
                 run.progress.blob_started(digest, descriptor.size());
@@ -109,7 +110,7 @@ impl Destination {
                     run.progress.skipped(digest, descriptor.size());
                     return Ok(BlobOutcome::Present);
                 }
-                let stream = run.src.blob(client, descriptor).await?;
+                let stream = run.src.blob(client, descriptor, run.progress).await?;
                 archive.put_blob(descriptor, stream, run.progress).await
             }
         }

@@ -13,9 +13,11 @@ use ferry_store::layout::{LayoutDir, find_entry};
 use super::{Location, descriptor_of, media_type_of};
 use crate::api::FetchedManifest;
 use crate::archive::ArchiveReader;
-use crate::bridge::{self, ByteStream};
+use crate::bridge::{self, BlobStream};
 use crate::client::{Client, Endpoint};
+use crate::download::blob_stream;
 use crate::error::{ClientError, Result, join_error};
+use crate::progress::TransferProgress;
 use crate::referrers::list_referrers;
 use crate::sources::ReadSources;
 use crate::transfer::reference_tail;
@@ -131,28 +133,28 @@ impl Source {
     }
 
     /// A blob's bytes; the consumer verifies them.
-    pub(super) async fn blob(
+    pub(super) async fn blob<'a>(
         &self,
-        client: &Client,
-        descriptor: &Descriptor,
-    ) -> Result<ByteStream> {
+        client: &'a Client,
+        descriptor: &'a Descriptor,
+        progress: &'a dyn TransferProgress,
+    ) -> Result<BlobStream<'a>> {
         match self {
             Source::Registry { sources } => {
-                let (_, body) = sources
+                let (_, stream) = sources
                     .first(async |endpoint| {
-                        let body = client.get_blob(endpoint, descriptor.digest(), 0).await?;
-                        body.check_length(endpoint, descriptor)?;
-                        Ok(body)
+                        blob_stream(client, endpoint.clone(), descriptor, progress).await
                     })
                     .await?;
-                Ok(body.stream)
+                Ok(stream)
             }
             Source::Layout { layout } => {
                 let path = layout.store().blob_path(descriptor.digest());
                 // One byte more than declared, so a longer file is noticed.
-                bridge::file_stream(&path, 0, descriptor.size().saturating_add(1)).await
+                let stream = bridge::file_stream(&path, 0, descriptor.size().saturating_add(1));
+                Ok(stream.await?)
             }
-            Source::Archive { archive } => archive.blob_stream(descriptor).await,
+            Source::Archive { archive } => Ok(archive.blob_stream(descriptor).await?),
         }
     }
 

@@ -19,7 +19,7 @@ use super::local::{add_to_local_signature_tag, local_bundle_referrers, signature
 use super::remote::add_to_signature_tag;
 use super::{MAX_BUNDLE_BYTES, MAX_PAYLOAD_BYTES};
 use crate::client::{Client, Endpoint};
-use crate::download::download_blob;
+use crate::download::download_and_install;
 use crate::error::{ClientError, Result, join_error};
 use crate::progress::{NoProgress, TransferProgress};
 use crate::referrers::fallback::{
@@ -184,7 +184,7 @@ pub async fn pull_signatures(
             })?;
         for blob in blobs_of(&parsed) {
             check_size(&blob, MAX_BUNDLE_BYTES)?;
-            download_blob(client, &sources, store, &blob, &NoProgress).await?;
+            download_and_install(client, &sources, store, &blob, &NoProgress).await?;
         }
         let mut descriptor = referrer.clone();
         descriptor.set_artifact_type(parsed.artifact_type().clone());
@@ -219,7 +219,7 @@ pub async fn pull_signatures(
     let sources = sources.from_position(position);
     for LegacyLayer { descriptor, .. } in &layers {
         check_size(descriptor, MAX_PAYLOAD_BYTES)?;
-        download_blob(client, &sources, store, descriptor, &NoProgress).await?;
+        download_and_install(client, &sources, store, descriptor, &NoProgress).await?;
     }
     let values: Vec<Value> = layers.into_iter().map(|l| l.raw).collect();
     moved.legacy = values.len();

@@ -21,6 +21,7 @@ pub fn run(store_root: &Path, args: &CsiArgs) -> anyhow::Result<Exit> {
             ca_file: transport.ca_file.clone(),
             registries_config: transport.registries_config.clone(),
             docker_config: args.docker_config.clone(),
+            ranges: transport.ranges(),
         },
         concurrency: transport.concurrency,
     })

@@ -31,6 +31,7 @@ pub(super) fn client(transport: &TransportArgs) -> anyhow::Result<Client> {
         ca_file: transport.ca_file.clone(),
         registries: RegistriesConfig::load(&path)?,
         docker_config: Some(DockerConfig::load_default()?),
+        ranges: transport.ranges(),
         ..ClientOptions::default()
     }))
 }

@@ -1,89 +1,51 @@
-//! Downloading one blob into the store, resumably: bytes go to
-//! `tmp/partial-<alg>-<hex>` (locked, so two processes never write one
-//! file), hashed as they arrive, on a blocking thread fed through a bounded
-//! channel; a dropped connection resumes with `Range`, and so does the next
-//! run after a kill. Only content that matches its size and digest is
-//! installed. A resumed download that does not match starts again from
-//! byte 0 at once: the kept bytes may be the culprit.
+//! One blob over one connection, in order: bytes are appended to the
+//! partial file and hashed as they arrive (on a blocking thread fed through
+//! a bounded channel); a dropped connection resumes with `Range`, and so
+//! does the next run after a kill. A resumed download that does not match
+//! starts again from byte 0 at once: the kept bytes may be the culprit.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use ferry_spec::digest::DigestHasher;
-use ferry_spec::oci::{Descriptor, Digest};
-use ferry_store::Store;
+use ferry_spec::oci::Digest;
 
+use super::{Job, blocking, discard, start_writeback};
+use crate::api::blobs::BlobBody;
 use crate::bridge::{ByteStream, CHUNK, DEPTH};
-use crate::client::{Client, Endpoint};
 use crate::error::{ClientError, NetCause, Result, io_error, join_error};
 use crate::progress::TransferProgress;
 use crate::retry::Backoff;
-use crate::sources::ReadSources;
 
-/// Downloads a blob into the store from the first source that serves it
-/// intact. Returns whether bytes were fetched, and how many.
-pub(crate) async fn download_blob(
-    client: &Client,
-    sources: &ReadSources,
-    store: &Store,
-    descriptor: &Descriptor,
-    progress: &dyn TransferProgress,
-) -> Result<(bool, u64)> {
-    let (_, fetched) = sources
-        .first(async |endpoint| download_from(client, endpoint, store, descriptor, progress).await)
-        .await?;
-    Ok(fetched)
-}
-
-/// [`download_blob`] from one registry.
-async fn download_from(
-    client: &Client,
-    endpoint: &Endpoint,
-    store: &Store,
-    descriptor: &Descriptor,
-    progress: &dyn TransferProgress,
-) -> Result<(bool, u64)> {
-    let digest = descriptor.digest();
-    let size = descriptor.size();
-    if store.has_blob(digest) {
-        progress.skipped(digest, size);
-        return Ok((false, 0));
-    }
-    if !ferry_spec::digest::is_sha256(digest) {
-        return Err(ClientError::Integrity {
-            what: digest.to_string(),
-            reason: "only sha256 blobs can be stored locally".into(),
-        });
-    }
-    let path = store.partial_path(digest);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(io_error("opening", path.display()))?;
-    // Another process downloading the same blob holds this lock; wait for it.
-    lock_partial(&file, &path).await?;
-    if store.has_blob(digest) {
-        let _ = std::fs::remove_file(&path);
-        progress.skipped(digest, size);
-        return Ok((false, 0));
-    }
+/// Downloads the blob over one connection into `file` (holding whatever
+/// an earlier attempt left in order), starting with `first` when a server
+/// already answered; returns the file once its bytes hash to the digest,
+/// and how many bytes were fetched.
+pub(super) async fn download(
+    job: &Job<'_>,
+    file: File,
+    mut first: Option<BlobBody>,
+) -> Result<(File, u64)> {
+    let Job {
+        client,
+        endpoint,
+        digest,
+        size,
+        progress,
+        ..
+    } = *job;
+    let path = job.path.clone();
     let mut partial = blocking(&path, {
         let (path, digest) = (path.clone(), digest.clone());
         move || Partial::resume(file, path, &digest, size)
     })
     .await?;
     let kept = partial.len;
-    progress.blob_started(digest, size);
     if kept > 0 {
         progress.advanced(digest, kept);
     }
@@ -97,7 +59,13 @@ async fn download_from(
     let mut downloaded = 0u64;
     loop {
         while partial.len < size {
-            let body = match client.get_blob(endpoint, digest, partial.len).await {
+            // Held while the body streams.
+            let _slot = client.connection(progress).await;
+            let answer = match first.take() {
+                Some(body) => Ok(body),
+                None => client.get_blob(endpoint, digest, partial.len).await,
+            };
+            let body = match answer {
                 Ok(body) => body,
                 // The registry will not serve the kept bytes' rest (a
                 // partial file from another blob source, a registry that
@@ -129,7 +97,8 @@ async fn download_from(
             downloaded += partial.len - start;
             let failure = match end {
                 BodyEnd::TooLong => {
-                    discard(partial).await;
+                    drop(partial);
+                    discard(&path).await;
                     return Err(ClientError::Integrity {
                         what: format!("blob {digest}"),
                         reason: format!(
@@ -177,23 +146,14 @@ async fn download_from(
             partial = blocking(&path, move || partial.restart()).await?;
             continue;
         }
-        discard(partial).await;
+        drop(partial);
+        discard(&path).await;
         return Err(ClientError::Integrity {
             what: format!("blob {digest}"),
             reason: format!("downloaded content hashes to {actual}"),
         });
     }
-    drop(partial);
-    let owned = (store.clone(), path.clone(), digest.clone());
-    blocking(&path, move || {
-        let (store, path, digest) = owned;
-        store
-            .install_verified(&path, &digest)
-            .map_err(ClientError::from)
-    })
-    .await?;
-    progress.blob_done(digest);
-    Ok((true, downloaded))
+    Ok((partial.file, downloaded))
 }
 
 /// A partial download: the file in `tmp/`, and the hash of what it holds.
@@ -273,22 +233,6 @@ impl Partial {
     }
 }
 
-/// Asks the kernel to start writing a range to disk now, without waiting,
-/// so the fsync before the blob is installed finds little left to do and
-/// dirty pages do not pile up for large models.
-fn start_writeback(file: &File, start: u64, len: u64) {
-    // SAFETY: a plain syscall on a file descriptor we own; failure is harmless
-    // (the final fsync still makes the data durable).
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            start as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
 /// How a response body ended.
 enum BodyEnd {
     /// The body ended normally (possibly short).
@@ -350,35 +294,4 @@ async fn receive(
         .map_err(join_error("writing", path.display()))?;
     written.map_err(io_error("writing", path.display()))?;
     Ok((partial, end))
-}
-
-/// Removes a partial download whose content is wrong.
-async fn discard(partial: Partial) {
-    let path = partial.path.clone();
-    drop(partial);
-    let _ = tokio::fs::remove_file(&path).await;
-}
-
-/// Runs file work off the runtime's worker threads.
-async fn blocking<T: Send + 'static>(
-    path: &Path,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(join_error("writing", path.display()))?
-}
-
-async fn lock_partial(file: &File, path: &Path) -> Result<()> {
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(io_error("locking", path.display())(e));
-            }
-        }
-    }
 }

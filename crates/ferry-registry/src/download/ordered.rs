@@ -1,0 +1,136 @@
+//! A blob's bytes in order, fetched over several connections: for readers
+//! that consume a stream (extraction into a directory, a copy's upload).
+//!
+//! Pieces of [`RangeOptions::min_piece`] bytes are fetched into memory,
+//! at most [`RangeOptions::connections_per_blob`] at once, and handed on in
+//! order; memory stays at (connections x piece size) whatever the blob's
+//! size. The reader verifies the digest, as it does for one stream.
+//!
+//! [`RangeOptions::min_piece`]: crate::client::RangeOptions::min_piece
+//! [`RangeOptions::connections_per_blob`]: crate::client::RangeOptions::connections_per_blob
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::LocalBoxFuture;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio_util::sync::CancellationToken;
+
+use ferry_spec::oci::Descriptor;
+
+use super::piece::{Asked, PieceEnd, PieceSink, RangeJob, ask, fetch_piece, pieces_of};
+use crate::api::blobs::BlobUrl;
+use crate::bridge::{BlobStream, CHUNK};
+use crate::client::{Client, Endpoint};
+use crate::error::Result;
+use crate::progress::TransferProgress;
+
+/// The bytes of `descriptor`'s blob from `endpoint`, in order. Small blobs,
+/// and servers that do not serve ranges, give one stream.
+pub(crate) async fn blob_stream<'a>(
+    client: &'a Client,
+    endpoint: Endpoint,
+    descriptor: &'a Descriptor,
+    progress: &'a dyn TransferProgress,
+) -> Result<BlobStream<'a>> {
+    let digest = descriptor.digest();
+    let size = descriptor.size();
+    let ranges = client.options().ranges;
+    if size < ranges.min_blob || ranges.connections_per_blob < 2 {
+        return one_stream(client, &endpoint, descriptor).await;
+    }
+    let pieces = pieces_of(size, ranges.min_piece);
+    let shared = Arc::new(Ranged {
+        endpoint,
+        url: Mutex::new(BlobUrl::Registry),
+        cancel: CancellationToken::new(),
+    });
+    let first = {
+        let job = shared.job(client, descriptor, progress);
+        match ask(&job, &BlobUrl::Registry, pieces[0].clone()).await? {
+            Asked::Answered(answer) => answer,
+            Asked::Whole(body) => {
+                body.check_length(&shared.endpoint, descriptor)?;
+                return Ok(body.stream);
+            }
+            Asked::OneStream(reason) => {
+                tracing::info!("{digest}: {reason}; reading it over one connection");
+                return one_stream(client, &shared.endpoint, descriptor).await;
+            }
+        }
+    };
+    let mut first = Some(first);
+    let pieces = stream::iter(pieces)
+        .map(move |piece| -> LocalBoxFuture<'a, io::Result<Bytes>> {
+            let (shared, first) = (shared.clone(), first.take());
+            Box::pin(async move {
+                let job = shared.job(client, descriptor, progress);
+                let mut sink =
+                    PieceSink::Memory(BytesMut::with_capacity((piece.end - piece.start) as usize));
+                match fetch_piece(&job, piece, first, &mut sink).await {
+                    Ok(PieceEnd::Done(_)) => match sink {
+                        PieceSink::Memory(gathered) => Ok(gathered.freeze()),
+                        PieceSink::File(_) => Err(io::Error::other("a piece went to a file")),
+                    },
+                    Ok(PieceEnd::Stopped(_)) => Err(io::Error::other("the download was stopped")),
+                    Ok(PieceEnd::OneStream(reason, _)) => Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {reason}", job.digest),
+                    )),
+                    Err(error) => Err(io::Error::other(error)),
+                }
+            })
+        })
+        .buffered(ranges.connections_per_blob)
+        // Handed on in small slices, so a consumer's queue never holds
+        // whole pieces.
+        .map_ok(|piece| stream::iter(slices(piece).map(Ok)))
+        .try_flatten();
+    Ok(Box::pin(pieces))
+}
+
+async fn one_stream<'a>(
+    client: &'a Client,
+    endpoint: &Endpoint,
+    descriptor: &Descriptor,
+) -> Result<BlobStream<'a>> {
+    let body = client.get_blob(endpoint, descriptor.digest(), 0).await?;
+    body.check_length(endpoint, descriptor)?;
+    Ok(body.stream)
+}
+
+/// What the pieces of one ordered stream share.
+struct Ranged {
+    endpoint: Endpoint,
+    url: Mutex<BlobUrl>,
+    cancel: CancellationToken,
+}
+
+impl Ranged {
+    fn job<'c>(
+        &self,
+        client: &'c Client,
+        descriptor: &'c Descriptor,
+        progress: &'c dyn TransferProgress,
+    ) -> RangeJob<'c, '_> {
+        RangeJob {
+            client,
+            endpoint: &self.endpoint,
+            digest: descriptor.digest(),
+            size: descriptor.size(),
+            progress,
+            // The consumer reports bytes as it reads them.
+            report_bytes: false,
+            url: &self.url,
+            cancel: &self.cancel,
+        }
+    }
+}
+
+fn slices(bytes: Bytes) -> impl Iterator<Item = Bytes> {
+    let len = bytes.len();
+    (0..len)
+        .step_by(CHUNK)
+        .map(move |start| bytes.slice(start..(start + CHUNK).min(len)))
+}
