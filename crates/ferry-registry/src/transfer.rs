@@ -145,19 +145,34 @@ pub async fn pull(
         .await
         .map_err(join_error("locking", store.root().display()))??;
     let blobs = blobs_of(&manifest);
-    let results: Vec<Downloaded> = stream::iter(blobs.iter())
+    let mut downloads = stream::iter(blobs.iter())
         .map(|descriptor| download_blob(client, &sources, store, descriptor, progress))
-        .buffer_unordered(concurrency.max(1))
-        .try_collect()
-        .await?;
+        .buffer_unordered(concurrency.max(1));
+    let mut results: Vec<Downloaded> = Vec::new();
+    let mut failed = None;
+    while let Some(result) = downloads.next().await {
+        match result {
+            Ok(downloaded) => results.push(downloaded),
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
+        }
+    }
+    drop(downloads);
     let downloaded = results.iter().filter(|d| d.verified.is_some()).count();
     let fetched_bytes = results.iter().map(|d| d.bytes).sum();
-    // Every blob durable under its name before the manifest names them.
+    // Every blob durable under its name before the manifest names them;
+    // the verified ones are kept when another failed (the next pull needs
+    // them).
     install_all(
         store,
         results.into_iter().filter_map(|d| d.verified).collect(),
     )
     .await?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
     let mut descriptor = Descriptor::new(
         MediaType::from(fetched.media_type.as_str()),
         fetched.bytes.len() as u64,

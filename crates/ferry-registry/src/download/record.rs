@@ -125,6 +125,7 @@ pub(super) fn missing_pieces(done: &RangeSet<u64>, size: u64, piece: u64) -> Vec
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::single_range_in_vec_init)] // sets of ranges, written as lists
     use super::*;
     use std::io::Write;
 

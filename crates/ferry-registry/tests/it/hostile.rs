@@ -172,6 +172,20 @@ pub struct Faults {
     /// The referrers API answers pages of this many referrers, each with a
     /// `Link` to a next page, without end.
     pub endless_referrers: Option<usize>,
+    /// Ranged answers for this blob cover at most this many bytes (an
+    /// honest, shorter `Content-Range`).
+    pub short_ranges: HashMap<String, usize>,
+    /// Ranged answers for this blob announce a `Content-Range` one byte
+    /// later than asked (and send those bytes).
+    pub shifted_ranges: HashSet<String>,
+    /// The first ranged answer for this blob that holds this offset has
+    /// that byte flipped.
+    pub corrupt_range_once: HashMap<String, usize>,
+    /// The first ranged answer for this blob that does not start at byte 0
+    /// sends this many bytes, then the connection drops.
+    pub drop_range_once: HashMap<String, usize>,
+    /// Every blob answer is sent at about this many bytes per second.
+    pub throttle: Option<u64>,
 }
 
 /// A body of `size` bytes: `prefix`, then filler, streamed in 64 KiB
@@ -213,6 +227,9 @@ pub struct Inner {
     pub tokens: HashSet<String>,
     /// Bytes of [`Faults::huge_body`] bodies handed to the connection.
     pub huge_sent: Arc<AtomicU64>,
+    /// Blob bytes handed to connections, by digest (counted as the client
+    /// reads them).
+    pub served: HashMap<String, Arc<AtomicU64>>,
     issued: usize,
     addr: SocketAddr,
 }
@@ -259,6 +276,7 @@ impl Hostile {
             auth: Auth::default(),
             tokens: HashSet::new(),
             huge_sent: Arc::new(AtomicU64::new(0)),
+            served: HashMap::new(),
             issued: 0,
             addr,
         }));
@@ -317,6 +335,16 @@ impl Hostile {
             .into_iter()
             .filter(|s| s.method == method && s.path.contains(part))
             .collect()
+    }
+
+    /// Bytes of this blob handed to connections so far.
+    pub fn served(&self, digest: &str) -> u64 {
+        self.with(|s| s.served.get(digest).map_or(0, |c| c.load(Ordering::SeqCst)))
+    }
+
+    /// Forgets the bytes served.
+    pub fn clear_served(&self) {
+        self.with(|s| s.served.clear());
     }
 
     /// Bytes of huge bodies sent so far.
@@ -802,7 +830,7 @@ fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) 
             empty(),
         );
     }
-    let faults = &mut inner.faults;
+    let faults = &inner.faults;
     if let Some(base) = &faults.redirect_blobs_to {
         let target = format!("{base}{}?signed=yes", seen.path);
         return respond(307, &[("location", target)], empty());
@@ -817,13 +845,17 @@ fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) 
         content.extend(std::iter::repeat_n(b'!', *extra));
     }
     let content = Bytes::from(content);
-    let start = seen
-        .header("range")
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|s| s.parse::<usize>().ok());
+    let counter = inner.served.entry(digest.to_string()).or_default().clone();
+    let faults = &mut inner.faults;
+    let throttle = faults.throttle;
+    let counted = |data: Bytes| counted_body(data, counter.clone(), throttle);
+    let range = seen.header("range").and_then(parse_range);
     let base = [("docker-content-digest", digest.to_string())];
-    if let Some(start) = start.filter(|_| !faults.ignore_range) {
+    if let Some((start, last)) = range.filter(|_| !faults.ignore_range) {
+        let end = last.map_or(content.len(), |l| (l + 1).min(content.len()));
+        if last.is_some() && !faults.lie_about_range && !faults.refuse_range && start < end {
+            return ranged(faults, digest, &content, start, end, &base, counted);
+        }
         if faults.refuse_range {
             return error(416, "RANGE_INVALID", "ranges are not served here");
         }
@@ -848,7 +880,7 @@ fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) 
             headers.push(("content-length", rest.len().to_string()));
             return respond(206, &headers, cut_body(rest.slice(..*cut), End::Drop));
         }
-        return respond(206, &headers, full(rest));
+        return respond(206, &headers, counted(rest));
     }
     if let Some(cut) = faults.cut_every.get(digest).filter(|c| **c < content.len()) {
         let mut headers = base.to_vec();
@@ -871,7 +903,87 @@ fn blob(inner: &mut Inner, method: &str, repo: &str, digest: &str, seen: &Seen) 
     if faults.chunked_blobs {
         return respond(200, &base, chunked(content));
     }
-    respond(200, &base, full(content))
+    let mut headers = base.to_vec();
+    headers.push(("content-length", content.len().to_string()));
+    respond(200, &headers, counted(content))
+}
+
+/// `bytes=START-` or `bytes=START-LAST` as `(START, Some(LAST))`.
+fn parse_range(value: &str) -> Option<(usize, Option<usize>)> {
+    let (start, last) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let start = start.parse().ok()?;
+    let last = match last {
+        "" => None,
+        last => Some(last.parse().ok()?),
+    };
+    Some((start, last))
+}
+
+/// A 206 for bytes `start..end`, with the range faults applied.
+fn ranged(
+    faults: &mut Faults,
+    digest: &str,
+    content: &Bytes,
+    start: usize,
+    mut end: usize,
+    base: &[(&str, String)],
+    counted: impl Fn(Bytes) -> Body,
+) -> Response<Body> {
+    let size = content.len();
+    if let Some(most) = faults.short_ranges.get(digest) {
+        end = end.min(start + most.max(&1));
+    }
+    let (first, mut data) = if faults.shifted_ranges.contains(digest) && end < size {
+        (start + 1, content.slice(start + 1..end + 1).to_vec())
+    } else {
+        (start, content.slice(start..end).to_vec())
+    };
+    if let Some(offset) = faults.corrupt_range_once.get(digest).copied()
+        && (first..first + data.len()).contains(&offset)
+    {
+        faults.corrupt_range_once.remove(digest);
+        data[offset - first] ^= 0xff;
+    }
+    let mut headers = base.to_vec();
+    headers.push((
+        "content-range",
+        format!("bytes {first}-{}/{size}", first + data.len() - 1),
+    ));
+    headers.push(("content-length", data.len().to_string()));
+    if start > 0
+        && let Some(sent) = faults.drop_range_once.remove(digest)
+    {
+        let sent = sent.min(data.len());
+        return respond(
+            206,
+            &headers,
+            cut_body(Bytes::from(data).slice(..sent), End::Drop),
+        );
+    }
+    respond(206, &headers, counted(Bytes::from(data)))
+}
+
+/// `data` in 64 KiB frames, counted into `served` as the connection takes
+/// them, at about `throttle` bytes per second when set.
+fn counted_body(data: Bytes, served: Arc<AtomicU64>, throttle: Option<u64>) -> Body {
+    const FRAME: usize = 64 * 1024;
+    let frames = stream::unfold(0usize, move |offset| {
+        let (data, served) = (data.clone(), served.clone());
+        async move {
+            if offset >= data.len() {
+                return None;
+            }
+            let frame = data.slice(offset..(offset + FRAME).min(data.len()));
+            if let Some(rate) = throttle {
+                let micros = frame.len() as u64 * 1_000_000 / rate.max(1);
+                tokio::time::sleep(Duration::from_micros(micros)).await;
+            }
+            served.fetch_add(frame.len() as u64, Ordering::SeqCst);
+            let next = offset + frame.len();
+            Some((Ok::<_, BoxError>(Frame::data(frame)), next))
+        }
+    });
+    BodyExt::boxed(StreamBody::new(frames))
 }
 
 async fn upload(

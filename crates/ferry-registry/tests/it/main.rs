@@ -14,6 +14,7 @@ mod download;
 mod hostile;
 mod mirrors;
 mod origins;
+mod ranged;
 mod remote_extract;
 mod signatures;
 mod upload;

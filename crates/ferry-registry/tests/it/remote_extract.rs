@@ -15,7 +15,7 @@ use ferry_store::extract::{ExtractOptions, extract};
 use serde_json::json;
 
 use crate::common::*;
-use crate::hostile::Hostile;
+use crate::hostile::{Hostile, noise};
 
 const TAR: &str = "application/vnd.cncf.model.weight.v1.tar";
 const TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
@@ -335,4 +335,59 @@ async fn an_uncompressed_layer_whose_diff_id_is_not_its_digest_is_refused() {
         std::fs::read(dir.path().join("out/w.bin")).unwrap(),
         content
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_layer_is_read_in_ordered_ranges_and_checked() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = noise(3 * 1024 * 1024 + 5, 79);
+    let digest = registry.put_blob("m", Bytes::from(content.clone()));
+    seed(
+        &registry,
+        "m",
+        "v1",
+        &[layer(
+            content.clone(),
+            crate::hostile::WEIGHT_RAW,
+            Some("w.bin"),
+        )],
+    );
+    let client = crate::ranged::ranged_client();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    extract_remote(
+        &client,
+        &registry.reference("m:v1"),
+        &out,
+        &options(),
+        &NoProgress,
+    )
+    .await
+    .expect("a ranged extraction");
+    assert!(std::fs::read(out.join("w.bin")).unwrap() == content);
+    let gets = registry.requests("GET", &format!("/blobs/{digest}"));
+    assert!(gets.len() >= 4, "{} requests", gets.len());
+    assert!(
+        gets.iter()
+            .all(|s| crate::ranged::closed_range(s).is_some())
+    );
+
+    // A corrupt range is caught by the digest check; nothing is placed.
+    registry.with(|s| {
+        s.faults
+            .corrupt_range_once
+            .insert(digest.clone(), 2 * 1024 * 1024 + 1)
+    });
+    let again = dir.path().join("again");
+    let error = extract_remote(
+        &client,
+        &registry.reference("m:v1"),
+        &again,
+        &options(),
+        &NoProgress,
+    )
+    .await
+    .expect_err("corrupt bytes are refused");
+    assert!(matches!(error, ClientError::Integrity { .. }), "{error:?}");
+    assert!(!again.exists());
 }

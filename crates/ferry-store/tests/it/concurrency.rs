@@ -280,3 +280,43 @@ fn failing_packs_racing_successful_ones_never_take_their_blobs() {
         .unwrap_or_else(|e| panic!("artifact {i} lost blobs to a failed pack: {e}"));
     }
 }
+
+#[test]
+fn verified_files_are_installed_together_and_only_from_tmp() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ferry_store::Store::open(dir.path().join("store")).unwrap();
+    let contents: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1000 + i as usize]).collect();
+    let digests: Vec<ferry_spec::oci::Digest> = contents
+        .iter()
+        .map(|c| {
+            let mut hasher = ferry_spec::digest::DigestHasher::sha256();
+            hasher.update(c);
+            hasher.finish()
+        })
+        .collect();
+    // One of them is stored already: its temp file is just dropped.
+    store.put_document(&contents[0]).unwrap();
+    let temps: Vec<std::path::PathBuf> = digests.iter().map(|d| store.partial_path(d)).collect();
+    for (temp, content) in temps.iter().zip(&contents) {
+        std::fs::write(temp, content).unwrap();
+    }
+    let outside = dir.path().join("elsewhere");
+    std::fs::write(&outside, &contents[1]).unwrap();
+    assert!(
+        store
+            .install_verified_batch(&[(outside.as_path(), &digests[1])])
+            .is_err(),
+        "a file outside tmp/ is refused"
+    );
+    let batch: Vec<(&std::path::Path, &ferry_spec::oci::Digest)> = temps
+        .iter()
+        .map(|t| t.as_path())
+        .zip(digests.iter())
+        .collect();
+    store.install_verified_batch(&batch).unwrap();
+    for (digest, content) in digests.iter().zip(&contents) {
+        assert_eq!(&std::fs::read(store.blob_path(digest)).unwrap(), content);
+    }
+    let left: Vec<_> = std::fs::read_dir(store.tmp_dir()).unwrap().collect();
+    assert!(left.is_empty(), "left in tmp: {left:?}");
+}
