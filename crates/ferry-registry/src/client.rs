@@ -58,6 +58,15 @@ pub struct RangeOptions {
     pub min_blob: u64,
     /// The smallest range asked for at once.
     pub min_piece: u64,
+    /// A large blob's first range is a probe: when one connection carried
+    /// it at this many bytes per second or more, the rest comes over that
+    /// one connection (more would only compete for the CPU and the disk,
+    /// as on a LAN); slower, the rest is split across connections.
+    pub split_below: u64,
+    /// The range size for readers that need the bytes in order (extraction,
+    /// copies): each such blob holds up to `connections_per_blob` of them in
+    /// memory.
+    pub stream_piece: u64,
 }
 
 impl Default for RangeOptions {
@@ -67,6 +76,8 @@ impl Default for RangeOptions {
             max_connections: 16,
             min_blob: 64 << 20,
             min_piece: 4 << 20,
+            stream_piece: 2 << 20,
+            split_below: 100_000_000,
         }
     }
 }

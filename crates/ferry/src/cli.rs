@@ -183,6 +183,10 @@ impl TransportArgs {
         ferry_registry::RangeOptions {
             connections_per_blob: usize::from(self.connections_per_blob),
             max_connections: usize::from(self.max_connections),
+            split_below: match self.split_below {
+                0 => u64::MAX,
+                mb => mb.saturating_mul(1_000_000),
+            },
             ..ferry_registry::RangeOptions::default()
         }
     }
@@ -210,6 +214,11 @@ pub struct TransportArgs {
     /// Blob downloads in flight at once across all blobs (whole blobs and ranges).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_connections: u16,
+    /// A large blob's first range is a probe: at this many MB/s or more over
+    /// one connection (a LAN), the rest comes over that connection; slower,
+    /// it is split across connections. 0 always splits.
+    #[arg(long, value_name = "MB_PER_S", default_value_t = 100)]
+    pub split_below: u64,
     /// Registries config (mirrors, per-registry TLS); default ~/.config/ferry/registries.toml.
     #[arg(long, value_name = "FILE")]
     pub registries_config: Option<PathBuf>,

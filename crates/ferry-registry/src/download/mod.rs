@@ -163,42 +163,44 @@ async fn download_from(
     };
     let ranges = client.options().ranges;
     let mut fetched = 0;
-    let (file, first_body) = if size >= ranges.min_blob && ranges.connections_per_blob > 1 {
-        match ranged::download(&job, file).await? {
-            ranged::End::Verified { file, downloaded } => {
-                progress.blob_done(digest);
-                return Ok(Downloaded {
-                    bytes: downloaded,
-                    verified: Some(Verified {
-                        _locked: file,
-                        path,
-                        digest: digest.clone(),
-                    }),
-                });
+    let (file, first_body, kept_reported) =
+        if size >= ranges.min_blob && ranges.connections_per_blob > 1 {
+            match ranged::download(&job, file).await? {
+                ranged::End::Verified { file, downloaded } => {
+                    progress.blob_done(digest);
+                    return Ok(Downloaded {
+                        bytes: downloaded,
+                        verified: Some(Verified {
+                            _locked: file,
+                            path,
+                            digest: digest.clone(),
+                        }),
+                    });
+                }
+                ranged::End::OneStream {
+                    file,
+                    body,
+                    downloaded,
+                    reported,
+                } => {
+                    fetched += downloaded;
+                    (file, body, reported)
+                }
             }
-            ranged::End::OneStream {
-                file,
-                body,
-                downloaded,
-            } => {
-                fetched += downloaded;
-                (file, body)
-            }
-        }
-    } else {
-        // An earlier run may have left a ranged partial file.
-        let file = blocking(&path, {
-            let path = path.clone();
-            move || {
-                record::settle_for_stream(&path, &file, size)
-                    .map_err(io_error("reading", path.display()))?;
-                Ok(file)
-            }
-        })
-        .await?;
-        (file, None)
-    };
-    let (file, downloaded) = sequential::download(&job, file, first_body).await?;
+        } else {
+            // An earlier run may have left a ranged partial file.
+            let file = blocking(&path, {
+                let path = path.clone();
+                move || {
+                    record::settle_for_stream(&path, &file, size)
+                        .map_err(io_error("reading", path.display()))?;
+                    Ok(file)
+                }
+            })
+            .await?;
+            (file, None, false)
+        };
+    let (file, downloaded) = sequential::download(&job, file, first_body, kept_reported).await?;
     progress.blob_done(digest);
     Ok(Downloaded {
         bytes: fetched + downloaded,

@@ -1,16 +1,19 @@
 //! A blob's bytes in order, fetched over several connections: for readers
 //! that consume a stream (extraction into a directory, a copy's upload).
 //!
-//! Pieces of [`RangeOptions::min_piece`] bytes are fetched into memory,
+//! The first piece is a probe: when one connection carried it at
+//! `split_below` or faster, the rest comes over one stream. Otherwise
+//! pieces of [`RangeOptions::stream_piece`] bytes are fetched into memory,
 //! at most [`RangeOptions::connections_per_blob`] at once, and handed on in
 //! order; memory stays at (connections x piece size) whatever the blob's
 //! size. The reader verifies the digest, as it does for one stream.
 //!
-//! [`RangeOptions::min_piece`]: crate::client::RangeOptions::min_piece
+//! [`RangeOptions::stream_piece`]: crate::client::RangeOptions::stream_piece
 //! [`RangeOptions::connections_per_blob`]: crate::client::RangeOptions::connections_per_blob
 
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
@@ -23,7 +26,7 @@ use super::piece::{Asked, PieceEnd, PieceSink, RangeJob, ask, fetch_piece, piece
 use crate::api::blobs::BlobUrl;
 use crate::bridge::{BlobStream, CHUNK};
 use crate::client::{Client, Endpoint};
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 use crate::progress::TransferProgress;
 
 /// The bytes of `descriptor`'s blob from `endpoint`, in order. Small blobs,
@@ -40,15 +43,19 @@ pub(crate) async fn blob_stream<'a>(
     if size < ranges.min_blob || ranges.connections_per_blob < 2 {
         return one_stream(client, &endpoint, descriptor).await;
     }
-    let pieces = pieces_of(size, ranges.min_piece);
+    let mut pieces = pieces_of(size, ranges.stream_piece);
+    let probe = pieces.remove(0);
     let shared = Arc::new(Ranged {
         endpoint,
         url: Mutex::new(BlobUrl::Registry),
         cancel: CancellationToken::new(),
     });
-    let first = {
+    // The first piece is a probe: whether the server serves ranges, and
+    // whether one connection is fast enough on its own.
+    let started = Instant::now();
+    let head = {
         let job = shared.job(client, descriptor, progress);
-        match ask(&job, &BlobUrl::Registry, pieces[0].clone()).await? {
+        let first = match ask(&job, &BlobUrl::Registry, probe.clone()).await? {
             Asked::Answered(answer) => answer,
             Asked::Whole(body) => {
                 body.check_length(&shared.endpoint, descriptor)?;
@@ -58,17 +65,44 @@ pub(crate) async fn blob_stream<'a>(
                 tracing::info!("{digest}: {reason}; reading it over one connection");
                 return one_stream(client, &shared.endpoint, descriptor).await;
             }
+        };
+        let mut sink =
+            PieceSink::Memory(BytesMut::with_capacity((probe.end - probe.start) as usize));
+        match fetch_piece(&job, probe.clone(), Some(first), &mut sink).await? {
+            PieceEnd::Done(_) => {}
+            PieceEnd::Stopped(_) | PieceEnd::OneStream(..) => {
+                return one_stream(client, &shared.endpoint, descriptor).await;
+            }
+        }
+        match sink {
+            PieceSink::Memory(gathered) => gathered.freeze(),
+            PieceSink::File(_) => Bytes::new(),
         }
     };
-    let mut first = Some(first);
+    let rate = head.len() as f64 / started.elapsed().as_secs_f64().max(1e-6);
+    let head_stream = stream::iter(slices(head).map(Ok));
+    if pieces.is_empty() || rate >= ranges.split_below as f64 {
+        // Fast enough over one connection: the rest from there.
+        let body = client.get_blob(&shared.endpoint, digest, probe.end).await?;
+        if body.start != probe.end {
+            return Err(ClientError::Invalid {
+                registry: shared.endpoint.registry.clone(),
+                reason: format!(
+                    "asked for {digest} from byte {}, got bytes from {}",
+                    probe.end, body.start
+                ),
+            });
+        }
+        return Ok(Box::pin(head_stream.chain(body.stream)));
+    }
     let pieces = stream::iter(pieces)
         .map(move |piece| -> LocalBoxFuture<'a, io::Result<Bytes>> {
-            let (shared, first) = (shared.clone(), first.take());
+            let shared = shared.clone();
             Box::pin(async move {
                 let job = shared.job(client, descriptor, progress);
                 let mut sink =
                     PieceSink::Memory(BytesMut::with_capacity((piece.end - piece.start) as usize));
-                match fetch_piece(&job, piece, first, &mut sink).await {
+                match fetch_piece(&job, piece, None, &mut sink).await {
                     Ok(PieceEnd::Done(_)) => match sink {
                         PieceSink::Memory(gathered) => Ok(gathered.freeze()),
                         PieceSink::File(_) => Err(io::Error::other("a piece went to a file")),
@@ -87,7 +121,7 @@ pub(crate) async fn blob_stream<'a>(
         // whole pieces.
         .map_ok(|piece| stream::iter(slices(piece).map(Ok)))
         .try_flatten();
-    Ok(Box::pin(pieces))
+    Ok(Box::pin(head_stream.chain(pieces)))
 }
 
 async fn one_stream<'a>(

@@ -17,7 +17,11 @@ use tokio_util::sync::CancellationToken;
 use ferry_spec::oci::Digest;
 
 use crate::api::blobs::{BlobBody, BlobUrl, RangeAnswer};
-use crate::bridge::{ByteStream, CHUNK};
+use crate::bridge::ByteStream;
+
+/// Bytes gathered before one write: large enough to keep writes few, small
+/// enough that many connections do not add up (each holds one such buffer).
+const GATHER: usize = 128 * 1024;
 use crate::client::{Client, ConnectionSlot, Endpoint};
 use crate::error::{ClientError, NetCause, Result};
 use crate::progress::TransferProgress;
@@ -239,7 +243,7 @@ pub(super) async fn ask<'c>(
 }
 
 /// Moves `stream` (bytes `at..end` of the blob) into `sink` in chunks of
-/// up to [`CHUNK`] bytes; returns the offset reached and how it ended.
+/// about [`GATHER`] bytes; returns the offset reached and how it ended.
 async fn receive(
     job: &RangeJob<'_, '_>,
     mut stream: ByteStream,
@@ -268,7 +272,7 @@ async fn receive(
             job.progress.advanced(job.digest, chunk.len() as u64);
         }
         gathered.extend_from_slice(&chunk);
-        if gathered.len() >= CHUNK {
+        if gathered.len() >= GATHER {
             let bytes = gathered.split().freeze();
             let len = bytes.len() as u64;
             sink.put(at, bytes).await.map_err(write_error(job))?;

@@ -3,8 +3,11 @@
 //!
 //! The first answer decides: a server that ignores `Range` (200) or answers
 //! with a `Content-Range` for other bytes gets the blob asked for over one
-//! stream instead. Otherwise [`RangeOptions::connections_per_blob`] workers
-//! take pieces from a queue. A finished piece is entered in the record
+//! stream instead. The first range of a fresh blob is a probe: when one
+//! connection carried it at [`RangeOptions::split_below`] or faster (a LAN,
+//! loopback), the rest comes over one stream too, where more connections
+//! would only compete for the CPU and the disk. Otherwise
+//! [`RangeOptions::connections_per_blob`] workers take pieces from a queue. A finished piece is entered in the record
 //! ([`super::record`]), its writeback starts at once, and the hasher reads
 //! the file's contiguous prefix back (from the page cache) as it grows, so
 //! the digest is known a moment after the last byte. A piece counts only
@@ -12,6 +15,7 @@
 //! and the next pull asks for the rest.
 //!
 //! [`RangeOptions::connections_per_blob`]: crate::client::RangeOptions::connections_per_blob
+//! [`RangeOptions::split_below`]: crate::client::RangeOptions::split_below
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -20,6 +24,7 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures_util::future::join_all;
 use rangemap::RangeSet;
@@ -42,13 +47,15 @@ const MAX_PIECE: u64 = 64 << 20;
 pub(super) enum End {
     /// The file holds the blob.
     Verified { file: File, downloaded: u64 },
-    /// The server's ranges cannot be used: the file is cut to what it holds
-    /// in order, for one stream to continue (with `body` when the server
-    /// already sent the whole blob).
+    /// The server's ranges cannot be used, or one connection is fast
+    /// enough: the file is cut to what it holds in order, for one stream to
+    /// continue (with `body` when the server already sent the whole blob;
+    /// `reported`: the bytes held were reported as progress).
     OneStream {
         file: File,
         body: Option<BlobBody>,
         downloaded: u64,
+        reported: bool,
     },
 }
 
@@ -96,7 +103,11 @@ pub(super) async fn download(job: &Job<'_>, file: File) -> Result<End> {
                     reason: format!("downloaded content hashes to {actual}"),
                 });
             }
-            Attempt::OneStream { body, reason } => {
+            Attempt::OneStream {
+                body,
+                reason,
+                reported,
+            } => {
                 if let Some(reason) = reason {
                     tracing::info!(
                         "{}: {reason}; downloading it over one connection",
@@ -117,6 +128,7 @@ pub(super) async fn download(job: &Job<'_>, file: File) -> Result<End> {
                     file,
                     body,
                     downloaded,
+                    reported,
                 });
             }
         }
@@ -135,10 +147,11 @@ fn unique(file: Arc<File>, job: &Job<'_>) -> Result<File> {
 enum Attempt {
     /// Every byte is in; the file hashes to this.
     Hashed(Digest),
-    /// Fall back to one stream.
+    /// Go on over one stream.
     OneStream {
         body: Option<BlobBody>,
         reason: Option<String>,
+        reported: bool,
     },
 }
 
@@ -162,9 +175,17 @@ async fn attempt(
     let outcome = fetch_missing(job, file, done, &hasher, downloaded).await;
     match outcome {
         Ok(()) => Ok(Attempt::Hashed(hasher.finish(job).await?)),
-        Err(Stop::OneStream { body, reason }) => {
+        Err(Stop::OneStream {
+            body,
+            reason,
+            reported,
+        }) => {
             hasher.stop().await;
-            Ok(Attempt::OneStream { body, reason })
+            Ok(Attempt::OneStream {
+                body,
+                reason,
+                reported,
+            })
         }
         Err(Stop::Failed(error)) => {
             hasher.stop().await;
@@ -178,6 +199,7 @@ enum Stop {
     OneStream {
         body: Option<BlobBody>,
         reason: Option<String>,
+        reported: bool,
     },
     Failed(ClientError),
 }
@@ -197,8 +219,21 @@ async fn fetch_missing(
     downloaded: &AtomicU64,
 ) -> std::result::Result<(), Stop> {
     let ranges = job.client.options().ranges;
-    let mut pieces: VecDeque<Range<u64>> =
-        record::missing_pieces(&done, job.size, piece_size(job.size, &ranges)).into();
+    let piece = piece_size(job.size, &ranges);
+    // Only a fresh blob, or one a single stream left, is probed: switching
+    // to one stream keeps what the file holds in order, nothing else.
+    let prefix = record::contiguous_prefix(&done);
+    let probing = record::held(&done) == prefix;
+    let mut pieces: VecDeque<Range<u64>> = if probing && prefix < job.size {
+        let probe = prefix..job.size.min(prefix.saturating_add(ranges.min_piece.max(1)));
+        let mut after = done.clone();
+        after.insert(probe.clone());
+        std::iter::once(probe)
+            .chain(record::missing_pieces(&after, job.size, piece))
+            .collect()
+    } else {
+        record::missing_pieces(&done, job.size, piece).into()
+    };
     let Some(first_piece) = pieces.pop_front() else {
         hasher.advance(job.size);
         return Ok(());
@@ -215,6 +250,7 @@ async fn fetch_missing(
         url: &url,
         cancel: &cancel,
     };
+    let started = Instant::now();
     // The first answer says whether the server serves ranges at all.
     let first = match ask(&range_job, &BlobUrl::Registry, first_piece.clone()).await? {
         Asked::Answered(answer) => answer,
@@ -223,16 +259,18 @@ async fn fetch_missing(
             return Err(Stop::OneStream {
                 body: Some(body),
                 reason: Some("the server does not serve ranges".into()),
+                reported: false,
             });
         }
         Asked::OneStream(reason) => {
             return Err(Stop::OneStream {
                 body: None,
                 reason: Some(reason),
+                reported: false,
             });
         }
     };
-    // From here on bytes land out of order: the record comes first.
+    // From here on bytes may land out of order: the record comes first.
     let held = record::held(&done);
     let done = Arc::new(Mutex::new(done));
     blocking(&job.path, {
@@ -256,7 +294,61 @@ async fn fetch_missing(
         hasher,
         downloaded,
     };
-    let mut first = Some((first_piece, first));
+    let mut first = Some((first_piece.clone(), first));
+    if probing {
+        // The probe alone: its rate decides whether more connections help.
+        let Some((piece, answered)) = first.take() else {
+            return Ok(());
+        };
+        let mut sink = PieceSink::File(file.clone());
+        let end = fetch_piece(&shared.job, piece.clone(), Some(answered), &mut sink).await?;
+        let rate = (piece.end - piece.start) as f64 / started.elapsed().as_secs_f64().max(1e-6);
+        match end {
+            PieceEnd::Done(n) => {
+                downloaded.fetch_add(n, Ordering::Relaxed);
+                completed(&shared, piece).await?;
+            }
+            PieceEnd::Stopped(n) | PieceEnd::OneStream(_, n) => {
+                downloaded.fetch_add(n, Ordering::Relaxed);
+                let reason = match end {
+                    PieceEnd::OneStream(reason, _) => reason,
+                    _ => "the probe was stopped".into(),
+                };
+                return Err(Stop::OneStream {
+                    body: None,
+                    reason: Some(reason),
+                    reported: true,
+                });
+            }
+        }
+        if shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            return Ok(());
+        }
+        if rate >= ranges.split_below as f64 {
+            tracing::debug!(
+                "{}: one connection carries {:.0} MB/s; no ranges",
+                job.digest,
+                rate / 1e6
+            );
+            return Err(Stop::OneStream {
+                body: None,
+                reason: None,
+                reported: true,
+            });
+        }
+    }
+    let queued = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let workers = workers.min(queued + usize::from(first.is_some())).max(1);
+    tracing::debug!(
+        "{}: {} ranges over {workers} connections",
+        job.digest,
+        queued + usize::from(first.is_some())
+    );
     let ends = join_all((0..workers).map(|_| worker(&shared, first.take()))).await;
     let mut one_stream = None;
     for end in ends {
@@ -270,6 +362,7 @@ async fn fetch_missing(
         return Err(Stop::OneStream {
             body: None,
             reason: Some(reason),
+            reported: true,
         });
     }
     Ok(())

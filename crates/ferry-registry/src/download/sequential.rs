@@ -25,11 +25,13 @@ use crate::retry::Backoff;
 /// Downloads the blob over one connection into `file` (holding whatever
 /// an earlier attempt left in order), starting with `first` when a server
 /// already answered; returns the file once its bytes hash to the digest,
-/// and how many bytes were fetched.
+/// and how many bytes were fetched. `kept_reported`: the bytes the file
+/// holds were already reported as progress.
 pub(super) async fn download(
     job: &Job<'_>,
     file: File,
     mut first: Option<BlobBody>,
+    kept_reported: bool,
 ) -> Result<(File, u64)> {
     let Job {
         client,
@@ -46,7 +48,7 @@ pub(super) async fn download(
     })
     .await?;
     let kept = partial.len;
-    if kept > 0 {
+    if kept > 0 && !kept_reported {
         progress.advanced(digest, kept);
     }
     let action = format!("downloading {digest}");

@@ -25,6 +25,9 @@ fn ranged_options() -> ClientOptions {
             max_connections: 8,
             min_blob: 512 * 1024,
             min_piece: PIECE,
+            stream_piece: PIECE,
+            // Split whatever the probe's speed.
+            split_below: u64::MAX,
         },
         ..options()
     }
@@ -412,4 +415,74 @@ async fn a_record_that_claims_wrong_bytes_is_downloaded_again_from_byte_0() {
         "left in tmp: {:?}",
         tmp_entries(&store)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_connection_is_not_split_after_the_probe() {
+    let registry = Hostile::start("127.0.0.1").await;
+    let content = noise(2 * MIB, 82);
+    let seeded = registry.seed("m", "v1", &[("w.bin", content.clone())]);
+    let layer = seeded.layers[0].0.clone();
+    let fast = Client::new(ClientOptions {
+        ranges: RangeOptions {
+            // Any speed is fast enough.
+            split_below: 0,
+            ..ranged_options().ranges
+        },
+        ..options()
+    });
+    let (_dir, store) = store();
+    pull(&fast, &store, &registry.reference("m:v1"))
+        .await
+        .expect("a probed pull");
+    assert_blob(&store, &content);
+    let gets = blob_gets(&registry, &layer);
+    assert_eq!(gets.len(), 2, "the probe, then one stream");
+    assert_eq!(closed_range(&gets[0]), Some(0..PIECE));
+    assert_eq!(
+        gets[1].header("range"),
+        Some(format!("bytes={PIECE}-").as_str())
+    );
+    assert_eq!(
+        registry.served(&layer),
+        content.len() as u64,
+        "every byte once"
+    );
+    assert!(
+        tmp_entries(&store).is_empty(),
+        "left in tmp: {:?}",
+        tmp_entries(&store)
+    );
+
+    // The same for a reader that needs the bytes in order.
+    registry.clear_log();
+    let dir = tempfile::tempdir().unwrap();
+    copy(
+        &fast,
+        &Location::Registry(registry.reference("m:v1")),
+        &Location::Layout {
+            path: dir.path().join("layout"),
+            tag: Some("v1".into()),
+        },
+        &CopyOptions {
+            recursive: false,
+            concurrency: 1,
+        },
+        &NoProgress,
+    )
+    .await
+    .expect("a probed copy");
+    let gets = blob_gets(&registry, &layer);
+    assert_eq!(gets.len(), 2, "the probe, then one stream");
+    assert_eq!(closed_range(&gets[0]), Some(0..PIECE));
+    assert_eq!(
+        gets[1].header("range"),
+        Some(format!("bytes={PIECE}-").as_str())
+    );
+    let copied = std::fs::read(
+        dir.path()
+            .join(format!("layout/blobs/sha256/{}", &layer[7..])),
+    )
+    .unwrap();
+    assert!(copied == content);
 }

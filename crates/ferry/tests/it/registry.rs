@@ -718,3 +718,67 @@ fn a_pull_killed_mid_transfer_leaves_a_consistent_store_and_resumes() {
     assert_tmp_empty(&cli.ferry.store);
     assert_extracts_to(&cli, &reference, &model, cli.home.path());
 }
+
+#[test]
+fn large_blobs_come_in_ranges_from_distribution_and_ferry_serve() {
+    if !require_distribution() {
+        return;
+    }
+    // Two shards of about 80 MiB: above the 64 MiB ranged threshold.
+    let model = gen_model_sized(160 * MIB, 2, 7);
+    for registry in [Server::distribution(), Server::ferry_serve::<&str>(&[])] {
+        let cli = Cli::new();
+        let reference = registry.reference("models/wide:v1");
+        let digest = cli.ferry.pack(&model, &reference);
+        let total = blob_bytes(&cli.ferry, &reference);
+        cli.ok(&["push", &reference]);
+        cli.ok(&["rm", &reference]);
+        cli.ok(&["prune"]);
+
+        let output = cli
+            .command(&[
+                "pull",
+                &reference,
+                "--json",
+                "--connections-per-blob",
+                "4",
+                "--split-below",
+                "0",
+            ])
+            .env("RUST_LOG", "ferry_registry=debug")
+            .output()
+            .expect("run ferry pull");
+        assert_success(&output, "ranged pull");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let ranged = stderr.matches("ranges over 4 connections").count();
+        assert_eq!(ranged, 2, "both shards came in ranges:\n{stderr}");
+        let pulled: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(pulled["digest"], digest.as_str());
+        assert_eq!(pulled["receivedBytes"].as_u64(), Some(total));
+        cli.ok(&["fsck"]);
+        assert_tmp_empty(&cli.ferry.store);
+        assert_extracts_to(&cli, &reference, &model, cli.home.path());
+
+        // Straight into a directory, in ordered ranges.
+        let out = cli.home.path().join("direct");
+        cli.ok(&[
+            OsStr::new("pull"),
+            reference.as_ref(),
+            OsStr::new("--extract"),
+            out.as_os_str(),
+            OsStr::new("--connections-per-blob"),
+            OsStr::new("3"),
+            OsStr::new("--split-below"),
+            OsStr::new("0"),
+        ]);
+        assert_same_tree(&files_only(tree(&model)), &files_only(tree(&out)));
+    }
+    let cli = Cli::new();
+    let refused = cli.run(&["pull", "localhost:1/m:v1", "--connections-per-blob", "0"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("connections-per-blob"),
+        "{}",
+        show(&refused)
+    );
+}
