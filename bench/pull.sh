@@ -14,7 +14,8 @@
 # Goals: ferry >= 4x skopeo and oras-py, and >= 80% of rate x connections.
 #
 # Part 2 (loopback, no limit): a 2 GiB model in 4 shards. ferry pull into the
-# store (every blob fsynced before it is named) against curl fetching the
+# store (every blob fsynced before it is named; the probe finds one
+# connection fast enough), ferry with ranges forced, against curl fetching the
 # same blobs with 4 parallel transfers, with and without a `sync` after it,
 # skopeo and oras-py; then the same while another process writes 1 GiB to
 # the same disk (dd, fsynced), the case where a flush per blob hurts.
@@ -190,8 +191,8 @@ round() {
   local suffix=$1
   measure "ferry pull (durable)$suffix" "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q
   measure "curl, 4 parallel + sync$suffix" sh -c "$curl_sync"
-  measure "ferry pull, 1 connection per blob$suffix" "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q \
-    --connections-per-blob 1
+  measure "ferry pull, ranges forced$suffix" "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q \
+    --split-below 0
 }
 for _ in $(seq "$runs"); do
   round ""
@@ -200,7 +201,7 @@ for _ in $(seq "$runs"); do
     "docker://$host/bench/wide:v1" "oci:$work/out/layout:m"
   measure "oras-py pull" python3 -c "$oras_pull" "$host/bench/wide:v1" "$work/out"
 done
-for name in "ferry pull (durable)" "ferry pull, 1 connection per blob" "curl, 4 parallel + sync" \
+for name in "ferry pull (durable)" "ferry pull, ranges forced" "curl, 4 parallel + sync" \
   "curl, 4 parallel (not durable)" "skopeo copy registry -> oci:" "oras-py pull"; do
   report "$name" "$wide_bytes"
 done
@@ -209,22 +210,23 @@ done
 noise_pid=$!
 for _ in $(seq "$runs"); do round ", disk busy"; done
 stop "$noise_pid"; noise_pid=""; rm -f "$work/noise"
-for name in "ferry pull (durable)" "ferry pull, 1 connection per blob" "curl, 4 parallel + sync"; do
+for name in "ferry pull (durable)" "ferry pull, ranges forced" "curl, 4 parallel + sync"; do
   report "$name, disk busy" "$wide_bytes"
 done
 
 echo
-echo "3. ferry's memory by connections per blob (loopback, 2 GiB model; all blobs share"
-echo "   --max-connections, default 16)"
+echo "3. ferry's memory by connections per blob (loopback, 2 GiB model, ranges forced with"
+echo "   --split-below 0; all blobs share --max-connections, default 16)"
 header
 for n in 1 4 8 16; do
   run "ferry pull, $n connections per blob" 1 "$wide_bytes" \
-    "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q --connections-per-blob "$n"
+    "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q --connections-per-blob "$n" --split-below 0
 done
 run "ferry pull, 16 per blob, --max-connections 64" 1 "$wide_bytes" \
-  "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q --connections-per-blob 16 --max-connections 64
+  "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q --connections-per-blob 16 --max-connections 64 \
+  --split-below 0
 run "ferry pull --extract, 8 per blob" 1 "$wide_bytes" \
-  "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q --extract "$work/out/files"
+  "$ferry" --store "$work/store" pull "$host/bench/wide:v1" -q --extract "$work/out/files" --split-below 0
 
 fast=${MBS["ferry pull ($connections connections per blob)"]}
 ceiling=$(awk -v r="$rate_mb" -v c="$connections" 'BEGIN {print r * c}')

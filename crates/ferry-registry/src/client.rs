@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,10 +59,11 @@ pub struct RangeOptions {
     pub min_blob: u64,
     /// The smallest range asked for at once.
     pub min_piece: u64,
-    /// A large blob's first range is a probe: when one connection carried
-    /// it at this many bytes per second or more, the rest comes over that
-    /// one connection (more would only compete for the CPU and the disk,
-    /// as on a LAN); slower, the rest is split across connections.
+    /// A large blob's first range is a probe: when the client received this
+    /// many bytes per second or more meanwhile (this blob and every other
+    /// it downloads), the rest comes over one connection (more would only
+    /// compete for the CPU and the disk, as on a LAN); slower, the rest is
+    /// split across connections.
     pub split_below: u64,
     /// The range size for readers that need the bytes in order (extraction,
     /// copies): each such blob holds up to `connections_per_blob` of them in
@@ -171,6 +173,8 @@ pub struct Client {
     plain_hosts: Mutex<HashMap<String, bool>>,
     /// Blob-body connections: [`RangeOptions::max_connections`] permits.
     connections: Arc<Semaphore>,
+    /// Blob bytes received so far, by every download of this client.
+    received: AtomicU64,
 }
 
 impl Client {
@@ -179,6 +183,7 @@ impl Client {
         let connections = Arc::new(Semaphore::new(options.ranges.max_connections.max(1)));
         Client {
             connections,
+            received: AtomicU64::new(0),
             options,
             http: Mutex::new(HashMap::new()),
             auth: AuthCache::default(),
@@ -207,6 +212,16 @@ impl Client {
             client: self,
             progress,
         }
+    }
+
+    /// Counts blob bytes received (what a range probe measures).
+    pub(crate) fn count_received(&self, bytes: u64) {
+        self.received.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Blob bytes received so far by every download of this client.
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     fn connections_in_use(&self) -> usize {

@@ -53,6 +53,7 @@ pub(crate) async fn blob_stream<'a>(
     // The first piece is a probe: whether the server serves ranges, and
     // whether one connection is fast enough on its own.
     let started = Instant::now();
+    let received_before = client.received();
     let head = {
         let job = shared.job(client, descriptor, progress);
         let first = match ask(&job, &BlobUrl::Registry, probe.clone()).await? {
@@ -79,7 +80,8 @@ pub(crate) async fn blob_stream<'a>(
             PieceSink::File(_) => Bytes::new(),
         }
     };
-    let rate = head.len() as f64 / started.elapsed().as_secs_f64().max(1e-6);
+    let rate = client.received().saturating_sub(received_before) as f64
+        / started.elapsed().as_secs_f64().max(1e-6);
     let head_stream = stream::iter(slices(head).map(Ok));
     if pieces.is_empty() || rate >= ranges.split_below as f64 {
         // Fast enough over one connection: the rest from there.

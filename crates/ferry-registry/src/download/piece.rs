@@ -268,6 +268,7 @@ async fn receive(
         let fits = chunk.len() <= room;
         let chunk = if fits { chunk } else { chunk.slice(..room) };
         received += chunk.len() as u64;
+        job.client.count_received(chunk.len() as u64);
         if job.report_bytes {
             job.progress.advanced(job.digest, chunk.len() as u64);
         }

@@ -18,6 +18,7 @@ use ferry_spec::oci::Digest;
 use super::{Job, blocking, discard, start_writeback};
 use crate::api::blobs::BlobBody;
 use crate::bridge::{ByteStream, CHUNK, DEPTH};
+use crate::client::Client;
 use crate::error::{ClientError, NetCause, Result, io_error, join_error};
 use crate::progress::TransferProgress;
 use crate::retry::Backoff;
@@ -94,7 +95,8 @@ pub(super) async fn download(
             }
             let start = partial.len;
             last_start = Some(start);
-            let (received, end) = receive(partial, body.stream, size, digest, progress).await?;
+            let (received, end) =
+                receive(client, partial, body.stream, size, digest, progress).await?;
             partial = received;
             downloaded += partial.len - start;
             let failure = match end {
@@ -249,6 +251,7 @@ enum BodyEnd {
 /// [`CHUNK`] bytes, at most [`DEPTH`] in flight), stopping before a byte
 /// past `size`.
 async fn receive(
+    client: &Client,
     mut partial: Partial,
     mut body: ByteStream,
     size: u64,
@@ -281,6 +284,7 @@ async fn receive(
             break;
         }
         received += chunk.len() as u64;
+        client.count_received(chunk.len() as u64);
         progress.advanced(digest, chunk.len() as u64);
         gathered.extend_from_slice(&chunk);
         if gathered.len() >= CHUNK && tx.send(gathered.split().freeze()).await.is_err() {
