@@ -173,6 +173,10 @@ pub struct Client {
     plain_hosts: Mutex<HashMap<String, bool>>,
     /// Blob-body connections: [`RangeOptions::max_connections`] permits.
     connections: Arc<Semaphore>,
+    /// Pieces held in memory by in-order readers ([`RangeOptions::max_connections`]
+    /// permits, granted first come first served): memory stays bounded
+    /// however many blobs are read at once.
+    buffers: Arc<Semaphore>,
     /// Blob bytes received so far, by every download of this client.
     received: AtomicU64,
 }
@@ -182,6 +186,7 @@ impl Client {
     pub fn new(options: ClientOptions) -> Client {
         let connections = Arc::new(Semaphore::new(options.ranges.max_connections.max(1)));
         Client {
+            buffers: Arc::new(Semaphore::new(options.ranges.max_connections.max(1))),
             connections,
             received: AtomicU64::new(0),
             options,
@@ -212,6 +217,13 @@ impl Client {
             client: self,
             progress,
         }
+    }
+
+    /// Leave to hold one piece in memory for an in-order reader, until the
+    /// permit is dropped.
+    pub(crate) async fn buffer_permit(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        self.buffers.clone().acquire_owned().await.ok()
     }
 
     /// Counts blob bytes received (what a range probe measures).

@@ -1,12 +1,14 @@
 //! A blob's bytes in order, fetched over several connections: for readers
 //! that consume a stream (extraction into a directory, a copy's upload).
 //!
-//! The first piece is a probe: when one connection carried it at
-//! `split_below` or faster, the rest comes over one stream. Otherwise
+//! The first piece is a probe: when the client received data at
+//! `split_below` or faster meanwhile, the rest comes over one stream. Otherwise
 //! pieces of [`RangeOptions::stream_piece`] bytes are fetched into memory,
 //! at most [`RangeOptions::connections_per_blob`] at once, and handed on in
-//! order; memory stays at (connections x piece size) whatever the blob's
-//! size. The reader verifies the digest, as it does for one stream.
+//! order. Each piece waiting in memory holds one of the client's
+//! `max_connections` buffer permits, so all in-order readers together hold
+//! at most (max connections x piece size) whatever the blobs' sizes. The
+//! reader verifies the digest, as it does for one stream.
 //!
 //! [`RangeOptions::stream_piece`]: crate::client::RangeOptions::stream_piece
 //! [`RangeOptions::connections_per_blob`]: crate::client::RangeOptions::connections_per_blob
@@ -98,30 +100,38 @@ pub(crate) async fn blob_stream<'a>(
         return Ok(Box::pin(head_stream.chain(body.stream)));
     }
     let pieces = stream::iter(pieces)
-        .map(move |piece| -> LocalBoxFuture<'a, io::Result<Bytes>> {
-            let shared = shared.clone();
-            Box::pin(async move {
-                let job = shared.job(client, descriptor, progress);
-                let mut sink =
-                    PieceSink::Memory(BytesMut::with_capacity((piece.end - piece.start) as usize));
-                match fetch_piece(&job, piece, None, &mut sink).await {
-                    Ok(PieceEnd::Done(_)) => match sink {
-                        PieceSink::Memory(gathered) => Ok(gathered.freeze()),
-                        PieceSink::File(_) => Err(io::Error::other("a piece went to a file")),
-                    },
-                    Ok(PieceEnd::Stopped(_)) => Err(io::Error::other("the download was stopped")),
-                    Ok(PieceEnd::OneStream(reason, _)) => Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: {reason}", job.digest),
-                    )),
-                    Err(error) => Err(io::Error::other(error)),
-                }
-            })
-        })
+        .map(
+            move |piece| -> LocalBoxFuture<'a, io::Result<(Bytes, Permit)>> {
+                let shared = shared.clone();
+                Box::pin(async move {
+                    // Permits are granted in order, so a stream that holds any
+                    // holds one for the piece its reader waits for.
+                    let permit = client.buffer_permit().await;
+                    let job = shared.job(client, descriptor, progress);
+                    let mut sink = PieceSink::Memory(BytesMut::with_capacity(
+                        (piece.end - piece.start) as usize,
+                    ));
+                    match fetch_piece(&job, piece, None, &mut sink).await {
+                        Ok(PieceEnd::Done(_)) => match sink {
+                            PieceSink::Memory(gathered) => Ok((gathered.freeze(), permit)),
+                            PieceSink::File(_) => Err(io::Error::other("a piece went to a file")),
+                        },
+                        Ok(PieceEnd::Stopped(_)) => {
+                            Err(io::Error::other("the download was stopped"))
+                        }
+                        Ok(PieceEnd::OneStream(reason, _)) => Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: {reason}", job.digest),
+                        )),
+                        Err(error) => Err(io::Error::other(error)),
+                    }
+                })
+            },
+        )
         .buffered(ranges.connections_per_blob)
         // Handed on in small slices, so a consumer's queue never holds
-        // whole pieces.
-        .map_ok(|piece| stream::iter(slices(piece).map(Ok)))
+        // whole pieces; the permit goes back as the piece leaves.
+        .map_ok(|(piece, _permit)| stream::iter(slices(piece).map(Ok)))
         .try_flatten();
     Ok(Box::pin(head_stream.chain(pieces)))
 }
@@ -135,6 +145,8 @@ async fn one_stream<'a>(
     body.check_length(endpoint, descriptor)?;
     Ok(body.stream)
 }
+
+type Permit = Option<tokio::sync::OwnedSemaphorePermit>;
 
 /// What the pieces of one ordered stream share.
 struct Ranged {

@@ -5,10 +5,10 @@
 //! starts again from byte 0 at once: the kept bytes may be the culprit.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -220,10 +220,22 @@ impl Partial {
         Ok(self)
     }
 
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
-        self.hasher.update(bytes);
-        self.len += bytes.len() as u64;
+    /// Appends `chunks` with as few writes as the kernel allows (one
+    /// `writev` for the batch, no copy into one buffer first).
+    fn append(&mut self, chunks: &[Bytes]) -> io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let written = self.file.write_vectored(rest)?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, written);
+        }
+        for chunk in chunks {
+            self.hasher.update(chunk);
+            self.len += chunk.len() as u64;
+        }
         if self.len - self.written_back >= WRITEBACK_STEP {
             start_writeback(&self.file, self.written_back, self.len - self.written_back);
             self.written_back = self.len;
@@ -260,17 +272,19 @@ async fn receive(
 ) -> Result<(Partial, BodyEnd)> {
     let path = partial.path.clone();
     let mut received = partial.len;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
+    let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(DEPTH);
     let writer = tokio::task::spawn_blocking(move || {
-        while let Some(chunk) = rx.blocking_recv() {
-            if let Err(error) = partial.append(&chunk) {
+        while let Some(chunks) = rx.blocking_recv() {
+            if let Err(error) = partial.append(&chunks) {
                 return (partial, Err(error));
             }
         }
         (partial, Ok(()))
     });
     let mut end = BodyEnd::Complete;
-    let mut gathered = BytesMut::new();
+    // Chunks as the connection gave them, up to CHUNK bytes per batch.
+    let mut gathered: Vec<Bytes> = Vec::new();
+    let mut gathered_len = 0;
     while let Some(item) = body.next().await {
         let chunk = match item {
             Ok(chunk) => chunk,
@@ -286,13 +300,17 @@ async fn receive(
         received += chunk.len() as u64;
         client.count_received(chunk.len() as u64);
         progress.advanced(digest, chunk.len() as u64);
-        gathered.extend_from_slice(&chunk);
-        if gathered.len() >= CHUNK && tx.send(gathered.split().freeze()).await.is_err() {
-            break; // the writer failed; its result says why
+        gathered_len += chunk.len();
+        gathered.push(chunk);
+        if gathered_len >= CHUNK {
+            gathered_len = 0;
+            if tx.send(std::mem::take(&mut gathered)).await.is_err() {
+                break; // the writer failed; its result says why
+            }
         }
     }
     if !gathered.is_empty() && !matches!(end, BodyEnd::TooLong) {
-        let _ = tx.send(gathered.freeze()).await;
+        let _ = tx.send(gathered).await;
     }
     drop(tx);
     let (partial, written) = writer
