@@ -69,22 +69,29 @@ pub(super) fn store(partial: &Path, size: u64, done: &RangeSet<u64>) -> io::Resu
         done: done.iter().map(|r| [r.start, r.end]).collect(),
     };
     let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
-    let target = path_for(partial);
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".ranges-")
-        .tempfile_in(dir)?;
-    io::Write::write_all(&mut temp, &bytes)?;
-    temp.persist(&target).map_err(|e| e.error)?;
-    Ok(())
+    // A fixed name beside the record (the partial file's lock keeps other
+    // writers out): one a kill leaves behind is replaced or removed with
+    // the record, never left over.
+    let temp = temp_path_for(partial);
+    fs::write(&temp, &bytes)?;
+    fs::rename(&temp, path_for(partial))
 }
 
-/// Removes the record, if there is one.
+fn temp_path_for(partial: &Path) -> PathBuf {
+    let mut name = path_for(partial).into_os_string();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Removes the record (and a half-written replacement), if there is one.
 pub(super) fn remove(partial: &Path) -> io::Result<()> {
-    match fs::remove_file(path_for(partial)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    for path in [path_for(partial), temp_path_for(partial)] {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Turns a ranged partial file into one a single stream continues: cut to
@@ -139,7 +146,10 @@ mod tests {
         let partial = dir.path().join("partial-sha256-ab");
         let mut file = File::create(&partial).unwrap();
         file.write_all(&[7; 100]).unwrap();
+        // A replacement a kill left half-written is overwritten.
+        fs::write(temp_path_for(&partial), b"{\"size\":").unwrap();
         store(&partial, 1000, &set(&[0..10, 50..200])).unwrap();
+        assert!(!temp_path_for(&partial).exists());
         assert_eq!(
             load(&partial, &file, 1000).unwrap(),
             set(&[0..10, 50..100]),
@@ -181,7 +191,12 @@ mod tests {
             .unwrap();
         file.set_len(500).unwrap();
         store(&partial, 500, &set(&[0..30, 100..500])).unwrap();
+        fs::write(temp_path_for(&partial), b"half").unwrap();
         settle_for_stream(&partial, &file, 500).unwrap();
+        assert!(
+            !temp_path_for(&partial).exists(),
+            "a leftover replacement goes too"
+        );
         assert_eq!(file.metadata().unwrap().len(), 30);
         assert!(!path_for(&partial).exists());
         assert_eq!(load(&partial, &file, 500).unwrap(), set(&[0..30]));
