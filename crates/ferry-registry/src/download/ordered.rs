@@ -17,14 +17,14 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio_util::sync::CancellationToken;
 
 use ferry_spec::oci::Descriptor;
 
-use super::piece::{Asked, PieceEnd, PieceSink, RangeJob, ask, fetch_piece, pieces_of};
+use super::piece::{Asked, PieceEnd, RangeJob, ask, fetch_into_memory, pieces_of};
 use crate::api::blobs::BlobUrl;
 use crate::bridge::{BlobStream, CHUNK};
 use crate::client::{Client, Endpoint};
@@ -69,17 +69,11 @@ pub(crate) async fn blob_stream<'a>(
                 return one_stream(client, &shared.endpoint, descriptor).await;
             }
         };
-        let mut sink =
-            PieceSink::Memory(BytesMut::with_capacity((probe.end - probe.start) as usize));
-        match fetch_piece(&job, probe.clone(), Some(first), &mut sink).await? {
-            PieceEnd::Done(_) => {}
-            PieceEnd::Stopped(_) | PieceEnd::OneStream(..) => {
+        match fetch_into_memory(&job, probe.clone(), Some(first)).await? {
+            (PieceEnd::Done(_), head) => head,
+            (PieceEnd::Stopped(_) | PieceEnd::OneStream(..), _) => {
                 return one_stream(client, &shared.endpoint, descriptor).await;
             }
-        }
-        match sink {
-            PieceSink::Memory(gathered) => gathered.freeze(),
-            PieceSink::File(_) => Bytes::new(),
         }
     };
     let rate = client.received().saturating_sub(received_before) as f64
@@ -108,18 +102,12 @@ pub(crate) async fn blob_stream<'a>(
                     // holds one for the piece its reader waits for.
                     let permit = client.buffer_permit().await;
                     let job = shared.job(client, descriptor, progress);
-                    let mut sink = PieceSink::Memory(BytesMut::with_capacity(
-                        (piece.end - piece.start) as usize,
-                    ));
-                    match fetch_piece(&job, piece, None, &mut sink).await {
-                        Ok(PieceEnd::Done(_)) => match sink {
-                            PieceSink::Memory(gathered) => Ok((gathered.freeze(), permit)),
-                            PieceSink::File(_) => Err(io::Error::other("a piece went to a file")),
-                        },
-                        Ok(PieceEnd::Stopped(_)) => {
+                    match fetch_into_memory(&job, piece, None).await {
+                        Ok((PieceEnd::Done(_), bytes)) => Ok((bytes, permit)),
+                        Ok((PieceEnd::Stopped(_), _)) => {
                             Err(io::Error::other("the download was stopped"))
                         }
-                        Ok(PieceEnd::OneStream(reason, _)) => Err(io::Error::new(
+                        Ok((PieceEnd::OneStream(reason, _), _)) => Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             format!("{}: {reason}", job.digest),
                         )),

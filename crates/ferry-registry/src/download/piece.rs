@@ -206,6 +206,23 @@ pub(super) async fn fetch_piece<'c>(
     Ok(PieceEnd::Done(fetched))
 }
 
+/// [`fetch_piece`] into memory: how it ended, and the bytes it gathered
+/// (all of the piece when it is done).
+pub(super) async fn fetch_into_memory<'c>(
+    job: &RangeJob<'c, '_>,
+    piece: Range<u64>,
+    answered: Option<Answered<'c>>,
+) -> Result<(PieceEnd, Bytes)> {
+    let mut gathered = BytesMut::with_capacity((piece.end - piece.start) as usize);
+    let mut sink = PieceSink::Memory(gathered);
+    let end = fetch_piece(job, piece, answered, &mut sink).await?;
+    gathered = match sink {
+        PieceSink::Memory(gathered) => gathered,
+        PieceSink::File(_) => BytesMut::new(),
+    };
+    Ok((end, gathered.freeze()))
+}
+
 /// What asking for a range gave.
 pub(super) enum Asked<'a> {
     /// The bytes are coming.
