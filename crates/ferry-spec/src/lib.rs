@@ -2,6 +2,7 @@
 //!
 //! ModelPack media types, annotations and config; OCI references and digests
 //! (built on `oci-spec`) and the distribution grammar; modctl's Modelfile;
+//! KitOps' Kitfile and ModelKit media types;
 //! the file classifier. Its only I/O is the small file helpers every crate
 //! shares: streaming hashes and durable file replacement (`durable`).
 
@@ -11,6 +12,7 @@ pub mod config;
 pub mod digest;
 pub mod durable;
 pub mod json;
+pub mod kitfile;
 pub mod media;
 pub mod modelfile;
 pub mod names;

@@ -59,7 +59,7 @@ pub fn placement(layer: &Descriptor) -> Result<LayerPlacement> {
     let encoding = media::parse_layer_media_type(&media_type)
         .map(|(_, encoding)| encoding)
         .or_else(|| oci_tar_encoding(&media_type))
-        .or_else(|| kitops_encoding(&media_type))
+        .or_else(|| ferry_spec::kitfile::parse_layer_media_type(&media_type).map(|(_, e)| e))
         // ORAS marks the directories it packs as archives to unpack,
         // whatever media type the user gave them.
         .or_else(|| {
@@ -75,18 +75,6 @@ pub fn placement(layer: &Descriptor) -> Result<LayerPlacement> {
             }),
         },
         Some(tar) => Ok(LayerPlacement::Tar(tar)),
-    }
-}
-
-/// KitOps ModelKit layers (`application/vnd.kitops.modelkit.<kind>.v1.tar`,
-/// `...tar+gzip`, `...tar+zstd`) are tars of paths relative to the root.
-fn kitops_encoding(media_type: &str) -> Option<Encoding> {
-    let rest = media_type.strip_prefix("application/vnd.kitops.modelkit.")?;
-    match rest.rsplit_once(".v1.")?.1 {
-        "tar" => Some(Encoding::Tar),
-        "tar+gzip" => Some(Encoding::TarGzip),
-        "tar+zstd" => Some(Encoding::TarZstd),
-        _ => None,
     }
 }
 
