@@ -18,6 +18,9 @@ pub const CREATED: &str = "org.opencontainers.image.created";
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// modctl keeps the whole Modelfile text here.
 pub const MODELFILE: &str = "org.cncf.modctl.modelfile";
+/// KitOps keeps the whole Kitfile (JSON) here in the ModelPack manifests
+/// it writes; ferry does the same for what it packs from a Kitfile.
+pub const KITOPS_KITFILE: &str = "ml.kitops.modelkit.kitfile";
 /// ORAS marks directory layers that must be unpacked.
 pub const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
 

@@ -270,6 +270,24 @@ pub enum StoreError {
         /// The parser's error (names the line).
         source: ferry_spec::modelfile::ModelfileError,
     },
+    /// A Kitfile that does not parse, or lists a path ferry cannot pack.
+    #[error("{}: {source}", path.display())]
+    Kitfile {
+        /// The Kitfile.
+        path: PathBuf,
+        /// What is wrong.
+        source: ferry_spec::kitfile::KitfileError,
+    },
+    /// A Kitfile path that names no file of the directory.
+    #[error("{}: {field}: {listed:?} is not in the directory (a reference to another ModelKit is not followed)", path.display())]
+    KitfilePathMissing {
+        /// The Kitfile.
+        path: PathBuf,
+        /// Where in the Kitfile.
+        field: String,
+        /// The path as listed.
+        listed: String,
+    },
     /// A Modelfile glob that matches no file of the directory.
     #[error("{}: modelfile line {line}: glob {pattern:?} matches no file", path.display())]
     UnmatchedGlob {

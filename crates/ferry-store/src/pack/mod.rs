@@ -8,6 +8,7 @@
 
 pub mod generic;
 pub mod layer;
+pub mod recipe;
 pub mod walk;
 
 use std::collections::{HashMap, HashSet};
@@ -22,8 +23,9 @@ use ferry_spec::annotations::{self as ann, FileMetadata};
 use ferry_spec::config::{
     ModelDescriptor, ModelFs, ModelFsType, ModelPackConfig, ModelProperties, rfc3339_from_unix,
 };
+use ferry_spec::kitfile::KitMetadata;
 use ferry_spec::media::{self, Category, Encoding};
-use ferry_spec::modelfile::{ModelFacts, Modelfile};
+use ferry_spec::modelfile::ModelFacts;
 use ferry_spec::oci::{Descriptor, Digest, ImageManifestBuilder, MediaType};
 
 use crate::detect;
@@ -204,8 +206,7 @@ impl PlannedLayer<'_> {
 /// go (the store, or a registry while they are hashed).
 pub struct Prepared {
     files: Vec<SourceFile>,
-    modelfile: Option<Modelfile>,
-    modelfile_text: Option<String>,
+    recipe: Option<recipe::Recipe>,
     detected: detect::Detected,
 }
 
@@ -238,34 +239,22 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
             options.layer_format.suffix(),
         ));
     }
-    let (modelfile, modelfile_text, modelfile_rel) = load_modelfile(dir, options)?;
+    let mut found = recipe::find(dir, options.modelfile.as_deref())?;
     let filter = Filter::new(&options.include, &options.exclude)?;
     let symlinks = if options.layer_format == Encoding::Raw {
         SymlinkMode::Follow
     } else {
         SymlinkMode::Keep
     };
-    let skip: Vec<String> = modelfile_rel.into_iter().collect();
-    let files = walk::collect_files(dir, &filter, &skip, symlinks)?;
+    let skip: Vec<String> = found.iter().filter_map(|f| f.rel.clone()).collect();
+    let mut files = walk::collect_files(dir, &filter, &skip, symlinks)?;
+    if let Some(found) = &mut found {
+        found.apply(&mut files)?;
+    }
     if options.refuse_symlinks
         && let Some(link) = files.iter().find(|f| f.link_target.is_some())
     {
         return Err(StoreError::UnsignableSymlink(dir.join(&link.rel)));
-    }
-    if let Some(mf) = &modelfile
-        && let Some(glob) = mf
-            .unmatched_globs(files.iter().map(|f| f.rel.as_str()))
-            .first()
-    {
-        let path = options
-            .modelfile
-            .clone()
-            .unwrap_or_else(|| dir.join("Modelfile"));
-        return Err(StoreError::UnmatchedGlob {
-            path,
-            line: glob.line,
-            pattern: glob.pattern.clone(),
-        });
     }
     let rel_paths: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
     let detected = detect::detect_metadata(dir, &rel_paths).unwrap_or_else(|e| {
@@ -274,8 +263,7 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
     });
     Ok(Prepared {
         files,
-        modelfile,
-        modelfile_text,
+        recipe: found.map(|f| f.recipe),
         detected,
     })
 }
@@ -298,7 +286,7 @@ impl Prepared {
 
     /// The layers, in manifest order.
     pub fn plan(&self, options: &PackOptions) -> Vec<PlannedLayer<'_>> {
-        plan_layers(&self.files, self.modelfile.as_ref(), options)
+        plan_layers(&self.files, self.recipe.as_ref(), options)
     }
 
     /// Builds the config and manifest once every layer of `plan` is
@@ -323,7 +311,7 @@ impl Prepared {
         let config = build_config(
             reference,
             &self.detected,
-            self.modelfile.as_ref(),
+            self.recipe.as_ref(),
             options,
             written.iter().map(|b| b.diff_id.clone()).collect(),
         );
@@ -339,8 +327,9 @@ impl Prepared {
         );
 
         let mut annotations = HashMap::new();
-        if let Some(text) = &self.modelfile_text {
-            annotations.insert(ann::MODELFILE.to_string(), text.clone());
+        if let Some(recipe) = &self.recipe {
+            let (key, value) = recipe.annotation();
+            annotations.insert(key.to_string(), value);
         }
         if let Some(created) = &options.created {
             annotations.insert(ann::CREATED.to_string(), created.clone());
@@ -464,50 +453,16 @@ fn packed_files(plan: &[PlannedLayer], written: &[WrittenBlob]) -> Vec<PackedFil
         .collect()
 }
 
-fn load_modelfile(
-    dir: &Path,
-    options: &PackOptions,
-) -> Result<(Option<Modelfile>, Option<String>, Option<String>)> {
-    let (path, rel) = match &options.modelfile {
-        Some(path) => {
-            // A Modelfile given with -f that lives inside the directory is not packed.
-            let rel = path
-                .canonicalize()
-                .ok()
-                .zip(dir.canonicalize().ok())
-                .and_then(|(p, d)| {
-                    p.strip_prefix(&d)
-                        .ok()
-                        .map(|r| r.to_string_lossy().into_owned())
-                });
-            (path.clone(), rel)
-        }
-        None => {
-            let path = dir.join("Modelfile");
-            if !path.is_file() {
-                return Ok((None, None, None));
-            }
-            (path, Some("Modelfile".to_string()))
-        }
-    };
-    let text = std::fs::read_to_string(&path).ctx("reading modelfile", &path)?;
-    let modelfile = match Modelfile::parse(&text) {
-        Ok(modelfile) => modelfile,
-        Err(source) => return Err(StoreError::Modelfile { path, source }),
-    };
-    Ok((Some(modelfile), Some(text), rel))
-}
-
 fn plan_layers<'a>(
     files: &'a [SourceFile],
-    modelfile: Option<&Modelfile>,
+    recipe: Option<&recipe::Recipe>,
     options: &PackOptions,
 ) -> Vec<PlannedLayer<'a>> {
-    let matcher = modelfile.map(Modelfile::matcher);
+    let declarations = recipe.map(recipe::Recipe::declarations);
     let mut by_category: Vec<(Category, bool, &SourceFile)> = files
         .iter()
         .map(
-            |f| match matcher.as_ref().and_then(|m| m.category_for(&f.rel)) {
+            |f| match declarations.as_ref().and_then(|d| d.category_for(&f.rel)) {
                 Some(category) => (category, false, f),
                 None => (ferry_spec::classify::classify(&f.rel), true, f),
             },
@@ -646,7 +601,7 @@ fn layer_descriptor(
 fn build_config(
     reference: &Reference,
     detected: &detect::Detected,
-    modelfile: Option<&Modelfile>,
+    recipe: Option<&recipe::Recipe>,
     options: &PackOptions,
     diff_ids: Vec<Digest>,
 ) -> ModelPackConfig {
@@ -661,20 +616,45 @@ fn build_config(
             .map(str::to_string),
         ..detected.clone()
     };
+    let (declared, kit) = match recipe {
+        Some(recipe::Recipe::Modelfile { modelfile, .. }) => {
+            (modelfile.facts.clone(), KitMetadata::default())
+        }
+        Some(recipe::Recipe::Kitfile { kitfile, .. }) => {
+            let kit = kitfile.metadata();
+            let facts = ModelFacts {
+                name: kit.name.clone(),
+                format: kit.format.clone(),
+                ..ModelFacts::default()
+            };
+            (facts, kit)
+        }
+        None => (ModelFacts::default(), KitMetadata::default()),
+    };
     let facts = flags
         .facts
         .clone()
-        .or(modelfile.map(|m| m.facts.clone()).unwrap_or_default())
+        .or(declared)
         .or(detected)
         .without_empty();
+    let given = |flag: &Vec<String>, recipe: Vec<String>| {
+        let list = if flag.is_empty() {
+            recipe
+        } else {
+            flag.clone()
+        };
+        (!list.is_empty()).then_some(list)
+    };
     ModelPackConfig {
         descriptor: ModelDescriptor {
             created_at: options.created.clone(),
-            authors: (!flags.authors.is_empty()).then(|| flags.authors.clone()),
+            authors: given(&flags.authors, kit.authors),
             family: facts.family,
             name: facts.name,
-            version: flags.version.clone(),
-            licenses: (!flags.licenses.is_empty()).then(|| flags.licenses.clone()),
+            version: flags.version.clone().or(kit.version),
+            title: kit.title,
+            description: kit.description,
+            licenses: given(&flags.licenses, kit.licenses),
             ..Default::default()
         },
         config: ModelProperties {

@@ -12,6 +12,7 @@ mod extract_hostile;
 mod files;
 mod fsck;
 mod gc;
+mod kitfile;
 mod modelfile;
 mod pack_input;
 mod reproducible;
