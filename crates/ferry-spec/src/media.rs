@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub const ARTIFACT_TYPE_MODEL: &str = "application/vnd.cncf.model.manifest.v1+json";
 /// Media type of the ModelPack config blob.
 pub const MEDIA_TYPE_MODEL_CONFIG: &str = "application/vnd.cncf.model.config.v1+json";
+/// The config media type modctl wrote before v0.2.0 (legacy `vnd.cnai`).
+pub const MEDIA_TYPE_LEGACY_MODEL_CONFIG: &str = "application/vnd.cnai.model.config.v1+json";
+/// The manifest `artifactType` modctl wrote before v0.2.0.
+pub const ARTIFACT_TYPE_LEGACY_MODEL: &str = "application/vnd.cnai.model.manifest.v1+json";
 /// The OCI image manifest media type.
 pub const MEDIA_TYPE_IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The OCI image index media type.

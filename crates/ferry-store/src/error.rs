@@ -278,6 +278,14 @@ pub enum StoreError {
         /// What is wrong.
         source: ferry_spec::kitfile::KitfileError,
     },
+    /// `convert` to ModelPack of something that is not a ModelKit.
+    #[error("{input} is a {shape}, not a KitOps ModelKit: only ModelKits convert to ModelPack (any artifact converts to a directory: dir:PATH)")]
+    NotConvertible {
+        /// The artifact.
+        input: String,
+        /// What it is.
+        shape: &'static str,
+    },
     /// A Kitfile path that names no file of the directory.
     #[error("{}: {field}: {listed:?} is not in the directory (a reference to another ModelKit is not followed)", path.display())]
     KitfilePathMissing {

@@ -35,6 +35,31 @@ pub struct Extracted {
     pub entries: usize,
     /// Bytes of file content written.
     pub bytes: u64,
+    /// The files and links placed, in order, with the layer each came from
+    /// (what `convert` reports).
+    pub files: Vec<PlacedFile>,
+}
+
+/// A file or link an extraction placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedFile {
+    /// Its path relative to the root.
+    pub path: String,
+    /// The index of its layer in the manifest (0 when one layer is placed).
+    pub layer: usize,
+}
+
+impl Extracted {
+    fn one_file(path: &str, bytes: u64) -> Extracted {
+        Extracted {
+            entries: 1,
+            bytes,
+            files: vec![PlacedFile {
+                path: path.to_string(),
+                layer: 0,
+            }],
+        }
+    }
 }
 
 /// How a layer becomes files.
@@ -107,6 +132,9 @@ pub fn extract(
         let placed = place_layer_checked(store, layer, staging.root(), diff_id, &limits)?;
         total.entries += placed.entries;
         total.bytes += placed.bytes;
+        total
+            .files
+            .extend(placed.files.into_iter().map(|f| PlacedFile { layer: i, ..f }));
     }
     staging.commit()?;
     Ok(total)
@@ -193,7 +221,7 @@ pub fn place_layer_checked(
     if let LayerPlacement::File(path) = &placement
         && let Some(bytes) = reflink_file(store, layer, root, path)?
     {
-        return Ok(Extracted { entries: 1, bytes });
+        return Ok(Extracted::one_file(path, bytes));
     }
     place_layer_verified(
         layer,
@@ -270,7 +298,7 @@ fn place_from(
     Ok(match placement {
         LayerPlacement::File(path) => {
             let bytes = write_file(root, path, file_mode(layer), reader)?;
-            (Extracted { entries: 1, bytes }, None)
+            (Extracted::one_file(path, bytes), None)
         }
         LayerPlacement::Tar(Encoding::Tar | Encoding::Raw) => (unpack_tar(root, reader)?, None),
         LayerPlacement::Tar(encoding) => {
@@ -568,6 +596,12 @@ pub fn unpack_tar(root: &Path, reader: &mut dyn Read) -> Result<Extracted> {
                     ),
                 ));
             }
+        }
+        if !kind.is_dir() {
+            out.files.push(PlacedFile {
+                path: parts.join("/"),
+                layer: 0,
+            });
         }
         out.entries += 1;
     }

@@ -16,6 +16,7 @@
 
 pub mod blob;
 pub mod compress;
+pub mod convert;
 pub mod decompress;
 pub mod detect;
 pub mod error;

@@ -45,6 +45,8 @@ pub enum Command {
     Fsck(FsckArgs),
     /// Write an artifact's files into a directory.
     Extract(ExtractArgs),
+    /// Convert an artifact in the store: a KitOps ModelKit into ModelPack, or any artifact into a plain directory (dir:PATH), saying what happened to each file.
+    Convert(ConvertArgs),
     /// Run the embedded OCI registry (distribution spec v1.1).
     Serve(Box<ServeArgs>),
     /// Push an artifact from the store to a registry.
@@ -778,6 +780,20 @@ pub struct ExtractArgs {
     /// Target directory.
     pub dir: PathBuf,
     /// Write into a non-empty directory, replacing files.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The artifact to convert: a reference or digest in the store (`ferry pull` it first).
+    pub source: String,
+    /// A reference to store the ModelPack artifact under, or `dir:PATH` for a plain directory (what `extract` writes: a layout Hugging Face loaders read).
+    pub destination: String,
+    /// With dir:PATH: write into a non-empty directory, replacing files.
     #[arg(long)]
     pub force: bool,
     /// Print JSON.

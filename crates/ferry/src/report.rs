@@ -194,6 +194,38 @@ pub struct Repair {
     pub command: Option<String>,
 }
 
+/// `ferry convert --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConvertReport {
+    /// The source as given.
+    pub source: String,
+    /// What the source is (`KitOps ModelKit`, `ModelPack`, `OCI artifact`).
+    pub source_kind: &'static str,
+    /// The new reference, or the directory.
+    pub destination: String,
+    /// The new manifest's digest (a conversion to ModelPack).
+    pub digest: Option<String>,
+    /// One entry per file.
+    pub files: Vec<ConvertedFileReport>,
+    /// Kitfile fields without a ModelPack field, kept in the `ml.kitops.modelkit.kitfile` annotation.
+    pub kept_in_annotation: Vec<String>,
+}
+
+/// One file of `ferry convert --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConvertedFileReport {
+    /// Path relative to the root.
+    pub path: String,
+    /// Media type of the source layer.
+    pub from: String,
+    /// Media type of the new layer (to ModelPack).
+    pub to: Option<String>,
+    /// What was done.
+    pub action: String,
+}
+
 /// `ferry extract --json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,5 +1,6 @@
 //! One function per command; each turns arguments into library calls.
 
+mod convert;
 mod csi;
 mod fsck;
 mod index;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Fsck(args) if args.repair => fsck::run(&open_store(&root)?, &args, quiet),
         Command::Fsck(args) => fsck::run(&read_store(&root)?, &args, quiet),
         Command::Extract(args) => maintain::extract(&read_store(&root)?, &args),
+        Command::Convert(args) => convert::run(&open_store(&root)?, &args),
         Command::Serve(args) => serve::run(&root, &args),
         Command::Push(args) => transfer::push(&open_store(&root)?, &args, quiet),
         Command::Pull(args) if args.extract.is_some() => remote::pull_extract(&args, quiet),
