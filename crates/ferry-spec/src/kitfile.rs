@@ -178,6 +178,9 @@ pub struct Model {
     /// Further files of the model (adapters, projectors, ...).
     #[serde(default)]
     pub parts: Vec<Entry>,
+    /// The layer KitOps packed `path` into (in a ModelKit's config).
+    #[serde(default, deserialize_with = "scalar")]
+    pub digest: Option<String>,
 }
 
 /// One entry of `model.parts`, `code`, `datasets`, `docs` or `prompts`.
@@ -189,6 +192,9 @@ pub struct Entry {
     /// License (SPDX).
     #[serde(default, deserialize_with = "scalar")]
     pub license: Option<String>,
+    /// The layer KitOps packed `path` into (in a ModelKit's config).
+    #[serde(default, deserialize_with = "scalar")]
+    pub digest: Option<String>,
 }
 
 /// A parsed Kitfile: the fields ferry maps, and the whole document.
@@ -230,6 +236,8 @@ pub struct KitPath {
     pub path: String,
     /// Where in the Kitfile (`code[1].path`), for messages.
     pub field: String,
+    /// Its layer's digest, when the Kitfile is a ModelKit's config.
+    pub digest: Option<String>,
 }
 
 /// What a Kitfile says about the model, in ModelPack's terms.
@@ -295,23 +303,30 @@ impl Kitfile {
     /// to another ModelKit.
     pub fn paths(&self) -> Result<Vec<KitPath>, KitfileError> {
         let mut out = Vec::new();
-        let mut add = |kind, field: String, path: &Option<String>| -> Result<(), KitfileError> {
+        let mut add = |kind, field: String, path: &Option<String>, digest: &Option<String>| {
             if let Some(path) = path {
                 out.push(KitPath {
                     kind,
                     path: clean_path(&field, path)?,
                     field,
+                    digest: digest.clone(),
                 });
             }
-            Ok(())
+            Ok::<(), KitfileError>(())
         };
         if let Some(model) = &self.model {
-            add(KitLayerKind::Model, "model.path".into(), &model.path)?;
+            add(
+                KitLayerKind::Model,
+                "model.path".into(),
+                &model.path,
+                &model.digest,
+            )?;
             for (i, part) in model.parts.iter().enumerate() {
                 add(
                     KitLayerKind::ModelPart,
                     format!("model.parts[{i}].path"),
                     &part.path,
+                    &part.digest,
                 )?;
             }
         }
@@ -322,10 +337,39 @@ impl Kitfile {
             (KitLayerKind::Prompts, "prompts", &self.prompts),
         ] {
             for (i, entry) in entries.iter().enumerate() {
-                add(kind, format!("{section}[{i}].path"), &entry.path)?;
+                add(
+                    kind,
+                    format!("{section}[{i}].path"),
+                    &entry.path,
+                    &entry.digest,
+                )?;
             }
         }
         Ok(out)
+    }
+
+    /// The Kitfile path each of a ModelKit's layers holds, given the
+    /// layers' media types and digests: by the digest KitOps records in
+    /// its config, else the n-th layer of a kind is the n-th path of it.
+    pub fn layer_paths<'a>(
+        &self,
+        layers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Vec<Option<KitPath>> {
+        let paths = self.paths().unwrap_or_default();
+        let mut seen: std::collections::HashMap<KitLayerKind, usize> = Default::default();
+        layers
+            .into_iter()
+            .map(|(media_type, digest)| {
+                if let Some(path) = paths.iter().find(|p| p.digest.as_deref() == Some(digest)) {
+                    return Some(path.clone());
+                }
+                let (kind, _) = parse_layer_media_type(media_type)?;
+                let nth = seen.entry(kind).or_default();
+                let found = paths.iter().filter(|p| p.kind == kind).nth(*nth).cloned();
+                *nth += 1;
+                found
+            })
+            .collect()
     }
 
     /// The metadata ModelPack has fields for.
@@ -558,6 +602,25 @@ prompts:
                 (KitLayerKind::Prompts, "prompts/system.txt".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn layers_find_their_paths_by_digest_else_by_order() {
+        let mut kitfile = Kitfile::from_yaml(KITFILE).unwrap();
+        kitfile.code[0].digest = Some("sha256:c0de".into());
+        let code = KitLayerKind::Code.media_type(Encoding::Tar);
+        let docs = KitLayerKind::Docs.media_type(Encoding::TarGzip);
+        let found = kitfile.layer_paths([
+            (docs.as_str(), "sha256:d0c5"),
+            ("application/vnd.other", "sha256:c0de"),
+            ("application/vnd.other", "sha256:0"),
+        ]);
+        let paths: Vec<_> = found
+            .iter()
+            .map(|p| p.as_ref().map(|p| p.path.as_str()))
+            .collect();
+        assert_eq!(paths, vec![Some("README.md"), Some("src"), None]);
+        assert!(kitfile.layer_paths([(code.as_str(), "sha256:1")])[0].is_some());
     }
 
     #[test]

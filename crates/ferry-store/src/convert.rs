@@ -166,7 +166,12 @@ pub fn to_modelpack(
     options.include.push("**".to_string());
     let packed = pack::pack(store, &context, reference, &options)?;
     let packed_manifest = store.read_manifest(&packed.manifest_digest)?;
-    let files = report(&manifest, &extracted.files, &context, Some(&packed_manifest))?;
+    let files = report(
+        &manifest,
+        &extracted.files,
+        &context,
+        Some(&packed_manifest),
+    )?;
     Ok(ToModelPack {
         source,
         packed,
@@ -193,7 +198,12 @@ fn report(
         last.insert(&file.path, file.layer);
     }
     let destination: BTreeMap<String, &Descriptor> = packed
-        .map(|m| m.layers().iter().filter_map(|l| Some((layer_path(l)?, l))).collect())
+        .map(|m| {
+            m.layers()
+                .iter()
+                .filter_map(|l| Some((layer_path(l)?, l)))
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = Vec::with_capacity(last.len());
     for (path, layer) in last {

@@ -279,7 +279,9 @@ pub enum StoreError {
         source: ferry_spec::kitfile::KitfileError,
     },
     /// `convert` to ModelPack of something that is not a ModelKit.
-    #[error("{input} is a {shape}, not a KitOps ModelKit: only ModelKits convert to ModelPack (any artifact converts to a directory: dir:PATH)")]
+    #[error(
+        "{input} is a {shape}, not a KitOps ModelKit: only ModelKits convert to ModelPack (any artifact converts to a directory: dir:PATH)"
+    )]
     NotConvertible {
         /// The artifact.
         input: String,

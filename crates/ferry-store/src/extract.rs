@@ -132,9 +132,12 @@ pub fn extract(
         let placed = place_layer_checked(store, layer, staging.root(), diff_id, &limits)?;
         total.entries += placed.entries;
         total.bytes += placed.bytes;
-        total
-            .files
-            .extend(placed.files.into_iter().map(|f| PlacedFile { layer: i, ..f }));
+        total.files.extend(
+            placed
+                .files
+                .into_iter()
+                .map(|f| PlacedFile { layer: i, ..f }),
+        );
     }
     staging.commit()?;
     Ok(total)

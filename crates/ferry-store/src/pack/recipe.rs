@@ -21,15 +21,15 @@ pub const KITFILE_NAMES: [&str; 3] = ["Kitfile", "kitfile", ".kitfile"];
 pub enum Recipe {
     /// A Modelfile and its text (kept in the manifest, as modctl does).
     Modelfile {
-        /// The parsed Modelfile.
-        modelfile: Modelfile,
+        /// The parsed Modelfile (boxed, as the Kitfile: both are large).
+        modelfile: Box<Modelfile>,
         /// Its text.
         text: String,
     },
     /// A Kitfile and the category of every file it lists.
     Kitfile {
         /// The parsed Kitfile.
-        kitfile: Kitfile,
+        kitfile: Box<Kitfile>,
         /// Relative path → category, for the files below its paths.
         categories: HashMap<String, Category>,
     },
@@ -78,12 +78,15 @@ pub fn find(dir: &Path, given: Option<&Path>) -> Result<Option<Found>> {
             source,
         })?;
         Recipe::Kitfile {
-            kitfile,
+            kitfile: Box::new(kitfile),
             categories: HashMap::new(),
         }
     } else {
         match Modelfile::parse(&text) {
-            Ok(modelfile) => Recipe::Modelfile { modelfile, text },
+            Ok(modelfile) => Recipe::Modelfile {
+                modelfile: Box::new(modelfile),
+                text,
+            },
             Err(source) => return Err(StoreError::Modelfile { path, source }),
         }
     };
@@ -185,9 +188,8 @@ impl Declarations<'_> {
 /// Modelfile directive is a bare word, a Kitfile's first key ends in `:`.
 fn is_kitfile(path: &Path, text: &str) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let by_name = KITFILE_NAMES.contains(&name)
-        || name.ends_with(".yaml")
-        || name.ends_with(".yml");
+    let by_name =
+        KITFILE_NAMES.contains(&name) || name.ends_with(".yaml") || name.ends_with(".yml");
     let first_word = text
         .lines()
         .map(str::trim)

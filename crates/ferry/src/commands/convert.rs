@@ -56,7 +56,10 @@ pub fn run(store: &Store, args: &ConvertArgs) -> anyhow::Result<Exit> {
     let width = report.files.iter().map(|f| f.path.len()).max().unwrap_or(0);
     for file in &report.files {
         match &file.to {
-            Some(to) => println!("{:width$}  {} ({} -> {to})", file.path, file.action, file.from),
+            Some(to) => println!(
+                "{:width$}  {} ({} -> {to})",
+                file.path, file.action, file.from
+            ),
             None => println!("{:width$}  {} ({})", file.path, file.action, file.from),
         }
     }

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use ferry_spec::annotations as ann;
 use ferry_spec::config::ModelPackConfig;
+use ferry_spec::kitfile::{self, Kitfile};
 use ferry_spec::media;
 use ferry_spec::oci::{Descriptor, ImageManifest};
 use ferry_store::Store;
@@ -120,6 +121,27 @@ fn layer_row(layer: &Descriptor) -> InspectedLayer {
     }
 }
 
+/// A ModelKit's layers carry no path annotation: the Kitfile (its config)
+/// says which path each holds; the category column shows its section.
+fn name_modelkit_layers(kitfile: &Kitfile, manifest: &ImageManifest, rows: &mut [InspectedLayer]) {
+    let layers: Vec<(String, String)> = manifest
+        .layers()
+        .iter()
+        .map(|l| (l.media_type().to_string(), l.digest().to_string()))
+        .collect();
+    let paths = kitfile.layer_paths(layers.iter().map(|(m, d)| (m.as_str(), d.as_str())));
+    for (row, path) in rows.iter_mut().zip(paths) {
+        if let Some(path) = path {
+            row.path.get_or_insert(if path.path.is_empty() {
+                ".".to_string()
+            } else {
+                path.path
+            });
+            row.category.get_or_insert(path.kind.segment());
+        }
+    }
+}
+
 pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<Exit> {
     let resolved = store.resolve(&args.reference)?;
     let digest = resolved.descriptor.digest().clone();
@@ -137,7 +159,14 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or_default();
-    let layers: Vec<InspectedLayer> = manifest.layers().iter().map(layer_row).collect();
+    let mut layers: Vec<InspectedLayer> = manifest.layers().iter().map(layer_row).collect();
+    let kitfile = (manifest.config().media_type().to_string()
+        == kitfile::MEDIA_TYPE_MODELKIT_CONFIG)
+        .then(|| Kitfile::from_json(&config_bytes).ok())
+        .flatten();
+    if let Some(kitfile) = &kitfile {
+        name_modelkit_layers(kitfile, &manifest, &mut layers);
+    }
     let artifact_type = manifest
         .artifact_type()
         .as_ref()
@@ -159,6 +188,20 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<Exit> {
     }
     writeln!(out, "Digest:       {digest}")?;
     writeln!(out, "ArtifactType: {artifact_type}")?;
+    if let Some(kitfile) = &kitfile {
+        let model = kitfile.model.clone().unwrap_or_default();
+        for (label, value) in [
+            ("Name", &kitfile.package.name),
+            ("Version", &kitfile.package.version),
+            ("Model", &model.name),
+            ("Format", &model.format),
+            ("Framework", &model.framework),
+        ] {
+            if let Some(value) = value {
+                writeln!(out, "{:14}{value}", format!("{label}:"))?;
+            }
+        }
+    }
     let field = |section: &str, key: &str| {
         config
             .get(section)

@@ -20,6 +20,7 @@ mod csi;
 mod interop;
 mod model_signatures;
 mod mount;
+mod neighbours;
 mod referrers;
 mod registry;
 mod reproducible;

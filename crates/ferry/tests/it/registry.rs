@@ -19,7 +19,7 @@ use crate::common::*;
 
 const DISTRIBUTION: &str = "/usr/bin/docker-registry";
 
-fn require_distribution() -> bool {
+pub(crate) fn require_distribution() -> bool {
     require(
         "docker-registry (Debian's distribution 2.8)",
         Path::new(DISTRIBUTION).is_file(),
@@ -89,7 +89,7 @@ impl Server {
     }
 
     /// Debian's distribution 2.8 with filesystem storage in a temp dir.
-    fn distribution() -> Server {
+    pub(crate) fn distribution() -> Server {
         let dir = tempdir();
         let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("config.yml");
