@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use ferry_spec::classify::classify;
 use ferry_spec::media::Category;
-use ferry_spec::modelfile::{GlobEntry, Modelfile};
+use ferry_spec::modelfile::{GlobEntry, Modelfile, exact_glob};
 use ferry_store::detect::detect_metadata;
 use ferry_store::pack::walk::{Filter, SymlinkMode, collect_files};
 
@@ -34,9 +34,10 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
         ..Modelfile::default()
     };
     for path in &rel {
-        // Each file is named exactly (escaped), so the Modelfile declares
-        // every category and nothing is left to the heuristic at pack time.
-        let entry = GlobEntry::new(globset::escape(path));
+        // Each file is named exactly (escaped as modctl and ferry both
+        // read it), so the Modelfile declares every category and nothing is
+        // left to the heuristic at pack time.
+        let entry = GlobEntry::new(exact_glob(path));
         match classify(path) {
             Category::Weight => modelfile.model.push(entry),
             Category::WeightConfig => modelfile.config.push(entry),

@@ -455,3 +455,94 @@ fn modctl_artifacts_default_raw_and_legacy_pull_extract_and_mount() {
         );
     }
 }
+
+/// modctl's Modelfile directives (`pkg/modelfile/command`): any other word
+/// fails its parser.
+const MODCTL_DIRECTIVES: [&str; 12] = [
+    "CONFIG",
+    "MODEL",
+    "CODE",
+    "DATASET",
+    "DOC",
+    "NAME",
+    "ARCH",
+    "FAMILY",
+    "FORMAT",
+    "PARAMSIZE",
+    "PRECISION",
+    "QUANTIZATION",
+];
+
+#[test]
+fn init_writes_a_modelfile_modctl_reads_as_ferry_does() {
+    let t = tempdir();
+    let model = t.path().join("awkward model");
+    let files = [
+        "model-00001-of-00002.bin",
+        "weights [v2] {final}.bin",
+        "two  spaces.bin",
+        "notes #1.md",
+        "sub dir/config.json",
+        "run*.py",
+    ];
+    for (i, name) in files.iter().enumerate() {
+        let path = model.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, format!("file {i}\n")).unwrap();
+    }
+    let ferry = Ferry::new(t.path().join("store"));
+    ferry.ok(&["init", s(&model)]);
+    let text = fs::read_to_string(model.join("Modelfile")).unwrap();
+    let mut declared = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // modctl: the first word is a directive it knows, the value is the
+        // other words joined by single spaces, with no quotes.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(words.len() >= 2, "{line}");
+        assert!(MODCTL_DIRECTIVES.contains(&words[0]), "{line}");
+        let value = words[1..].join(" ");
+        assert!(!value.starts_with('"'), "modctl keeps quotes: {line}");
+        declared.push((words[0].to_string(), value));
+    }
+    let globs: Vec<&(String, String)> = declared
+        .iter()
+        .filter(|(d, _)| ["CONFIG", "MODEL", "CODE", "DOC", "DATASET"].contains(&d.as_str()))
+        .collect();
+    assert_eq!(globs.len(), files.len(), "one exact glob per file:\n{text}");
+    assert!(
+        globs.contains(&&("DOC".to_string(), "notes [#]1.md".to_string())),
+        "{text}"
+    );
+    assert!(
+        globs.contains(&&(
+            "MODEL".to_string(),
+            r"weights \[v2\] \{final\}.bin".to_string()
+        )),
+        "{text}"
+    );
+    assert!(
+        globs.contains(&&("CODE".to_string(), r"run\*.py".to_string())),
+        "{text}"
+    );
+
+    // ferry reads the same Modelfile: every file is declared, none guessed.
+    ferry.pack(&model, "localhost/awkward:v1");
+    let manifest = ferry.manifest("localhost/awkward:v1");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), files.len());
+    for layer in layers {
+        assert!(
+            layer["annotations"]
+                .get("org.cncf.model.file.mediatype.untested")
+                .is_none(),
+            "{layer}"
+        );
+    }
+    assert_eq!(
+        manifest["annotations"]["org.cncf.modctl.modelfile"].as_str(),
+        Some(text.as_str())
+    );
+}
