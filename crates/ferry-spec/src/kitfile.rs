@@ -79,6 +79,17 @@ impl KitLayerKind {
         }
     }
 
+    /// The category of a whole layer of this section (what `fetch` and
+    /// `mount --category` select by): a model layer is weights.
+    pub fn layer_category(self) -> Category {
+        match self {
+            KitLayerKind::Model | KitLayerKind::ModelPart => Category::Weight,
+            KitLayerKind::Code => Category::Code,
+            KitLayerKind::Dataset => Category::Dataset,
+            KitLayerKind::Docs | KitLayerKind::Prompts => Category::Doc,
+        }
+    }
+
     /// The layer media type KitOps writes for this section and encoding.
     pub fn media_type(self, encoding: Encoding) -> String {
         format!("{LAYER_PREFIX}{}.v1.{}", self.segment(), encoding.suffix())

@@ -13,7 +13,6 @@ use std::fs;
 use std::path::Path;
 
 use ferry_spec::Reference;
-use ferry_spec::annotations as ann;
 use ferry_spec::kitfile::{self, Kitfile};
 use ferry_spec::media::{self, Encoding};
 use ferry_spec::oci::{Descriptor, ImageManifest};
@@ -201,7 +200,7 @@ fn report(
         .map(|m| {
             m.layers()
                 .iter()
-                .filter_map(|l| Some((layer_path(l)?, l)))
+                .filter_map(|l| Some((crate::select::layer_path(l)?, l)))
                 .collect()
         })
         .unwrap_or_default();
@@ -235,12 +234,4 @@ fn report(
         });
     }
     Ok(out)
-}
-
-fn layer_path(layer: &Descriptor) -> Option<String> {
-    let annotations = layer.annotations().as_ref()?;
-    annotations
-        .get(ann::FILEPATH)
-        .or_else(|| annotations.get(ann::TITLE))
-        .cloned()
 }

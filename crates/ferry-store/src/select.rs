@@ -58,8 +58,14 @@ impl LayerFilter {
     }
 
     fn category_matches(&self, layer: &Descriptor) -> bool {
-        parse_layer_media_type(layer.media_type().as_ref())
-            .is_some_and(|(category, _)| self.categories.contains(&category))
+        let media_type = layer.media_type().to_string();
+        parse_layer_media_type(&media_type)
+            .map(|(category, _)| category)
+            .or_else(|| {
+                ferry_spec::kitfile::parse_layer_media_type(&media_type)
+                    .map(|(kind, _)| kind.layer_category())
+            })
+            .is_some_and(|category| self.categories.contains(&category))
     }
 
     /// The selectors as flags, for messages.
@@ -185,6 +191,27 @@ mod tests {
             by_path.accepts(&dotted),
             "a path is matched as it is placed"
         );
+    }
+
+    #[test]
+    fn modelkit_layers_are_selected_by_their_section() {
+        let kit = |segment: &str| {
+            Descriptor::new(
+                MediaType::Other(format!(
+                    "application/vnd.kitops.modelkit.{segment}.v1.tar+gzip"
+                )),
+                1,
+                ferry_spec::digest::sha256_digest(segment.as_bytes()),
+            )
+        };
+        let weights = LayerFilter::new(&[], &[Category::Weight]).unwrap();
+        assert!(weights.accepts(&kit("model")));
+        assert!(weights.accepts(&kit("modelpart")));
+        assert!(!weights.accepts(&kit("code")));
+        let docs = LayerFilter::new(&[], &[Category::Doc]).unwrap();
+        assert!(docs.accepts(&kit("prompts")));
+        assert!(docs.accepts(&kit("docs")));
+        assert!(!docs.accepts(&kit("dataset")));
     }
 
     #[test]
