@@ -384,6 +384,23 @@ fn kitops_modelkits_pull_inspect_extract_mount_and_convert() {
         "{stdout}"
     );
 
+    // The same project packed from a Kitfile on disk (YAML, as `kit pack`
+    // reads it) gives the same files and metadata.
+    let kitfile = t.path().join("Kitfile");
+    fs::write(
+        &kitfile,
+        "manifestVersion: 1.0.0\npackage:\n  name: kit-tiny\n  version: 1.2.0\nmodel:\n  name: tiny\n  path: ./model\n  format: safetensors\n  framework: pytorch\ncode:\n  - path: src\ndatasets:\n  - path: data\ndocs:\n  - path: README.md\nprompts:\n  - path: prompts\n",
+    )
+    .unwrap();
+    let packed = "localhost/packed/tiny:v1";
+    ferry.ok(&["pack", "-f", s(&kitfile), s(&source), "-t", packed]);
+    let config = ferry.json(&["inspect", "--config", packed]);
+    assert_eq!(config["descriptor"]["name"], "kit-tiny");
+    assert_eq!(config["config"]["format"], "safetensors");
+    let packed_out = t.path().join("packed");
+    ferry.ok(&["extract", packed, s(&packed_out)]);
+    assert_eq!(contents(&packed_out), contents(&source));
+
     // A ModelPack artifact is not a ModelKit to convert.
     let stderr = ferry.fails(&["convert", converted, "localhost/again:v1"]);
     error_line(&stderr, &["is a ModelPack, not a KitOps ModelKit"]);
