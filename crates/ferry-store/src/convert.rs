@@ -165,18 +165,52 @@ pub fn to_modelpack(
     options.include.push("**".to_string());
     let packed = pack::pack(store, &context, reference, &options)?;
     let packed_manifest = store.read_manifest(&packed.manifest_digest)?;
-    let files = report(
+    let mut files = report(
         &manifest,
         &extracted.files,
         &context,
         Some(&packed_manifest),
     )?;
+    files.extend(empty_directories(&context)?);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(ToModelPack {
         source,
         packed,
         files,
         kept_in_annotation: kitfile.unmapped_fields(),
     })
+}
+
+/// Empty directories of an unpacked ModelKit: ModelPack layers hold files,
+/// so these are not carried over, and the report says so.
+fn empty_directories(root: &Path) -> Result<Vec<ConvertedFile>> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            StoreError::Io {
+                action: "reading",
+                path,
+                source: e.into(),
+            }
+        })?;
+        if entry.file_type().is_dir()
+            && fs::read_dir(entry.path())
+                .ctx("reading", entry.path())?
+                .next()
+                .is_none()
+        {
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            out.push(ConvertedFile {
+                path: format!("{}/", rel.to_string_lossy()),
+                from: String::new(),
+                to: None,
+                action: "an empty directory: not carried over (ModelPack layers hold files)"
+                    .to_string(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn read_manifest(store: &Store, input: &str) -> Result<ImageManifest> {

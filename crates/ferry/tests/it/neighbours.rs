@@ -72,6 +72,26 @@ fn tar_of(files: &BTreeMap<&str, Vec<u8>>, prefix: &str) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
+/// `tar` with an empty directory entry appended.
+fn with_empty_dir(tar: &[u8], dir: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        builder.append_data(&mut header, path, &mut entry).unwrap();
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_size(0);
+    builder
+        .append_data(&mut header, dir, std::io::empty())
+        .unwrap();
+    builder.into_inner().unwrap()
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).unwrap();
@@ -123,7 +143,11 @@ impl HandLayout {
 fn write_modelkit(layout: &HandLayout, files: &BTreeMap<&str, Vec<u8>>) -> String {
     let kit = "application/vnd.kitops.modelkit";
     let layer = |kind: &str, prefix: &str, encoding: &str| {
-        let tar = tar_of(files, prefix);
+        let mut tar = tar_of(files, prefix);
+        if kind == "model" {
+            // An empty directory, which ModelPack cannot carry.
+            tar = with_empty_dir(&tar, "model/cache/");
+        }
         let bytes = match encoding {
             "tar+gzip" => gzip(&tar),
             "tar+zstd" => zstd(&tar),
@@ -300,12 +324,22 @@ fn kitops_modelkits_pull_inspect_extract_mount_and_convert() {
     let converted = "localhost/converted/tiny:v1";
     let report = ferry.json(&["convert", "--json", &reference, converted]);
     assert_eq!(report["sourceKind"], "KitOps ModelKit");
-    let by_path: BTreeMap<String, Value> = report["files"]
+    let mut by_path: BTreeMap<String, Value> = report["files"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| (f["path"].as_str().unwrap().to_string(), f.clone()))
         .collect();
+    let empty = by_path
+        .remove("model/cache/")
+        .expect("the empty directory is reported");
+    assert!(
+        empty["action"]
+            .as_str()
+            .unwrap()
+            .contains("not carried over"),
+        "{empty}"
+    );
     assert_eq!(
         by_path.keys().map(String::as_str).collect::<Vec<_>>(),
         files.keys().copied().collect::<Vec<_>>()
