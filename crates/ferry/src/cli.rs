@@ -565,8 +565,24 @@ pub enum LayerFormat {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The model directory.
-    pub dir: PathBuf,
+    /// The model directory (a Hugging Face cache snapshot directory too).
+    #[arg(required_unless_present = "from_hf_cache")]
+    pub dir: Option<PathBuf>,
+    /// Pack a model from the Hugging Face hub cache instead of DIR: ORG/NAME
+    /// at REV, a commit hash (or a unique prefix of one) or a ref name
+    /// (default: main). The cache is $HF_HUB_CACHE, else
+    /// $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else
+    /// $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
+    /// Name, revision and source URL come from the cache path unless given.
+    #[arg(long, value_name = "ORG/NAME[@REV]", conflicts_with = "dir", value_parser = parse::hf_request)]
+    pub from_hf_cache: Option<ferry_store::pack::hf_cache::Request>,
+    /// Follow symbolic links to regular files anywhere, packing the target's
+    /// content under the link's name. Without it a link must stay inside DIR
+    /// (or, in a Hugging Face cache snapshot, lead into that repository's
+    /// blobs/). Risk: a link in an untrusted tree can then pack any file
+    /// you can read (keys, credentials) into the artifact.
+    #[arg(long)]
+    pub follow_symlinks: bool,
     /// The reference to store the artifact under (e.g. `registry.example.com/org/model:v1`).
     #[arg(short = 't', long = "tag", value_name = "REF")]
     pub reference: String,

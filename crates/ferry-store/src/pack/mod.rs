@@ -7,6 +7,7 @@
 //! canonical JSON; name the manifest in `index.json`.
 
 pub mod generic;
+pub mod hf_cache;
 pub mod layer;
 pub mod walk;
 
@@ -32,7 +33,7 @@ use crate::lock::LockGuard;
 use crate::store::Store;
 pub use layer::PackedFile;
 use layer::{EntryMetadata, RawMethod, WrittenBlob};
-use walk::{Filter, SourceFile, SymlinkMode};
+use walk::{Filter, Reach, SourceFile, SymlinkMode};
 
 /// Reports packing progress; the binary draws it, libraries stay quiet.
 pub trait Progress: Sync {
@@ -82,6 +83,8 @@ pub struct PackOptions {
     pub created: Option<String>,
     /// Hardlink raw files into the store instead of copying them.
     pub link: bool,
+    /// Where symbolic links may lead (`--follow-symlinks`: anywhere).
+    pub link_reach: Reach,
     /// The packed files are to be signed (`--sign-key`): a symbolic link
     /// kept as a link is refused before anything is written.
     pub refuse_symlinks: bool,
@@ -101,6 +104,7 @@ impl Default for PackOptions {
             preserve_metadata: false,
             created: None,
             link: false,
+            link_reach: Reach::Contained,
             refuse_symlinks: false,
             compress: crate::compress::CompressOptions::default(),
         }
@@ -207,6 +211,8 @@ pub struct Prepared {
     modelfile: Option<Modelfile>,
     modelfile_text: Option<String>,
     detected: detect::Detected,
+    /// Set when the directory is a Hugging Face cache snapshot of a model.
+    origin: Option<hf_cache::Origin>,
 }
 
 /// The config and manifest of a packed artifact, as canonical bytes.
@@ -246,7 +252,7 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
         SymlinkMode::Keep
     };
     let skip: Vec<String> = modelfile_rel.into_iter().collect();
-    let files = walk::collect_files(dir, &filter, &skip, symlinks)?;
+    let files = walk::collect_files(dir, &filter, &skip, symlinks, options.link_reach)?;
     if options.refuse_symlinks
         && let Some(link) = files.iter().find(|f| f.link_target.is_some())
     {
@@ -272,11 +278,13 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
         tracing::warn!("metadata detection skipped: {e}");
         detect::Detected::default()
     });
+    let origin = hf_cache::Snapshot::of_dir(dir)?.and_then(|s| s.origin());
     Ok(Prepared {
         files,
         modelfile,
         modelfile_text,
         detected,
+        origin,
     })
 }
 
@@ -324,6 +332,7 @@ impl Prepared {
             reference,
             &self.detected,
             self.modelfile.as_ref(),
+            self.origin.as_ref(),
             options,
             written.iter().map(|b| b.diff_id.clone()).collect(),
         );
@@ -344,6 +353,10 @@ impl Prepared {
         }
         if let Some(created) = &options.created {
             annotations.insert(ann::CREATED.to_string(), created.clone());
+        }
+        if let Some(origin) = &self.origin {
+            annotations.insert(ann::REVISION.to_string(), origin.revision.clone());
+            annotations.insert(ann::SOURCE.to_string(), origin.source_url.clone());
         }
         let mut builder = ImageManifestBuilder::default()
             .schema_version(2u32)
@@ -647,18 +660,22 @@ fn build_config(
     reference: &Reference,
     detected: &detect::Detected,
     modelfile: Option<&Modelfile>,
+    origin: Option<&hf_cache::Origin>,
     options: &PackOptions,
     diff_ids: Vec<Digest>,
 ) -> ModelPackConfig {
     let flags = &options.metadata;
-    // The artifact's name defaults to the repository's last component, not
-    // to the directory's name that detection found.
+    // The artifact's name defaults to the hub's name of a cached model, else
+    // to the repository's last component, not to the directory's name that
+    // detection found (a snapshot's is a commit hash).
     let detected = ModelFacts {
-        name: reference
-            .repository()
-            .rsplit('/')
-            .next()
-            .map(str::to_string),
+        name: origin.map(|o| o.name.clone()).or_else(|| {
+            reference
+                .repository()
+                .rsplit('/')
+                .next()
+                .map(str::to_string)
+        }),
         ..detected.clone()
     };
     let facts = flags
@@ -675,6 +692,8 @@ fn build_config(
             name: facts.name,
             version: flags.version.clone(),
             licenses: (!flags.licenses.is_empty()).then(|| flags.licenses.clone()),
+            revision: origin.map(|o| o.revision.clone()),
+            source_url: origin.map(|o| o.source_url.clone()),
             ..Default::default()
         },
         config: ModelProperties {

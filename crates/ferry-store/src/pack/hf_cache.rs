@@ -1,0 +1,683 @@
+//! The Hugging Face hub cache layout: recognising a snapshot directory,
+//! naming what it came from, and finding a snapshot by repo id and revision.
+//!
+//! A repository's folder is `<cache>/<type>s--<org>--<name>` (`--<name>` alone
+//! without an org). It holds `blobs/<etag>` (the content), `refs/<ref>` (the
+//! commit a branch or tag pointed at when downloaded) and
+//! `snapshots/<commit>/<path>`, relative symlinks into `blobs/`. A snapshot's
+//! links may be followed into its own repository's `blobs/` and nowhere else.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+
+/// How many names an error lists before it says how many more there are.
+const LISTED: usize = 20;
+
+/// Why a cache lookup found nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum HfCacheError {
+    /// Not `ORG/NAME[@REV]` as the hub spells repo ids.
+    #[error("invalid Hugging Face repo id {input:?}: {reason}")]
+    InvalidRepoId {
+        /// What the user typed.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No cache directory could be named (no variable set, no `$HOME`).
+    #[error(
+        "no Hugging Face cache: set HF_HUB_CACHE, HF_HOME or HOME (looked for HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HOME)"
+    )]
+    NoCacheRoot,
+    /// The repository's folder is not in the cache.
+    #[error("{id} is not in the Hugging Face cache: {} does not exist ({})", path.display(), present(cache, "models", available))]
+    RepoNotFound {
+        /// The repo id looked for.
+        id: String,
+        /// The folder looked for.
+        path: PathBuf,
+        /// The cache root.
+        cache: PathBuf,
+        /// The model repo ids the cache holds.
+        available: Vec<String>,
+    },
+    /// The revision is neither a ref, a snapshot nor a unique prefix of one.
+    #[error("{id}: revision {revision:?} is not in the cache: neither {} nor {} exists (refs: {}; snapshots: {})", ref_path.display(), snapshot_path.display(), listed(refs), listed(snapshots))]
+    RevisionNotFound {
+        /// The repo id.
+        id: String,
+        /// What the user asked for.
+        revision: String,
+        /// The ref file looked for.
+        ref_path: PathBuf,
+        /// The snapshot looked for.
+        snapshot_path: PathBuf,
+        /// The refs present.
+        refs: Vec<String>,
+        /// The snapshots present.
+        snapshots: Vec<String>,
+    },
+    /// A commit prefix that matches more than one snapshot.
+    #[error(
+        "{id}: revision {revision:?} matches several snapshots: {}",
+        listed(matches)
+    )]
+    AmbiguousRevision {
+        /// The repo id.
+        id: String,
+        /// The prefix.
+        revision: String,
+        /// The snapshots it matches.
+        matches: Vec<String>,
+    },
+    /// A ref file that does not hold a commit hash.
+    #[error("{} does not hold a commit hash (it holds {content:?})", path.display())]
+    BadRef {
+        /// The ref file.
+        path: PathBuf,
+        /// Its content, trimmed.
+        content: String,
+    },
+    /// A ref names a commit whose snapshot was not downloaded (or was deleted).
+    #[error("{id}: ref {revision} ({}) names commit {commit}, but {} does not exist (snapshots: {})", ref_path.display(), snapshot_path.display(), listed(snapshots))]
+    SnapshotMissing {
+        /// The repo id.
+        id: String,
+        /// The ref.
+        revision: String,
+        /// The ref file read.
+        ref_path: PathBuf,
+        /// The commit it names.
+        commit: String,
+        /// The snapshot looked for.
+        snapshot_path: PathBuf,
+        /// The snapshots present.
+        snapshots: Vec<String>,
+    },
+}
+
+fn listed(names: &[String]) -> String {
+    match names.len() {
+        0 => "none".to_string(),
+        n if n <= LISTED => names.join(", "),
+        n => format!("{}, and {} more", names[..LISTED].join(", "), n - LISTED),
+    }
+}
+
+fn present(cache: &Path, what: &str, names: &[String]) -> String {
+    if names.is_empty() && !cache.is_dir() {
+        return format!("the cache {} does not exist", cache.display());
+    }
+    format!("{what} in {}: {}", cache.display(), listed(names))
+}
+
+/// The kinds of repository the hub (and so the cache) has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoType {
+    /// `models--`.
+    Model,
+    /// `datasets--`.
+    Dataset,
+    /// `spaces--`.
+    Space,
+}
+
+impl RepoType {
+    fn folder_prefix(self) -> &'static str {
+        match self {
+            RepoType::Model => "models",
+            RepoType::Dataset => "datasets",
+            RepoType::Space => "spaces",
+        }
+    }
+}
+
+/// A repository on the hub: its type and id (`org/name`, or `name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoId {
+    /// Model, dataset or space.
+    pub repo_type: RepoType,
+    /// `org/name` or `name`.
+    pub id: String,
+}
+
+impl RepoId {
+    /// A model repo id as typed (`org/name` or `name`), checked against the
+    /// hub's rules so it can only name one folder of the cache.
+    pub fn model(input: &str) -> std::result::Result<RepoId, HfCacheError> {
+        let invalid = |reason| HfCacheError::InvalidRepoId {
+            input: input.to_string(),
+            reason,
+        };
+        let parts: Vec<&str> = input.split('/').collect();
+        if parts.len() > 2 {
+            return Err(invalid("expected ORG/NAME or NAME"));
+        }
+        if let Some(reason) = parts.iter().find_map(|p| name_problem(p)) {
+            return Err(invalid(reason));
+        }
+        Ok(RepoId {
+            repo_type: RepoType::Model,
+            id: input.to_string(),
+        })
+    }
+
+    /// The repository's folder in the cache: `models--org--name`.
+    pub fn folder_name(&self) -> String {
+        format!(
+            "{}--{}",
+            self.repo_type.folder_prefix(),
+            self.id.replace('/', "--")
+        )
+    }
+
+    /// Reads a cache folder name back; `None` for anything the hub would
+    /// not have written (an unknown type, an empty part, or more than two
+    /// parts: the hub forbids `--` inside names, so a split is never
+    /// ambiguous).
+    pub fn from_folder_name(folder: &str) -> Option<RepoId> {
+        let mut parts = folder.split("--");
+        let repo_type = match parts.next()? {
+            "models" => RepoType::Model,
+            "datasets" => RepoType::Dataset,
+            "spaces" => RepoType::Space,
+            _ => return None,
+        };
+        let parts: Vec<&str> = parts.collect();
+        if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| name_problem(p).is_some()) {
+            return None;
+        }
+        Some(RepoId {
+            repo_type,
+            id: parts.join("/"),
+        })
+    }
+
+    /// The repository's page on the hub.
+    pub fn url(&self) -> String {
+        let kind = match self.repo_type {
+            RepoType::Model => "",
+            RepoType::Dataset => "datasets/",
+            RepoType::Space => "spaces/",
+        };
+        format!("https://huggingface.co/{kind}{}", self.id)
+    }
+}
+
+/// What the hub allows in an org or a name: ASCII letters, digits, `-`,
+/// `_` and `.`, neither `--` nor `..`, no `-` or `.` at either end.
+fn name_problem(part: &str) -> Option<&'static str> {
+    if part.is_empty() {
+        return Some("an empty org or name");
+    }
+    if part.len() > 96 {
+        return Some("longer than 96 characters");
+    }
+    if !part
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Some("only letters, digits, '-', '_' and '.' are allowed");
+    }
+    if part.contains("--") || part.contains("..") {
+        return Some("'--' and '..' are not allowed");
+    }
+    if part.starts_with(['-', '.']) || part.ends_with(['-', '.']) {
+        return Some("must not start or end with '-' or '.'");
+    }
+    None
+}
+
+/// A full commit hash, as the cache names snapshots.
+pub fn is_commit_hash(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A snapshot directory of the cache: `<repo_dir>/snapshots/<commit>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The repository.
+    pub repo: RepoId,
+    /// The commit the snapshot holds.
+    pub commit: String,
+    /// The repository's folder.
+    pub repo_dir: PathBuf,
+}
+
+/// What a model snapshot says about the artifact: the ModelPack name,
+/// revision and source URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `org/name`, as the hub names the model.
+    pub name: String,
+    /// The commit hash.
+    pub revision: String,
+    /// `https://huggingface.co/org/name`.
+    pub source_url: String,
+}
+
+impl Snapshot {
+    /// Recognises a snapshot from its path alone; give it a canonical path
+    /// (see [`Snapshot::of_dir`]) so `..` and links do not fool it.
+    pub fn from_path(dir: &Path) -> Option<Snapshot> {
+        let commit = dir.file_name()?.to_str()?;
+        let snapshots = dir.parent()?;
+        let repo_dir = snapshots.parent()?;
+        let repo = RepoId::from_folder_name(repo_dir.file_name()?.to_str()?)?;
+        (is_commit_hash(commit) && snapshots.file_name()? == "snapshots").then(|| Snapshot {
+            repo,
+            commit: commit.to_string(),
+            repo_dir: repo_dir.to_path_buf(),
+        })
+    }
+
+    /// The snapshot `dir` is, if it is one (`dir` is canonicalized first).
+    pub fn of_dir(dir: &Path) -> Result<Option<Snapshot>> {
+        let canonical = fs::canonicalize(dir).ctx("resolving", dir)?;
+        Ok(Snapshot::from_path(&canonical))
+    }
+
+    /// The repository's `blobs/`, canonical; `None` when it is missing (then
+    /// no link of the snapshot can be followed out of it).
+    pub fn blobs_dir(&self) -> Option<PathBuf> {
+        fs::canonicalize(self.repo_dir.join("blobs"))
+            .ok()
+            .filter(|p| p.is_dir())
+    }
+
+    /// The metadata a model snapshot gives; `None` for datasets and spaces.
+    pub fn origin(&self) -> Option<Origin> {
+        (self.repo.repo_type == RepoType::Model).then(|| Origin {
+            name: self.repo.id.clone(),
+            revision: self.commit.clone(),
+            source_url: self.repo.url(),
+        })
+    }
+}
+
+/// The cache root as huggingface_hub picks it: `$HF_HUB_CACHE`, else
+/// `$HUGGINGFACE_HUB_CACHE`, else `$HF_HOME/hub`, else
+/// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
+/// An empty variable counts as unset; a leading `~` is the home directory.
+pub fn cache_root(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let get = |name: &str| var(name).filter(|v| !v.is_empty());
+    let home = get("HOME").map(PathBuf::from);
+    let expand = |value: OsString| -> PathBuf {
+        let path = PathBuf::from(value);
+        match (path.strip_prefix("~"), &home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ => path,
+        }
+    };
+    if let Some(dir) = get("HF_HUB_CACHE").or_else(|| get("HUGGINGFACE_HUB_CACHE")) {
+        return Some(expand(dir));
+    }
+    if let Some(dir) = get("HF_HOME") {
+        return Some(expand(dir).join("hub"));
+    }
+    let cache = match get("XDG_CACHE_HOME") {
+        Some(dir) => expand(dir),
+        None => home?.join(".cache"),
+    };
+    Some(cache.join("huggingface/hub"))
+}
+
+/// A model in the cache at a revision: `org/name[@revision]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The model.
+    pub repo: RepoId,
+    /// A commit hash, a unique prefix of one, or a ref name.
+    pub revision: String,
+}
+
+impl Request {
+    /// The snapshot directory this names in `cache` ([`find_snapshot`]).
+    pub fn find_in(&self, cache: &Path) -> Result<PathBuf> {
+        find_snapshot(cache, &self.repo, &self.revision)
+    }
+}
+
+/// Splits `org/name[@revision]`; the revision defaults to `main`.
+pub fn parse_request(input: &str) -> std::result::Result<Request, HfCacheError> {
+    let (id, revision) = match input.split_once('@') {
+        Some((id, revision)) => (id, revision),
+        None => (input, "main"),
+    };
+    if !valid_revision(revision) {
+        return Err(HfCacheError::InvalidRepoId {
+            input: input.to_string(),
+            reason: "the revision after '@' must be a commit hash or a ref name without '.' or '..' components",
+        });
+    }
+    Ok(Request {
+        repo: RepoId::model(id)?,
+        revision: revision.to_string(),
+    })
+}
+
+/// A ref name (`main`, `v1.0`, `refs/pr/1`) or a commit: relative, plain
+/// components only, so it cannot lead out of `refs/` or `snapshots/`.
+fn valid_revision(revision: &str) -> bool {
+    !revision.is_empty()
+        && !revision.contains(['\\', '\0'])
+        && revision
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && Path::new(revision)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Finds the snapshot directory of `repo` at `revision` in `cache`: a
+/// commit hash, a ref name (read from `refs/`), or a unique commit prefix
+/// of at least 7 characters.
+pub fn find_snapshot(cache: &Path, repo: &RepoId, revision: &str) -> Result<PathBuf> {
+    let repo_dir = cache.join(repo.folder_name());
+    if !repo_dir.is_dir() {
+        return Err(HfCacheError::RepoNotFound {
+            id: repo.id.clone(),
+            path: repo_dir,
+            cache: cache.to_path_buf(),
+            available: cached_models(cache),
+        }
+        .into());
+    }
+    let snapshots_dir = repo_dir.join("snapshots");
+    let snapshots = names_in(&snapshots_dir);
+    let snapshot_path = snapshots_dir.join(revision);
+    if is_commit_hash(revision) && snapshot_path.is_dir() {
+        return Ok(snapshot_path);
+    }
+    let ref_path = repo_dir.join("refs").join(revision);
+    if ref_path.is_file() {
+        let text = fs::read_to_string(&ref_path).ctx("reading", &ref_path)?;
+        let commit = text.trim();
+        if !is_commit_hash(commit) {
+            return Err(HfCacheError::BadRef {
+                path: ref_path,
+                content: commit.chars().take(80).collect(),
+            }
+            .into());
+        }
+        let path = snapshots_dir.join(commit);
+        if path.is_dir() {
+            return Ok(path);
+        }
+        return Err(HfCacheError::SnapshotMissing {
+            id: repo.id.clone(),
+            revision: revision.to_string(),
+            ref_path,
+            commit: commit.to_string(),
+            snapshot_path: path,
+            snapshots,
+        }
+        .into());
+    }
+    let is_prefix = revision.len() >= 7 && revision.len() < 40 && is_hex(revision);
+    let matches: Vec<String> = snapshots
+        .iter()
+        .filter(|s| is_prefix && s.starts_with(revision) && is_commit_hash(s))
+        .cloned()
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(snapshots_dir.join(one)),
+        [] => Err(HfCacheError::RevisionNotFound {
+            id: repo.id.clone(),
+            revision: revision.to_string(),
+            ref_path,
+            snapshot_path,
+            refs: refs_in(&repo_dir.join("refs")),
+            snapshots,
+        }
+        .into()),
+        _ => Err(HfCacheError::AmbiguousRevision {
+            id: repo.id.clone(),
+            revision: revision.to_string(),
+            matches,
+        }
+        .into()),
+    }
+}
+
+fn is_hex(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Sorted entry names of `dir`; empty when it cannot be read (the list
+/// only makes an error message more helpful).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The ref names under `refs/` (`main`, `refs/pr/1`), sorted.
+fn refs_in(dir: &Path) -> Vec<String> {
+    let mut refs: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(dir).ok()?;
+            Some(rel.to_str()?.to_string())
+        })
+        .collect();
+    refs.sort();
+    refs
+}
+
+/// The model repo ids the cache holds.
+fn cached_models(cache: &Path) -> Vec<String> {
+    names_in(cache)
+        .iter()
+        .filter_map(|name| RepoId::from_folder_name(name))
+        .filter(|repo| repo.repo_type == RepoType::Model)
+        .map(|repo| repo.id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn folder_names_round_trip() {
+        let repo = RepoId::from_folder_name("models--meta-llama--Llama-3.1-8B").unwrap();
+        assert_eq!(repo.repo_type, RepoType::Model);
+        assert_eq!(repo.id, "meta-llama/Llama-3.1-8B");
+        assert_eq!(repo.folder_name(), "models--meta-llama--Llama-3.1-8B");
+        assert_eq!(repo.url(), "https://huggingface.co/meta-llama/Llama-3.1-8B");
+
+        let no_org = RepoId::from_folder_name("models--gpt2").unwrap();
+        assert_eq!(no_org.id, "gpt2");
+        assert_eq!(no_org.url(), "https://huggingface.co/gpt2");
+
+        let dataset = RepoId::from_folder_name("datasets--org--data").unwrap();
+        assert_eq!(dataset.repo_type, RepoType::Dataset);
+        assert_eq!(dataset.url(), "https://huggingface.co/datasets/org/data");
+        let space = RepoId::from_folder_name("spaces--org--app").unwrap();
+        assert_eq!(space.repo_type, RepoType::Space);
+    }
+
+    #[test]
+    fn folder_names_the_hub_would_not_write_are_not_recognised() {
+        // The hub forbids `--` in names, so three parts cannot come from it.
+        assert_eq!(RepoId::from_folder_name("models--a--b--c"), None);
+        assert_eq!(RepoId::from_folder_name("models--a----b"), None);
+        assert_eq!(RepoId::from_folder_name("models--"), None);
+        assert_eq!(RepoId::from_folder_name("models"), None);
+        assert_eq!(RepoId::from_folder_name("model--a--b"), None);
+        assert_eq!(RepoId::from_folder_name("models--a--b c"), None);
+        assert_eq!(RepoId::from_folder_name("models--..--b"), None);
+    }
+
+    #[test]
+    fn snapshot_paths_are_recognised_with_their_origin() {
+        let dir = PathBuf::from(format!("/c/hub/models--org--m/snapshots/{COMMIT}"));
+        let snapshot = Snapshot::from_path(&dir).unwrap();
+        assert_eq!(snapshot.repo_dir, Path::new("/c/hub/models--org--m"));
+        assert_eq!(
+            snapshot.origin().unwrap(),
+            Origin {
+                name: "org/m".into(),
+                revision: COMMIT.into(),
+                source_url: "https://huggingface.co/org/m".into(),
+            }
+        );
+        let dataset = format!("/c/datasets--org--d/snapshots/{COMMIT}");
+        let dataset = Snapshot::from_path(Path::new(&dataset)).unwrap();
+        assert_eq!(dataset.origin(), None, "only models map to metadata");
+
+        for not in [
+            "/c/hub/models--org--m/snapshots/main".to_string(),
+            format!("/c/hub/models--org--m/blobs/{COMMIT}"),
+            format!("/c/hub/models--a--b--c/snapshots/{COMMIT}"),
+            format!("/c/hub/org/m/snapshots/{COMMIT}"),
+            format!("/c/hub/models--org--m/snapshots/{}", COMMIT.to_uppercase()),
+            format!("/snapshots/{COMMIT}"),
+        ] {
+            assert_eq!(Snapshot::from_path(Path::new(&not)), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn requests_parse_and_reject_escapes() {
+        let request = parse_request("org/m").unwrap();
+        assert_eq!(request.repo.id, "org/m");
+        assert_eq!(request.revision, "main");
+        assert_eq!(request.repo.folder_name(), "models--org--m");
+        let request = parse_request("gpt2@refs/pr/1").unwrap();
+        assert_eq!(request.repo.id, "gpt2");
+        assert_eq!(request.revision, "refs/pr/1");
+        for bad in [
+            "",
+            "a/b/c",
+            "org/m@",
+            "org/m@../x",
+            "org/m@/etc",
+            "org/a--b",
+            "../m",
+            "org/m@a//b",
+            "-org/m",
+            "org/m.",
+        ] {
+            assert!(parse_request(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn cache_root_follows_huggingface_hub_precedence() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let all = [
+            ("HF_HUB_CACHE", "/a"),
+            ("HUGGINGFACE_HUB_CACHE", "/b"),
+            ("HF_HOME", "/c"),
+            ("XDG_CACHE_HOME", "/d"),
+            ("HOME", "/home/u"),
+        ];
+        for (skip, expected) in [
+            (0, "/a"),
+            (1, "/b"),
+            (2, "/c/hub"),
+            (3, "/d/huggingface/hub"),
+            (4, "/home/u/.cache/huggingface/hub"),
+        ] {
+            let pairs: &'static [(&str, &str)] = Vec::leak(all[skip..].to_vec());
+            assert_eq!(cache_root(env(pairs)), Some(PathBuf::from(expected)));
+        }
+        assert_eq!(
+            cache_root(env(&[
+                ("HF_HUB_CACHE", ""),
+                ("HF_HOME", "~/hf"),
+                ("HOME", "/h")
+            ])),
+            Some(PathBuf::from("/h/hf/hub")),
+            "empty counts as unset; ~ is HOME"
+        );
+        assert_eq!(cache_root(env(&[])), None);
+    }
+
+    #[test]
+    fn find_snapshot_by_hash_ref_and_prefix_with_clear_errors() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo_dir = cache.path().join("models--org--m");
+        let other = "0123456789abcdef0123456789abcdef0123ffff";
+        fs::create_dir_all(repo_dir.join("snapshots").join(COMMIT)).unwrap();
+        fs::create_dir_all(repo_dir.join("snapshots").join(other)).unwrap();
+        fs::create_dir_all(repo_dir.join("refs/refs/pr")).unwrap();
+        fs::write(repo_dir.join("refs/main"), COMMIT).unwrap();
+        fs::write(repo_dir.join("refs/refs/pr/1"), format!("{other}\n")).unwrap();
+        fs::write(repo_dir.join("refs/broken"), "not a hash").unwrap();
+        fs::write(repo_dir.join("refs/stale"), "f".repeat(40)).unwrap();
+        let repo = RepoId::model("org/m").unwrap();
+        let find = |rev: &str| find_snapshot(cache.path(), &repo, rev);
+        let snapshot = repo_dir.join("snapshots").join(COMMIT);
+        assert_eq!(find("main").unwrap(), snapshot);
+        assert_eq!(find(COMMIT).unwrap(), snapshot);
+        assert_eq!(find("0123456789abcdef01234567").unwrap(), snapshot);
+        assert_eq!(
+            find("refs/pr/1").unwrap(),
+            repo_dir.join("snapshots").join(other)
+        );
+
+        let error = find("0123456").unwrap_err().to_string();
+        assert!(error.contains("matches several snapshots"), "{error}");
+        let error = find("v2").unwrap_err().to_string();
+        assert!(
+            error.contains(&repo_dir.join("refs/v2").display().to_string())
+                && error.contains("refs: broken, main, refs/pr/1, stale")
+                && error.contains(COMMIT),
+            "{error}"
+        );
+        let error = find("broken").unwrap_err().to_string();
+        assert!(error.contains("does not hold a commit hash"), "{error}");
+        let error = find("stale").unwrap_err().to_string();
+        assert!(
+            error.contains(
+                &repo_dir
+                    .join("snapshots")
+                    .join("f".repeat(40))
+                    .display()
+                    .to_string()
+            ),
+            "{error}"
+        );
+
+        let missing = RepoId::model("org/absent").unwrap();
+        let error = find_snapshot(cache.path(), &missing, "main")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                &cache
+                    .path()
+                    .join("models--org--absent")
+                    .display()
+                    .to_string()
+            ) && error.contains("org/m"),
+            "{error}"
+        );
+        let error = find_snapshot(&cache.path().join("nope"), &missing, "main")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not exist"), "{error}");
+    }
+}
