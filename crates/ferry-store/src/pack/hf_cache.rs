@@ -632,7 +632,7 @@ mod tests {
         let snapshot = repo_dir.join("snapshots").join(COMMIT);
         assert_eq!(find("main").unwrap(), snapshot);
         assert_eq!(find(COMMIT).unwrap(), snapshot);
-        assert_eq!(find("0123456789abcdef01234567").unwrap(), snapshot);
+        assert_eq!(find(&COMMIT[..38]).unwrap(), snapshot);
         assert_eq!(
             find("refs/pr/1").unwrap(),
             repo_dir.join("snapshots").join(other)
