@@ -9,20 +9,21 @@ use std::process::{Command, Output};
 use crate::common::*;
 
 const CONFIG: &[u8] = br#"{"architectures":["LlamaForCausalLM"],"model_type":"llama"}"#;
-const WEIGHTS: &[u8] = b"not really safetensors, but bytes to compare";
+const TENSOR_HEADER: &[u8] = br#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
 const TOKENIZER: &[u8] = b"{\"version\":\"1.0\"}";
 
 /// A cache at `<home>/hf/hub` with `org/m` (three files, one in a
 /// subdirectory) and `org/other`; returns the cache and `org/m`'s snapshot.
 fn cache(cli: &Cli) -> (PathBuf, PathBuf) {
     let hub = cli.path("hf/hub");
+    let weights = weights();
     let snapshot = hf_cache_repo(
         &hub,
         "models--org--m",
         HF_COMMIT,
         &[
             ("config.json", CONFIG),
-            ("model.safetensors", WEIGHTS),
+            ("model.safetensors", &weights),
             ("sub/tokenizer.json", TOKENIZER),
         ],
     );
@@ -33,6 +34,14 @@ fn cache(cli: &Cli) -> (PathBuf, PathBuf) {
         &[("secret.bin", b"another repo's bytes")],
     );
     (hub, snapshot)
+}
+
+/// A small safetensors file: header length, header, two floats.
+fn weights() -> Vec<u8> {
+    let mut bytes = (TENSOR_HEADER.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(TENSOR_HEADER);
+    bytes.extend_from_slice(&[0, 0, 128, 63, 0, 0, 0, 64]);
+    bytes
 }
 
 /// `ferry ARGS` with no Hugging Face variables from outside, then `env`.
@@ -138,18 +147,18 @@ fn hf_cache_snapshot_round_trips_with_derived_metadata() {
         paths,
         ["config.json", "model.safetensors", "sub/tokenizer.json"]
     );
-    let weights = layers
+    let weights_layer = layers
         .iter()
         .find(|l| l["annotations"]["org.cncf.model.filepath"] == "model.safetensors")
         .unwrap();
     let metadata: serde_json::Value = serde_json::from_str(
-        weights["annotations"]["org.cncf.model.file.metadata+json"]
+        weights_layer["annotations"]["org.cncf.model.file.metadata+json"]
             .as_str()
             .unwrap(),
     )
     .unwrap();
     assert_eq!(metadata["mode"], 0o640, "{metadata}");
-    assert_eq!(metadata["size"], WEIGHTS.len(), "{metadata}");
+    assert_eq!(metadata["size"], weights().len(), "{metadata}");
     assert_eq!(metadata["typeflag"], u8::from(b'0'), "{metadata}");
 
     assert_extracts_blobs(&cli, reference, &snapshot, &cli.path("out"));
@@ -221,8 +230,9 @@ fn from_hf_cache_finds_the_snapshot_by_ref_hash_and_prefix() {
 #[test]
 fn from_hf_cache_errors_name_the_path_and_what_is_there() {
     let cli = Cli::new();
-    let (hub, _snapshot) = cache(&cli);
+    let (hub, snapshot_dir) = cache(&cli);
     let env: &[(&str, &Path)] = &[("HF_HUB_CACHE", &hub)];
+    cli.ferry.pack(&snapshot_dir, "localhost/hf/m:v1");
     let before = snapshot(&cli.ferry.store);
 
     let stderr = fails(
@@ -302,8 +312,9 @@ fn links_out_of_the_repo_blobs_are_refused_unless_follow_symlinks() {
     let (hub, snapshot) = cache(&cli);
     let secret = cli.path("secret.txt");
     fs::write(&secret, b"not model content").unwrap();
-    let before = snapshot(&cli.ferry.store);
     let reference = "localhost/hf/m:v1";
+    cli.ferry.pack(&snapshot, reference);
+    let before = crate::common::snapshot(&cli.ferry.store);
 
     // Another repository's blob, then a file outside the cache.
     let link = snapshot.join("extra.bin");
