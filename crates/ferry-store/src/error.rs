@@ -215,9 +215,10 @@ pub enum StoreError {
         /// Where it resolves.
         target: PathBuf,
     },
-    /// A Hugging Face cache lookup that found nothing usable.
+    /// A Hugging Face cache lookup that found nothing usable (boxed: its
+    /// lists of what is there would make every `Result` larger).
     #[error(transparent)]
-    HfCache(#[from] crate::pack::hf_cache::HfCacheError),
+    HfCache(Box<crate::pack::hf_cache::HfCacheError>),
     /// A symlink to a directory where only files can go (raw layers).
     #[error(
         "symlink {} points to a directory; raw layers hold files only (use --layer-format tar)",

@@ -564,9 +564,10 @@ pub enum LayerFormat {
 }
 
 #[derive(Debug, Args)]
+// Exactly one source: a directory or a Hugging Face cache model.
+#[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "from_hf_cache"])))]
 pub struct PackArgs {
     /// The model directory (a Hugging Face cache snapshot directory too).
-    #[arg(required_unless_present = "from_hf_cache")]
     pub dir: Option<PathBuf>,
     /// Pack a model from the Hugging Face hub cache instead of DIR: ORG/NAME
     /// at REV, a commit hash (or a unique prefix of one) or a ref name
@@ -574,7 +575,7 @@ pub struct PackArgs {
     /// $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else
     /// $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
     /// Name, revision and source URL come from the cache path unless given.
-    #[arg(long, value_name = "ORG/NAME[@REV]", conflicts_with = "dir", value_parser = parse::hf_request)]
+    #[arg(long, value_name = "ORG/NAME[@REV]", value_parser = parse::hf_request)]
     pub from_hf_cache: Option<ferry_store::pack::hf_cache::Request>,
     /// Follow symbolic links to regular files anywhere, packing the target's
     /// content under the link's name. Without it a link must stay inside DIR

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, Result, StoreError};
 
 /// How many names an error lists before it says how many more there are.
 const LISTED: usize = 20;
@@ -99,6 +99,12 @@ pub enum HfCacheError {
     },
 }
 
+impl From<HfCacheError> for StoreError {
+    fn from(error: HfCacheError) -> StoreError {
+        StoreError::HfCache(Box::new(error))
+    }
+}
+
 fn listed(names: &[String]) -> String {
     match names.len() {
         0 => "none".to_string(),
@@ -147,17 +153,17 @@ pub struct RepoId {
 impl RepoId {
     /// A model repo id as typed (`org/name` or `name`), checked against the
     /// hub's rules so it can only name one folder of the cache.
-    pub fn model(input: &str) -> std::result::Result<RepoId, HfCacheError> {
+    pub fn model(input: &str) -> Result<RepoId> {
         let invalid = |reason| HfCacheError::InvalidRepoId {
             input: input.to_string(),
             reason,
         };
         let parts: Vec<&str> = input.split('/').collect();
         if parts.len() > 2 {
-            return Err(invalid("expected ORG/NAME or NAME"));
+            return Err(invalid("expected ORG/NAME or NAME").into());
         }
         if let Some(reason) = parts.iter().find_map(|p| name_problem(p)) {
-            return Err(invalid(reason));
+            return Err(invalid(reason).into());
         }
         Ok(RepoId {
             repo_type: RepoType::Model,
@@ -342,7 +348,7 @@ impl Request {
 }
 
 /// Splits `org/name[@revision]`; the revision defaults to `main`.
-pub fn parse_request(input: &str) -> std::result::Result<Request, HfCacheError> {
+pub fn parse_request(input: &str) -> Result<Request> {
     let (id, revision) = match input.split_once('@') {
         Some((id, revision)) => (id, revision),
         None => (input, "main"),
@@ -351,7 +357,8 @@ pub fn parse_request(input: &str) -> std::result::Result<Request, HfCacheError> 
         return Err(HfCacheError::InvalidRepoId {
             input: input.to_string(),
             reason: "the revision after '@' must be a commit hash or a ref name without '.' or '..' components",
-        });
+        }
+        .into());
     }
     Ok(Request {
         repo: RepoId::model(id)?,

@@ -159,7 +159,7 @@ fn hf_cache_snapshot_round_trips_with_derived_metadata() {
     .unwrap();
     assert_eq!(metadata["mode"], 0o640, "{metadata}");
     assert_eq!(metadata["size"], weights().len(), "{metadata}");
-    assert_eq!(metadata["typeflag"], u8::from(b'0'), "{metadata}");
+    assert_eq!(metadata["typeflag"], b'0', "{metadata}");
 
     assert_extracts_blobs(&cli, reference, &snapshot, &cli.path("out"));
 
@@ -282,7 +282,8 @@ fn from_hf_cache_errors_name_the_path_and_what_is_there() {
     assert_store_unchanged(&cli.ferry.store, &before);
 
     // Usage errors: neither source, both, a malformed id.
-    fails(&cli, 2, &["pack", "-t", "localhost/x:1"], env);
+    let stderr = fails(&cli, 2, &["pack", "-t", "localhost/x:1"], env);
+    assert!(stderr.contains("<DIR|--from-hf-cache"), "{stderr}");
     let stderr = fails(
         &cli,
         2,
