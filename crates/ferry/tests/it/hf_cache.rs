@@ -411,3 +411,28 @@ fn generic_pack_and_init_read_a_snapshot_too() {
         "{text}"
     );
 }
+
+#[test]
+fn the_scan_before_pack_judges_each_blob_under_its_snapshot_name() {
+    let cli = Cli::new();
+    let snapshot = hf_cache_repo(
+        &cli.path("hub"),
+        "models--org--evil",
+        HF_COMMIT,
+        &[
+            ("config.json", CONFIG),
+            ("sub/pytorch_model.bin", b"cposix\nsystem\n(S'id'\ntR."),
+        ],
+    );
+    let stderr = fails(
+        &cli,
+        1,
+        &["pack", s(&snapshot), "-t", "localhost/evil:1"],
+        &[],
+    );
+    assert!(
+        stderr.contains("sub/pytorch_model.bin is dangerous"),
+        "{stderr}"
+    );
+    assert!(cli.ferry.listed().is_empty(), "nothing stored");
+}
