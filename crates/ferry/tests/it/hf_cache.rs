@@ -436,3 +436,35 @@ fn the_scan_before_pack_judges_each_blob_under_its_snapshot_name() {
     );
     assert!(cli.ferry.listed().is_empty(), "nothing stored");
 }
+
+#[test]
+fn pack_push_from_the_cache_matches_the_local_pack() {
+    let cli = Cli::new();
+    let (hub, snapshot) = cache(&cli);
+    let local = pack_digest(
+        &ok(
+            &cli,
+            &["pack", s(&snapshot), "-t", "localhost/hf/m:v1"],
+            &[],
+        ),
+        "localhost/hf/m:v1",
+    );
+    let serve = crate::compression::Serve::start();
+    let reference = format!("{}/hf/m:v1", serve.addr);
+    let stdout = ok(
+        &cli,
+        &[
+            "pack",
+            "--from-hf-cache",
+            "org/m",
+            "-t",
+            &reference,
+            "--push",
+            "--plain-http",
+            "--json",
+        ],
+        &[("HF_HUB_CACHE", &hub)],
+    );
+    let pushed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(pushed["digest"], local.as_str(), "{pushed}");
+}
