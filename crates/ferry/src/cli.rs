@@ -577,11 +577,12 @@ pub struct PackArgs {
     /// Name, revision and source URL come from the cache path unless given.
     #[arg(long, value_name = "ORG/NAME[@REV]", value_parser = parse::hf_request)]
     pub from_hf_cache: Option<ferry_store::pack::hf_cache::Request>,
-    /// Follow symbolic links to regular files anywhere, packing the target's
-    /// content under the link's name. Without it a link must stay inside DIR
-    /// (or, in a Hugging Face cache snapshot, lead into that repository's
-    /// blobs/). Risk: a link in an untrusted tree can then pack any file
-    /// you can read (keys, credentials) into the artifact.
+    /// Follow symbolic links that leave DIR when they name a regular file,
+    /// packing its content under the link's name (links inside DIR behave
+    /// as without it). Without it such a link is an error, except in a
+    /// Hugging Face cache snapshot, whose links may lead into that
+    /// repository's blobs/. Risk: a link in an untrusted tree can then pack
+    /// any file you can read (keys, tokens) into the artifact.
     #[arg(long)]
     pub follow_symlinks: bool,
     /// The reference to store the artifact under (e.g. `registry.example.com/org/model:v1`).
