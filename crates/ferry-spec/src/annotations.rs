@@ -14,6 +14,10 @@ pub const MEDIATYPE_UNTESTED: &str = "org.cncf.model.file.mediatype.untested";
 pub const TITLE: &str = "org.opencontainers.image.title";
 /// Creation time of the artifact (RFC 3339).
 pub const CREATED: &str = "org.opencontainers.image.created";
+/// The source revision (a commit) the artifact was made from.
+pub const REVISION: &str = "org.opencontainers.image.revision";
+/// Where the artifact's source lives (a URL).
+pub const SOURCE: &str = "org.opencontainers.image.source";
 /// The reference name of a manifest inside an OCI image layout.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// modctl keeps the whole Modelfile text here.

@@ -187,14 +187,38 @@ pub enum StoreError {
         /// Why it cannot be resolved.
         source: io::Error,
     },
-    /// A symlink leaving the model directory.
-    #[error("symlink {} points outside the model directory (to {})", path.display(), target.display())]
+    /// A symlink leaving the model directory (and, in a Hugging Face cache
+    /// snapshot, its repository's `blobs/`).
+    #[error(
+        "symlink {} points outside {allowed} (to {}); --follow-symlinks packs what any link points to",
+        path.display(),
+        target.display()
+    )]
     SymlinkEscapes {
         /// The symlink.
         path: PathBuf,
         /// Where it resolves.
         target: PathBuf,
+        /// Where links may lead, in words.
+        allowed: String,
     },
+    /// A symlink followed out of the model directory to something other
+    /// than a regular file.
+    #[error(
+        "symlink {} points outside the model directory to {}, which is not a regular file (only files are followed there)",
+        path.display(),
+        target.display()
+    )]
+    SymlinkOutsideNotAFile {
+        /// The symlink.
+        path: PathBuf,
+        /// Where it resolves.
+        target: PathBuf,
+    },
+    /// A Hugging Face cache lookup that found nothing usable (boxed: its
+    /// lists of what is there would make every `Result` larger).
+    #[error(transparent)]
+    HfCache(Box<crate::pack::hf_cache::HfCacheError>),
     /// A symlink to a directory where only files can go (raw layers).
     #[error(
         "symlink {} points to a directory; raw layers hold files only (use --layer-format tar)",

@@ -566,9 +566,27 @@ pub enum LayerFormat {
 }
 
 #[derive(Debug, Args)]
+// Exactly one source: a directory or a Hugging Face cache model.
+#[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "from_hf_cache"])))]
 pub struct PackArgs {
-    /// The model directory.
-    pub dir: PathBuf,
+    /// The model directory (a Hugging Face cache snapshot directory too).
+    pub dir: Option<PathBuf>,
+    /// Pack a model from the Hugging Face hub cache instead of DIR: ORG/NAME
+    /// at REV, a commit hash (or a unique prefix of one) or a ref name
+    /// (default: main). The cache is $HF_HUB_CACHE, else
+    /// $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else
+    /// $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
+    /// Name, revision and source URL come from the cache path unless given.
+    #[arg(long, value_name = "ORG/NAME[@REV]", value_parser = parse::hf_request)]
+    pub from_hf_cache: Option<ferry_store::pack::hf_cache::Request>,
+    /// Follow symbolic links that leave DIR when they name a regular file,
+    /// packing its content under the link's name (links inside DIR behave
+    /// as without it). Without it such a link is an error, except in a
+    /// Hugging Face cache snapshot, whose links may lead into that
+    /// repository's blobs/. Risk: a link in an untrusted tree can then pack
+    /// any file you can read (keys, tokens) into the artifact.
+    #[arg(long)]
+    pub follow_symlinks: bool,
     /// The reference to store the artifact under (e.g. `registry.example.com/org/model:v1`).
     #[arg(short = 't', long = "tag", value_name = "REF")]
     pub reference: String,

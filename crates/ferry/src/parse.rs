@@ -19,6 +19,11 @@ pub fn size(value: &str) -> Result<u64, String> {
         .map_err(|e| format!("{e} (expected a size such as 4096, 64KiB or 1.5G)"))
 }
 
+/// `ORG/NAME[@REV]` of `--from-hf-cache`.
+pub fn hf_request(value: &str) -> Result<ferry_store::pack::hf_cache::Request, String> {
+    ferry_store::pack::hf_cache::parse_request(value).map_err(|e| e.to_string())
+}
+
 /// A duration in one style for every flag: `90s`, `15m`, `24h`, `1h 30m`.
 pub fn duration(value: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(value)

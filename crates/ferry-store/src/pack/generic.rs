@@ -71,6 +71,8 @@ pub struct GenericOptions {
     pub created: Option<String>,
     /// Hardlink files into the store instead of copying them.
     pub link: bool,
+    /// Where symbolic links may lead (`--follow-symlinks`: anywhere).
+    pub link_reach: super::walk::Reach,
 }
 
 /// Packs every file under `dir` into the store as a generic artifact named `reference`.
@@ -122,7 +124,7 @@ pub fn pack_generic_with_progress(
         .and_then(|c| relative_inside(dir, &c.path))
         .into_iter()
         .collect();
-    let files = walk::collect_files(dir, &filter, &skip, SymlinkMode::Follow)?;
+    let files = walk::collect_files(dir, &filter, &skip, SymlinkMode::Follow, options.link_reach)?;
     let total: u64 = files.iter().map(|f| f.metadata.len()).sum();
     progress.start(total, files.len());
 

@@ -7,6 +7,7 @@
 //! canonical JSON; name the manifest in `index.json`.
 
 pub mod generic;
+pub mod hf_cache;
 pub mod layer;
 pub mod recipe;
 pub mod walk;
@@ -34,7 +35,7 @@ use crate::lock::LockGuard;
 use crate::store::Store;
 pub use layer::PackedFile;
 use layer::{EntryMetadata, RawMethod, WrittenBlob};
-use walk::{Filter, SourceFile, SymlinkMode};
+use walk::{Filter, Reach, SourceFile, SymlinkMode};
 
 /// Reports packing progress; the binary draws it, libraries stay quiet.
 pub trait Progress: Sync {
@@ -84,6 +85,8 @@ pub struct PackOptions {
     pub created: Option<String>,
     /// Hardlink raw files into the store instead of copying them.
     pub link: bool,
+    /// Where symbolic links may lead (`--follow-symlinks`: anywhere).
+    pub link_reach: Reach,
     /// The packed files are to be signed (`--sign-key`): a symbolic link
     /// kept as a link is refused before anything is written.
     pub refuse_symlinks: bool,
@@ -103,6 +106,7 @@ impl Default for PackOptions {
             preserve_metadata: false,
             created: None,
             link: false,
+            link_reach: Reach::Contained,
             refuse_symlinks: false,
             compress: crate::compress::CompressOptions::default(),
         }
@@ -208,6 +212,8 @@ pub struct Prepared {
     files: Vec<SourceFile>,
     recipe: Option<recipe::Recipe>,
     detected: detect::Detected,
+    /// Set when the directory is a Hugging Face cache snapshot of a model.
+    origin: Option<hf_cache::Origin>,
 }
 
 /// The config and manifest of a packed artifact, as canonical bytes.
@@ -247,7 +253,7 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
         SymlinkMode::Keep
     };
     let skip: Vec<String> = found.iter().filter_map(|f| f.rel.clone()).collect();
-    let mut files = walk::collect_files(dir, &filter, &skip, symlinks)?;
+    let mut files = walk::collect_files(dir, &filter, &skip, symlinks, options.link_reach)?;
     if let Some(found) = &mut found {
         found.apply(&mut files)?;
     }
@@ -261,10 +267,12 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
         tracing::warn!("metadata detection skipped: {e}");
         detect::Detected::default()
     });
+    let origin = hf_cache::Snapshot::of_dir(dir)?.and_then(|s| s.origin());
     Ok(Prepared {
         files,
         recipe: found.map(|f| f.recipe),
         detected,
+        origin,
     })
 }
 
@@ -312,6 +320,7 @@ impl Prepared {
             reference,
             &self.detected,
             self.recipe.as_ref(),
+            self.origin.as_ref(),
             options,
             written.iter().map(|b| b.diff_id.clone()).collect(),
         );
@@ -333,6 +342,10 @@ impl Prepared {
         }
         if let Some(created) = &options.created {
             annotations.insert(ann::CREATED.to_string(), created.clone());
+        }
+        if let Some(origin) = &self.origin {
+            annotations.insert(ann::REVISION.to_string(), origin.revision.clone());
+            annotations.insert(ann::SOURCE.to_string(), origin.source_url.clone());
         }
         let mut builder = ImageManifestBuilder::default()
             .schema_version(2u32)
@@ -602,18 +615,22 @@ fn build_config(
     reference: &Reference,
     detected: &detect::Detected,
     recipe: Option<&recipe::Recipe>,
+    origin: Option<&hf_cache::Origin>,
     options: &PackOptions,
     diff_ids: Vec<Digest>,
 ) -> ModelPackConfig {
     let flags = &options.metadata;
-    // The artifact's name defaults to the repository's last component, not
-    // to the directory's name that detection found.
+    // The artifact's name defaults to the hub's name of a cached model, else
+    // to the repository's last component, not to the directory's name that
+    // detection found (a snapshot's is a commit hash).
     let detected = ModelFacts {
-        name: reference
-            .repository()
-            .rsplit('/')
-            .next()
-            .map(str::to_string),
+        name: origin.map(|o| o.name.clone()).or_else(|| {
+            reference
+                .repository()
+                .rsplit('/')
+                .next()
+                .map(str::to_string)
+        }),
         ..detected.clone()
     };
     let (declared, kit) = match recipe {
@@ -655,6 +672,8 @@ fn build_config(
             title: kit.title,
             description: kit.description,
             licenses: given(&flags.licenses, kit.licenses),
+            revision: origin.map(|o| o.revision.clone()),
+            source_url: origin.map(|o| o.source_url.clone()),
             ..Default::default()
         },
         config: ModelProperties {

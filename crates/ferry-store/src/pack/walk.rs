@@ -5,6 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobSet, GlobSetBuilder};
 
+use super::hf_cache::Snapshot;
 use crate::error::{IoContext, Result, StoreError};
 
 /// A file found under the model directory.
@@ -83,18 +84,68 @@ pub enum SymlinkMode {
     Keep,
 }
 
+/// Where a symlink may lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// Inside the model directory; for a Hugging Face cache snapshot also
+    /// into its own repository's `blobs/` (see [`super::hf_cache`]).
+    #[default]
+    Contained,
+    /// To a regular file anywhere (`--follow-symlinks`).
+    Anywhere,
+}
+
+/// Where the links of one walk may lead, resolved once.
+struct Bounds {
+    /// The model directory, canonical.
+    root: PathBuf,
+    /// A canonical directory outside it whose files links may name.
+    blobs: Option<PathBuf>,
+    anywhere: bool,
+}
+
+impl Bounds {
+    fn new(root: &Path, reach: Reach) -> Result<Bounds> {
+        let canonical = fs::canonicalize(root).ctx("resolving", root)?;
+        let blobs = Snapshot::from_path(&canonical).and_then(|s| s.blobs_dir());
+        Ok(Bounds {
+            root: canonical,
+            blobs,
+            anywhere: reach == Reach::Anywhere,
+        })
+    }
+
+    /// True when a link outside the root may be followed to `target`
+    /// (canonical, so neither `..` nor a chain of links gets past this).
+    fn may_follow_outside(&self, target: &Path) -> bool {
+        self.anywhere || self.blobs.as_ref().is_some_and(|b| target.starts_with(b))
+    }
+
+    /// Where links may lead, for an error message.
+    fn describe(&self) -> String {
+        match &self.blobs {
+            Some(blobs) => format!(
+                "the model directory and its Hugging Face repository's {}",
+                blobs.display()
+            ),
+            None => "the model directory".to_string(),
+        }
+    }
+}
+
 /// Walks `root` and returns the files to pack, sorted by relative path.
 pub fn collect_files(
     root: &Path,
     filter: &Filter,
     skip: &[String],
     symlinks: SymlinkMode,
+    reach: Reach,
 ) -> Result<Vec<SourceFile>> {
     let meta = fs::metadata(root).ctx("reading model directory", root)?;
     if !meta.is_dir() {
         return Err(StoreError::NotADirectory(root.to_path_buf()));
     }
-    let canonical_root = fs::canonicalize(root).ctx("resolving", root)?;
+    let bounds = Bounds::new(root, reach)?;
     let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
@@ -132,7 +183,7 @@ pub fn collect_files(
         }
         let path = entry.path();
         if entry.file_type().is_symlink() {
-            files.push(symlink_source(&canonical_root, path, rel, symlinks)?);
+            files.push(symlink_source(&bounds, path, rel, symlinks)?);
         } else if entry.file_type().is_file() {
             let metadata = fs::metadata(path).ctx("reading", path)?;
             files.push(SourceFile {
@@ -171,7 +222,7 @@ fn relative_string(root: &Path, path: &Path) -> Result<String> {
 }
 
 fn symlink_source(
-    canonical_root: &Path,
+    bounds: &Bounds,
     path: &Path,
     rel: String,
     mode: SymlinkMode,
@@ -180,11 +231,8 @@ fn symlink_source(
         path: path.to_path_buf(),
         source,
     })?;
-    let Ok(target_rel) = target.strip_prefix(canonical_root) else {
-        return Err(StoreError::SymlinkEscapes {
-            path: path.to_path_buf(),
-            target,
-        });
+    let Ok(target_rel) = target.strip_prefix(&bounds.root) else {
+        return outside_source(bounds, path, target, rel);
     };
     let metadata = fs::metadata(&target).ctx("reading", &target)?;
     match mode {
@@ -211,6 +259,37 @@ fn symlink_source(
             })
         }
     }
+}
+
+/// A link out of the model directory: packed as the regular file it names
+/// (in either [`SymlinkMode`]: a link out of the artifact would dangle),
+/// with that file's metadata, which is what a loader reads.
+fn outside_source(
+    bounds: &Bounds,
+    path: &Path,
+    target: PathBuf,
+    rel: String,
+) -> Result<SourceFile> {
+    if !bounds.may_follow_outside(&target) {
+        return Err(StoreError::SymlinkEscapes {
+            path: path.to_path_buf(),
+            target,
+            allowed: bounds.describe(),
+        });
+    }
+    let metadata = fs::metadata(&target).ctx("reading", &target)?;
+    if !metadata.is_file() {
+        return Err(StoreError::SymlinkOutsideNotAFile {
+            path: path.to_path_buf(),
+            target,
+        });
+    }
+    Ok(SourceFile {
+        rel,
+        read_from: target,
+        link_target: None,
+        metadata,
+    })
 }
 
 /// The relative link text that leads from directory `from_dir` to `to`,
@@ -255,6 +334,114 @@ mod tests {
         assert!(!f.accepts("pytorch_model.bin"));
         assert!(!f.accepts("deep/a/model.onnx"));
         assert!(f.accepts("model.safetensors"));
+    }
+
+    /// A cache with two model repos; `org/m`'s snapshot links into its
+    /// blobs (one from a subdirectory) and returns the snapshot.
+    fn hf_cache(root: &Path) -> PathBuf {
+        use std::os::unix::fs::symlink;
+        let repo = root.join("models--org--m");
+        let snapshot = repo.join("snapshots/0123456789abcdef0123456789abcdef01234567");
+        fs::create_dir_all(snapshot.join("sub")).unwrap();
+        fs::create_dir_all(repo.join("blobs")).unwrap();
+        fs::create_dir_all(root.join("models--org--other/blobs")).unwrap();
+        fs::write(repo.join("blobs/aa"), b"{}").unwrap();
+        fs::write(repo.join("blobs/bb"), b"weights").unwrap();
+        fs::write(root.join("models--org--other/blobs/cc"), b"other").unwrap();
+        symlink("../../blobs/aa", snapshot.join("config.json")).unwrap();
+        symlink("../../../blobs/bb", snapshot.join("sub/x.bin")).unwrap();
+        snapshot
+    }
+
+    #[test]
+    fn snapshot_links_into_their_own_blobs_are_followed_in_both_modes() {
+        let root = tempfile::tempdir().unwrap();
+        let snapshot = hf_cache(root.path());
+        let filter = Filter::new(&[], &[]).unwrap();
+        let blobs = fs::canonicalize(root.path().join("models--org--m/blobs")).unwrap();
+        for mode in [SymlinkMode::Follow, SymlinkMode::Keep] {
+            let files = collect_files(&snapshot, &filter, &[], mode, Reach::Contained).unwrap();
+            let seen: Vec<(&str, PathBuf, bool)> = files
+                .iter()
+                .map(|f| (f.rel.as_str(), f.read_from.clone(), f.link_target.is_none()))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    ("config.json", blobs.join("aa"), true),
+                    ("sub/x.bin", blobs.join("bb"), true),
+                ],
+                "{mode:?}"
+            );
+            assert_eq!(files[1].metadata.len(), 7, "the blob's metadata");
+        }
+    }
+
+    #[test]
+    fn snapshot_links_elsewhere_are_refused_unless_anywhere() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap();
+        let snapshot = hf_cache(root.path());
+        let filter = Filter::new(&[], &[]).unwrap();
+        // Another repo's blob, through a `..` detour via this repo's blobs.
+        symlink(
+            "../../blobs/../../models--org--other/blobs/cc",
+            snapshot.join("other.bin"),
+        )
+        .unwrap();
+        let error = collect_files(
+            &snapshot,
+            &filter,
+            &[],
+            SymlinkMode::Follow,
+            Reach::Contained,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::SymlinkEscapes { path, .. } if path.ends_with("other.bin")),
+            "{error}"
+        );
+        assert!(error.to_string().contains("--follow-symlinks"), "{error}");
+        let files = collect_files(
+            &snapshot,
+            &filter,
+            &[],
+            SymlinkMode::Follow,
+            Reach::Anywhere,
+        )
+        .unwrap();
+        assert_eq!(files.len(), 3);
+        // Outside, only regular files are followed.
+        fs::remove_file(snapshot.join("other.bin")).unwrap();
+        symlink(root.path(), snapshot.join("dir")).unwrap();
+        let error =
+            collect_files(&snapshot, &filter, &[], SymlinkMode::Keep, Reach::Anywhere).unwrap_err();
+        assert!(
+            matches!(error, StoreError::SymlinkOutsideNotAFile { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_tree_that_only_looks_like_a_cache_gets_no_exception() {
+        let root = tempfile::tempdir().unwrap();
+        let snapshot = hf_cache(root.path());
+        // Same links, but the directory is not named by a commit.
+        let renamed = snapshot.with_file_name("main");
+        fs::rename(&snapshot, &renamed).unwrap();
+        let filter = Filter::new(&[], &[]).unwrap();
+        let error = collect_files(
+            &renamed,
+            &filter,
+            &[],
+            SymlinkMode::Follow,
+            Reach::Contained,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, StoreError::SymlinkEscapes { .. }),
+            "{error}"
+        );
     }
 
     #[test]

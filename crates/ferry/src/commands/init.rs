@@ -5,7 +5,7 @@ use ferry_spec::classify::classify;
 use ferry_spec::media::Category;
 use ferry_spec::modelfile::{GlobEntry, Modelfile, exact_glob};
 use ferry_store::detect::detect_metadata;
-use ferry_store::pack::walk::{Filter, SymlinkMode, collect_files};
+use ferry_store::pack::walk::{Filter, Reach, SymlinkMode, collect_files};
 
 use crate::cli::InitArgs;
 use crate::exit::Exit;
@@ -26,6 +26,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
         &filter,
         &["Modelfile".to_string()],
         SymlinkMode::Keep,
+        Reach::Contained,
     )?;
     let rel: Vec<String> = files.iter().map(|f| f.rel.clone()).collect();
     let detected = detect_metadata(&args.dir, &rel)?;

@@ -33,9 +33,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Init(args) => init::run(&args),
-        Command::Pack(args) if args.generic => pack_generic::run(&open_store(&root)?, &args, quiet),
-        Command::Pack(args) if args.push => remote::pack_push(&args, quiet),
-        Command::Pack(args) => pack::run(&open_store(&root)?, &args, quiet),
+        Command::Pack(args) => {
+            let dir = pack::source_dir(&args)?;
+            if args.generic {
+                pack_generic::run(&open_store(&root)?, &args, &dir, quiet)
+            } else if args.push {
+                remote::pack_push(&args, &dir, quiet)
+            } else {
+                pack::run(&open_store(&root)?, &args, &dir, quiet)
+            }
+        }
         Command::Ls(args) => inspect::ls(&read_store(&root)?, args.json),
         Command::Inspect(args) => inspect::inspect(&read_store(&root)?, &args),
         Command::Tag(args) => maintain::tag(&open_store(&root)?, &args),

@@ -1,5 +1,6 @@
 //! `ferry pack`.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -9,6 +10,8 @@ use ferry_store::Store;
 use ferry_store::StoreError;
 use ferry_store::compress::{CompressMode, CompressOptions};
 use ferry_store::index::normalize_reference;
+use ferry_store::pack::hf_cache::{self, HfCacheError};
+use ferry_store::pack::walk::Reach;
 use ferry_store::pack::{Metadata, PackOptions, Packed, pack_with_progress};
 
 use crate::cli::{CompressArg, LayerFormat, PackArgs};
@@ -18,18 +21,33 @@ use crate::progress::Bar;
 use crate::report::PackReport;
 use crate::size::{human, rate};
 
-pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub fn run(store: &Store, args: &PackArgs, dir: &Path, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = options(args)?;
-    refuse_unsafe_files(args, &reference, &options, quiet)?;
+    refuse_unsafe_files(args, dir, &reference, &options, quiet)?;
     // Read (and its password asked for) before the files, not after.
     let sign_key = signing_key(args)?;
     let bar = Bar::new(quiet, "packing");
     let started = Instant::now();
-    let result = pack_with_progress(store, &args.dir, &reference, &options, &bar);
+    let result = pack_with_progress(store, dir, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
-    finish(store, args, packed, sign_key.as_ref(), started, quiet)
+    finish(store, args, dir, packed, sign_key.as_ref(), started, quiet)
+}
+
+/// The directory to pack: DIR, or the Hugging Face cache snapshot that
+/// `--from-hf-cache` names.
+pub(super) fn source_dir(args: &PackArgs) -> anyhow::Result<PathBuf> {
+    match (&args.dir, &args.from_hf_cache) {
+        (Some(dir), _) => Ok(dir.clone()),
+        (None, Some(request)) => {
+            let cache = hf_cache::cache_root(|name| std::env::var_os(name))
+                .ok_or(HfCacheError::NoCacheRoot)?;
+            Ok(request.find_in(&cache)?)
+        }
+        // clap requires one of them.
+        (None, None) => Err(usage_error(&["pack"], "give DIR or --from-hf-cache")),
+    }
 }
 
 /// Scans the files `pack` would pack ([`ferry_scan`]): dangerous ones (code
@@ -37,17 +55,20 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
 /// malformed ones are named on stderr.
 pub(super) fn refuse_unsafe_files(
     args: &PackArgs,
+    dir: &Path,
     reference: &ferry_spec::Reference,
     options: &PackOptions,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let prepared = ferry_store::pack::prepare(&args.dir, reference, options)?;
+    // The files pack would read: a link followed (out of a Hugging Face
+    // snapshot into its blobs, say) is scanned at its target.
+    let prepared = ferry_store::pack::prepare(dir, reference, options)?;
     let mut refused = Vec::new();
     for file in prepared.files() {
         // A link kept as a link is judged by its target's content under its
         // own name: what a loader opening that name reads.
         let path = match &file.link_target {
-            Some(_) => args.dir.join(&file.rel),
+            Some(_) => dir.join(&file.rel),
             None => file.read_from.clone(),
         };
         let opened =
@@ -97,7 +118,7 @@ pub(super) fn refuse_unsafe_files(
     bail!(
         "{} (`ferry scan {}` for details; --allow-unsafe packs anyway)",
         refused.join("; "),
-        args.dir.display()
+        dir.display()
     )
 }
 
@@ -114,6 +135,7 @@ pub(super) fn signing_key(args: &PackArgs) -> anyhow::Result<Option<ferry_sign::
 pub(super) fn finish(
     store: &Store,
     args: &PackArgs,
+    dir: &Path,
     packed: Packed,
     sign_key: Option<&ferry_sign::PrivateKey>,
     started: Instant,
@@ -123,7 +145,7 @@ pub(super) fn finish(
         .map(|key| {
             super::model_signature::sign_packed(
                 store,
-                &args.dir,
+                dir,
                 &packed.manifest_digest,
                 &packed.files,
                 key,
@@ -228,9 +250,19 @@ pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
         preserve_metadata: args.preserve_metadata,
         created,
         link: args.link,
+        link_reach: link_reach(args),
         refuse_symlinks: args.sign_key.is_some(),
         compress,
     })
+}
+
+/// `--follow-symlinks`.
+pub(super) fn link_reach(args: &PackArgs) -> Reach {
+    if args.follow_symlinks {
+        Reach::Anywhere
+    } else {
+        Reach::Contained
+    }
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org): seconds since the epoch.

@@ -1,26 +1,27 @@
 //! `ferry pack --generic`: any files as a plain OCI artifact.
 
+use std::path::Path;
 use std::time::Instant;
 
 use ferry_store::Store;
 use ferry_store::index::normalize_reference;
 use ferry_store::pack::generic::{GenericOptions, pack_generic_with_progress};
 
-use super::pack::{finish, signing_key, source_date_epoch};
+use super::pack::{finish, link_reach, signing_key, source_date_epoch};
 use crate::cli::PackArgs;
 use crate::exit::Exit;
 use crate::progress::Bar;
 
-pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub fn run(store: &Store, args: &PackArgs, dir: &Path, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = options(args)?;
     let sign_key = signing_key(args)?;
     let bar = Bar::new(quiet, "packing");
     let started = Instant::now();
-    let result = pack_generic_with_progress(store, &args.dir, &reference, &options, &bar);
+    let result = pack_generic_with_progress(store, dir, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
-    finish(store, args, packed, sign_key.as_ref(), started, quiet)
+    finish(store, args, dir, packed, sign_key.as_ref(), started, quiet)
 }
 
 /// Model metadata flags conflict with `--generic` (clap refuses them).
@@ -37,5 +38,6 @@ fn options(args: &PackArgs) -> anyhow::Result<GenericOptions> {
         exclude: args.exclude.clone(),
         created,
         link: args.link,
+        link_reach: link_reach(args),
     })
 }

@@ -160,10 +160,10 @@ fn extract(
 }
 
 /// `ferry pack DIR -t REF --push`: no store is opened.
-pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
+pub fn pack_push(args: &PackArgs, dir: &std::path::Path, quiet: bool) -> anyhow::Result<Exit> {
     let reference = normalize_reference(&args.reference)?;
     let options = super::pack::options(args)?;
-    super::pack::refuse_unsafe_files(args, &reference, &options, quiet)?;
+    super::pack::refuse_unsafe_files(args, dir, &reference, &options, quiet)?;
     let client = client(&args.transport)?;
     let runtime = runtime()?;
     let bar = Bar::new(quiet, "packing and pushing");
@@ -171,7 +171,7 @@ pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let result = pack_and_push(
         runtime.handle(),
         &client,
-        &args.dir,
+        dir,
         &reference,
         &options,
         args.transport.concurrency,

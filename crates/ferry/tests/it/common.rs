@@ -708,3 +708,32 @@ impl Cli {
         child.wait_with_output().expect("wait for ferry login")
     }
 }
+
+// ---------------------------------------------------------------------------
+// Hugging Face hub cache
+// ---------------------------------------------------------------------------
+
+/// The commit the cache fixtures' snapshots are named by.
+pub const HF_COMMIT: &str = "8d5c1e6a0b2f4c3d9e7f6a5b4c3d2e1f0a9b8c7d";
+
+/// Builds a repository of the Hugging Face hub cache under `cache` as the
+/// hub client lays it out: `blobs/<sha256-like hex>` holding each file's
+/// bytes, `snapshots/<commit>/<path>` a relative link into `../../blobs`
+/// (one `..` more per subdirectory) and `refs/main` naming the commit.
+/// Returns the snapshot directory.
+pub fn hf_cache_repo(cache: &Path, folder: &str, commit: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let repo = cache.join(folder);
+    let snapshot = repo.join("snapshots").join(commit);
+    fs::create_dir_all(repo.join("blobs")).unwrap();
+    fs::create_dir_all(repo.join("refs")).unwrap();
+    fs::write(repo.join("refs/main"), commit).unwrap();
+    for (i, (path, bytes)) in files.iter().enumerate() {
+        let blob = format!("{:064x}", 0xb10b_0000 + i);
+        fs::write(repo.join("blobs").join(&blob), bytes).unwrap();
+        let link = snapshot.join(path);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        let up = "../".repeat(path.matches('/').count() + 2);
+        std::os::unix::fs::symlink(format!("{up}blobs/{blob}"), &link).unwrap();
+    }
+    snapshot
+}

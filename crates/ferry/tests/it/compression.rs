@@ -15,14 +15,14 @@ use tempfile::TempDir;
 use crate::common::*;
 
 /// `ferry serve` on a free loopback port, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     _dir: TempDir,
 }
 
 impl Serve {
-    fn start() -> Serve {
+    pub(crate) fn start() -> Serve {
         let dir = tempdir();
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -17,6 +17,7 @@ mod concurrency;
 mod copy;
 mod crash;
 mod csi;
+mod hf_cache;
 mod interop;
 mod model_signatures;
 mod mount;

@@ -183,20 +183,16 @@ fn a_signed_scan_report_is_verified_and_demanded_by_the_policy() {
 fn links_are_judged_under_their_own_names() {
     let cli = Cli::new();
     // A Hugging Face cache snapshot: every file a link into ../../blobs.
-    let repo = cli.path("hub/models--org--m");
-    fs::create_dir_all(repo.join("blobs")).unwrap();
-    fs::create_dir_all(repo.join("snapshots/rev")).unwrap();
-    fs::write(repo.join("blobs/abc"), b"cposix\nsystem\n(S'id'\ntR.").unwrap();
-    fs::write(repo.join("blobs/def"), b"{}").unwrap();
-    std::os::unix::fs::symlink(
-        "../../blobs/abc",
-        repo.join("snapshots/rev/pytorch_model.bin"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("../../blobs/def", repo.join("snapshots/rev/config.json")).unwrap();
-    std::os::unix::fs::symlink("../../blobs/gone", repo.join("snapshots/rev/dangling.pkl"))
-        .unwrap();
-    let snapshot = repo.join("snapshots/rev");
+    let snapshot = hf_cache_repo(
+        &cli.path("hub"),
+        "models--org--m",
+        HF_COMMIT,
+        &[
+            ("pytorch_model.bin", b"cposix\nsystem\n(S'id'\ntR."),
+            ("config.json", b"{}"),
+        ],
+    );
+    std::os::unix::fs::symlink("../../blobs/gone", snapshot.join("dangling.pkl")).unwrap();
     let report = parse_json(&cli.exits(1, &["scan", s(&snapshot), "--json"]), &["scan"]);
     let verdicts: std::collections::BTreeMap<String, String> = report["files"]
         .as_array()
