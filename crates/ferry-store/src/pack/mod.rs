@@ -9,6 +9,7 @@
 pub mod generic;
 pub mod layer;
 pub mod walk;
+pub mod wasm;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
