@@ -1,6 +1,6 @@
 //! Command-line arguments, parsed into plain values.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -29,7 +29,7 @@ pub struct Cli {
 pub enum Command {
     /// Write a Modelfile describing a model directory.
     Init(InitArgs),
-    /// Pack a model directory into a ModelPack artifact in the store (any files with --generic).
+    /// Pack a model directory into a ModelPack artifact in the store (any files with --generic, a Wasm module with --wasm).
     Pack(Box<PackArgs>),
     /// List the artifacts in the store.
     Ls(JsonFlag),
@@ -565,8 +565,9 @@ pub enum LayerFormat {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// The model directory.
-    pub dir: PathBuf,
+    /// The model directory (the files, with --generic; none with --wasm).
+    #[arg(value_name = "DIR", required_unless_present = "wasm")]
+    pub dir: Option<PathBuf>,
     /// The reference to store the artifact under (e.g. `registry.example.com/org/model:v1`).
     #[arg(short = 't', long = "tag", value_name = "REF")]
     pub reference: String,
@@ -613,6 +614,22 @@ pub struct PackArgs {
         "precision", "quantization", "model_version", "license", "author",
     ])]
     pub generic: bool,
+    /// Pack one WebAssembly module or component as a Wasm OCI artifact (the
+    /// CNCF TAG Runtime layout that wkg, Spin, wasmCloud and runwasi read):
+    /// one layer holding FILE's bytes (application/vnd.wasm.content.layer.v1+wasm,
+    /// titled with its name) and an application/vnd.wasm.config.v0+json
+    /// config whose platform is read from the binary: a core module is
+    /// wasip1/wasm, a component wasip2/wasm with its imported and exported
+    /// interfaces. `ferry index create` lists it beside native images.
+    /// Takes no DIR; --author and --created fill the config (created
+    /// defaults to $SOURCE_DATE_EPOCH, else the Unix epoch).
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "dir", "generic", "include", "exclude", "sign_key", "allow_unsafe", "push",
+        "modelfile", "bundle_small", "layer_format", "preserve_metadata", "compress", "level",
+        "compress_weights", "min_saving", "name", "family", "arch", "format", "param_size",
+        "precision", "quantization", "model_version", "license",
+    ])]
+    pub wasm: Option<PathBuf>,
     /// With --generic: the manifest's artifactType (required without --config).
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub artifact_type: Option<String>,
@@ -656,6 +673,16 @@ pub struct PackArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+impl PackArgs {
+    /// The directory to pack: clap requires it unless `--wasm` is given,
+    /// and only `--wasm` goes without it.
+    pub fn model_dir(&self) -> anyhow::Result<&Path> {
+        self.dir
+            .as_deref()
+            .ok_or_else(|| crate::exit::usage_error(&["pack"], "a DIR to pack is required"))
+    }
 }
 
 /// `--compress`.

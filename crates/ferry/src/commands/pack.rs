@@ -26,7 +26,7 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
     let sign_key = signing_key(args)?;
     let bar = Bar::new(quiet, "packing");
     let started = Instant::now();
-    let result = pack_with_progress(store, &args.dir, &reference, &options, &bar);
+    let result = pack_with_progress(store, args.model_dir()?, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
     finish(store, args, packed, sign_key.as_ref(), started, quiet)
@@ -41,13 +41,14 @@ pub(super) fn refuse_unsafe_files(
     options: &PackOptions,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let prepared = ferry_store::pack::prepare(&args.dir, reference, options)?;
+    let dir = args.model_dir()?;
+    let prepared = ferry_store::pack::prepare(dir, reference, options)?;
     let mut refused = Vec::new();
     for file in prepared.files() {
         // A link kept as a link is judged by its target's content under its
         // own name: what a loader opening that name reads.
         let path = match &file.link_target {
-            Some(_) => args.dir.join(&file.rel),
+            Some(_) => dir.join(&file.rel),
             None => file.read_from.clone(),
         };
         let opened =
@@ -97,7 +98,7 @@ pub(super) fn refuse_unsafe_files(
     bail!(
         "{} (`ferry scan {}` for details; --allow-unsafe packs anyway)",
         refused.join("; "),
-        args.dir.display()
+        dir.display()
     )
 }
 
@@ -123,7 +124,7 @@ pub(super) fn finish(
         .map(|key| {
             super::model_signature::sign_packed(
                 store,
-                &args.dir,
+                args.model_dir()?,
                 &packed.manifest_digest,
                 &packed.files,
                 key,

@@ -17,7 +17,7 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
     let sign_key = signing_key(args)?;
     let bar = Bar::new(quiet, "packing");
     let started = Instant::now();
-    let result = pack_generic_with_progress(store, &args.dir, &reference, &options, &bar);
+    let result = pack_generic_with_progress(store, args.model_dir()?, &reference, &options, &bar);
     bar.finish();
     let packed = result?;
     finish(store, args, packed, sign_key.as_ref(), started, quiet)

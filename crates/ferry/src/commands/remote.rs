@@ -171,7 +171,7 @@ pub fn pack_push(args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> {
     let result = pack_and_push(
         runtime.handle(),
         &client,
-        &args.dir,
+        args.model_dir()?,
         &reference,
         &options,
         args.transport.concurrency,
