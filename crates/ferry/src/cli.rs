@@ -875,7 +875,7 @@ pub struct IndexCreateArgs {
     #[arg(long = "manifest", short = 'm', required = true, value_name = "REF")]
     pub manifests: Vec<String>,
     /// Platform (os/arch[/variant]) of each --manifest, in the same order;
-    /// default: from each manifest's image config.
+    /// default: from each manifest's image config (or Wasm config: wasip1/wasm, wasip2/wasm).
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = parse::platform)]
     pub platforms: Vec<Platform>,
     #[command(flatten)]

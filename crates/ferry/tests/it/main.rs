@@ -25,3 +25,4 @@ mod registry;
 mod reproducible;
 mod scan;
 mod signing;
+mod wasm;

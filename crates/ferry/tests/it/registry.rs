@@ -19,14 +19,14 @@ use crate::common::*;
 
 const DISTRIBUTION: &str = "/usr/bin/docker-registry";
 
-fn require_distribution() -> bool {
+pub(crate) fn require_distribution() -> bool {
     require(
         "docker-registry (Debian's distribution 2.8)",
         Path::new(DISTRIBUTION).is_file(),
     )
 }
 
-fn require_oras_py() -> bool {
+pub(crate) fn require_oras_py() -> bool {
     require(
         "python3 with the oras package",
         command_works("python3", &["-c", "import oras.client"]),
@@ -46,7 +46,7 @@ fn require_openssl() -> bool {
 pub(crate) struct Server {
     child: Child,
     /// `127.0.0.1:PORT`.
-    addr: String,
+    pub(crate) addr: String,
     log: PathBuf,
     _dir: TempDir,
 }
@@ -89,7 +89,7 @@ impl Server {
     }
 
     /// Debian's distribution 2.8 with filesystem storage in a temp dir.
-    fn distribution() -> Server {
+    pub(crate) fn distribution() -> Server {
         let dir = tempdir();
         let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("config.yml");
