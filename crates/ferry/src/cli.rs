@@ -615,14 +615,14 @@ pub struct PackArgs {
     ])]
     pub generic: bool,
     /// Pack one WebAssembly module or component as a Wasm OCI artifact (the
-    /// CNCF TAG Runtime layout that wkg, Spin, wasmCloud and runwasi read):
-    /// one layer holding FILE's bytes (application/vnd.wasm.content.layer.v1+wasm,
-    /// titled with its name) and an application/vnd.wasm.config.v0+json
-    /// config whose platform is read from the binary: a core module is
-    /// wasip1/wasm, a component wasip2/wasm with its imported and exported
-    /// interfaces. `ferry index create` lists it beside native images.
-    /// Takes no DIR; --author and --created fill the config (created
-    /// defaults to $SOURCE_DATE_EPOCH, else the Unix epoch).
+    /// CNCF TAG Runtime layout, like wasm-to-oci and wkg): one layer holding
+    /// FILE's bytes (application/vnd.wasm.content.layer.v1+wasm, titled with
+    /// the file name) and an application/vnd.wasm.config.v0+json config
+    /// whose platform is read from the binary: a core module is wasip1/wasm,
+    /// a component wasip2/wasm with its imported and exported interfaces.
+    /// `ferry index create` lists it beside native images. Takes no DIR;
+    /// --author and --created fill the config (created defaults to
+    /// $SOURCE_DATE_EPOCH, else the Unix epoch, so packs are reproducible).
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "dir", "generic", "include", "exclude", "sign_key", "allow_unsafe", "push",
         "modelfile", "bundle_small", "layer_format", "preserve_metadata", "compress", "level",
