@@ -415,6 +415,86 @@ mod tests {
         assert_eq!(component.exports, vec!["wasi:cli/run@0.2.0"]);
     }
 
+    /// A file of `len` bytes of which only `prefix` and `tail` are real (the
+    /// middle reads as zeros), counting what is read.
+    struct Sparse {
+        prefix: Vec<u8>,
+        tail: Vec<u8>,
+        len: u64,
+        pos: u64,
+        read: u64,
+    }
+
+    impl Read for Sparse {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let tail_start = self.len - self.tail.len() as u64;
+            let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+            for (i, byte) in buf[..n].iter_mut().enumerate() {
+                let p = self.pos + i as u64;
+                *byte = if p < self.prefix.len() as u64 {
+                    self.prefix[p as usize]
+                } else if p >= tail_start {
+                    self.tail[(p - tail_start) as usize]
+                } else {
+                    0
+                };
+            }
+            self.pos += n as u64;
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+
+    impl Seek for Sparse {
+        fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+            self.pos = match to {
+                io::SeekFrom::Start(p) => p,
+                io::SeekFrom::Current(d) => self.pos.checked_add_signed(d).unwrap(),
+                io::SeekFrom::End(d) => self.len.checked_add_signed(d).unwrap(),
+            };
+            Ok(self.pos)
+        }
+    }
+
+    #[test]
+    fn sections_between_the_names_are_skipped_not_read() {
+        // A 3 GiB custom section, then the import section.
+        let custom: u32 = 3 << 30;
+        let mut prefix = b"\0asm\x01\0\0\0\x00".to_vec();
+        let mut rest = custom;
+        loop {
+            let byte = (rest & 0x7f) as u8;
+            rest >>= 7;
+            if rest == 0 {
+                prefix.push(byte);
+                break;
+            }
+            prefix.push(byte | 0x80);
+        }
+        prefix.extend_from_slice(b"\x01x"); // the custom section's name
+        let mut imports = ImportSection::new();
+        imports.import(
+            "wasi_snapshot_preview1",
+            "fd_write",
+            EntityType::Function(0),
+        );
+        let mut tail = Vec::new();
+        wasm_encoder::Encode::encode(&wasm_encoder::SectionId::Import, &mut tail);
+        wasm_encoder::Encode::encode(&imports, &mut tail);
+        // The name's two bytes are the start of the custom section's content.
+        let len = prefix.len() as u64 - 2 + u64::from(custom) + tail.len() as u64;
+        let mut file = Sparse {
+            prefix,
+            tail,
+            len,
+            pos: 0,
+            read: 0,
+        };
+        let info = inspect(&mut file, len).unwrap();
+        assert!(info.wasi_imports);
+        assert!(file.read < 4096, "read {} bytes", file.read);
+    }
+
     #[test]
     fn what_is_not_wasm_is_refused() {
         let reason = |bytes: &[u8]| match scan(bytes) {
