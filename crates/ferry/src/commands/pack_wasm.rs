@@ -26,7 +26,7 @@ pub fn run(store: &Store, args: &PackArgs, quiet: bool) -> anyhow::Result<Exit> 
         let info = &packed.info;
         match &info.component {
             Some(component) => eprintln!(
-                "{}: component, platform {}/wasm ({} imports, {} exports)",
+                "{}: component, platform {}/wasm (imports: {}, exports: {})",
                 path.display(),
                 info.os,
                 component.imports.len(),
