@@ -6,7 +6,10 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use ferry_spec::Reference;
-use ferry_spec::media::MEDIA_TYPE_IMAGE_INDEX;
+use ferry_spec::media::{
+    MEDIA_TYPE_DOCKER_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_INDEX,
+    MEDIA_TYPE_WASM_CONFIG,
+};
 use ferry_spec::oci::{
     Arch, Descriptor, Digest, ImageIndexBuilder, ImageManifest, MediaType, Os, PlatformBuilder,
 };
@@ -16,10 +19,12 @@ use crate::error::{ClientError, Result};
 use crate::platform::Platform;
 use crate::transfer::reference_tail;
 
-/// Config media types that carry `os` and `architecture`.
-const IMAGE_CONFIG_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
+/// Config media types that carry `os` and `architecture`: image configs,
+/// and the Wasm artifact config (`wasip1`/`wasip2` on `wasm`).
+const IMAGE_CONFIG_TYPES: [&str; 3] = [
+    MEDIA_TYPE_IMAGE_CONFIG,
+    MEDIA_TYPE_DOCKER_IMAGE_CONFIG,
+    MEDIA_TYPE_WASM_CONFIG,
 ];
 
 /// One manifest to list in an index.
@@ -229,12 +234,32 @@ mod tests {
     }
 
     #[test]
+    fn wasm_configs_carry_a_platform() {
+        assert!(IMAGE_CONFIG_TYPES.contains(&"application/vnd.wasm.config.v0+json"));
+        let config = serde_json::json!({
+            "created": "1970-01-01T00:00:00Z",
+            "architecture": "wasm",
+            "os": "wasip2",
+            "layerDigests": [],
+            "component": {"exports": [], "imports": ["wasi:cli/environment@0.2.0"]},
+        });
+        assert_eq!(
+            platform_of_config(&config).unwrap().to_string(),
+            "wasip2/wasm"
+        );
+    }
+
+    #[test]
     fn oci_platform_keeps_wasm_and_variants() {
         let wasm: Platform = "wasip1/wasm".parse().unwrap();
         let p = oci_platform(&wasm).unwrap();
         assert_eq!(platform_key(&p), "wasip1/wasm");
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["os"], "wasip1");
+        assert_eq!(json["architecture"], "wasm");
+        let component: Platform = "wasip2/wasm".parse().unwrap();
+        let json = serde_json::to_value(oci_platform(&component).unwrap()).unwrap();
+        assert_eq!(json["os"], "wasip2");
         assert_eq!(json["architecture"], "wasm");
         let arm: Platform = "linux/arm/v7".parse().unwrap();
         assert_eq!(platform_key(&oci_platform(&arm).unwrap()), "linux/arm/v7");

@@ -17,6 +17,7 @@ pub mod media;
 pub mod modelfile;
 pub mod names;
 pub mod signature;
+pub mod wasm;
 
 pub use oci_spec::distribution::Reference;
 pub use oci_spec::image as oci;

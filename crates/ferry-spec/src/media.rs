@@ -1,4 +1,5 @@
-//! ModelPack media types: five file categories times four encodings.
+//! Media types: ModelPack's five file categories times four encodings, and
+//! the OCI, Docker and Wasm types ferry reads or writes beside them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +29,12 @@ pub const MEDIA_TYPE_DOCKER_IMAGE_CONFIG: &str = "application/vnd.docker.contain
 /// Docker's manifest list, the index of schema 2.
 pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
     "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Config of a Wasm artifact (CNCF TAG Runtime "Wasm OCI Artifact layout"):
+/// this media type alone marks the artifact, the layout sets no `artifactType`.
+pub const MEDIA_TYPE_WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
+/// The layer holding a Wasm module's or component's bytes, as `ferry pack
+/// --wasm` writes it (wasm-to-oci's type, which ORAS-based tools read).
+pub const MEDIA_TYPE_WASM_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
 /// The `oci-layout` file of an OCI image layout.
 pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 

@@ -231,6 +231,14 @@ pub enum StoreError {
         .0.display()
     )]
     UnsignableSymlink(PathBuf),
+    /// A file given to `pack --wasm` that is not a Wasm module or component.
+    #[error("{} is not a valid wasm binary: {reason}", path.display())]
+    InvalidWasm {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file whose size or mtime changed while it was read.
     #[error("{} changed while it was being packed", .0.display())]
     ChangedWhilePacking(PathBuf),

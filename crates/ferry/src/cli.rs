@@ -29,7 +29,7 @@ pub struct Cli {
 pub enum Command {
     /// Write a Modelfile describing a model directory.
     Init(InitArgs),
-    /// Pack a model directory into a ModelPack artifact in the store (any files with --generic).
+    /// Pack a model directory into a ModelPack artifact in the store (any files with --generic, a Wasm module with --wasm).
     Pack(Box<PackArgs>),
     /// List the artifacts in the store.
     Ls(JsonFlag),
@@ -566,8 +566,8 @@ pub enum LayerFormat {
 }
 
 #[derive(Debug, Args)]
-// Exactly one source: a directory or a Hugging Face cache model.
-#[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "from_hf_cache"])))]
+// Exactly one source: a directory, a Hugging Face cache model, or a Wasm module.
+#[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "from_hf_cache", "wasm"])))]
 pub struct PackArgs {
     /// The model directory (a Hugging Face cache snapshot directory too).
     pub dir: Option<PathBuf>,
@@ -633,6 +633,22 @@ pub struct PackArgs {
         "precision", "quantization", "model_version", "license", "author",
     ])]
     pub generic: bool,
+    /// Pack one WebAssembly module or component as a Wasm OCI artifact (the
+    /// CNCF TAG Runtime layout, like wasm-to-oci and wkg): one layer holding
+    /// FILE's bytes (application/vnd.wasm.content.layer.v1+wasm, titled with
+    /// the file name) and an application/vnd.wasm.config.v0+json config
+    /// whose platform is read from the binary: a core module is wasip1/wasm,
+    /// a component wasip2/wasm with its imported and exported interfaces.
+    /// `ferry index create` lists it beside native images. Takes no DIR;
+    /// --author and --created fill the config (created defaults to
+    /// $SOURCE_DATE_EPOCH, else the Unix epoch, so packs are reproducible).
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "dir", "from_hf_cache", "follow_symlinks", "generic", "include", "exclude", "sign_key", "allow_unsafe", "push",
+        "modelfile", "bundle_small", "layer_format", "preserve_metadata", "compress", "level",
+        "compress_weights", "min_saving", "name", "family", "arch", "format", "param_size",
+        "precision", "quantization", "model_version", "license",
+    ])]
+    pub wasm: Option<PathBuf>,
     /// With --generic: the manifest's artifactType (required without --config).
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub artifact_type: Option<String>,
@@ -882,7 +898,7 @@ pub struct IndexCreateArgs {
     #[arg(long = "manifest", short = 'm', required = true, value_name = "REF")]
     pub manifests: Vec<String>,
     /// Platform (os/arch[/variant]) of each --manifest, in the same order;
-    /// default: from each manifest's image config.
+    /// default: from each manifest's image config (or Wasm config: wasip1/wasm, wasip2/wasm).
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_parser = parse::platform)]
     pub platforms: Vec<Platform>,
     #[command(flatten)]

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use ferry_spec::Reference;
 use ferry_spec::annotations as ann;
-use ferry_spec::oci::{Descriptor, ImageManifestBuilder, MediaType};
+use ferry_spec::oci::{Descriptor, Digest, ImageManifestBuilder, MediaType};
 
 use super::layer::{self, PackedFile, RawMethod, WrittenBlob};
 use ferry_spec::media::{DEFAULT_LAYER_MEDIA_TYPE, EMPTY_CONFIG};
@@ -93,12 +93,7 @@ pub fn pack_generic_with_progress(
     options: &GenericOptions,
     progress: &dyn Progress,
 ) -> Result<Packed> {
-    if reference.digest().is_some() {
-        return Err(StoreError::InvalidReference {
-            input: reference.whole(),
-            reason: "pack needs a tag, not a digest".into(),
-        });
-    }
+    require_tag(reference)?;
     if let Some(artifact_type) = &options.artifact_type {
         check_media_type("artifact type", artifact_type)?;
     } else if options.config.is_none() {
@@ -142,18 +137,7 @@ pub fn pack_generic_with_progress(
     let layers: Vec<Descriptor> = files
         .iter()
         .zip(&written)
-        .map(|(file, blob)| {
-            let mut descriptor = Descriptor::new(
-                MediaType::from(layer_media_type),
-                blob.size,
-                blob.digest.clone(),
-            );
-            descriptor.set_annotations(Some(HashMap::from([(
-                ann::TITLE.to_string(),
-                file.rel.clone(),
-            )])));
-            descriptor
-        })
+        .map(|(file, blob)| titled_layer(layer_media_type, blob, &file.rel))
         .collect();
 
     let config = match (&options.config, &config_bytes) {
@@ -169,6 +153,67 @@ pub fn pack_generic_with_progress(
         ),
     };
     let artifact_type = options.artifact_type.as_deref().map(MediaType::from);
+    let (manifest_digest, descriptor) = store_manifest(
+        store,
+        reference,
+        config,
+        layers,
+        artifact_type,
+        options.created.as_deref(),
+    )?;
+    ingest.succeeded();
+    Ok(Packed {
+        reference: reference.whole(),
+        manifest_digest,
+        manifest: descriptor,
+        layers: files.len(),
+        content_bytes: total,
+        files: files
+            .iter()
+            .zip(&written)
+            .map(|(file, blob)| PackedFile {
+                path: file.rel.clone(),
+                sha256: Some(blob.digest.clone()),
+            })
+            .collect(),
+    })
+}
+
+/// Refuses a reference by digest: pack names what it writes with a tag.
+pub(super) fn require_tag(reference: &Reference) -> Result<()> {
+    if reference.digest().is_some() {
+        return Err(StoreError::InvalidReference {
+            input: reference.whole(),
+            reason: "pack needs a tag, not a digest".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A layer descriptor titled `title`: ORAS-style clients write the layer to
+/// a file of that name.
+pub(super) fn titled_layer(media_type: &str, blob: &WrittenBlob, title: &str) -> Descriptor {
+    let mut descriptor =
+        Descriptor::new(MediaType::from(media_type), blob.size, blob.digest.clone());
+    descriptor.set_annotations(Some(HashMap::from([(
+        ann::TITLE.to_string(),
+        title.to_string(),
+    )])));
+    descriptor
+}
+
+/// Writes the image manifest of `config` and `layers` (blobs already in
+/// the store) as canonical JSON and names it `reference`. `created` becomes
+/// the manifest's `org.opencontainers.image.created`. Returns the manifest's
+/// digest and its descriptor as the index records it.
+pub(super) fn store_manifest(
+    store: &Store,
+    reference: &Reference,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    artifact_type: Option<MediaType>,
+    created: Option<&str>,
+) -> Result<(Digest, Descriptor)> {
     let mut builder = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
@@ -177,8 +222,11 @@ pub fn pack_generic_with_progress(
     if let Some(artifact_type) = &artifact_type {
         builder = builder.artifact_type(artifact_type.clone());
     }
-    if let Some(created) = &options.created {
-        builder = builder.annotations(HashMap::from([(ann::CREATED.to_string(), created.clone())]));
+    if let Some(created) = created {
+        builder = builder.annotations(HashMap::from([(
+            ann::CREATED.to_string(),
+            created.to_string(),
+        )]));
     }
     let manifest = builder.build().map_err(StoreError::BuildManifest)?;
     let manifest_bytes =
@@ -197,22 +245,7 @@ pub fn pack_generic_with_progress(
         artifact_type.unwrap_or_else(|| config.media_type().clone()),
     ));
     store.set_reference(reference, &descriptor)?;
-    ingest.succeeded();
-    Ok(Packed {
-        reference: reference.whole(),
-        manifest_digest,
-        manifest: descriptor,
-        layers: files.len(),
-        content_bytes: total,
-        files: files
-            .iter()
-            .zip(&written)
-            .map(|(file, blob)| PackedFile {
-                path: file.rel.clone(),
-                sha256: Some(blob.digest.clone()),
-            })
-            .collect(),
-    })
+    Ok((manifest_digest, descriptor))
 }
 
 /// Rejects what cannot be a media type (`type/subtype`).

@@ -93,7 +93,11 @@ impl EntryMetadata {
 }
 
 /// Fails when the file's size or mtime moved while ferry read it.
-fn ensure_unchanged(path: &Path, before: &fs::Metadata, after: &fs::Metadata) -> Result<()> {
+pub(super) fn ensure_unchanged(
+    path: &Path,
+    before: &fs::Metadata,
+    after: &fs::Metadata,
+) -> Result<()> {
     if before.len() != after.len()
         || before.mtime() != after.mtime()
         || before.mtime_nsec() != after.mtime_nsec()

@@ -11,6 +11,7 @@ pub mod hf_cache;
 pub mod layer;
 pub mod recipe;
 pub mod walk;
+pub mod wasm;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;

@@ -29,6 +29,7 @@ fn describe(store: &Store, entry: &Descriptor) -> ListedArtifact {
             .as_ref()
             .and_then(|a| a.get(ann::CREATED).cloned())
             .or_else(|| read_config(store, m).and_then(|c| c.descriptor.created_at))
+            .or_else(|| top_level_created(store, m))
     });
     ListedArtifact {
         reference: ref_name(entry).unwrap_or("<none>").to_string(),
@@ -36,6 +37,13 @@ fn describe(store: &Store, entry: &Descriptor) -> ListedArtifact {
         size,
         created,
     }
+}
+
+/// `created` at a config's top level (image and Wasm configs).
+fn top_level_created(store: &Store, manifest: &ImageManifest) -> Option<String> {
+    let bytes = store.read_document(manifest.config().digest()).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    config.get("created")?.as_str().map(str::to_string)
 }
 
 fn read_config(store: &Store, manifest: &ImageManifest) -> Option<ModelPackConfig> {
@@ -142,6 +150,34 @@ fn name_modelkit_layers(kitfile: &Kitfile, manifest: &ImageManifest, rows: &mut 
     }
 }
 
+/// What image configs and Wasm configs (`application/vnd.wasm.config.v0+json`)
+/// say at their top level: the platform, when made, and a component's
+/// imports and exports. ModelPack configs have none of these fields.
+fn write_platform(out: &mut impl Write, config: &serde_json::Value) -> std::io::Result<()> {
+    let top = |key: &str| config.get(key).and_then(|v| v.as_str());
+    if let (Some(os), Some(architecture)) = (top("os"), top("architecture")) {
+        writeln!(out, "{:14}{os}/{architecture}", "Platform:")?;
+    }
+    if let Some(created) = top("created") {
+        writeln!(out, "{:14}{created}", "Created:")?;
+    }
+    if let Some(author) = top("author") {
+        writeln!(out, "{:14}{author}", "Author:")?;
+    }
+    for (label, key) in [("Imports:", "imports"), ("Exports:", "exports")] {
+        let names: Vec<&str> = config
+            .get("component")
+            .and_then(|c| c.get(key))
+            .and_then(|v| v.as_array())
+            .map(|names| names.iter().filter_map(|n| n.as_str()).collect())
+            .unwrap_or_default();
+        if !names.is_empty() {
+            writeln!(out, "{label:14}{}", names.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<Exit> {
     let resolved = store.resolve(&args.reference)?;
     let digest = resolved.descriptor.digest().clone();
@@ -224,6 +260,7 @@ pub fn inspect(store: &Store, args: &InspectArgs) -> anyhow::Result<Exit> {
             writeln!(out, "{:14}{value}", format!("{label}:"))?;
         }
     }
+    write_platform(&mut out, &config)?;
     writeln!(out, "Layers:")?;
     let width = layers
         .iter()

@@ -12,6 +12,7 @@ mod model_signature;
 mod mount;
 mod pack;
 mod pack_generic;
+mod pack_wasm;
 mod referrers;
 mod remote;
 mod scan;
@@ -33,6 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Init(args) => init::run(&args),
+        Command::Pack(args) if args.wasm.is_some() => {
+            pack_wasm::run(&open_store(&root)?, &args, quiet)
+        }
         Command::Pack(args) => {
             let dir = pack::source_dir(&args)?;
             if args.generic {

@@ -27,3 +27,4 @@ mod registry;
 mod reproducible;
 mod scan;
 mod signing;
+mod wasm;

@@ -26,7 +26,7 @@ pub(crate) fn require_distribution() -> bool {
     )
 }
 
-fn require_oras_py() -> bool {
+pub(crate) fn require_oras_py() -> bool {
     require(
         "python3 with the oras package",
         command_works("python3", &["-c", "import oras.client"]),
@@ -46,7 +46,7 @@ fn require_openssl() -> bool {
 pub(crate) struct Server {
     child: Child,
     /// `127.0.0.1:PORT`.
-    addr: String,
+    pub(crate) addr: String,
     log: PathBuf,
     _dir: TempDir,
 }
