@@ -588,7 +588,7 @@ fn parse_value(rest: &str, line: usize) -> Result<Option<String>, ModelfileError
 
 /// Writes one block of directives, preceded by a blank line.
 fn render_section(out: &mut String, lines: &[(Directive, &str)]) {
-    let lines: Vec<_> = lines.iter().filter(|(_, v)| !v.is_empty()).collect();
+    let lines: Vec<_> = lines.iter().filter(|(_, v)| !v.trim().is_empty()).collect();
     if lines.is_empty() {
         return;
     }
@@ -596,10 +596,10 @@ fn render_section(out: &mut String, lines: &[(Directive, &str)]) {
     for (directive, value) in lines {
         out.push_str(directive.keyword());
         out.push(' ');
-        if directive.category().is_some() {
-            out.push_str(&bare_glob(value));
-        } else {
-            out.push_str(&quote(value));
+        match directive.category().and_then(|_| bare_glob(value)) {
+            Some(glob) => out.push_str(&glob),
+            None if directive.category().is_some() => out.push_str(&quote_exactly(value)),
+            None => out.push_str(&quote(value)),
         }
         out.push('\n');
     }
@@ -608,32 +608,60 @@ fn render_section(out: &mut String, lines: &[(Directive, &str)]) {
 /// A glob written so that modctl reads it as ferry does. modctl takes a
 /// line's words after the directive joined by single spaces, with no
 /// quotes or comments; ferry's parser collapses whitespace the same way
-/// but reads quotes and ` #` comments. So a glob is never quoted: a space
+/// but reads quotes and ` #` comments. So a glob is written bare: a space
 /// that is not a single one between two words becomes the class `[ ]`
 /// (its space sits between `[` and `]`, so both parsers keep it), other
 /// whitespace `?`, a `#` after a space the class `[#]`, and a leading
-/// quote a class. Rendering a rendered glob again changes nothing.
-fn bare_glob(glob: &str) -> String {
+/// quote a class; inside a class a run of spaces is one space (the same
+/// set). Rendering a rendered glob again changes nothing. A glob that
+/// cannot be written so (whitespace other than spaces, or `#` after a
+/// space, inside a class) is `None`: it is quoted, which only ferry reads.
+fn bare_glob(glob: &str) -> Option<String> {
     let chars: Vec<char> = glob.chars().collect();
     let mut out = String::with_capacity(glob.len());
+    let mut in_class = false;
+    let mut class_start = 0;
+    let mut escaped = false;
     for (i, &c) in chars.iter().enumerate() {
-        let word_before = i > 0 && !chars[i - 1].is_whitespace();
+        let space_before = i > 0 && chars[i - 1].is_whitespace();
+        if in_class {
+            let first = i == class_start || (i == class_start + 1 && matches!(chars[class_start], '!' | '^'));
+            match c {
+                ']' if !escaped && !first => in_class = false,
+                ' ' if space_before => {
+                    escaped = false;
+                    continue;
+                }
+                '#' if space_before => return None,
+                c if c != ' ' && (c.is_whitespace() || c.is_control()) => return None,
+                _ => {}
+            }
+            escaped = c == '\\' && !escaped;
+            out.push(c);
+            continue;
+        }
         let word_after = chars.get(i + 1).is_some_and(|n| !n.is_whitespace());
         match c {
-            ' ' if word_before && word_after => out.push(' '),
+            ' ' if i > 0 && !space_before && word_after => out.push(' '),
             ' ' => out.push_str("[ ]"),
             c if c.is_whitespace() || c.is_control() => out.push('?'),
             // Only after whitespace does `#` start a comment for ferry.
-            '#' if i > 0 && chars[i - 1].is_whitespace() => out.push_str("[#]"),
+            '#' if space_before => out.push_str("[#]"),
             '"' | '\'' if i == 0 => {
                 out.push('[');
                 out.push(c);
                 out.push(']');
             }
+            '[' if !escaped => {
+                in_class = true;
+                class_start = i + 1;
+                out.push(c);
+            }
             c => out.push(c),
         }
+        escaped = c == '\\' && !escaped;
     }
-    out
+    Some(out)
 }
 
 /// A glob matching exactly the file at `rel_path`, in the syntax both
@@ -647,6 +675,24 @@ pub fn exact_glob(rel_path: &str) -> String {
         }
         out.push(c);
     }
+    out
+}
+
+/// Double-quotes a value as it is (line breaks become spaces).
+fn quote_exactly(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -665,19 +711,7 @@ fn quote(value: &str) -> String {
         && !value.starts_with(['"', '\''])
         && !comment
         && !value.contains(|c: char| c.is_control());
-    if bare_ok {
-        return value;
-    }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    if bare_ok { value } else { quote_exactly(&value) }
 }
 
 #[cfg(test)]
@@ -1096,6 +1130,28 @@ MODEL bare   words   collapse
         // Exact globs match only their file.
         let star = compile_glob(&exact_glob("star*[x]{a,b}?.md")).unwrap();
         assert!(!star.is_match("starXx.md"));
+    }
+
+    #[test]
+    fn classes_keep_their_sets_and_what_cannot_be_bare_is_quoted() {
+        for (glob, rendered) in [
+            ("[a b]x", Some("[a b]x")),
+            ("[  ]x", Some("[ ]x")),
+            ("a  [x]", Some("a[ ][ ][x]")),
+            ("\\[  x", Some("\\[[ ][ ]x")),
+            ("[]  ]", Some("[] ]")),
+            ("[ #]", None),
+            ("[\t]", None),
+        ] {
+            assert_eq!(bare_glob(glob).as_deref(), rendered, "{glob:?}");
+        }
+        let mf = Modelfile {
+            doc: vec![GlobEntry::new("[ #]"), GlobEntry::new("[  ]x")],
+            ..Modelfile::default()
+        };
+        let back = Modelfile::parse(&mf.render()).unwrap();
+        assert_eq!(patterns(&back.doc), vec!["[ #]", "[ ]x"]);
+        assert_eq!(Modelfile::parse(&back.render()).unwrap(), back);
     }
 
     #[test]
