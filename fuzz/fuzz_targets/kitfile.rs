@@ -36,7 +36,9 @@ fuzz_target!(|data: &[u8]| {
                 let path = &listed.path;
                 assert!(!path.starts_with('/'), "{path:?} is absolute");
                 assert!(
-                    !path.split('/').any(|p| p == ".." || p == "." || p.is_empty())
+                    !path
+                        .split('/')
+                        .any(|p| p == ".." || p == "." || p.is_empty())
                         || path.is_empty(),
                     "{path:?} is not plain"
                 );
@@ -49,11 +51,15 @@ fuzz_target!(|data: &[u8]| {
     let back = Kitfile::from_json(json.as_bytes()).expect("the annotation reads back");
     assert_eq!(back.document, kitfile.document);
     let _ = kitfile.metadata();
-    let top = kitfile.document.as_object().expect("a Kitfile is a mapping");
+    let top = kitfile
+        .document
+        .as_object()
+        .expect("a Kitfile is a mapping");
     for field in kitfile.unmapped_fields() {
         let first = field.split(['.', '[']).next().unwrap_or_default();
         assert!(
-            top.keys().any(|k| field.starts_with(k.as_str()) && k.starts_with(first)),
+            top.keys()
+                .any(|k| field.starts_with(k.as_str()) && k.starts_with(first)),
             "{field:?} names no field of the document"
         );
     }

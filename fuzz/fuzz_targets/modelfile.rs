@@ -66,7 +66,10 @@ fuzz_target!(|text: &str| {
         "rendering a rendered Modelfile changes it"
     );
     let (before, after) = (normalized(parsed.clone()), normalized(reparsed.clone()));
-    assert_eq!(before.facts, after.facts, "single values differ:\n{rendered}");
+    assert_eq!(
+        before.facts, after.facts,
+        "single values differ:\n{rendered}"
+    );
     let old: Vec<_> = parsed.globs().collect();
     let new: Vec<_> = reparsed.globs().collect();
     assert_eq!(old.len(), new.len(), "globs lost:\n{rendered}");
@@ -76,7 +79,10 @@ fuzz_target!(|text: &str| {
     // are left out of the comparison.
     for ((old_category, old_glob), (new_category, new_glob)) in old.iter().zip(&new) {
         assert_eq!(old_category, new_category);
-        if old_glob.pattern.contains(|c: char| c.is_control() || (c.is_whitespace() && c != ' ')) {
+        if old_glob
+            .pattern
+            .contains(|c: char| c.is_control() || (c.is_whitespace() && c != ' '))
+        {
             continue;
         }
         let single = |glob: &GlobEntry| Modelfile {

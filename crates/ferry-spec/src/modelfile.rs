@@ -625,7 +625,8 @@ fn bare_glob(glob: &str) -> Option<String> {
     for (i, &c) in chars.iter().enumerate() {
         let space_before = i > 0 && chars[i - 1].is_whitespace();
         if in_class {
-            let first = i == class_start || (i == class_start + 1 && matches!(chars[class_start], '!' | '^'));
+            let first = i == class_start
+                || (i == class_start + 1 && matches!(chars[class_start], '!' | '^'));
             match c {
                 ']' if !escaped && !first => in_class = false,
                 ' ' if space_before => {
@@ -711,7 +712,11 @@ fn quote(value: &str) -> String {
         && !value.starts_with(['"', '\''])
         && !comment
         && !value.contains(|c: char| c.is_control());
-    if bare_ok { value } else { quote_exactly(&value) }
+    if bare_ok {
+        value
+    } else {
+        quote_exactly(&value)
+    }
 }
 
 #[cfg(test)]
