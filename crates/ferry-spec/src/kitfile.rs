@@ -503,7 +503,10 @@ fn collect_leaves(value: &Value, prefix: String, out: &mut Vec<String>) {
                 collect_leaves(child, format!("{prefix}[{i}]"), out);
             }
         }
+        // Nothing in it, nothing to keep.
         Value::Null => {}
+        Value::Object(map) if map.is_empty() => {}
+        Value::Array(items) if items.is_empty() => {}
         _ => out.push(prefix),
     }
 }
@@ -657,6 +660,16 @@ prompts:
                 "model.parameters",
                 "model.parts[0].type",
             ]
+        );
+    }
+
+    #[test]
+    fn empty_mappings_and_lists_are_no_fields() {
+        let kitfile = Kitfile::from_json(b"{\"package\": {}, \"code\": [], \"x\": {}}").unwrap();
+        assert_eq!(kitfile.unmapped_fields(), Vec::<String>::new());
+        assert_eq!(
+            Kitfile::from_json(b"{}").unwrap().unmapped_fields(),
+            Vec::<String>::new()
         );
     }
 
