@@ -7,7 +7,6 @@
 //! the digest does not depend on the machine. The uncompressed tar is
 //! hashed on the way in: its digest is the layer's `diffId`.
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use ferry_spec::digest::HashingWriter;
@@ -171,7 +170,7 @@ impl CompressOptions {
 
 /// Percentage saved by compressing the first 4 MiB and 4 MiB from the middle.
 fn sample_saving(path: &std::path::Path, codec: Codec) -> io::Result<f64> {
-    let mut file = File::open(path)?;
+    let mut file = crate::pack::walk::open_regular(path)?;
     let len = file.metadata()?.len();
     let mut sample = Vec::new();
     (&mut file).take(SAMPLE).read_to_end(&mut sample)?;

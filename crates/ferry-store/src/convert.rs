@@ -109,8 +109,10 @@ pub fn to_directory(
     dir: &Path,
     options: &ExtractOptions,
 ) -> Result<ToDirectory> {
-    let manifest = read_manifest(store, input)?;
-    let extracted = extract::extract(store, input, dir, options)?;
+    let (digest, manifest) = read_manifest(store, input)?;
+    // By digest: the files are those of the manifest read, even if the
+    // tag moves meanwhile.
+    let extracted = extract::extract(store, &digest, dir, options)?;
     let files = report(&manifest, &extracted.files, dir, None)?;
     Ok(ToDirectory {
         source: SourceShape::of(&manifest),
@@ -128,7 +130,7 @@ pub fn to_modelpack(
     reference: &Reference,
     options: &PackOptions,
 ) -> Result<ToModelPack> {
-    let manifest = read_manifest(store, input)?;
+    let (digest, manifest) = read_manifest(store, input)?;
     let source = SourceShape::of(&manifest);
     if source != SourceShape::ModelKit {
         return Err(StoreError::NotConvertible {
@@ -143,8 +145,9 @@ pub fn to_modelpack(
     })?;
 
     // Held while the unpacked files sit in tmp/, so `prune` (which takes
-    // the collect lock) does not take them for debris.
-    let _ingest = store.lock_ingest()?;
+    // the collect lock) does not take them for debris, and by the pack
+    // below: one ingest, so a failed pack can clean up after itself.
+    let mut ingest = pack::Ingest::start(store)?;
     let tmp = store.tmp_dir();
     fs::create_dir_all(&tmp).ctx("creating", &tmp)?;
     let work = tempfile::Builder::new()
@@ -152,7 +155,8 @@ pub fn to_modelpack(
         .tempdir_in(&tmp)
         .ctx("creating a directory in", &tmp)?;
     let context = work.path().join("context");
-    let extracted = extract::extract(store, input, &context, &ExtractOptions::default())?;
+    let extracted = extract::extract(store, &digest, &context, &ExtractOptions::default())?;
+    check_layers_hold_their_paths(&manifest, &kitfile, &extracted.files)?;
     let recipe = work.path().join("Kitfile");
     fs::write(&recipe, kitfile.annotation_json()).ctx("writing", &recipe)?;
 
@@ -161,9 +165,7 @@ pub fn to_modelpack(
     // The files are this process's own copies: hardlinking them into the
     // store moves them rather than writing them twice.
     options.link = true;
-    // A ModelKit's files are all meant: none is skipped as hidden.
-    options.include.push("**".to_string());
-    let packed = pack::pack(store, &context, reference, &options)?;
+    let packed = pack::pack_ingesting(store, &context, reference, &options, &mut ingest)?;
     let packed_manifest = store.read_manifest(&packed.manifest_digest)?;
     let mut files = report(
         &manifest,
@@ -179,6 +181,52 @@ pub fn to_modelpack(
         files,
         kept_in_annotation: kitfile.unmapped_fields(),
     })
+}
+
+/// Each layer of a ModelKit holds the one Kitfile path it was packed from
+/// (`kit pack` writes a layer per path) and no path is placed twice: a
+/// layer that strays would put its files under another entry's category,
+/// or outside every entry where the recipe would leave them behind.
+fn check_layers_hold_their_paths(
+    manifest: &ImageManifest,
+    kitfile: &Kitfile,
+    placed: &[PlacedFile],
+) -> Result<()> {
+    let layers: Vec<(String, String)> = manifest
+        .layers()
+        .iter()
+        .map(|l| (l.media_type().to_string(), l.digest().to_string()))
+        .collect();
+    let paths = kitfile.layer_paths(layers.iter().map(|(m, d)| (m.as_str(), d.as_str())));
+    let mut placed_by: BTreeMap<&str, usize> = BTreeMap::new();
+    for file in placed {
+        let (_, digest) = layers
+            .get(file.layer)
+            .ok_or(StoreError::Internal("a placed file names no layer"))?;
+        let Some(Some(listed)) = paths.get(file.layer) else {
+            return Err(StoreError::ModelKitLayerUnlisted {
+                layer: digest.clone(),
+            });
+        };
+        if !pack::recipe::below(&file.path, &listed.path) {
+            return Err(StoreError::ModelKitLayerStrays {
+                layer: digest.clone(),
+                field: listed.field.clone(),
+                listed: listed.path.clone(),
+                path: file.path.clone(),
+            });
+        }
+        if let Some(first) = placed_by.insert(&file.path, file.layer)
+            && first != file.layer
+        {
+            return Err(StoreError::ModelKitPathTwice {
+                path: file.path.clone(),
+                first: layers[first].1.clone(),
+                second: digest.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Empty directories of an unpacked ModelKit: ModelPack layers hold files,
@@ -213,9 +261,11 @@ fn empty_directories(root: &Path) -> Result<Vec<ConvertedFile>> {
     Ok(out)
 }
 
-fn read_manifest(store: &Store, input: &str) -> Result<ImageManifest> {
+/// The digest `input` names now, and its manifest.
+fn read_manifest(store: &Store, input: &str) -> Result<(String, ImageManifest)> {
     let resolved = store.resolve(input)?;
-    store.read_manifest(resolved.descriptor.digest())
+    let digest = resolved.descriptor.digest();
+    Ok((digest.to_string(), store.read_manifest(digest)?))
 }
 
 /// One line per placed path (the last layer to place a path wins, as on
@@ -259,6 +309,9 @@ fn report(
             } else {
                 "; a symlink, kept as a link"
             });
+        }
+        if packed.is_some() && to.is_none() {
+            action.push_str("; not carried over (no layer of the new artifact holds it)");
         }
         out.push(ConvertedFile {
             path: path.to_string(),

@@ -8,7 +8,6 @@
 //! a safetensors header says every tensor's dtype and shape up front.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -162,7 +161,7 @@ fn read_safetensors_header(path: &Path) -> Result<HeaderSummary, DetectError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(io_err)?;
+    let mut file = crate::pack::walk::open_regular(path).map_err(io_err)?;
     let file_len = file.metadata().map_err(io_err)?.len();
     let mut len_bytes = [0u8; 8];
     file.read_exact(&mut len_bytes).map_err(|e| {
@@ -260,7 +259,7 @@ fn read_config(path: &Path) -> Result<Map<String, Value>, DetectError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
+    let file = crate::pack::walk::open_regular(path).map_err(io_err)?;
     let mut bytes = Vec::new();
     // Read one byte past the cap to tell "at the cap" from "over it".
     file.take(MAX_CONFIG_JSON + 1)

@@ -170,6 +170,14 @@ pub enum StoreError {
     /// A device node, fifo or socket in a model directory.
     #[error("{} is not a regular file, directory or symlink", .0.display())]
     SpecialFile(PathBuf),
+    /// A symlink to a fifo, socket or device.
+    #[error("{} links to {}, which is not a regular file or directory", path.display(), target.display())]
+    SymlinkToSpecialFile {
+        /// The symlink.
+        path: PathBuf,
+        /// Where it resolves.
+        target: PathBuf,
+    },
     /// A directory loop (through symlinks) while walking a model.
     #[error("filesystem loop at {}", .0.display())]
     FilesystemLoop(PathBuf),
@@ -319,6 +327,36 @@ pub enum StoreError {
         input: String,
         /// What it is.
         shape: &'static str,
+    },
+    /// A ModelKit layer that no Kitfile entry names.
+    #[error(
+        "ModelKit layer {layer} is named by no Kitfile entry: its files would have no path or category"
+    )]
+    ModelKitLayerUnlisted {
+        /// The layer's digest.
+        layer: String,
+    },
+    /// A ModelKit layer holding a file outside the Kitfile path it is for.
+    #[error("ModelKit layer {layer} is {field} ({listed:?}) but holds {path:?}, outside that path")]
+    ModelKitLayerStrays {
+        /// The layer's digest.
+        layer: String,
+        /// Its Kitfile entry.
+        field: String,
+        /// The entry's path.
+        listed: String,
+        /// The file outside it.
+        path: String,
+    },
+    /// Two layers of a ModelKit that place the same file.
+    #[error("ModelKit layers {first} and {second} both hold {path:?}")]
+    ModelKitPathTwice {
+        /// The file.
+        path: String,
+        /// The layer that placed it first.
+        first: String,
+        /// The layer that placed it again.
+        second: String,
     },
     /// A Kitfile path that names no file of the directory.
     #[error("{}: {field}: {listed:?} is not in the directory (a reference to another ModelKit is not followed)", path.display())]

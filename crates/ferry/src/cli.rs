@@ -612,7 +612,8 @@ pub struct PackArgs {
     #[arg(long, value_name = "RFC3339", value_parser = parse::rfc3339)]
     pub created: Option<String>,
     /// Hardlink weights into the store instead of copying (same filesystem;
-    /// the source must not be modified afterwards; `ferry fsck` detects it).
+    /// the source must not be modified afterwards; `ferry fsck` detects it;
+    /// group and other lose write permission on linked files).
     #[arg(long)]
     pub link: bool,
     /// Sign the packed files with this private key (an OpenSSF model

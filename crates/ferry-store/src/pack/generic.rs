@@ -124,7 +124,7 @@ pub fn pack_generic_with_progress(
     progress.start(total, files.len());
 
     store.read_index()?;
-    let ingest = Ingest::start(store)?;
+    let mut ingest = Ingest::start(store)?;
     let method = if options.link {
         RawMethod::Hardlink
     } else {

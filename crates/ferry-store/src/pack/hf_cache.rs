@@ -185,12 +185,16 @@ impl Snapshot {
         Ok(Snapshot::from_path(&canonical))
     }
 
-    /// The repository's `blobs/`, canonical; `None` when it is missing (then
-    /// no link of the snapshot can be followed out of it).
+    /// The repository's `blobs/`; `None` when it is missing or not a
+    /// directory of its own (then no link of the snapshot can be followed
+    /// out of it). A `blobs` that is itself a link would widen where the
+    /// snapshot's links may lead to wherever it points (`/`, another repo).
     pub fn blobs_dir(&self) -> Option<PathBuf> {
-        fs::canonicalize(self.repo_dir.join("blobs"))
-            .ok()
-            .filter(|p| p.is_dir())
+        let blobs = self.repo_dir.join("blobs");
+        // `repo_dir` is canonical, so a real directory there is too.
+        fs::symlink_metadata(&blobs)
+            .is_ok_and(|m| m.is_dir())
+            .then_some(blobs)
     }
 
     /// The metadata a model snapshot gives; `None` for datasets and spaces.

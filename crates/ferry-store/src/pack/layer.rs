@@ -92,17 +92,33 @@ impl EntryMetadata {
     }
 }
 
-/// Fails when the file's size or mtime moved while ferry read it.
+/// Fails when the file's size or mtime moved while ferry read it, or
+/// another file took its path.
 pub(super) fn ensure_unchanged(
     path: &Path,
     before: &fs::Metadata,
     after: &fs::Metadata,
 ) -> Result<()> {
     if before.len() != after.len()
+        || before.dev() != after.dev()
+        || before.ino() != after.ino()
         || before.mtime() != after.mtime()
         || before.mtime_nsec() != after.mtime_nsec()
     {
         return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Takes group and other write permission from a hardlinked file: the
+/// link shares the source's inode, and a blob someone else may write to
+/// could change under its digest (a ModelKit's tar can ask for mode 0666).
+fn without_shared_write(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).ctx("reading", path)?.mode();
+    if mode & 0o022 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o755))
+            .ctx("taking write permission from", path)?;
     }
     Ok(())
 }
@@ -124,7 +140,7 @@ pub fn write_raw(
     progress: &dyn Progress,
 ) -> Result<WrittenBlob> {
     let path = &file.read_from;
-    let mut source = File::open(path).ctx("reading", path)?;
+    let mut source = file.open()?;
     let before = source.metadata().ctx("reading", path)?;
     let linked = match method {
         RawMethod::Hardlink => {
@@ -134,6 +150,18 @@ pub fn write_raw(
                 store: store.root().to_path_buf(),
                 source,
             })?;
+            // link(2) names whatever is at the path now: it must be the
+            // file opened above.
+            let same = fs::symlink_metadata(&temp)
+                .is_ok_and(|m| m.dev() == before.dev() && m.ino() == before.ino());
+            if !same {
+                let _ = fs::remove_file(&temp);
+                return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
+            }
+            if let Err(e) = without_shared_write(&temp) {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
             Some(temp)
         }
         RawMethod::CopyOrReflink => {
@@ -259,7 +287,7 @@ pub fn stream_raw(
     progress: &dyn Progress,
 ) -> Result<u64> {
     let path = &file.read_from;
-    let mut source = File::open(path).ctx("reading", path)?;
+    let mut source = file.open()?;
     let before = source.metadata().ctx("reading", path)?;
     let mut buffer = vec![0u8; CHUNK];
     let mut written = 0u64;
@@ -332,7 +360,7 @@ pub(crate) fn tar_into<W: Write>(
             continue;
         }
         let path = &file.read_from;
-        let source = File::open(path).ctx("reading", path)?;
+        let source = file.open()?;
         let before = source.metadata().ctx("reading", path)?;
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(before.len());

@@ -8,6 +8,7 @@
 
 pub mod generic;
 pub mod hf_cache;
+pub mod kitignore;
 pub mod layer;
 pub mod recipe;
 pub mod walk;
@@ -246,14 +247,27 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
             options.layer_format.suffix(),
         ));
     }
-    let mut found = recipe::find(dir, options.modelfile.as_deref())?;
-    let filter = Filter::new(&options.include, &options.exclude)?;
+    let mut found = recipe::find(dir, options.modelfile.as_deref(), options.link_reach)?;
+    let kitfile = matches!(
+        found.as_ref().map(|f| &f.recipe),
+        Some(recipe::Recipe::Kitfile { .. })
+    );
+    let mut include = options.include.clone();
+    if kitfile {
+        // KitOps packs every file below a listed path (hidden ones too)
+        // but what .kitignore names; --exclude still applies.
+        include.push("**".to_string());
+    }
+    let filter = Filter::new(&include, &options.exclude)?;
     let symlinks = if options.layer_format == Encoding::Raw {
         SymlinkMode::Follow
     } else {
         SymlinkMode::Keep
     };
-    let skip: Vec<String> = found.iter().filter_map(|f| f.rel.clone()).collect();
+    let mut skip: Vec<String> = found.iter().filter_map(|f| f.rel.clone()).collect();
+    if kitfile {
+        skip.push(kitignore::KITIGNORE_NAME.to_string());
+    }
     let mut files = walk::collect_files(dir, &filter, &skip, symlinks, options.link_reach)?;
     if let Some(found) = &mut found {
         found.apply(&mut files)?;
@@ -398,16 +412,43 @@ pub fn pack_with_progress(
     progress: &dyn Progress,
 ) -> Result<Packed> {
     let prepared = prepare(dir, reference, options)?;
-    let plan = prepared.plan(options);
-    let total = prepared.total_bytes();
-    progress.start(total, prepared.file_count());
+    progress.start(prepared.total_bytes(), prepared.file_count());
 
     // A corrupt index.json fails the pack before any blob is written.
     store.read_index()?;
     // Held for the whole pack so a concurrent prune never deletes blobs that
     // are written but not yet named in the index; a failed pack removes the
     // blobs it added.
-    let ingest = Ingest::start(store)?;
+    let mut ingest = Ingest::start(store)?;
+    write_prepared(store, &prepared, reference, options, progress, &mut ingest)
+}
+
+/// Packs `dir` as [`pack_with_progress`] does, under an ingest the caller
+/// already holds (a conversion holds it while its unpacked files sit in
+/// `tmp/`; taking a second one would deadlock its own cleanup).
+pub(crate) fn pack_ingesting(
+    store: &Store,
+    dir: &Path,
+    reference: &Reference,
+    options: &PackOptions,
+    ingest: &mut Ingest<'_>,
+) -> Result<Packed> {
+    let prepared = prepare(dir, reference, options)?;
+    store.read_index()?;
+    write_prepared(store, &prepared, reference, options, &NoProgress, ingest)
+}
+
+/// Writes the layers, config and manifest of `prepared` and names them.
+fn write_prepared(
+    store: &Store,
+    prepared: &Prepared,
+    reference: &Reference,
+    options: &PackOptions,
+    progress: &dyn Progress,
+    ingest: &mut Ingest<'_>,
+) -> Result<Packed> {
+    let plan = prepared.plan(options);
+    let total = prepared.total_bytes();
     let method = if options.link {
         RawMethod::Hardlink
     } else {
@@ -696,7 +737,7 @@ fn build_config(
 /// Dropped without [`Ingest::succeeded`] (the pack failed), it releases the
 /// lock, waits for the collect lock (so no other writer is mid-way) and
 /// deletes the blobs added since that nothing in the index reaches.
-struct Ingest<'a> {
+pub(crate) struct Ingest<'a> {
     store: &'a Store,
     lock: Option<LockGuard>,
     before: HashSet<OsString>,
@@ -704,7 +745,7 @@ struct Ingest<'a> {
 }
 
 impl<'a> Ingest<'a> {
-    fn start(store: &'a Store) -> Result<Ingest<'a>> {
+    pub(crate) fn start(store: &'a Store) -> Result<Ingest<'a>> {
         let lock = store.lock_ingest()?;
         let dir = store.blobs_dir("sha256");
         let mut before = HashSet::new();
@@ -719,7 +760,8 @@ impl<'a> Ingest<'a> {
         })
     }
 
-    fn succeeded(mut self) {
+    /// Keeps what was added: it is named in the index now.
+    fn succeeded(&mut self) {
         self.succeeded = true;
     }
 

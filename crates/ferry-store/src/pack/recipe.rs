@@ -10,7 +10,8 @@ use ferry_spec::kitfile::Kitfile;
 use ferry_spec::media::Category;
 use ferry_spec::modelfile::{Modelfile, ModelfileMatcher};
 
-use super::walk::SourceFile;
+use super::kitignore::KitIgnore;
+use super::walk::{self, Reach, SourceFile};
 use crate::error::{IoContext, Result, StoreError};
 
 /// The names `kit pack` looks for in a directory, after ferry's Modelfile.
@@ -30,6 +31,8 @@ pub enum Recipe {
     Kitfile {
         /// The parsed Kitfile.
         kitfile: Box<Kitfile>,
+        /// The directory's `.kitignore` (empty when there is none).
+        ignore: KitIgnore,
         /// Relative path → category, for the files below its paths.
         categories: HashMap<String, Category>,
     },
@@ -47,9 +50,11 @@ pub struct Found {
 }
 
 /// Reads the recipe `-f` names, else `DIR/Modelfile`, else a Kitfile in
-/// `DIR`. A file given with `-f` is a Kitfile when it reads as one.
-pub fn find(dir: &Path, given: Option<&Path>) -> Result<Option<Found>> {
-    let (path, rel) = match given {
+/// `DIR`. A file given with `-f` is a Kitfile when it reads as one. One
+/// found in `DIR` that is a link may lead where the files' links may
+/// (`reach`): its text is kept in the manifest.
+pub fn find(dir: &Path, given: Option<&Path>, reach: Reach) -> Result<Option<Found>> {
+    let (path, read_from, rel) = match given {
         Some(path) => {
             // A recipe given with -f that lives inside the directory is not packed.
             let rel = path
@@ -61,17 +66,22 @@ pub fn find(dir: &Path, given: Option<&Path>) -> Result<Option<Found>> {
                         .ok()
                         .map(|r| r.to_string_lossy().into_owned())
                 });
-            (path.to_path_buf(), rel)
+            (path.to_path_buf(), path.to_path_buf(), rel)
         }
         None => {
             let names = std::iter::once("Modelfile").chain(KITFILE_NAMES);
-            let Some(name) = names.into_iter().find(|name| dir.join(name).is_file()) else {
+            let Some(name) = names
+                .into_iter()
+                .find(|name| std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| !m.is_dir()))
+            else {
                 return Ok(None);
             };
-            (dir.join(name), Some(name.to_string()))
+            let path = dir.join(name);
+            let read_from = walk::readable_in(dir, &path, reach)?;
+            (path, read_from, Some(name.to_string()))
         }
     };
-    let text = std::fs::read_to_string(&path).ctx("reading recipe", &path)?;
+    let text = std::fs::read_to_string(&read_from).ctx("reading recipe", &path)?;
     let recipe = if is_kitfile(&path, &text) {
         let kitfile = Kitfile::from_yaml(&text).map_err(|source| StoreError::Kitfile {
             path: path.clone(),
@@ -79,6 +89,7 @@ pub fn find(dir: &Path, given: Option<&Path>) -> Result<Option<Found>> {
         })?;
         Recipe::Kitfile {
             kitfile: Box::new(kitfile),
+            ignore: KitIgnore::read(dir)?,
             categories: HashMap::new(),
         }
     } else {
@@ -113,8 +124,10 @@ impl Found {
             }
             Recipe::Kitfile {
                 kitfile,
+                ignore,
                 categories,
             } => {
+                files.retain(|f| !ignore.ignores(&f.rel));
                 let paths = kitfile.paths().map_err(|source| StoreError::Kitfile {
                     path: self.path.clone(),
                     source,
@@ -199,7 +212,7 @@ fn is_kitfile(path: &Path, text: &str) -> bool {
 }
 
 /// True when `rel` is `listed` or below it (`""` lists everything).
-fn below(rel: &str, listed: &str) -> bool {
+pub(crate) fn below(rel: &str, listed: &str) -> bool {
     listed.is_empty()
         || rel == listed
         || rel

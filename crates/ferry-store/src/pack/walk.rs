@@ -21,6 +21,51 @@ pub struct SourceFile {
     pub metadata: fs::Metadata,
 }
 
+impl SourceFile {
+    /// Opens the bytes to pack: the very file the walk saw (same device and
+    /// inode), so a link, fifo or other file put in its place since is
+    /// refused rather than read (the scan before pack and the pack itself
+    /// read the same file).
+    pub fn open(&self) -> Result<fs::File> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let path = &self.read_from;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => StoreError::ChangedWhilePacking(path.clone()),
+                _ => StoreError::Io {
+                    action: "reading",
+                    path: path.clone(),
+                    source: e,
+                },
+            })?;
+        let now = file.metadata().ctx("reading", path)?;
+        if !now.is_file() || now.dev() != self.metadata.dev() || now.ino() != self.metadata.ino() {
+            return Err(StoreError::ChangedWhilePacking(path.clone()));
+        }
+        Ok(file)
+    }
+}
+
+/// Opens `path` for reading when it is (or a link leads to) a regular
+/// file; a fifo is refused rather than waited on.
+pub fn open_regular(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 /// Include/exclude patterns, gitignore-style: a pattern without `/` matches a
 /// file name at any depth, one with `/` matches the whole relative path;
 /// `**` crosses directories.
@@ -221,6 +266,22 @@ fn relative_string(root: &Path, path: &Path) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// What to read for `path`, an entry of the directory `root` that is
+/// not walked (a recipe): itself when it is a regular file, a link's
+/// target when the walk would follow that link, else the walk's error.
+pub(super) fn readable_in(root: &Path, path: &Path, reach: Reach) -> Result<PathBuf> {
+    let metadata = fs::symlink_metadata(path).ctx("reading", path)?;
+    if metadata.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !metadata.is_symlink() {
+        return Err(StoreError::SpecialFile(path.to_path_buf()));
+    }
+    let bounds = Bounds::new(root, reach)?;
+    let rel = relative_string(root, path)?;
+    Ok(symlink_source(&bounds, path, rel, SymlinkMode::Follow)?.read_from)
+}
+
 fn symlink_source(
     bounds: &Bounds,
     path: &Path,
@@ -248,6 +309,14 @@ fn symlink_source(
             })
         }
         SymlinkMode::Keep => {
+            // A kept link is still read under its name (the scan, metadata
+            // detection): one to a fifo or device would block them.
+            if !metadata.is_file() && !metadata.is_dir() {
+                return Err(StoreError::SymlinkToSpecialFile {
+                    path: path.to_path_buf(),
+                    target,
+                });
+            }
             let target_rel = target_rel.to_string_lossy().replace('\\', "/");
             let link_parent = rel.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
             let link_metadata = fs::symlink_metadata(path).ctx("reading", path)?;
@@ -440,6 +509,38 @@ mod tests {
         .unwrap_err();
         assert!(
             matches!(error, StoreError::SymlinkEscapes { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn open_refuses_what_took_the_walked_file_s_place() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("m");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("w.bin"), b"walked").unwrap();
+        let filter = Filter::new(&[], &[]).unwrap();
+        let walked =
+            collect_files(&dir, &filter, &[], SymlinkMode::Follow, Reach::Contained).unwrap();
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut walked[0].open().unwrap(), &mut read).unwrap();
+        assert_eq!(read, "walked");
+
+        // Another file renamed over it, then a link to a file outside.
+        let other = root.path().join("other");
+        fs::write(&other, b"swapped").unwrap();
+        fs::rename(&other, dir.join("w.bin")).unwrap();
+        let error = walked[0].open().unwrap_err();
+        assert!(
+            matches!(error, StoreError::ChangedWhilePacking(_)),
+            "{error}"
+        );
+        fs::remove_file(dir.join("w.bin")).unwrap();
+        fs::write(&other, b"secret").unwrap();
+        std::os::unix::fs::symlink(&other, dir.join("w.bin")).unwrap();
+        let error = walked[0].open().unwrap_err();
+        assert!(
+            matches!(error, StoreError::ChangedWhilePacking(_)),
             "{error}"
         );
     }

@@ -111,7 +111,7 @@ pub fn pack_wasm_with_progress(
 
     progress.start(metadata.len(), 1);
     store.read_index()?;
-    let ingest = Ingest::start(store)?;
+    let mut ingest = Ingest::start(store)?;
     let method = if options.link {
         RawMethod::Hardlink
     } else {

@@ -67,12 +67,16 @@ pub(super) fn refuse_unsafe_files(
     for file in prepared.files() {
         // A link kept as a link is judged by its target's content under its
         // own name: what a loader opening that name reads.
-        let path = match &file.link_target {
-            Some(_) => dir.join(&file.rel),
-            None => file.read_from.clone(),
+        let opened = match &file.link_target {
+            Some(_) => {
+                let path = dir.join(&file.rel);
+                ferry_store::pack::walk::open_regular(&path)
+                    .with_context(|| format!("scanning {}", path.display()))?
+            }
+            None => file
+                .open()
+                .with_context(|| format!("scanning {}", file.read_from.display()))?,
         };
-        let opened =
-            std::fs::File::open(&path).with_context(|| format!("scanning {}", path.display()))?;
         let len = opened.metadata()?.len();
         let report = ferry_scan::scan_file(&file.rel, opened, len)
             .with_context(|| format!("scanning {}", file.rel))?;

@@ -524,6 +524,21 @@ impl KillOnDrop {
         child.wait_with_output().expect("wait for child")
     }
 
+    /// Waits up to `limit` for the child to end (output small enough for
+    /// the pipes); panics, after killing it, when it is still running.
+    pub fn wait_at_most(mut self, limit: std::time::Duration) -> Output {
+        let deadline = std::time::Instant::now() + limit;
+        let child = self.0.as_mut().expect("child is running");
+        while child.try_wait().expect("poll child").is_none() {
+            if std::time::Instant::now() > deadline {
+                let output = self.kill();
+                panic!("still running after {limit:?}: {}", show(&output));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.wait()
+    }
+
     /// Sends SIGTERM and waits for the child to stop on its own.
     pub fn terminate(mut self) -> Output {
         let child = self.0.take().expect("child is running");

@@ -468,3 +468,105 @@ fn pack_push_from_the_cache_matches_the_local_pack() {
     let pushed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(pushed["digest"], local.as_str(), "{pushed}");
 }
+
+#[test]
+fn a_blobs_link_widens_nothing_and_a_recipe_link_obeys_the_same_rule() {
+    let cli = Cli::new();
+    let (_hub, snapshot) = cache(&cli);
+    let reference = "localhost/hf/m:v1";
+
+    // A repository whose blobs/ is a link to a directory elsewhere: its
+    // snapshot's links reach only what a real blobs/ would hold.
+    let elsewhere = cli.path("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::write(elsewhere.join("secret.bin"), b"not model content").unwrap();
+    let repo = cli.path("hf/hub/models--org--wide");
+    let wide = repo.join("snapshots").join(HF_COMMIT);
+    fs::create_dir_all(&wide).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, repo.join("blobs")).unwrap();
+    std::os::unix::fs::symlink("../../blobs/secret.bin", wide.join("model.bin")).unwrap();
+    let stderr = fails(&cli, 1, &["pack", s(&wide), "-t", reference], &[]);
+    assert!(
+        stderr.contains("points outside") && stderr.contains("model.bin"),
+        "{stderr}"
+    );
+
+    // A Modelfile in the snapshot that links out of the repository is
+    // refused like any other link (its text would go into the manifest).
+    let outside = cli.path("Modelfile.outside");
+    fs::write(&outside, "NAME from-outside\n").unwrap();
+    std::os::unix::fs::symlink(&outside, snapshot.join("Modelfile")).unwrap();
+    let stderr = fails(&cli, 1, &["pack", s(&snapshot), "-t", reference], &[]);
+    assert!(
+        stderr.contains("points outside") && stderr.contains("Modelfile"),
+        "{stderr}"
+    );
+    // One that is a blob of the repository (a repo that ships a Modelfile)
+    // is read, and it names the model.
+    fs::remove_file(snapshot.join("Modelfile")).unwrap();
+    let blobs = snapshot.join("../../blobs");
+    fs::write(blobs.join("modelfile-blob"), "NAME from-the-repo\n").unwrap();
+    std::os::unix::fs::symlink("../../blobs/modelfile-blob", snapshot.join("Modelfile")).unwrap();
+    ok(&cli, &["pack", s(&snapshot), "-t", reference], &[]);
+    let config = cli.ferry.json(&["inspect", "--config", reference]);
+    assert_eq!(config["descriptor"]["name"], "from-the-repo");
+}
+
+#[test]
+fn a_ref_file_is_read_only_as_far_as_a_hash_goes() {
+    let cli = Cli::new();
+    let (hub, _snapshot) = cache(&cli);
+    // refs/big holds 4 MiB: it is no hash, and only its start is read.
+    let big = hub.join("models--org--m/refs/big");
+    fs::write(&big, vec![b'a'; 4 << 20]).unwrap();
+    let stderr = fails(
+        &cli,
+        1,
+        &[
+            "pack",
+            "--from-hf-cache",
+            "org/m@big",
+            "-t",
+            "localhost/hf/m:v1",
+        ],
+        &[("HF_HUB_CACHE", &hub)],
+    );
+    assert!(stderr.contains("refs/big"), "{stderr}");
+    assert!(
+        stderr.len() < 2000,
+        "the error quotes a little of the ref: {stderr}"
+    );
+}
+
+#[test]
+fn a_kept_link_to_a_fifo_is_refused_not_waited_on() {
+    let cli = Cli::new();
+    let model = cli.path("model");
+    fs::create_dir_all(&model).unwrap();
+    fs::write(model.join("weights.bin"), b"weights").unwrap();
+    // The fifo itself is hidden (skipped); the link to it is not.
+    let fifo = model.join(".pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(".pipe", model.join("config.json")).unwrap();
+    let cmd = command(
+        &cli,
+        &[
+            "pack",
+            s(&model),
+            "-t",
+            "localhost/fifo:v1",
+            "--layer-format",
+            "tar",
+        ],
+        &[],
+    );
+    let child = KillOnDrop::spawn(cmd);
+    let output = child.wait_at_most(std::time::Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("config.json") && stderr.contains("not a regular file or directory"),
+        "{stderr}"
+    );
+}

@@ -19,6 +19,7 @@ mod crash;
 mod csi;
 mod hf_cache;
 mod interop;
+mod kit_hostile;
 mod model_signatures;
 mod mount;
 mod neighbours;

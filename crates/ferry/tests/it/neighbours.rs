@@ -16,7 +16,7 @@ use crate::common::*;
 use crate::registry::{Server, require_distribution};
 
 /// The files every fixture carries, by path.
-fn model_files() -> BTreeMap<&'static str, Vec<u8>> {
+pub(crate) fn model_files() -> BTreeMap<&'static str, Vec<u8>> {
     let mut weights = Vec::new();
     let mut rng = Lcg::new(7);
     for _ in 0..40_000 {
@@ -36,7 +36,7 @@ fn model_files() -> BTreeMap<&'static str, Vec<u8>> {
     ])
 }
 
-fn write_tree(root: &Path, files: &BTreeMap<&str, Vec<u8>>) {
+pub(crate) fn write_tree(root: &Path, files: &BTreeMap<&str, Vec<u8>>) {
     for (path, bytes) in files {
         let path = root.join(path);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -46,7 +46,7 @@ fn write_tree(root: &Path, files: &BTreeMap<&str, Vec<u8>>) {
 
 /// A tar of `paths` (files of `files`, with their directories), entries
 /// named relative to the root, as KitOps and modctl write them.
-fn tar_of(files: &BTreeMap<&str, Vec<u8>>, prefix: &str) -> Vec<u8> {
+pub(crate) fn tar_of(files: &BTreeMap<&str, Vec<u8>>, prefix: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut dirs_done = std::collections::BTreeSet::new();
     for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with(prefix)) {
@@ -92,7 +92,7 @@ fn with_empty_dir(tar: &[u8], dir: &str) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
@@ -103,19 +103,19 @@ fn zstd(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// An OCI image layout written blob by blob.
-struct HandLayout {
+pub(crate) struct HandLayout {
     dir: PathBuf,
 }
 
 impl HandLayout {
-    fn new(dir: PathBuf) -> HandLayout {
+    pub(crate) fn new(dir: PathBuf) -> HandLayout {
         fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
         HandLayout { dir }
     }
 
     /// Stores `bytes`; returns a descriptor of `media_type` for them.
-    fn blob(&self, media_type: &str, bytes: &[u8]) -> Value {
+    pub(crate) fn blob(&self, media_type: &str, bytes: &[u8]) -> Value {
         let digest = sha256(bytes);
         let hex = digest.strip_prefix("sha256:").unwrap();
         fs::write(self.dir.join("blobs/sha256").join(hex), bytes).unwrap();
@@ -123,7 +123,7 @@ impl HandLayout {
     }
 
     /// Stores the manifest and names it `tag` in index.json.
-    fn manifest(&self, manifest: &Value, tag: &str) -> String {
+    pub(crate) fn manifest(&self, manifest: &Value, tag: &str) -> String {
         let bytes = serde_json::to_vec(manifest).unwrap();
         let mut descriptor = self.blob("application/vnd.oci.image.manifest.v1+json", &bytes);
         descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": tag});

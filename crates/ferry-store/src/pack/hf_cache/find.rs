@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use super::{RepoId, RepoType, is_commit_hash};
@@ -11,6 +12,9 @@ use crate::error::{IoContext, Result, StoreError};
 
 /// How many names an error lists before it says how many more there are.
 const LISTED: usize = 20;
+
+/// The most of a ref file read: a hash, a newline, room for a mistake.
+const MAX_REF_BYTES: u64 = 256;
 
 /// Why a cache lookup found nothing usable.
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +217,13 @@ pub fn find_snapshot(cache: &Path, repo: &RepoId, revision: &str) -> Result<Path
     }
     let ref_path = repo_dir.join("refs").join(revision);
     if ref_path.is_file() {
-        let text = fs::read_to_string(&ref_path).ctx("reading", &ref_path)?;
+        // A ref holds a 40-character hash: read no more than a little past
+        // it, whatever file the name leads to.
+        let mut bytes = Vec::new();
+        fs::File::open(&ref_path)
+            .and_then(|f| f.take(MAX_REF_BYTES).read_to_end(&mut bytes))
+            .ctx("reading", &ref_path)?;
+        let text = String::from_utf8_lossy(&bytes);
         let commit = text.trim();
         if !is_commit_hash(commit) {
             return Err(HfCacheError::BadRef {
