@@ -4,10 +4,22 @@ use serde::{Deserialize, Serialize};
 
 /// The file's path relative to the model root (ModelPack).
 pub const FILEPATH: &str = "org.cncf.model.filepath";
-/// Legacy spelling of [`FILEPATH`] (modctl before v0.2.0).
+/// Legacy spelling of [`FILEPATH`] (modctl before v0.2.0, and modctl
+/// since 2026 for registries that know only the `cnai` identifiers).
 pub const FILEPATH_LEGACY: &str = "org.cnai.model.filepath";
 /// JSON file metadata (ModelPack).
 pub const FILE_METADATA: &str = "org.cncf.model.file.metadata+json";
+/// Legacy spelling of [`FILE_METADATA`], written with [`FILEPATH_LEGACY`].
+pub const FILE_METADATA_LEGACY: &str = "org.cnai.model.file.metadata+json";
+
+/// A layer's file metadata annotation, under either spelling.
+pub fn file_metadata_json(
+    annotations: &std::collections::HashMap<String, String>,
+) -> Option<&String> {
+    annotations
+        .get(FILE_METADATA)
+        .or_else(|| annotations.get(FILE_METADATA_LEGACY))
+}
 /// `"true"` when the layer's category was guessed by a heuristic (ModelPack).
 pub const MEDIATYPE_UNTESTED: &str = "org.cncf.model.file.mediatype.untested";
 /// The file name a runtime gives a mounted layer (CRI-O looks here first).

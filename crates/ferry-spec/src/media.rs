@@ -32,9 +32,11 @@ pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
 /// Config of a Wasm artifact (CNCF TAG Runtime "Wasm OCI Artifact layout"):
 /// this media type alone marks the artifact, the layout sets no `artifactType`.
 pub const MEDIA_TYPE_WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
-/// The layer holding a Wasm module's or component's bytes, as `ferry pack
-/// --wasm` writes it (wasm-to-oci's type, which ORAS-based tools read).
-pub const MEDIA_TYPE_WASM_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
+/// The layer holding a Wasm module's or component's bytes in the Wasm OCI
+/// Artifact layout (what wkg, oci-wasm and runwasi's shims read).
+pub const MEDIA_TYPE_WASM_LAYER: &str = "application/wasm";
+/// wasm-to-oci's layer type for the same bytes (Spin reads it too).
+pub const MEDIA_TYPE_WASM_TO_OCI_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
 /// The `oci-layout` file of an OCI image layout.
 pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 

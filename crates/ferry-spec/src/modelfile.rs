@@ -410,14 +410,18 @@ impl Modelfile {
             .into_iter()
             .filter_map(|d| self.single(d).map(|v| (d, v.as_str())))
             .collect();
-        render_section(&mut out, &singles);
+        render_section(&mut out, &singles, None);
         for directive in Directive::GLOBS {
             let globs: Vec<_> = self
                 .globs_of(directive)
                 .iter()
                 .map(|g| (directive, g.pattern.as_str()))
                 .collect();
-            render_section(&mut out, &globs);
+            // modctl reads DATASET but builds only CONFIG, MODEL, CODE and
+            // DOC: say so where a reader of the file will see it.
+            let note = matches!(directive, Directive::Dataset)
+                .then_some("# modctl build leaves DATASET files out; ferry pack packs them");
+            render_section(&mut out, &globs, note);
         }
         out
     }
@@ -586,13 +590,17 @@ fn parse_value(rest: &str, line: usize) -> Result<Option<String>, ModelfileError
     Ok((!value.is_empty()).then_some(value))
 }
 
-/// Writes one block of directives, preceded by a blank line.
-fn render_section(out: &mut String, lines: &[(Directive, &str)]) {
+/// Writes one block of directives, preceded by a blank line and `note`.
+fn render_section(out: &mut String, lines: &[(Directive, &str)], note: Option<&str>) {
     let lines: Vec<_> = lines.iter().filter(|(_, v)| !v.trim().is_empty()).collect();
     if lines.is_empty() {
         return;
     }
     out.push('\n');
+    if let Some(note) = note {
+        out.push_str(note);
+        out.push('\n');
+    }
     for (directive, value) in lines {
         out.push_str(directive.keyword());
         out.push(' ');
@@ -1086,6 +1094,12 @@ MODEL bare   words   collapse
         assert_eq!(lines[back.model[0].line - 1], "MODEL model-*.safetensors");
         assert_eq!(lines[back.code[0].line - 1], "CODE my scripts/*.py");
         assert_eq!(lines[back.doc[1].line - 1], "DOC notes [#]1.md");
+        // modctl builds no DATASET: the file says so above those lines.
+        let dataset = lines.iter().position(|l| l.starts_with("DATASET")).unwrap();
+        assert!(
+            lines[dataset - 1].contains("modctl build leaves DATASET files out"),
+            "{text}"
+        );
 
         // And a parsed file renders to something that parses the same.
         let again = Modelfile::parse(&back.render()).unwrap();

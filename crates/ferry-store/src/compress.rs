@@ -143,7 +143,7 @@ impl CompressOptions {
         // that compresses that well (zero padding) stays raw so every ferry
         // can read what ferry packs.
         let readable = 100.0 * (1.0 - 1.0 / crate::decompress::Limits::default().max_ratio as f64);
-        match sample_saving(&file.read_from, codec) {
+        match sample_saving(file, codec) {
             Ok(percent)
                 if percent >= readable - 1.0
                     && file.metadata.len() > crate::decompress::RATIO_FLOOR =>
@@ -169,8 +169,8 @@ impl CompressOptions {
 }
 
 /// Percentage saved by compressing the first 4 MiB and 4 MiB from the middle.
-fn sample_saving(path: &std::path::Path, codec: Codec) -> io::Result<f64> {
-    let mut file = crate::pack::walk::open_regular(path)?;
+fn sample_saving(source: &SourceFile, codec: Codec) -> io::Result<f64> {
+    let mut file = source.open().map_err(io::Error::other)?;
     let len = file.metadata()?.len();
     let mut sample = Vec::new();
     (&mut file).take(SAMPLE).read_to_end(&mut sample)?;

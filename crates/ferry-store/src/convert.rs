@@ -165,6 +165,9 @@ pub fn to_modelpack(
     // The files are this process's own copies: hardlinking them into the
     // store moves them rather than writing them twice.
     options.link = true;
+    // The ModelKit's files were chosen when it was packed: a .kitignore
+    // among them is content, not a rule.
+    options.kitignore = false;
     let packed = pack::pack_ingesting(store, &context, reference, &options, &mut ingest)?;
     let packed_manifest = store.read_manifest(&packed.manifest_digest)?;
     let mut files = report(

@@ -328,6 +328,22 @@ pub enum StoreError {
         /// What it is.
         shape: &'static str,
     },
+    /// A `.kitignore` larger than any reasonable one.
+    #[error("{} is larger than {limit} bytes", path.display())]
+    KitIgnoreTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most read.
+        limit: u64,
+    },
+    /// A `.kitignore` line that is no valid pattern.
+    #[error(".kitignore: {line:?} is not a valid pattern: {reason}")]
+    KitIgnorePattern {
+        /// The line.
+        line: String,
+        /// Why.
+        reason: String,
+    },
     /// A ModelKit layer that no Kitfile entry names.
     #[error(
         "ModelKit layer {layer} is named by no Kitfile entry: its files would have no path or category"

@@ -328,12 +328,13 @@ fn size_error(layer: &Descriptor, violation: SizeViolation) -> StoreError {
 }
 
 /// The permission bits a raw layer's file gets: from its
-/// `org.cncf.model.file.metadata+json` annotation, else 0644.
+/// `org.cncf.model.file.metadata+json` annotation (or modctl's legacy
+/// `org.cnai` one), else 0644.
 pub fn file_mode(layer: &Descriptor) -> u32 {
     layer
         .annotations()
         .as_ref()
-        .and_then(|a| a.get(ann::FILE_METADATA))
+        .and_then(ann::file_metadata_json)
         .and_then(|json| serde_json::from_str::<FileMetadata>(json).ok())
         .map(|m| m.mode & 0o777)
         .unwrap_or(0o644)

@@ -635,9 +635,9 @@ pub struct PackArgs {
     ])]
     pub generic: bool,
     /// Pack one WebAssembly module or component as a Wasm OCI artifact (the
-    /// CNCF TAG Runtime layout, like wasm-to-oci and wkg): one layer holding
-    /// FILE's bytes (application/vnd.wasm.content.layer.v1+wasm, titled with
-    /// the file name) and an application/vnd.wasm.config.v0+json config
+    /// CNCF TAG Runtime layout that wkg and runwasi's shims read): one layer
+    /// holding FILE's bytes (application/wasm, or see --wasm-layer-type;
+    /// titled with the file name) and an application/vnd.wasm.config.v0+json config
     /// whose platform is read from the binary: a core module is wasip1/wasm,
     /// a component wasip2/wasm with its imported and exported interfaces.
     /// `ferry index create` lists it beside native images. Takes no DIR;
@@ -650,6 +650,12 @@ pub struct PackArgs {
         "precision", "quantization", "model_version", "license",
     ])]
     pub wasm: Option<PathBuf>,
+    /// With --wasm: the layer's media type: `wasm` (application/wasm, the
+    /// layout's; wkg, oci-wasm, runwasi) or `wasm-to-oci`
+    /// (application/vnd.wasm.content.layer.v1+wasm; wasm-to-oci, Spin)
+    /// [default: wasm].
+    #[arg(long, value_enum, value_name = "TYPE", conflicts_with_all = ["dir", "from_hf_cache"])]
+    pub wasm_layer_type: Option<WasmLayerTypeArg>,
     /// With --generic: the manifest's artifactType (required without --config).
     #[arg(long, value_name = "TYPE", requires = "generic")]
     pub artifact_type: Option<String>,
@@ -973,4 +979,13 @@ pub struct UmountArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--wasm-layer-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WasmLayerTypeArg {
+    /// application/wasm
+    Wasm,
+    /// application/vnd.wasm.content.layer.v1+wasm
+    WasmToOci,
 }

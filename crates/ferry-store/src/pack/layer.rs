@@ -113,12 +113,11 @@ pub(super) fn ensure_unchanged(
 /// Takes group and other write permission from a hardlinked file: the
 /// link shares the source's inode, and a blob someone else may write to
 /// could change under its digest (a ModelKit's tar can ask for mode 0666).
-fn without_shared_write(path: &Path) -> Result<()> {
+fn without_shared_write(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(path).ctx("reading", path)?.mode();
+    let mode = fs::metadata(path)?.mode();
     if mode & 0o022 != 0 {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o755))
-            .ctx("taking write permission from", path)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o755))?;
     }
     Ok(())
 }
@@ -158,11 +157,19 @@ pub fn write_raw(
                 let _ = fs::remove_file(&temp);
                 return Err(StoreError::ChangedWhilePacking(path.to_path_buf()));
             }
-            if let Err(e) = without_shared_write(&temp) {
-                let _ = fs::remove_file(&temp);
-                return Err(e);
+            match without_shared_write(&temp) {
+                Ok(()) => Some(temp),
+                // Another user's file (linkable when writable) keeps its
+                // mode: it is copied instead.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    let _ = fs::remove_file(&temp);
+                    None
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    return Err(e).ctx("taking write permission from", path);
+                }
             }
-            Some(temp)
         }
         RawMethod::CopyOrReflink => {
             let temp = fresh_temp_path(store)?;

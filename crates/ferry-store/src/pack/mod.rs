@@ -94,6 +94,9 @@ pub struct PackOptions {
     pub refuse_symlinks: bool,
     /// Layer compression (`--compress`, `--level`, `--compress-weights`, `--min-saving`).
     pub compress: crate::compress::CompressOptions,
+    /// With a Kitfile recipe, leave out what `DIR/.kitignore` names (a
+    /// conversion turns this off: a ModelKit's files were chosen already).
+    pub kitignore: bool,
 }
 
 impl Default for PackOptions {
@@ -111,6 +114,7 @@ impl Default for PackOptions {
             link_reach: Reach::Contained,
             refuse_symlinks: false,
             compress: crate::compress::CompressOptions::default(),
+            kitignore: true,
         }
     }
 }
@@ -247,25 +251,31 @@ pub fn prepare(dir: &Path, reference: &Reference, options: &PackOptions) -> Resu
             options.layer_format.suffix(),
         ));
     }
-    let mut found = recipe::find(dir, options.modelfile.as_deref(), options.link_reach)?;
-    let kitfile = matches!(
-        found.as_ref().map(|f| &f.recipe),
-        Some(recipe::Recipe::Kitfile { .. })
-    );
-    let mut include = options.include.clone();
-    if kitfile {
+    let mut found = recipe::find(
+        dir,
+        options.modelfile.as_deref(),
+        options.link_reach,
+        options.kitignore,
+    )?;
+    let mut filter = Filter::new(&options.include, &options.exclude)?;
+    let mut kitfile = false;
+    if let Some(found) = &found
+        && let Some(scope) = found.kit_scope()?
+    {
         // KitOps packs every file below a listed path (hidden ones too)
-        // but what .kitignore names; --exclude still applies.
-        include.push("**".to_string());
+        // but what .kitignore names; --exclude still applies. Nothing else
+        // is walked, so links elsewhere in DIR are not judged.
+        filter = filter.within(scope);
+        kitfile = true;
     }
-    let filter = Filter::new(&include, &options.exclude)?;
     let symlinks = if options.layer_format == Encoding::Raw {
         SymlinkMode::Follow
     } else {
         SymlinkMode::Keep
     };
     let mut skip: Vec<String> = found.iter().filter_map(|f| f.rel.clone()).collect();
-    if kitfile {
+    if kitfile && options.kitignore {
+        // Read as packing instructions, not packed (as the Kitfile).
         skip.push(kitignore::KITIGNORE_NAME.to_string());
     }
     let mut files = walk::collect_files(dir, &filter, &skip, symlinks, options.link_reach)?;

@@ -11,7 +11,7 @@ use ferry_spec::media::Category;
 use ferry_spec::modelfile::{Modelfile, ModelfileMatcher};
 
 use super::kitignore::KitIgnore;
-use super::walk::{self, Reach, SourceFile};
+use super::walk::{self, KitScope, Reach, SourceFile};
 use crate::error::{IoContext, Result, StoreError};
 
 /// The names `kit pack` looks for in a directory, after ferry's Modelfile.
@@ -53,7 +53,12 @@ pub struct Found {
 /// `DIR`. A file given with `-f` is a Kitfile when it reads as one. One
 /// found in `DIR` that is a link may lead where the files' links may
 /// (`reach`): its text is kept in the manifest.
-pub fn find(dir: &Path, given: Option<&Path>, reach: Reach) -> Result<Option<Found>> {
+pub fn find(
+    dir: &Path,
+    given: Option<&Path>,
+    reach: Reach,
+    kitignore: bool,
+) -> Result<Option<Found>> {
     let (path, read_from, rel) = match given {
         Some(path) => {
             // A recipe given with -f that lives inside the directory is not packed.
@@ -89,7 +94,11 @@ pub fn find(dir: &Path, given: Option<&Path>, reach: Reach) -> Result<Option<Fou
         })?;
         Recipe::Kitfile {
             kitfile: Box::new(kitfile),
-            ignore: KitIgnore::read(dir)?,
+            ignore: if kitignore {
+                KitIgnore::read(dir, reach)?
+            } else {
+                KitIgnore::default()
+            },
             categories: HashMap::new(),
         }
     } else {
@@ -105,6 +114,25 @@ pub fn find(dir: &Path, given: Option<&Path>, reach: Reach) -> Result<Option<Fou
 }
 
 impl Found {
+    /// For a Kitfile: the paths it lists and its `.kitignore`, which alone
+    /// choose the files to walk.
+    pub fn kit_scope(&self) -> Result<Option<KitScope>> {
+        let Recipe::Kitfile {
+            kitfile, ignore, ..
+        } = &self.recipe
+        else {
+            return Ok(None);
+        };
+        let paths = kitfile.paths().map_err(|source| StoreError::Kitfile {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(Some(KitScope {
+            listed: paths.into_iter().map(|p| p.path).collect(),
+            ignore: ignore.clone(),
+        }))
+    }
+
     /// Checks the recipe against the walked files: every Modelfile glob
     /// and every Kitfile path must match a file. For a Kitfile, keeps only
     /// the files below its paths and records their categories.
@@ -124,10 +152,9 @@ impl Found {
             }
             Recipe::Kitfile {
                 kitfile,
-                ignore,
                 categories,
+                ..
             } => {
-                files.retain(|f| !ignore.ignores(&f.rel));
                 let paths = kitfile.paths().map_err(|source| StoreError::Kitfile {
                     path: self.path.clone(),
                     source,

@@ -6,6 +6,8 @@ use std::path::{Component, Path, PathBuf};
 use globset::{GlobSet, GlobSetBuilder};
 
 use super::hf_cache::Snapshot;
+use super::kitignore::KitIgnore;
+use super::recipe::below;
 use crate::error::{IoContext, Result, StoreError};
 
 /// A file found under the model directory.
@@ -73,6 +75,17 @@ pub fn open_regular(path: &Path) -> std::io::Result<fs::File> {
 pub struct Filter {
     include: GlobSet,
     exclude: GlobSet,
+    kit: Option<KitScope>,
+}
+
+/// What a Kitfile chooses: every file below the paths it lists, hidden
+/// ones too, less what `.kitignore` names.
+#[derive(Debug, Clone)]
+pub struct KitScope {
+    /// The listed paths (`""` for the whole directory).
+    pub listed: Vec<String>,
+    /// The directory's `.kitignore`.
+    pub ignore: KitIgnore,
 }
 
 impl Filter {
@@ -81,17 +94,49 @@ impl Filter {
         Ok(Filter {
             include: compile(include)?,
             exclude: compile(exclude)?,
+            kit: None,
         })
+    }
+
+    /// Only what `scope` chooses (and `--exclude` does not).
+    pub fn within(self, scope: KitScope) -> Filter {
+        Filter {
+            kit: Some(scope),
+            ..self
+        }
     }
 
     /// True when `rel` should be packed.
     pub fn accepts(&self, rel: &str) -> bool {
-        let name = rel.rsplit('/').next().unwrap_or(rel);
-        let hit = |set: &GlobSet| set.is_match(rel) || set.is_match(name);
-        if hit(&self.exclude) {
+        if self.excludes(rel) {
             return false;
         }
-        hit(&self.include) || !skipped_by_default(rel)
+        match &self.kit {
+            Some(kit) => kit.listed.iter().any(|l| below(rel, l)) && !kit.ignore.ignores(rel),
+            None => {
+                let name = rel.rsplit('/').next().unwrap_or(rel);
+                self.include.is_match(rel)
+                    || self.include.is_match(name)
+                    || !skipped_by_default(rel)
+            }
+        }
+    }
+
+    /// True when the walk should enter the directory `rel`.
+    fn descends(&self, rel: &str) -> bool {
+        match &self.kit {
+            Some(kit) => {
+                !self.excludes(&format!("{rel}/x"))
+                    && kit.listed.iter().any(|l| below(rel, l) || below(l, rel))
+                    && !(kit.ignore.prunes_directories() && kit.ignore.ignores(rel))
+            }
+            None => self.accepts(&format!("{rel}/x")),
+        }
+    }
+
+    fn excludes(&self, rel: &str) -> bool {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        self.exclude.is_match(rel) || self.exclude.is_match(name)
     }
 }
 
@@ -202,7 +247,7 @@ pub fn collect_files(
                 return true;
             };
             let rel = rel.to_string_lossy();
-            rel.is_empty() || !e.file_type().is_dir() || filter.accepts(&format!("{rel}/x"))
+            rel.is_empty() || !e.file_type().is_dir() || filter.descends(&rel)
         });
     for entry in walker {
         let entry = entry.map_err(|e| {

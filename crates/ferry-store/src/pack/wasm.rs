@@ -20,7 +20,9 @@ use wasmparser::{
 };
 
 use ferry_spec::Reference;
-use ferry_spec::media::{MEDIA_TYPE_WASM_CONFIG, MEDIA_TYPE_WASM_LAYER};
+use ferry_spec::media::{
+    MEDIA_TYPE_WASM_CONFIG, MEDIA_TYPE_WASM_LAYER, MEDIA_TYPE_WASM_TO_OCI_LAYER,
+};
 use ferry_spec::oci::{Descriptor, MediaType};
 use ferry_spec::wasm::{ARCHITECTURE, Component, OS_COMPONENT, OS_MODULE, WasmConfig};
 
@@ -51,6 +53,28 @@ pub struct WasmOptions {
     pub author: Option<String>,
     /// Hardlink the file into the store instead of copying it.
     pub link: bool,
+    /// The layer's media type.
+    pub layer_type: WasmLayerType,
+}
+
+/// Which media type the layer holding the binary carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WasmLayerType {
+    /// `application/wasm`: the Wasm OCI Artifact layout's own type.
+    #[default]
+    Wasm,
+    /// `application/vnd.wasm.content.layer.v1+wasm`: wasm-to-oci's.
+    WasmToOci,
+}
+
+impl WasmLayerType {
+    /// The media type.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            WasmLayerType::Wasm => MEDIA_TYPE_WASM_LAYER,
+            WasmLayerType::WasmToOci => MEDIA_TYPE_WASM_TO_OCI_LAYER,
+        }
+    }
 }
 
 /// What the binary says about itself.
@@ -119,7 +143,8 @@ pub fn pack_wasm_with_progress(
     };
     let source = SourceFile {
         rel: title.clone(),
-        read_from: path.to_path_buf(),
+        // The file itself, not a link to it: `metadata` is the target's.
+        read_from: fs::canonicalize(path).ctx("resolving", path)?,
         link_target: None,
         metadata: metadata.clone(),
     };
@@ -150,7 +175,7 @@ pub fn pack_wasm_with_progress(
         config_bytes.len() as u64,
         store.put_document(&config_bytes)?,
     );
-    let layers = vec![titled_layer(MEDIA_TYPE_WASM_LAYER, &blob, &title)];
+    let layers = vec![titled_layer(options.layer_type.media_type(), &blob, &title)];
     let (manifest_digest, descriptor) = store_manifest(
         store,
         reference,
@@ -314,16 +339,25 @@ fn core_imports_wasi(section: BinaryReader<'_>) -> wasmparser::Result<bool> {
     Ok(wasi)
 }
 
+/// The component's imported interfaces and functions; imported types are
+/// not part of its world's imports (oci-wasm lists them the same way).
 fn component_imports(section: BinaryReader<'_>, names: &mut Vec<String>) -> wasmparser::Result<()> {
     for import in ComponentImportSectionReader::new(section)? {
-        names.push(import?.name.full_name().into_owned());
+        let import = import?;
+        if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+            names.push(import.name.full_name().into_owned());
+        }
     }
     Ok(())
 }
 
+/// The component's exported interfaces and functions, types left out.
 fn component_exports(section: BinaryReader<'_>, names: &mut Vec<String>) -> wasmparser::Result<()> {
     for export in ComponentExportSectionReader::new(section)? {
-        names.push(export?.name.full_name().into_owned());
+        let export = export?;
+        if export.kind != wasmparser::ComponentExternalKind::Type {
+            names.push(export.name.full_name().into_owned());
+        }
     }
     Ok(())
 }
@@ -386,9 +420,15 @@ mod tests {
         component.section(&types);
         let mut imports = ComponentImportSection::new();
         imports.import("wasi:cli/environment@0.2.0", ComponentTypeRef::Instance(0));
+        // Types travel by name too; they are not interfaces of the world.
+        imports.import(
+            "descriptor",
+            ComponentTypeRef::Type(wasm_encoder::TypeBounds::SubResource),
+        );
         component.section(&imports);
         let mut exports = ComponentExportSection::new();
         exports.export("wasi:cli/run@0.2.0", ComponentExportKind::Instance, 0, None);
+        exports.export("env", ComponentExportKind::Type, 0, None);
         component.section(&exports);
         component.finish()
     }

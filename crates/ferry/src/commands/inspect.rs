@@ -94,7 +94,7 @@ fn unpacked_note(layer: &Descriptor) -> String {
     let size = layer
         .annotations()
         .as_ref()
-        .and_then(|a| a.get(ann::FILE_METADATA))
+        .and_then(ann::file_metadata_json)
         .and_then(|json| serde_json::from_str::<ann::FileMetadata>(json).ok())
         .map(|m| m.size);
     match size {

@@ -68,6 +68,9 @@ pub(super) fn refuse_unsafe_files(
         // A link kept as a link is judged by its target's content under its
         // own name: what a loader opening that name reads.
         let opened = match &file.link_target {
+            // A kept link to a directory has no bytes of its own: the
+            // files below its target are walked (and scanned) themselves.
+            Some(_) if dir.join(&file.rel).is_dir() => continue,
             Some(_) => {
                 let path = dir.join(&file.rel);
                 ferry_store::pack::walk::open_regular(&path)
@@ -257,6 +260,7 @@ pub(super) fn options(args: &PackArgs) -> anyhow::Result<PackOptions> {
         link_reach: link_reach(args),
         refuse_symlinks: args.sign_key.is_some(),
         compress,
+        kitignore: true,
     })
 }
 

@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use ferry_store::Store;
 use ferry_store::index::normalize_reference;
-use ferry_store::pack::wasm::{WasmOptions, pack_wasm_with_progress};
+use ferry_store::pack::wasm::{WasmLayerType, WasmOptions, pack_wasm_with_progress};
 
 use super::pack::{finish, source_date_epoch};
-use crate::cli::PackArgs;
+use crate::cli::{PackArgs, WasmLayerTypeArg};
 use crate::exit::{Exit, usage_error};
 use crate::progress::Bar;
 
@@ -69,5 +69,9 @@ fn options(args: &PackArgs) -> anyhow::Result<WasmOptions> {
         created,
         author,
         link: args.link,
+        layer_type: match args.wasm_layer_type {
+            None | Some(WasmLayerTypeArg::Wasm) => WasmLayerType::Wasm,
+            Some(WasmLayerTypeArg::WasmToOci) => WasmLayerType::WasmToOci,
+        },
     })
 }

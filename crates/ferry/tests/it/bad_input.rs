@@ -4,7 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -303,4 +303,53 @@ fn a_corrupt_index_is_named_and_fails_fsck() {
             .contains("corrupt index")
     );
     assert_store_unchanged(&f.ferry.store, &f.before);
+}
+
+#[test]
+fn link_copies_a_file_whose_mode_it_may_not_change() {
+    if !require_setpriv() {
+        return;
+    }
+    // Linking another user's file is allowed when it is writable (Linux's
+    // protected_hardlinks), but taking write permission from it is not:
+    // such a file is copied into the store instead.
+    let dir = tempdir();
+    open_to_all(dir.path());
+    let model = dir.path().join("model");
+    tiny_model(&model, 6);
+    let store = dir.path().join("store");
+    fs::create_dir(&store).unwrap();
+    chown_recursive(dir.path(), NOBODY);
+    let shared = model.join("shared.bin");
+    fs::write(&shared, b"written by root, writable by all").unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o666)).unwrap();
+    let mine = model.join("mine.bin");
+    fs::write(&mine, b"nobody's own, group-writable").unwrap();
+    chown_recursive(&mine, NOBODY);
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o664)).unwrap();
+
+    let nobody = Ferry::new(&store).as_nobody(dir.path());
+    nobody.ok(&["pack", s(&model), "-t", REF, "--link"]);
+    let blob_of = |bytes: &[u8]| blob_path(&store, &sha256(bytes));
+    let shared_blob = fs::metadata(blob_of(b"written by root, writable by all")).unwrap();
+    let shared_file = fs::metadata(&shared).unwrap();
+    assert_ne!(
+        shared_blob.ino(),
+        shared_file.ino(),
+        "root's file is copied"
+    );
+    assert_eq!(
+        shared_file.permissions().mode() & 0o777,
+        0o666,
+        "and keeps its mode"
+    );
+    assert_eq!(shared_blob.permissions().mode() & 0o022, 0);
+    let mine_blob = fs::metadata(blob_of(b"nobody's own, group-writable")).unwrap();
+    assert_eq!(
+        mine_blob.ino(),
+        fs::metadata(&mine).unwrap().ino(),
+        "its own is linked"
+    );
+    assert_eq!(mine_blob.permissions().mode() & 0o777, 0o644);
+    nobody.ok(&["fsck"]);
 }

@@ -205,6 +205,13 @@ fn pack_with_a_kitfile_takes_hidden_files_and_honours_kitignore() {
         "# scratch\n*.tmp\n**/*.tmp\n!src/keep.tmp\n",
     )
     .unwrap();
+    // Trees no listed path reaches are not walked at all: a virtualenv's
+    // links out of the project (hidden or not) do not fail the pack.
+    for venv in [".venv", "venv"] {
+        fs::create_dir_all(project.join(venv).join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/python3", project.join(venv).join("bin/python"))
+            .unwrap();
+    }
     fs::write(
         project.join("Kitfile"),
         "manifestVersion: 1.0.0\nmodel:\n  path: model\ncode:\n  - path: src\n",
@@ -227,4 +234,34 @@ fn pack_with_a_kitfile_takes_hidden_files_and_honours_kitignore() {
         "hidden files below listed paths are packed (as kit pack does), \
          .kitignore's are not, and neither are the Kitfile and .kitignore"
     );
+
+    // A .kitignore that links out of the project is refused like any link.
+    let elsewhere = t.path().join("elsewhere.kitignore");
+    fs::write(&elsewhere, "*.bin\n").unwrap();
+    fs::remove_file(project.join(".kitignore")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, project.join(".kitignore")).unwrap();
+    let stderr = ferry.fails(&["pack", s(&project), "-t", "localhost/kitfile:v2"]);
+    error_line(&stderr, &[".kitignore", "points outside"]);
+}
+
+#[test]
+fn convert_keeps_a_modelkits_kitignore_as_a_file() {
+    let t = tempdir();
+    let ferry = Ferry::new(t.path().join("store"));
+    // What kit pack chose is what the ModelKit holds: a .kitignore inside
+    // it is a file like any other, not a rule for the conversion.
+    let layers = [(
+        "model",
+        tar_with(&[
+            ("w.bin", b"weights", 0o644),
+            (".kitignore", b"*.bin\n", 0o644),
+        ]),
+    )];
+    store_modelkit(&ferry, t.path(), &layers, &kitfile(".", &[]));
+    let report = ferry.ok(&["convert", SOURCE, CONVERTED]);
+    assert!(!report.contains("not carried over"), "{report}");
+    let out = t.path().join("out");
+    ferry.ok(&["extract", CONVERTED, s(&out)]);
+    let extracted: Vec<String> = contents(&out).into_keys().collect();
+    assert_eq!(extracted, [".kitignore", "w.bin"]);
 }

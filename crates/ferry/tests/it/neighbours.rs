@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -68,6 +69,22 @@ pub(crate) fn tar_of(files: &BTreeMap<&str, Vec<u8>>, prefix: &str) -> Vec<u8> {
         builder
             .append_data(&mut header, path, bytes.as_slice())
             .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// `tar` with each regular file's mode set by `mode_of` its path.
+fn with_modes(tar: &[u8], mode_of: fn(&str) -> u32) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        if header.entry_type().is_file() {
+            header.set_mode(mode_of(&path.to_string_lossy()));
+        }
+        builder.append_data(&mut header, path, &mut entry).unwrap();
     }
     builder.into_inner().unwrap()
 }
@@ -193,19 +210,34 @@ fn write_modelkit(layout: &HandLayout, files: &BTreeMap<&str, Vec<u8>>) -> Strin
     layout.manifest(&manifest, "v1")
 }
 
+/// The mode a modctl fixture gives a file: scripts are executable.
+fn modctl_mode(path: &str) -> u32 {
+    if path.ends_with(".py") { 0o755 } else { 0o644 }
+}
+
 /// What `modctl build` writes: one layer per file, `tar` (default) or
-/// `raw` (`--raw`), annotated with the file path; `legacy` uses the
-/// `vnd.cnai` media types and annotation of modctl before v0.2.0.
+/// `raw` (`--raw`), annotated with the file path and its metadata (the
+/// mode a raw layer's file gets); `legacy` uses the `vnd.cnai` media types
+/// and `org.cnai` annotations of modctl before v0.2.0 (which modctl pins
+/// again since 2026 for registries that know only those).
 fn write_modctl(
     layout: &HandLayout,
     files: &BTreeMap<&str, Vec<u8>>,
     raw: bool,
     legacy: bool,
 ) -> String {
-    let (prefix, path_key) = if legacy {
-        ("application/vnd.cnai.model", "org.cnai.model.filepath")
+    let (prefix, path_key, metadata_key) = if legacy {
+        (
+            "application/vnd.cnai.model",
+            "org.cnai.model.filepath",
+            "org.cnai.model.file.metadata+json",
+        )
     } else {
-        ("application/vnd.cncf.model", "org.cncf.model.filepath")
+        (
+            "application/vnd.cncf.model",
+            "org.cncf.model.filepath",
+            "org.cncf.model.file.metadata+json",
+        )
     };
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
@@ -217,19 +249,20 @@ fn write_modctl(
             p if p.ends_with(".csv") => "dataset",
             _ => "doc",
         };
+        let mode = modctl_mode(path);
         let (encoding, blob) = if raw {
             ("raw", bytes.clone())
         } else {
-            ("tar", tar_of(files, path))
+            ("tar", with_modes(&tar_of(files, path), modctl_mode))
         };
         let mut descriptor = layout.blob(&format!("{prefix}.{category}.v1.{encoding}"), &blob);
         let metadata = json!({
-            "name": path.rsplit('/').next().unwrap(), "mode": 0o644, "uid": 0, "gid": 0,
+            "name": path.rsplit('/').next().unwrap(), "mode": mode, "uid": 0, "gid": 0,
             "size": bytes.len(), "mtime": "2024-01-01T00:00:00Z", "typeflag": 48
         });
         descriptor["annotations"] = json!({
             path_key: path,
-            "org.cncf.model.file.metadata+json": metadata.to_string(),
+            metadata_key: metadata.to_string(),
             "org.cncf.model.file.mediatype.untested": "false",
         });
         diff_ids.push(sha256(&blob));
@@ -475,6 +508,12 @@ fn modctl_artifacts_default_raw_and_legacy_pull_extract_and_mount() {
         let out = t.path().join(format!("out-{name}"));
         ferry.ok(&["extract", &reference, s(&out)]);
         assert_eq!(contents(&out), contents(&source), "{name}");
+        // The mode comes from the tar entry, or for a raw layer from the
+        // file metadata annotation under either spelling.
+        for path in files.keys() {
+            let mode = fs::metadata(out.join(path)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, modctl_mode(path), "{name}: {path} has mode {mode:o}");
+        }
         let pulled_out = t.path().join(format!("pulled-{name}"));
         ferry.ok(&[
             "pull",

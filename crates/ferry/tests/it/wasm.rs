@@ -21,7 +21,10 @@ use wasm_encoder::{
 use crate::common::*;
 use crate::registry::{Server, require_distribution, require_oras_py};
 
-const LAYER_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
+/// The layout's own layer type (wkg, oci-wasm and runwasi's shims read it).
+const LAYER_TYPE: &str = "application/wasm";
+/// wasm-to-oci's, with `--wasm-layer-type wasm-to-oci`.
+const WASM_TO_OCI_LAYER_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
 const CONFIG_TYPE: &str = "application/vnd.wasm.config.v0+json";
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -149,6 +152,26 @@ fn core_module_is_a_wasip1_artifact_with_one_titled_layer() {
     let shown = t.ferry.ok(&["inspect", reference]);
     assert!(shown.contains("Platform:     wasip1/wasm"), "{shown}");
     assert!(shown.contains(LAYER_TYPE), "{shown}");
+
+    // Named through a link: the file it leads to is packed, titled with
+    // the name given.
+    let link = t.dir.path().join("linked.wasm");
+    std::os::unix::fs::symlink(&module, &link).unwrap();
+    t.pack_wasm(&link, "localhost/wasm/hello:linked", &[]);
+    let manifest = t.ferry.manifest("localhost/wasm/hello:linked");
+    assert_eq!(manifest["layers"][0]["digest"], layer_digest.as_str());
+    assert_eq!(
+        manifest["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        "linked.wasm"
+    );
+
+    // wasm-to-oci's layer type on request: the same bytes and config.
+    let legacy = "localhost/wasm/hello:wasm-to-oci";
+    t.pack_wasm(&module, legacy, &["--wasm-layer-type", "wasm-to-oci"]);
+    let manifest = t.ferry.manifest(legacy);
+    assert_eq!(manifest["layers"][0]["mediaType"], WASM_TO_OCI_LAYER_TYPE);
+    assert_eq!(manifest["layers"][0]["digest"], layer_digest.as_str());
+    assert_eq!(t.config(legacy), t.config(reference));
     // The store stays consistent: every referenced blob is present and intact.
     t.ferry.ok(&["fsck"]);
 }
@@ -284,6 +307,15 @@ fn wasm_mode_usage_errors_exit_2() {
             "-t",
             "localhost/wasm/x:v1",
         ],
+        // A layer type is for --wasm only, and one of two.
+        vec![
+            "pack",
+            s(&dir),
+            "--wasm-layer-type",
+            "wasm",
+            "-t",
+            "localhost/wasm/x:v1",
+        ],
     ] {
         let output = t.ferry.run(&args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", show(&output));
@@ -293,6 +325,27 @@ fn wasm_mode_usage_errors_exit_2() {
             show(&output)
         );
     }
+}
+
+#[test]
+fn an_unknown_wasm_layer_type_is_a_usage_error_naming_the_choices() {
+    let t = setup();
+    let good = t.write("good.wasm", &core_module("wasi_snapshot_preview1"));
+    let output = t.ferry.run(&[
+        "pack",
+        "--wasm",
+        s(&good),
+        "--wasm-layer-type",
+        "wasm-to-oci-v2",
+        "-t",
+        "localhost/wasm/x:v1",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--wasm-layer-type") && stderr.contains("wasm-to-oci"),
+        "{stderr}"
+    );
 }
 
 /// Packs and pushes a linux/amd64 image (an OCI image config and one tar
