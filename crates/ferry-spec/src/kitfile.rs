@@ -383,6 +383,19 @@ impl Kitfile {
             .collect()
     }
 
+    /// [`Kitfile::layer_paths`] of a ModelKit manifest's layers, in order.
+    pub fn manifest_layer_paths(
+        &self,
+        manifest: &crate::oci::ImageManifest,
+    ) -> Vec<Option<KitPath>> {
+        let layers: Vec<(String, String)> = manifest
+            .layers()
+            .iter()
+            .map(|l| (l.media_type().to_string(), l.digest().to_string()))
+            .collect();
+        self.layer_paths(layers.iter().map(|(m, d)| (m.as_str(), d.as_str())))
+    }
+
     /// The metadata ModelPack has fields for.
     pub fn metadata(&self) -> KitMetadata {
         let model = self.model.clone().unwrap_or_default();

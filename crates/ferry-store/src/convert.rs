@@ -195,25 +195,21 @@ fn check_layers_hold_their_paths(
     kitfile: &Kitfile,
     placed: &[PlacedFile],
 ) -> Result<()> {
-    let layers: Vec<(String, String)> = manifest
-        .layers()
-        .iter()
-        .map(|l| (l.media_type().to_string(), l.digest().to_string()))
-        .collect();
-    let paths = kitfile.layer_paths(layers.iter().map(|(m, d)| (m.as_str(), d.as_str())));
+    let layers = manifest.layers();
+    let paths = kitfile.manifest_layer_paths(manifest);
     let mut placed_by: BTreeMap<&str, usize> = BTreeMap::new();
     for file in placed {
-        let (_, digest) = layers
+        let digest = layers
             .get(file.layer)
-            .ok_or(StoreError::Internal("a placed file names no layer"))?;
+            .ok_or(StoreError::Internal("a placed file names no layer"))?
+            .digest()
+            .to_string();
         let Some(Some(listed)) = paths.get(file.layer) else {
-            return Err(StoreError::ModelKitLayerUnlisted {
-                layer: digest.clone(),
-            });
+            return Err(StoreError::ModelKitLayerUnlisted { layer: digest });
         };
         if !pack::recipe::below(&file.path, &listed.path) {
             return Err(StoreError::ModelKitLayerStrays {
-                layer: digest.clone(),
+                layer: digest,
                 field: listed.field.clone(),
                 listed: listed.path.clone(),
                 path: file.path.clone(),
@@ -224,8 +220,8 @@ fn check_layers_hold_their_paths(
         {
             return Err(StoreError::ModelKitPathTwice {
                 path: file.path.clone(),
-                first: layers[first].1.clone(),
-                second: digest.clone(),
+                first: layers[first].digest().to_string(),
+                second: digest,
             });
         }
     }

@@ -132,13 +132,7 @@ fn layer_row(layer: &Descriptor) -> InspectedLayer {
 /// A ModelKit's layers carry no path annotation: the Kitfile (its config)
 /// says which path each holds; the category column shows its section.
 fn name_modelkit_layers(kitfile: &Kitfile, manifest: &ImageManifest, rows: &mut [InspectedLayer]) {
-    let layers: Vec<(String, String)> = manifest
-        .layers()
-        .iter()
-        .map(|l| (l.media_type().to_string(), l.digest().to_string()))
-        .collect();
-    let paths = kitfile.layer_paths(layers.iter().map(|(m, d)| (m.as_str(), d.as_str())));
-    for (row, path) in rows.iter_mut().zip(paths) {
+    for (row, path) in rows.iter_mut().zip(kitfile.manifest_layer_paths(manifest)) {
         if let Some(path) = path {
             row.path.get_or_insert(if path.path.is_empty() {
                 ".".to_string()

@@ -73,32 +73,35 @@ pub(crate) fn tar_of(files: &BTreeMap<&str, Vec<u8>>, prefix: &str) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-/// `tar` with each regular file's mode set by `mode_of` its path.
-fn with_modes(tar: &[u8], mode_of: fn(&str) -> u32) -> Vec<u8> {
+/// A builder holding `tar`'s entries again, each header passed through
+/// `edit` with its path first.
+fn rewritten(tar: &[u8], mut edit: impl FnMut(&str, &mut tar::Header)) -> tar::Builder<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let mut header = entry.header().clone();
         let path = entry.path().unwrap().into_owned();
-        if header.entry_type().is_file() {
-            header.set_mode(mode_of(&path.to_string_lossy()));
-        }
+        edit(&path.to_string_lossy(), &mut header);
         builder.append_data(&mut header, path, &mut entry).unwrap();
     }
-    builder.into_inner().unwrap()
+    builder
+}
+
+/// `tar` with each regular file's mode set by `mode_of` its path.
+fn with_modes(tar: &[u8], mode_of: fn(&str) -> u32) -> Vec<u8> {
+    rewritten(tar, |path, header| {
+        if header.entry_type().is_file() {
+            header.set_mode(mode_of(path));
+        }
+    })
+    .into_inner()
+    .unwrap()
 }
 
 /// `tar` with an empty directory entry appended.
 fn with_empty_dir(tar: &[u8], dir: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut archive = tar::Archive::new(tar);
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let mut header = entry.header().clone();
-        let path = entry.path().unwrap().into_owned();
-        builder.append_data(&mut header, path, &mut entry).unwrap();
-    }
+    let mut builder = rewritten(tar, |_, _| {});
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
     header.set_mode(0o755);
