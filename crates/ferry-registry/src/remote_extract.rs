@@ -8,6 +8,7 @@
 //! and verified, so a digest mismatch leaves nothing in the target.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -122,7 +123,10 @@ pub async fn extract_remote(
             force: options.force,
         },
     )?;
-    let root = staging.root().to_path_buf();
+    // Shared with every layer's blocking writer: when one layer fails, the
+    // others' writers may still run after this function returns, and the
+    // staging directory must outlive them (else a writer recreates it).
+    let staging = Arc::new(staging);
     let limits = ferry_store::decompress::Limits::from_env()?;
     let placed: Vec<Extracted> = stream::iter(selected.iter().zip(selected_diff_ids))
         .map(|(layer, diff_id)| {
@@ -132,13 +136,19 @@ pub async fn extract_remote(
                 layer,
                 diff_id,
                 limits,
-                root.clone(),
+                staging.clone(),
                 progress,
             )
         })
         .buffered(concurrency)
         .try_collect()
         .await?;
+    // Every writer has ended (each layer's future awaited its own).
+    let staging = Arc::try_unwrap(staging).map_err(|_| {
+        ClientError::Store(StoreError::Internal(
+            "a layer writer still holds the staging directory",
+        ))
+    })?;
     tokio::task::spawn_blocking(move || staging.commit())
         .await
         .map_err(join_error("moving files into", dir.display()))??;
@@ -171,7 +181,7 @@ async fn place_remote_layer(
     layer: &Descriptor,
     diff_id: Option<Digest>,
     limits: ferry_store::decompress::Limits,
-    root: PathBuf,
+    staging: Arc<Staging>,
     progress: &dyn TransferProgress,
 ) -> Result<Extracted> {
     let digest = layer.digest();
@@ -185,7 +195,7 @@ async fn place_remote_layer(
     progress.blob_started(digest, layer.size());
     let owned = layer.clone();
     let placed = consume_blocking(stream, digest, progress, move |reader| {
-        place_layer_verified(&owned, reader, &root, diff_id.as_ref(), &limits).map_err(
+        place_layer_verified(&owned, reader, staging.root(), diff_id.as_ref(), &limits).map_err(
             |e| match e {
                 StoreError::DigestMismatch { digest, actual } => ClientError::Integrity {
                     what: format!("blob {digest} from {registry}"),
